@@ -1,0 +1,63 @@
+/**
+ * Refuses outbound connections to addresses inside private networks (loopback, RFC 1918, link-local,
+ * CGNAT, cloud metadata, unique-local, multicast, reserved), for IPv4, IPv6 and IPv4-mapped IPv6.
+ * It checks the address a name resolves to, at connect time, so DNS rebinding cannot get around it.
+ */
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "node:dns";
+import { isIP } from "node:net";
+import ipaddr from "ipaddr.js";
+
+/** The error an attempt records when its target is refused. */
+export class BlockedAddressError extends Error {
+  readonly code = "HERALD_BLOCKED_ADDRESS";
+  constructor(host: string, address: string, range: string) {
+    super(
+      `refused to connect to ${host} (${address}): it is a ${range} address, and deliveries to private networks are off. Use a public URL, or set HERALD_ALLOW_PRIVATE_TARGETS=true to allow it.`,
+    );
+    this.name = "BlockedAddressError";
+  }
+}
+
+/** The range name of `address` when it is not a public unicast address; undefined when public. */
+export function privateRange(address: string): string | undefined {
+  if (!ipaddr.isValid(address)) return "unparseable";
+  let parsed = ipaddr.parse(address);
+  if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
+    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  }
+  const range = parsed.range();
+  return range === "unicast" ? undefined : range;
+}
+
+/** Throws BlockedAddressError when `host` is a literal IP inside a private range. */
+export function checkLiteralHost(host: string): void {
+  const bare = host.startsWith("[") ? host.slice(1, -1) : host;
+  if (isIP(bare) === 0) return;
+  const range = privateRange(bare);
+  if (range) throw new BlockedAddressError(host, bare, range);
+}
+
+type LookupCallback = (
+  error: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void;
+
+/** A drop-in for `dns.lookup` that fails when any resolved address is private. */
+export function guardedLookup(
+  hostname: string,
+  options: LookupOptions,
+  callback: LookupCallback,
+): void {
+  dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+    if (error) return callback(error, []);
+    for (const { address } of addresses) {
+      const range = privateRange(address);
+      if (range) return callback(new BlockedAddressError(hostname, address, range), []);
+    }
+    if (options.all) return callback(null, addresses);
+    const first = addresses[0];
+    if (!first) return callback(new Error(`no address found for ${hostname}`), []);
+    callback(null, first.address, first.family);
+  });
+}

@@ -1,0 +1,169 @@
+/**
+ * The single place where failures become HTTP answers in the API contract's error format
+ * `{"success":false,"error","message"}` (plus `code`, and `field` when one field is at fault).
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { ERROR_CATALOGUE, type ErrorCode, HeraldError } from "../../domain/errors.js";
+
+/** The body of every error answer. */
+export interface ErrorBody {
+  success: false;
+  error: string;
+  message: string;
+  code: ErrorCode;
+  field?: string;
+}
+
+/** Builds an error body from a catalogue code. */
+export function errorBody(code: ErrorCode, message: string, field?: string): ErrorBody {
+  const body: ErrorBody = { success: false, error: ERROR_CATALOGUE[code].error, message, code };
+  if (field !== undefined) body.field = field;
+  return body;
+}
+
+/** Sends a HeraldError. */
+export function sendError(reply: FastifyReply, error: HeraldError): FastifyReply {
+  return reply.status(error.status).send(errorBody(error.code, error.message, error.field));
+}
+
+interface AjvError {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** Turns the first schema violation into a sentence that names the field. */
+function describeValidation(
+  errors: AjvError[],
+  part: string,
+): { field: string | undefined; message: string } {
+  const first = errors[0];
+  if (!first) return { field: undefined, message: `The request ${part} is not valid.` };
+  const path = first.instancePath.replace(/^\//, "").replace(/\//g, ".");
+  if (first.keyword === "required") {
+    const missing = String(first.params.missingProperty);
+    const field = path ? `${path}.${missing}` : missing;
+    return { field, message: `${field} is required.` };
+  }
+  if (first.keyword === "minProperties") {
+    return {
+      field: undefined,
+      message: "The request body is empty: send at least one field to change.",
+    };
+  }
+  if (!path) {
+    const where = part === "body" ? "The request body" : `The ${part}`;
+    return { field: undefined, message: `${where} must be a JSON object.` };
+  }
+  switch (first.keyword) {
+    case "type":
+      return { field: path, message: `${path} must be ${articled(String(first.params.type))}.` };
+    case "minLength":
+      return { field: path, message: `${path} must not be empty.` };
+    case "maxLength":
+      return {
+        field: path,
+        message: `${path} must be at most ${first.params.limit} characters long.`,
+      };
+    case "minItems":
+      return { field: path, message: `${path} must list at least ${first.params.limit} item.` };
+    case "maxItems":
+      return { field: path, message: `${path} must list at most ${first.params.limit} items.` };
+    case "minimum":
+    case "maximum":
+      return { field: path, message: `${path} ${first.message ?? "is out of range"}.` };
+    default:
+      return { field: path, message: `${path} ${first.message ?? "is not valid"}.` };
+  }
+}
+
+function articled(type: string): string {
+  if (type === "array") return "an array";
+  if (type === "object") return "an object";
+  if (type === "integer") return "a whole number";
+  return `a ${type}`;
+}
+
+/** Fastify's error handler: every error, expected or not, answers in the contract's format. */
+export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (error instanceof HeraldError) return sendError(reply, error);
+  if (error.validation) {
+    const { field, message } = describeValidation(
+      error.validation as unknown as AjvError[],
+      error.validationContext ?? "body",
+    );
+    return reply.status(400).send(errorBody("validation_failed", message, field));
+  }
+  switch (error.code) {
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return reply
+        .status(415)
+        .send(
+          errorBody(
+            "unsupported_media_type",
+            `Content-Type '${request.headers["content-type"] ?? "(none)"}' is not supported. Send the body as JSON with the header Content-Type: application/json.`,
+          ),
+        );
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return reply
+        .status(413)
+        .send(
+          errorBody(
+            "payload_too_large",
+            `The request body is larger than the ${Math.round(Number(request.routeOptions.bodyLimit ?? 0) / 1024)} KB limit. Send a smaller body.`,
+          ),
+        );
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return reply
+        .status(400)
+        .send(errorBody("malformed_json", "The request body is empty. Send a JSON object."));
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return reply
+        .status(400)
+        .send(
+          errorBody(
+            "bad_request",
+            "The Content-Length header does not match the body that was sent.",
+          ),
+        );
+  }
+  if (error instanceof SyntaxError || error.code === "FST_ERR_CTP_INVALID_JSON_BODY") {
+    return reply
+      .status(400)
+      .send(
+        errorBody(
+          "malformed_json",
+          `The request body is not valid JSON (${error.message}). Check the JSON syntax.`,
+        ),
+      );
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    return reply.status(status).send(errorBody("bad_request", error.message));
+  }
+  request.log.error(
+    { err: error },
+    "Request failed with an unexpected error; it was not the client's fault.",
+  );
+  return reply
+    .status(500)
+    .send(
+      errorBody(
+        "internal",
+        "Herald hit an unexpected error and could not complete the request. Try again; if it keeps happening, check the Herald log for the details.",
+      ),
+    );
+}
+
+/** Fastify's not-found handler. */
+export function handleNotFound(request: FastifyRequest, reply: FastifyReply) {
+  return reply
+    .status(404)
+    .send(
+      errorBody(
+        "not_found",
+        `Route not found: ${request.method} ${request.url.split("?")[0]}. The API lives under /api; see the README for its routes.`,
+      ),
+    );
+}

@@ -1,0 +1,161 @@
+/** The outgoing webhook API: `/api/webhooks…`, every route behind the API key. */
+import type { FastifyInstance } from "fastify";
+import { EVENT_TYPES } from "../../../domain/event-types.js";
+import type { WebhookService } from "../../../domain/webhook-service.js";
+import { viewWebhook, type WebhookInput, type WebhookPatch } from "../../../domain/webhooks.js";
+import { viewDelivery, viewDeliveryDetail } from "../views.js";
+
+const name = { type: "string", minLength: 1, maxLength: 200 } as const;
+const url = { type: "string", minLength: 1, maxLength: 2048 } as const;
+const events = {
+  type: "array",
+  minItems: 1,
+  maxItems: 100,
+  items: { type: "string", minLength: 1, maxLength: 200 },
+} as const;
+const idParams = {
+  type: "object",
+  required: ["id"],
+  properties: { id: { type: "string", maxLength: 200 } },
+} as const;
+
+const createBody = {
+  type: "object",
+  required: ["name", "url", "events"],
+  properties: {
+    name,
+    url,
+    events,
+    secret: { type: "string", minLength: 1, maxLength: 512 },
+    active: { type: "boolean" },
+  },
+} as const;
+
+const updateBody = {
+  type: "object",
+  minProperties: 1,
+  properties: { name, url, events, active: { type: "boolean" } },
+} as const;
+
+const triggerBody = {
+  type: "object",
+  required: ["event"],
+  properties: {
+    event: { type: "string", minLength: 1, maxLength: 200 },
+    data: { type: "object" },
+  },
+} as const;
+
+const deliveriesQuery = {
+  type: "object",
+  properties: {
+    limit: { type: "integer", minimum: 1, maximum: 500, default: 50 },
+    cursor: { type: "string", maxLength: 200 },
+  },
+} as const;
+
+/** Registers the outgoing webhook routes on `app` (mounted at /api/webhooks). */
+export function registerWebhookRoutes(app: FastifyInstance, service: WebhookService): void {
+  app.get("/", async () => {
+    const webhooks = await service.list();
+    return { success: true, count: webhooks.length, webhooks: webhooks.map((w) => viewWebhook(w)) };
+  });
+
+  app.get("/events/types", async () => ({
+    success: true,
+    count: EVENT_TYPES.length,
+    events: EVENT_TYPES,
+  }));
+
+  app.post<{ Body: { event: string; data?: Record<string, unknown> } }>(
+    "/trigger",
+    { schema: { body: triggerBody } },
+    async (request) => {
+      const result = await service.trigger(request.body.event, request.body.data ?? {});
+      return {
+        success: true,
+        message: "Webhook event triggered successfully",
+        eventId: result.eventId,
+        deliveries: result.deliveries,
+      };
+    },
+  );
+
+  app.post<{ Body: WebhookInput }>(
+    "/",
+    { schema: { body: createBody } },
+    async (request, reply) => {
+      const webhook = await service.register(request.body);
+      return reply.status(201).send({
+        success: true,
+        message: "Webhook registered successfully",
+        webhook: viewWebhook(webhook, true),
+      });
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/:id",
+    { schema: { params: idParams } },
+    async (request) => ({
+      success: true,
+      webhook: viewWebhook(await service.get(request.params.id)),
+    }),
+  );
+
+  app.put<{ Params: { id: string }; Body: WebhookPatch }>(
+    "/:id",
+    { schema: { params: idParams, body: updateBody } },
+    async (request) => ({
+      success: true,
+      message: "Webhook updated successfully",
+      webhook: viewWebhook(await service.update(request.params.id, request.body)),
+    }),
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    "/:id",
+    { schema: { params: idParams } },
+    async (request) => {
+      await service.remove(request.params.id);
+      return { success: true, message: "Webhook deleted successfully" };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { limit: number; cursor?: string } }>(
+    "/:id/deliveries",
+    { schema: { params: idParams, querystring: deliveriesQuery } },
+    async (request) => {
+      const { limit, cursor } = request.query;
+      const page = await service.listDeliveries(
+        request.params.id,
+        cursor === undefined ? { limit } : { limit, cursor },
+      );
+      return {
+        success: true,
+        count: page.deliveries.length,
+        deliveries: page.deliveries.map(viewDelivery),
+        nextCursor: page.nextCursor ?? null,
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string; deliveryId: string } }>(
+    "/:id/deliveries/:deliveryId",
+    {
+      schema: {
+        params: {
+          type: "object",
+          required: ["id", "deliveryId"],
+          properties: { id: { type: "string" }, deliveryId: { type: "string" } },
+        },
+      },
+    },
+    async (request) => ({
+      success: true,
+      delivery: viewDeliveryDetail(
+        await service.getDelivery(request.params.id, request.params.deliveryId),
+      ),
+    }),
+  );
+}

@@ -1,0 +1,70 @@
+/**
+ * Builds the Fastify app (it never listens by itself): the API under /api, health at /healthz,
+ * JSON Schema on every route, and one error format everywhere. Bodies are validated without type
+ * coercion, so `"active": "false"` is an error rather than a guess; query strings are coerced.
+ */
+import { Ajv } from "ajv";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
+import type { Logger as PinoLogger } from "pino";
+import type { IncomingService } from "../../domain/incoming-service.js";
+import type { WebhookService } from "../../domain/webhook-service.js";
+import { requireApiKey } from "./api-key.js";
+import { handleError, handleNotFound } from "./error-mapper.js";
+import { registerIncomingRoutes } from "./routes/incoming.js";
+import { registerWebhookRoutes } from "./routes/webhooks.js";
+
+export interface ServerDeps {
+  webhooks: WebhookService;
+  incoming: IncomingService;
+  apiKey: string;
+  bodyLimitBytes: number;
+  clock: { now(): number };
+  logger: PinoLogger;
+}
+
+/** Creates the HTTP app. Call `listen` or `inject` on the result. */
+export function buildServer(deps: ServerDeps): FastifyInstance {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.bodyLimitBytes,
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+  });
+
+  const bodyAjv = new Ajv({
+    coerceTypes: false,
+    useDefaults: true,
+    removeAdditional: false,
+    allErrors: false,
+  });
+  const queryAjv = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false });
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    httpPart === "body" ? bodyAjv.compile(schema) : queryAjv.compile(schema),
+  );
+
+  // JSON only: a text/plain body is refused with 415 rather than read as a string.
+  app.removeContentTypeParser("text/plain");
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler(handleNotFound);
+
+  app.get("/healthz", async () => ({ success: true, message: "Herald is running" }));
+
+  app.register(
+    async (api) => {
+      api.addHook("onRequest", requireApiKey(deps.apiKey));
+      registerWebhookRoutes(api, deps.webhooks);
+    },
+    { prefix: "/api/webhooks" },
+  );
+
+  app.register(
+    async (incoming) => {
+      registerIncomingRoutes(incoming, deps.incoming, deps.clock);
+    },
+    { prefix: "/api/incoming-webhooks" },
+  );
+
+  return app;
+}

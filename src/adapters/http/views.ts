@@ -1,0 +1,49 @@
+/** How deliveries look in API answers: the contract's fields first, extra detail after. */
+import type { AttemptRecord, DeliveryDetail, DeliverySummary } from "../../domain/deliveries.js";
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** A delivery in a webhook's history. */
+export function viewDelivery(delivery: DeliverySummary) {
+  return {
+    id: delivery.id,
+    webhookId: delivery.webhookId,
+    event: delivery.event,
+    eventId: delivery.eventId,
+    payload: JSON.parse(delivery.body) as unknown,
+    response:
+      delivery.lastStatusCode === null
+        ? null
+        : { status: delivery.lastStatusCode, body: delivery.lastResponseBody ?? "" },
+    attempts: delivery.attempts,
+    status: delivery.status,
+    timestamp: iso(delivery.createdAt),
+    nextAttemptAt: iso(delivery.nextAttemptAt),
+    lastAttemptAt: iso(delivery.lastAttemptAt),
+    error: delivery.lastError,
+    updatedAt: iso(delivery.updatedAt),
+  };
+}
+
+function viewAttempt(attempt: AttemptRecord) {
+  return {
+    attempt: attempt.attempt,
+    startedAt: iso(attempt.startedAt),
+    durationMs: attempt.durationMs,
+    statusCode: attempt.statusCode,
+    error: attempt.error,
+    response:
+      attempt.statusCode === null
+        ? null
+        : {
+            status: attempt.statusCode,
+            headers: attempt.responseHeaders ?? {},
+            body: attempt.responseBody ?? "",
+          },
+  };
+}
+
+/** A delivery with every attempt, oldest first. */
+export function viewDeliveryDetail(delivery: DeliveryDetail) {
+  return { ...viewDelivery(delivery), attemptLog: delivery.attemptLog.map(viewAttempt) };
+}

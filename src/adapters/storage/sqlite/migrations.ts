@@ -1,0 +1,72 @@
+/**
+ * SQLite schema, one entry per version; `PRAGMA user_version` records how many have run.
+ * Times are Unix milliseconds. Entries are never edited once released: add a new one instead.
+ */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    url TEXT NOT NULL,
+    events TEXT NOT NULL,            -- JSON array of event types
+    secret TEXT NOT NULL,            -- signing key, returned only at creation
+    active INTEGER NOT NULL,         -- 0 pauses deliveries
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,              -- the exact JSON every attempt sends and signs
+    created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE deliveries (
+    seq INTEGER PRIMARY KEY,         -- insertion order: newest-first pages and cursors
+    id TEXT NOT NULL UNIQUE,
+    webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    event_id TEXT NOT NULL REFERENCES events(id),
+    event_type TEXT NOT NULL,
+    status TEXT NOT NULL,            -- pending | success | failed
+    attempts INTEGER NOT NULL,
+    next_attempt_at INTEGER,         -- when a pending delivery is due
+    last_status_code INTEGER,
+    last_response_body TEXT,
+    last_error TEXT,
+    last_attempt_at INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
+  CREATE INDEX deliveries_by_webhook ON deliveries(webhook_id, seq);
+
+  CREATE TABLE delivery_attempts (
+    delivery_id TEXT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL,        -- 1 for the first attempt
+    started_at INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    status_code INTEGER,             -- null when no response came
+    error TEXT,                      -- why the attempt failed, in plain words
+    response_headers TEXT,           -- JSON object of the headers kept
+    response_body TEXT,              -- first 4 KB
+    PRIMARY KEY (delivery_id, attempt)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE incoming_events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    service TEXT NOT NULL,
+    event_name TEXT,
+    dedupe_key TEXT,                 -- the sender's id for the webhook; one row per (service, key)
+    headers TEXT NOT NULL,           -- JSON object, credentials removed
+    raw_body BLOB NOT NULL,          -- exact bytes received, for re-verification and replay
+    verified_by TEXT NOT NULL,       -- the signature scheme that accepted it
+    status TEXT NOT NULL,            -- received, until routing is configured
+    received_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX incoming_dedupe ON incoming_events(service, dedupe_key)
+    WHERE dedupe_key IS NOT NULL;
+  CREATE INDEX incoming_by_time ON incoming_events(received_at);
+  `,
+];

@@ -1,0 +1,381 @@
+/**
+ * The embedded store: one SQLite file in WAL mode with synchronous=FULL, so a commit survives
+ * power loss. Writes go through group commit (WriteBatcher).
+ * Limits: one Herald process per file. Leases on deliveries are kept in this process's memory,
+ * so a restart frees them at once; two processes on one file could send a delivery twice.
+ * Use PostgreSQL to run several processes.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import type {
+  AttemptRecord,
+  ClaimedDelivery,
+  DeliveryDetail,
+  DeliveryPage,
+  DeliveryStatus,
+  DeliverySummary,
+  DeliveryUpdate,
+} from "../../../domain/deliveries.js";
+import type { IncomingEvent } from "../../../domain/incoming.js";
+import type { Store } from "../../../domain/ports.js";
+import type { Webhook } from "../../../domain/webhooks.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
+import { SQLITE_MIGRATIONS } from "./migrations.js";
+import { WriteBatcher } from "./write-batcher.js";
+
+interface WebhookRow {
+  id: string;
+  name: string;
+  url: string;
+  events: string;
+  secret: string;
+  active: number;
+  created_at: number;
+  updated_at: number;
+}
+
+interface DeliveryRow {
+  seq: number;
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  event_type: string;
+  body: string;
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: number | null;
+  last_status_code: number | null;
+  last_response_body: string | null;
+  last_error: string | null;
+  last_attempt_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+interface AttemptRow {
+  delivery_id: string;
+  attempt: number;
+  started_at: number;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  response_headers: string | null;
+  response_body: string | null;
+}
+
+interface ClaimRow {
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  event_type: string;
+  attempts: number;
+  created_at: number;
+  url: string;
+  secret: string;
+  body: string;
+}
+
+function toWebhook(row: WebhookRow): Webhook {
+  return {
+    id: row.id,
+    name: row.name,
+    url: row.url,
+    events: JSON.parse(row.events) as string[],
+    secret: row.secret,
+    active: row.active === 1,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function toSummary(row: DeliveryRow): DeliverySummary {
+  return {
+    id: row.id,
+    webhookId: row.webhook_id,
+    eventId: row.event_id,
+    event: row.event_type,
+    body: row.body,
+    status: row.status,
+    attempts: row.attempts,
+    nextAttemptAt: row.status === "pending" ? row.next_attempt_at : null,
+    lastStatusCode: row.last_status_code,
+    lastResponseBody: row.last_response_body,
+    lastError: row.last_error,
+    lastAttemptAt: row.last_attempt_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function toAttempt(row: AttemptRow): AttemptRecord {
+  return {
+    deliveryId: row.delivery_id,
+    attempt: row.attempt,
+    startedAt: row.started_at,
+    durationMs: row.duration_ms,
+    statusCode: row.status_code,
+    error: row.error,
+    responseHeaders: row.response_headers
+      ? (JSON.parse(row.response_headers) as Record<string, string>)
+      : null,
+    responseBody: row.response_body,
+  };
+}
+
+const DELIVERY_COLUMNS = `d.seq, d.id, d.webhook_id, d.event_id, d.event_type, e.body, d.status, d.attempts,
+  d.next_attempt_at, d.last_status_code, d.last_response_body, d.last_error, d.last_attempt_at,
+  d.created_at, d.updated_at`;
+
+/** Applies the migrations this file has not seen yet. */
+function migrate(db: Database.Database): void {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  for (let version = current; version < SQLITE_MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(SQLITE_MIGRATIONS[version] as string);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}
+
+/** Opens (creating if needed) the SQLite store at `path`. */
+export function openSqliteStore(path: string): Store {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = FULL");
+  db.pragma("foreign_keys = ON");
+  db.pragma("busy_timeout = 5000");
+  migrate(db);
+
+  const batcher = new WriteBatcher(db);
+  /** Deliveries handed to a worker and not yet recorded: id → lease end. */
+  const leases = new Map<string, number>();
+
+  const q = {
+    insertWebhook: db.prepare(
+      `INSERT INTO webhooks (id, name, url, events, secret, active, created_at, updated_at)
+       VALUES (@id, @name, @url, @events, @secret, @active, @created_at, @updated_at)`,
+    ),
+    getWebhook: db.prepare<[string], WebhookRow>("SELECT * FROM webhooks WHERE id = ?"),
+    listWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks ORDER BY created_at, id"),
+    activeWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks WHERE active = 1"),
+    updateWebhook: db.prepare(
+      `UPDATE webhooks SET name = @name, url = @url, events = @events, active = @active,
+       updated_at = @updated_at WHERE id = @id`,
+    ),
+    deleteWebhook: db.prepare("DELETE FROM webhooks WHERE id = ?"),
+    insertEvent: db.prepare("INSERT INTO events (id, type, body, created_at) VALUES (?, ?, ?, ?)"),
+    insertDelivery: db.prepare(
+      `INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
+       created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
+    ),
+    due: db.prepare<[number, number], ClaimRow>(
+      `SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.attempts, d.created_at, w.url, w.secret, e.body
+       FROM deliveries d
+       JOIN webhooks w ON w.id = d.webhook_id
+       JOIN events e ON e.id = d.event_id
+       WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.active = 1
+       ORDER BY d.next_attempt_at
+       LIMIT ?`,
+    ),
+    nextDue: db.prepare<[], { at: number | null }>(
+      `SELECT MIN(d.next_attempt_at) AS at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+       WHERE d.status = 'pending' AND w.active = 1`,
+    ),
+    updateDelivery: db.prepare(
+      `UPDATE deliveries SET status = @status, attempts = @attempts, next_attempt_at = @next_attempt_at,
+       last_status_code = @status_code, last_response_body = @response_body, last_error = @error,
+       last_attempt_at = @started_at, updated_at = @updated_at WHERE id = @id`,
+    ),
+    insertAttempt: db.prepare(
+      `INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code,
+       error, response_headers, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    pageFirst: db.prepare<[string, number], DeliveryRow>(
+      `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+       WHERE d.webhook_id = ? ORDER BY d.seq DESC LIMIT ?`,
+    ),
+    pageAfter: db.prepare<[string, number, number], DeliveryRow>(
+      `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+       WHERE d.webhook_id = ? AND d.seq < ? ORDER BY d.seq DESC LIMIT ?`,
+    ),
+    getDelivery: db.prepare<[string, string], DeliveryRow>(
+      `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+       WHERE d.id = ? AND d.webhook_id = ?`,
+    ),
+    attempts: db.prepare<[string], AttemptRow>(
+      "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt",
+    ),
+    insertIncoming: db.prepare(
+      `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, verified_by,
+       status, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'received', ?)
+       ON CONFLICT DO NOTHING`,
+    ),
+    incomingByKey: db.prepare<[string, string], { id: string }>(
+      "SELECT id FROM incoming_events WHERE service = ? AND dedupe_key = ?",
+    ),
+  };
+
+  let closed = false;
+
+  return {
+    insertWebhook: (webhook) =>
+      batcher.write(() => {
+        q.insertWebhook.run({
+          id: webhook.id,
+          name: webhook.name,
+          url: webhook.url,
+          events: JSON.stringify(webhook.events),
+          secret: webhook.secret,
+          active: webhook.active ? 1 : 0,
+          created_at: webhook.createdAt,
+          updated_at: webhook.updatedAt,
+        });
+      }),
+
+    async getWebhook(id) {
+      const row = q.getWebhook.get(id);
+      return row ? toWebhook(row) : undefined;
+    },
+
+    async listWebhooks() {
+      return q.listWebhooks.all().map(toWebhook);
+    },
+
+    updateWebhook: (webhook) =>
+      batcher.write(
+        () =>
+          q.updateWebhook.run({
+            id: webhook.id,
+            name: webhook.name,
+            url: webhook.url,
+            events: JSON.stringify(webhook.events),
+            active: webhook.active ? 1 : 0,
+            updated_at: webhook.updatedAt,
+          }).changes > 0,
+      ),
+
+    deleteWebhook: (id) => batcher.write(() => q.deleteWebhook.run(id).changes > 0),
+
+    enqueueEvent: (event, selectTargets, newDeliveryId) =>
+      batcher.write(() => {
+        const targets = selectTargets(q.activeWebhooks.all().map(toWebhook));
+        q.insertEvent.run(event.id, event.type, event.body, event.createdAt);
+        for (const webhook of targets) {
+          q.insertDelivery.run(
+            newDeliveryId(),
+            webhook.id,
+            event.id,
+            event.type,
+            event.createdAt,
+            event.createdAt,
+            event.createdAt,
+          );
+        }
+        return targets.length;
+      }),
+
+    async claimDueDeliveries({ now, limit, leaseUntil }) {
+      for (const [id, until] of leases) if (until <= now) leases.delete(id);
+      const claimed: ClaimedDelivery[] = [];
+      for (const row of q.due.all(now, limit + leases.size)) {
+        if (leases.has(row.id)) continue;
+        leases.set(row.id, leaseUntil);
+        claimed.push({
+          id: row.id,
+          webhookId: row.webhook_id,
+          eventId: row.event_id,
+          eventType: row.event_type,
+          url: row.url,
+          secret: row.secret,
+          body: row.body,
+          attempts: row.attempts,
+          createdAt: row.created_at,
+        });
+        if (claimed.length >= limit) break;
+      }
+      return claimed;
+    },
+
+    async recordAttempt(update: DeliveryUpdate) {
+      const { attempt } = update;
+      try {
+        await batcher.write(() => {
+          q.updateDelivery.run({
+            id: update.deliveryId,
+            status: update.status,
+            attempts: update.attempts,
+            next_attempt_at: update.nextAttemptAt,
+            status_code: attempt.statusCode,
+            response_body: attempt.responseBody,
+            error: attempt.error,
+            started_at: attempt.startedAt,
+            updated_at: attempt.startedAt + attempt.durationMs,
+          });
+          q.insertAttempt.run(
+            update.deliveryId,
+            attempt.attempt,
+            attempt.startedAt,
+            attempt.durationMs,
+            attempt.statusCode,
+            attempt.error,
+            attempt.responseHeaders ? JSON.stringify(attempt.responseHeaders) : null,
+            attempt.responseBody,
+          );
+        });
+      } finally {
+        leases.delete(update.deliveryId);
+      }
+    },
+
+    async nextDueAt() {
+      return q.nextDue.get()?.at ?? undefined;
+    },
+
+    async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {
+      const rows =
+        cursor === undefined
+          ? q.pageFirst.all(webhookId, limit + 1)
+          : q.pageAfter.all(webhookId, decodeCursor(cursor), limit + 1);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        deliveries: page.map(toSummary),
+        nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : undefined,
+      };
+    },
+
+    async getDelivery(webhookId, deliveryId): Promise<DeliveryDetail | undefined> {
+      const row = q.getDelivery.get(deliveryId, webhookId);
+      if (!row) return undefined;
+      return { ...toSummary(row), attemptLog: q.attempts.all(deliveryId).map(toAttempt) };
+    },
+
+    saveIncoming: (event: IncomingEvent) =>
+      batcher.write(() => {
+        const inserted = q.insertIncoming.run(
+          event.id,
+          event.service,
+          event.eventName,
+          event.dedupeKey,
+          JSON.stringify(event.headers),
+          event.rawBody,
+          event.verifiedBy,
+          event.receivedAt,
+        );
+        if (inserted.changes > 0 || event.dedupeKey === null) {
+          return { eventId: event.id, duplicate: false };
+        }
+        const first = q.incomingByKey.get(event.service, event.dedupeKey);
+        return { eventId: first?.id ?? event.id, duplicate: true };
+      }),
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      batcher.flush();
+      db.close();
+    },
+  };
+}

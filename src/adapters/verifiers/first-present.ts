@@ -1,0 +1,33 @@
+/**
+ * Chooses a verifier by which signature header the request carries, so one source can accept
+ * several schemes (Stripe's own, or the contract's X-Webhook-Signature). With none present,
+ * the last scheme's "missing" answer is given.
+ */
+import { headerValue, type Verifier } from "../../domain/incoming.js";
+
+/** Pairs of (header that selects the scheme, verifier of that scheme), tried in order. */
+export function createFirstPresentVerifier(
+  schemes: Array<[header: string, verifier: Verifier]>,
+): Verifier {
+  return {
+    verify(request, nowMs) {
+      for (const [header, verifier] of schemes) {
+        if (headerValue(request.headers, header) !== undefined)
+          return verifier.verify(request, nowMs);
+      }
+      const names = schemes.map(([header]) => displayHeader(header)).join(" or ");
+      return {
+        ok: false,
+        code: "signature_missing",
+        reason: `No signature header was sent. Send one of: ${names}.`,
+      };
+    },
+  };
+}
+
+function displayHeader(name: string): string {
+  return name
+    .split("-")
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join("-");
+}

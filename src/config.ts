@@ -1,0 +1,155 @@
+/**
+ * The only reader of the environment. Every setting is typed, validated at start and documented in
+ * the README's configuration table; a bad value stops the start with a message naming it.
+ */
+import { resolve } from "node:path";
+import {
+  DEFAULT_RETRY_SCHEDULE,
+  parseDuration,
+  parseRetrySchedule,
+  type RetrySchedule,
+} from "./domain/retry-policy.js";
+
+/** Where Herald keeps its data. */
+export type DatabaseConfig = { kind: "sqlite"; path: string };
+
+/** The built-in incoming sources and the setting that holds each one's secret. */
+export const INCOMING_SERVICES = ["xano", "stripe", "custom"] as const;
+export type IncomingServiceName = (typeof INCOMING_SERVICES)[number];
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Herald's validated settings. */
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  database: DatabaseConfig;
+  /** Undefined: a key is generated on first start and kept in the data directory. */
+  apiKey: string | undefined;
+  incomingSecrets: Partial<Record<IncomingServiceName, string>>;
+  allowPrivateTargets: boolean;
+  retrySchedule: RetrySchedule;
+  deliveryTimeoutMs: number;
+  deliveryConcurrency: number;
+  bodyLimitBytes: number;
+  shutdownGraceMs: number;
+  logLevel: LogLevel;
+}
+
+/** Thrown when settings are wrong; `problems` has one plain sentence per bad setting. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Herald cannot start because of its settings:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Reads and validates settings from `env` (process.env by default). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const text = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value ? value : undefined;
+  };
+
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name}=${raw} is not valid: use a whole number from ${min} to ${max}.`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const duration = (name: string, fallback: number, minMs: number, maxMs: number): number => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    const value = parseDuration(raw);
+    if (value === undefined || value < minMs || value > maxMs) {
+      problems.push(
+        `${name}=${raw} is not valid: use a duration such as 500ms, 15s or 2m, from ${minMs} ms to ${maxMs / 1000} s.`,
+      );
+      return fallback;
+    }
+    return value;
+  };
+
+  const boolean = (name: string, fallback: boolean): boolean => {
+    const raw = text(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (["true", "1", "yes", "on"].includes(raw)) return true;
+    if (["false", "0", "no", "off"].includes(raw)) return false;
+    problems.push(`${name}=${raw} is not valid: use true or false.`);
+    return fallback;
+  };
+
+  const port = integer("PORT", 3000, 0, 65535);
+  const host = text("HOST") ?? "0.0.0.0";
+  const dataDir = resolve(text("HERALD_DATA_DIR") ?? "./data");
+
+  let database: DatabaseConfig = { kind: "sqlite", path: resolve(dataDir, "herald.db") };
+  const databaseUrl = text("DATABASE_URL");
+  if (databaseUrl !== undefined) {
+    if (databaseUrl.startsWith("sqlite:")) {
+      const path = databaseUrl.slice("sqlite:".length).replace(/^\/\//, "");
+      if (path.length === 0)
+        problems.push("DATABASE_URL=sqlite: needs a file path, e.g. sqlite:./data/herald.db.");
+      else database = { kind: "sqlite", path: path === ":memory:" ? path : resolve(path) };
+    } else {
+      problems.push(
+        `DATABASE_URL must start with sqlite: (for example sqlite:./data/herald.db); '${databaseUrl.split(":")[0]}:' is not supported.`,
+      );
+    }
+  }
+
+  const apiKey = text("HERALD_API_KEY");
+  if (apiKey !== undefined && apiKey.length < 16) {
+    problems.push(
+      "HERALD_API_KEY is too short: use at least 16 characters (32 random characters or more is better).",
+    );
+  }
+
+  const incomingSecrets: Partial<Record<IncomingServiceName, string>> = {};
+  for (const service of INCOMING_SERVICES) {
+    const secret = text(`HERALD_INCOMING_SECRET_${service.toUpperCase()}`);
+    if (secret !== undefined) incomingSecrets[service] = secret;
+  }
+
+  let retrySchedule = DEFAULT_RETRY_SCHEDULE;
+  const rawSchedule = text("HERALD_RETRY_SCHEDULE");
+  if (rawSchedule !== undefined) {
+    const parsed = rawSchedule.toLowerCase() === "none" ? [] : parseRetrySchedule(rawSchedule);
+    if (parsed === undefined || parsed.length > 50) {
+      problems.push(
+        `HERALD_RETRY_SCHEDULE=${rawSchedule} is not valid: list up to 50 delays separated by commas, such as 5s,5m,30m (or none for no retries).`,
+      );
+    } else retrySchedule = parsed;
+  }
+
+  const logLevel = (text("LOG_LEVEL")?.toLowerCase() ?? "info") as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    problems.push(`LOG_LEVEL=${logLevel} is not valid: use one of ${LOG_LEVELS.join(", ")}.`);
+  }
+
+  const config: Config = {
+    port,
+    host,
+    dataDir,
+    database,
+    apiKey,
+    incomingSecrets,
+    allowPrivateTargets: boolean("HERALD_ALLOW_PRIVATE_TARGETS", false),
+    retrySchedule,
+    deliveryTimeoutMs: duration("HERALD_DELIVERY_TIMEOUT", 15_000, 100, 300_000),
+    deliveryConcurrency: integer("HERALD_DELIVERY_CONCURRENCY", 64, 1, 10_000),
+    bodyLimitBytes: integer("HERALD_BODY_LIMIT", 1024 * 1024, 1024, 100 * 1024 * 1024),
+    shutdownGraceMs: duration("HERALD_SHUTDOWN_GRACE", 10_000, 0, 300_000),
+    logLevel: LOG_LEVELS.includes(logLevel) ? logLevel : "info",
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

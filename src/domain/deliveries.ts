@@ -1,0 +1,97 @@
+/** Where a delivery stands: waiting for an attempt, delivered, or given up on. */
+export type DeliveryStatus = "pending" | "success" | "failed";
+
+/** An event accepted for delivery: the exact body that every attempt sends and signs. */
+export interface OutgoingEvent {
+  id: string;
+  type: string;
+  /** The JSON body `{"event","timestamp","data"}`, serialised once so every attempt signs the same bytes. */
+  body: string;
+  createdAt: number;
+}
+
+/** One delivery picked up by a worker, with everything needed to attempt it. */
+export interface ClaimedDelivery {
+  id: string;
+  webhookId: string;
+  eventId: string;
+  eventType: string;
+  url: string;
+  secret: string;
+  body: string;
+  /** Attempts made before this one. */
+  attempts: number;
+  createdAt: number;
+}
+
+/** What came back from the receiver, or why nothing did. */
+export interface AttemptResponse {
+  status: number;
+  /** Response headers worth keeping (content type, retry-after, request ids). */
+  headers: Record<string, string>;
+  /** The body, cut to 4 KB. */
+  body: string;
+}
+
+/** The result of one attempt, as the sender reports it. */
+export interface AttemptResult {
+  startedAt: number;
+  durationMs: number;
+  response: AttemptResponse | undefined;
+  /** Why there is no usable response (timeout, refused connection, blocked address), in plain words. */
+  error: string | undefined;
+  /** Seconds the receiver asked us to wait (Retry-After), when it asked. */
+  retryAfterMs: number | undefined;
+}
+
+/** One attempt, as stored and shown in the history. */
+export interface AttemptRecord {
+  deliveryId: string;
+  attempt: number;
+  startedAt: number;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+  responseHeaders: Record<string, string> | null;
+  responseBody: string | null;
+}
+
+/** The change an attempt makes to its delivery, written together with the attempt. */
+export interface DeliveryUpdate {
+  deliveryId: string;
+  status: DeliveryStatus;
+  attempts: number;
+  /** When the next attempt is due, for a delivery still pending. */
+  nextAttemptAt: number | null;
+  attempt: AttemptRecord;
+}
+
+/** A delivery as listed in a webhook's history. */
+export interface DeliverySummary {
+  id: string;
+  webhookId: string;
+  eventId: string;
+  event: string;
+  body: string;
+  status: DeliveryStatus;
+  attempts: number;
+  nextAttemptAt: number | null;
+  lastStatusCode: number | null;
+  lastResponseBody: string | null;
+  lastError: string | null;
+  lastAttemptAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A delivery with each of its attempts, oldest first. */
+export interface DeliveryDetail extends DeliverySummary {
+  attemptLog: AttemptRecord[];
+}
+
+/** One page of a webhook's delivery history, newest first. */
+export interface DeliveryPage {
+  deliveries: DeliverySummary[];
+  /** Pass back as `cursor` to read the next page; absent on the last page. */
+  nextCursor: string | undefined;
+}

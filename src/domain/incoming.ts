@@ -1,0 +1,106 @@
+import { HeraldError } from "./errors.js";
+
+/** Request headers as Node gives them: lower-case names. */
+export type Headers = Record<string, string | string[] | undefined>;
+
+/** What a verifier sees of an incoming request: the exact bytes and the headers. */
+export interface IncomingRequest {
+  rawBody: Buffer;
+  headers: Headers;
+}
+
+/** The outcome of checking an incoming request's signature. */
+export type Verification =
+  | { ok: true; scheme: string }
+  | {
+      ok: false;
+      code: "signature_missing" | "signature_invalid" | "signature_expired";
+      reason: string;
+    };
+
+/** Checks that an incoming request was sent by the holder of a source's secret. */
+export interface Verifier {
+  verify(request: IncomingRequest, nowMs: number): Verification;
+}
+
+/** A place that sends Herald webhooks: the built-in `xano`, `stripe` and `custom`. */
+export interface IncomingSource {
+  name: string;
+  /** Undefined when no secret is configured: the source then refuses everything. */
+  verifier: Verifier | undefined;
+  /** The setting that holds this source's secret, named in the refusal when it is missing. */
+  secretSetting: string;
+}
+
+/** An incoming webhook as stored: raw bytes kept so it can be verified and replayed later. */
+export interface IncomingEvent {
+  id: string;
+  service: string;
+  eventName: string | null;
+  /** The sender's id for this webhook, used to store it once however often it is sent. */
+  dedupeKey: string | null;
+  /** Request headers minus credentials. */
+  headers: Record<string, string>;
+  rawBody: Buffer;
+  verifiedBy: string;
+  receivedAt: number;
+}
+
+/** The first value of a header, if any. */
+export function headerValue(headers: Headers, name: string): string | undefined {
+  const value = headers[name];
+  if (Array.isArray(value)) return value[0];
+  return value;
+}
+
+const CREDENTIAL_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "x-api-key"]);
+
+/** Headers worth keeping with an incoming webhook: everything except credentials. */
+export function storableHeaders(headers: Headers): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || CREDENTIAL_HEADERS.has(name)) continue;
+    out[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
+
+/** Parses an incoming JSON body, or throws a 400 that says what is wrong. */
+export function parseIncomingJson(rawBody: Buffer): unknown {
+  if (rawBody.length === 0) {
+    throw new HeraldError("malformed_json", "The request body is empty. Send a JSON body.");
+  }
+  try {
+    return JSON.parse(rawBody.toString("utf8"));
+  } catch (err) {
+    throw new HeraldError(
+      "malformed_json",
+      `The request body is not valid JSON (${(err as Error).message}). Send a JSON body.`,
+    );
+  }
+}
+
+function field(body: unknown, name: string): string | undefined {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return undefined;
+  const value = (body as Record<string, unknown>)[name];
+  return typeof value === "string" && value.length > 0 ? value : undefined;
+}
+
+/** The incoming event's name: the `X-Webhook-Event` header, else the body's `event` or `type`. */
+export function incomingEventName(headers: Headers, body: unknown): string | null {
+  return (
+    headerValue(headers, "x-webhook-event") ?? field(body, "event") ?? field(body, "type") ?? null
+  );
+}
+
+/**
+ * The sender's id for this webhook: `X-Webhook-Delivery`, else `webhook-id` (Standard Webhooks),
+ * else, for Stripe, the event's `id`. Null when the sender gave none.
+ */
+export function incomingDedupeKey(service: string, headers: Headers, body: unknown): string | null {
+  const fromHeader =
+    headerValue(headers, "x-webhook-delivery") ?? headerValue(headers, "webhook-id");
+  if (fromHeader) return fromHeader;
+  if (service === "stripe") return field(body, "id") ?? null;
+  return null;
+}

@@ -1,0 +1,112 @@
+import type { AttemptResult, DeliveryStatus } from "./deliveries.js";
+
+/** Delays between attempts: entry i is the wait after attempt i+1 fails. Its length + 1 is the attempt limit. */
+export type RetrySchedule = readonly number[];
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+
+/** 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over about a day. */
+export const DEFAULT_RETRY_SCHEDULE: RetrySchedule = [
+  5 * SECOND,
+  5 * MINUTE,
+  30 * MINUTE,
+  2 * HOUR,
+  5 * HOUR,
+  10 * HOUR,
+  10 * HOUR,
+];
+
+/** Retry-After values are held within these bounds, so a receiver can neither spin us nor park a delivery forever. */
+export const RETRY_AFTER_MIN_MS = 1 * SECOND;
+export const RETRY_AFTER_MAX_MS = 24 * HOUR;
+
+/** Jitter spreads retries by ±20 % so that receivers coming back up are not hit all at once. */
+export const JITTER = 0.2;
+
+/** How one attempt ends for its delivery. */
+export type AttemptOutcome =
+  | { kind: "delivered" }
+  | { kind: "retry"; delayMs: number }
+  | { kind: "give-up"; reason: string };
+
+/** True for responses and failures worth trying again: 408, 429, 5xx, and no response at all. */
+export function isRetryable(result: AttemptResult): boolean {
+  if (!result.response) return true;
+  const { status } = result.response;
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/**
+ * Decides what follows attempt number `attemptNumber` (1-based).
+ * `random` returns a number in [0, 1) and is injected so tests can pin the jitter.
+ */
+export function decideOutcome(
+  result: AttemptResult,
+  attemptNumber: number,
+  schedule: RetrySchedule,
+  random: () => number = Math.random,
+): AttemptOutcome {
+  const status = result.response?.status;
+  if (status !== undefined && status >= 200 && status < 300) return { kind: "delivered" };
+  if (!isRetryable(result)) {
+    return { kind: "give-up", reason: `receiver answered ${status}, which is not retried` };
+  }
+  const scheduled = schedule[attemptNumber - 1];
+  if (scheduled === undefined) {
+    return { kind: "give-up", reason: `no attempts left after ${attemptNumber}` };
+  }
+  if (result.retryAfterMs !== undefined) {
+    return {
+      kind: "retry",
+      delayMs: Math.min(Math.max(result.retryAfterMs, RETRY_AFTER_MIN_MS), RETRY_AFTER_MAX_MS),
+    };
+  }
+  const factor = 1 - JITTER + 2 * JITTER * random();
+  return { kind: "retry", delayMs: Math.round(scheduled * factor) };
+}
+
+/** The delivery status an outcome leads to. */
+export function statusAfter(outcome: AttemptOutcome): DeliveryStatus {
+  if (outcome.kind === "delivered") return "success";
+  return outcome.kind === "retry" ? "pending" : "failed";
+}
+
+/**
+ * Reads a Retry-After header: either delay-seconds or an HTTP date.
+ * Returns milliseconds from `nowMs`, or undefined when the value is absent or unreadable.
+ */
+export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * SECOND;
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - nowMs);
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: SECOND, m: MINUTE, h: HOUR, d: 24 * HOUR };
+
+/**
+ * Reads a duration such as `500ms`, `5s`, `5m`, `2h` or `1d`; a bare number counts as seconds.
+ * Returns undefined when the text is not a duration.
+ */
+export function parseDuration(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(text);
+  if (!match) return undefined;
+  const unit = (match[2] ?? "s").toLowerCase();
+  const ms = Number(match[1]) * (UNIT_MS[unit] as number);
+  return Number.isFinite(ms) ? Math.round(ms) : undefined;
+}
+
+/** Reads a schedule such as `5s,5m,30m`. Returns undefined when any entry is not a duration. */
+export function parseRetrySchedule(text: string): RetrySchedule | undefined {
+  const parts = text
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0);
+  const delays = parts.map(parseDuration);
+  if (delays.some((delay) => delay === undefined)) return undefined;
+  return delays as number[];
+}

@@ -1,0 +1,141 @@
+import type { Clock } from "./clock.js";
+import type { DeliveryDetail, DeliveryPage } from "./deliveries.js";
+import { HeraldError } from "./errors.js";
+import { isKnownEventType } from "./event-types.js";
+import { newId, newSecret } from "./ids.js";
+import type { Store, WakeSignal } from "./ports.js";
+import {
+  checkEventTypes,
+  checkWebhookUrl,
+  type Webhook,
+  type WebhookInput,
+  type WebhookPatch,
+  webhookReceives,
+} from "./webhooks.js";
+
+/** The result of triggering an event. */
+export interface TriggerResult {
+  eventId: string;
+  /** How many deliveries were queued: one per active webhook subscribed to the event type. */
+  deliveries: number;
+}
+
+/** Everything the API does with outgoing webhooks. */
+export interface WebhookService {
+  register(input: WebhookInput): Promise<Webhook>;
+  get(id: string): Promise<Webhook>;
+  list(): Promise<Webhook[]>;
+  update(id: string, patch: WebhookPatch): Promise<Webhook>;
+  remove(id: string): Promise<void>;
+  trigger(eventType: string, data: unknown): Promise<TriggerResult>;
+  listDeliveries(
+    webhookId: string,
+    options: { limit: number; cursor?: string },
+  ): Promise<DeliveryPage>;
+  getDelivery(webhookId: string, deliveryId: string): Promise<DeliveryDetail>;
+}
+
+function webhookNotFound(id: string): HeraldError {
+  return new HeraldError(
+    "webhook_not_found",
+    `Webhook not found: no webhook has the id '${id}'. GET /api/webhooks lists the registered webhooks.`,
+  );
+}
+
+/** Builds the outgoing webhook use cases on a store. */
+export function createWebhookService(deps: {
+  store: Store;
+  clock: Clock;
+  wake: WakeSignal;
+}): WebhookService {
+  const { store, clock, wake } = deps;
+
+  async function get(id: string): Promise<Webhook> {
+    const webhook = await store.getWebhook(id);
+    if (!webhook) throw webhookNotFound(id);
+    return webhook;
+  }
+
+  return {
+    async register(input) {
+      const now = clock.now();
+      const webhook: Webhook = {
+        id: newId("wh", now),
+        name: input.name.trim(),
+        url: checkWebhookUrl(input.url),
+        events: checkEventTypes(input.events),
+        secret: input.secret ?? newSecret(),
+        active: input.active ?? true,
+        createdAt: now,
+        updatedAt: now,
+      };
+      await store.insertWebhook(webhook);
+      return webhook;
+    },
+
+    get,
+
+    list: () => store.listWebhooks(),
+
+    async update(id, patch) {
+      const current = await get(id);
+      const next: Webhook = {
+        ...current,
+        name: patch.name !== undefined ? patch.name.trim() : current.name,
+        url: patch.url !== undefined ? checkWebhookUrl(patch.url) : current.url,
+        events: patch.events !== undefined ? checkEventTypes(patch.events) : current.events,
+        active: patch.active ?? current.active,
+        updatedAt: Math.max(clock.now(), current.updatedAt),
+      };
+      if (!(await store.updateWebhook(next))) throw webhookNotFound(id);
+      // Reactivating a webhook may make waiting deliveries due.
+      if (next.active && !current.active) wake.notify();
+      return next;
+    },
+
+    async remove(id) {
+      if (!(await store.deleteWebhook(id))) throw webhookNotFound(id);
+    },
+
+    async trigger(eventType, data) {
+      if (!isKnownEventType(eventType)) {
+        throw new HeraldError(
+          "unknown_event_type",
+          `event '${eventType}' is not a known event type. GET /api/webhooks/events/types lists the valid ones.`,
+          "event",
+        );
+      }
+      const now = clock.now();
+      const eventId = newId("evt", now);
+      const body = JSON.stringify({
+        event: eventType,
+        timestamp: new Date(now).toISOString(),
+        data,
+      });
+      const deliveries = await store.enqueueEvent(
+        { id: eventId, type: eventType, body, createdAt: now },
+        (active) => active.filter((webhook) => webhookReceives(webhook, eventType)),
+        () => newId("del", now),
+      );
+      if (deliveries > 0) wake.notify();
+      return { eventId, deliveries };
+    },
+
+    async listDeliveries(webhookId, options) {
+      await get(webhookId);
+      return store.listDeliveries(webhookId, options);
+    },
+
+    async getDelivery(webhookId, deliveryId) {
+      await get(webhookId);
+      const delivery = await store.getDelivery(webhookId, deliveryId);
+      if (!delivery) {
+        throw new HeraldError(
+          "delivery_not_found",
+          `Delivery not found: webhook '${webhookId}' has no delivery '${deliveryId}'. GET /api/webhooks/${webhookId}/deliveries lists its deliveries.`,
+        );
+      }
+      return delivery;
+    },
+  };
+}

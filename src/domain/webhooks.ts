@@ -1,0 +1,109 @@
+import { HeraldError } from "./errors.js";
+import { isKnownEventType } from "./event-types.js";
+
+/** A registered webhook endpoint, as stored. */
+export interface Webhook {
+  id: string;
+  name: string;
+  url: string;
+  /** Event types this endpoint receives. */
+  events: string[];
+  /** Signing key of every delivery; never shown after creation. */
+  secret: string;
+  /** Inactive webhooks receive no new deliveries, and their pending ones wait. */
+  active: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A webhook as the API shows it: timestamps in ISO 8601 and the secret masked unless `revealSecret`. */
+export interface WebhookView {
+  id: string;
+  name: string;
+  url: string;
+  events: string[];
+  secret: string;
+  active: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What a client sends to register a webhook. */
+export interface WebhookInput {
+  name: string;
+  url: string;
+  events: string[];
+  secret?: string;
+  active?: boolean;
+}
+
+/** What a client sends to change a webhook; absent fields keep their value. */
+export interface WebhookPatch {
+  name?: string;
+  url?: string;
+  events?: string[];
+  active?: boolean;
+}
+
+export const MASKED_SECRET = "***";
+
+/** Shows a webhook to an API client. */
+export function viewWebhook(webhook: Webhook, revealSecret = false): WebhookView {
+  return {
+    id: webhook.id,
+    name: webhook.name,
+    url: webhook.url,
+    events: [...webhook.events],
+    secret: revealSecret ? webhook.secret : MASKED_SECRET,
+    active: webhook.active,
+    createdAt: new Date(webhook.createdAt).toISOString(),
+    updatedAt: new Date(webhook.updatedAt).toISOString(),
+  };
+}
+
+/** Throws a 400 naming the field unless `url` is an absolute http(s) URL. */
+export function checkWebhookUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new HeraldError(
+      "validation_failed",
+      `url must be an absolute http:// or https:// URL, for example https://example.com/webhook; got '${url}'.`,
+      "url",
+    );
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new HeraldError(
+      "validation_failed",
+      `url must use http:// or https://; '${parsed.protocol}' cannot receive webhooks.`,
+      "url",
+    );
+  }
+  if (parsed.username || parsed.password) {
+    throw new HeraldError(
+      "validation_failed",
+      "url must not contain a user name or password; use the webhook secret to authenticate deliveries.",
+      "url",
+    );
+  }
+  return parsed.toString();
+}
+
+/** Throws a 400 naming the first unknown event type; returns the list without repeats. */
+export function checkEventTypes(events: string[]): string[] {
+  const unknown = events.find((name) => !isKnownEventType(name));
+  if (unknown !== undefined) {
+    throw new HeraldError(
+      "unknown_event_type",
+      `events contains an unknown event type '${unknown}'. GET /api/webhooks/events/types lists the valid ones.`,
+      "events",
+    );
+  }
+  return [...new Set(events)];
+}
+
+/** True when `webhook` should receive an event of type `eventType`. */
+export function webhookReceives(webhook: Webhook, eventType: string): boolean {
+  return webhook.active && webhook.events.includes(eventType);
+}

@@ -1,0 +1,183 @@
+/**
+ * The composition root: builds every adapter from a validated config, wires them to the domain,
+ * starts them in order and stops them in reverse.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { type Logger as PinoLogger, pino } from "pino";
+import { buildServer } from "./adapters/http/server.js";
+import { createHttpSender } from "./adapters/sender.js";
+import { openSqliteStore } from "./adapters/storage/sqlite/sqlite-store.js";
+import { createFirstPresentVerifier } from "./adapters/verifiers/first-present.js";
+import { createHexHmacVerifier, HEX_SIGNATURE_HEADER } from "./adapters/verifiers/hmac-hex.js";
+import { createStripeVerifier, STRIPE_SIGNATURE_HEADER } from "./adapters/verifiers/stripe.js";
+import { type Config, INCOMING_SERVICES } from "./config.js";
+import { type Clock, systemClock } from "./domain/clock.js";
+import type { IncomingSource } from "./domain/incoming.js";
+import { createIncomingService } from "./domain/incoming-service.js";
+import type { Sender, Store } from "./domain/ports.js";
+import { createWebhookService } from "./domain/webhook-service.js";
+import { createDeliveryWorker } from "./worker/delivery-worker.js";
+import { createLocalWakeSignal } from "./worker/wake-signal.js";
+
+const packageJson = createRequire(import.meta.url)("../package.json") as { version: string };
+
+/** Herald's version, as sent in the User-Agent of every delivery. */
+export const VERSION = packageJson.version;
+
+/** Parts a test may replace; everything else is built from the config. */
+export interface HeraldOverrides {
+  clock?: Clock;
+  logger?: PinoLogger;
+  store?: Store;
+  sender?: Sender;
+  random?: () => number;
+}
+
+/** A wired Herald, not yet listening. */
+export interface Herald {
+  app: FastifyInstance;
+  store: Store;
+  apiKey: string;
+  logger: PinoLogger;
+  /** Listens on the configured port and starts delivering. Resolves with the base URL. */
+  start(): Promise<string>;
+  /** Stops accepting, lets attempts in flight finish (bounded), and closes the database. */
+  stop(): Promise<void>;
+}
+
+/** Returns the configured key, or the one kept in the data directory, generating it on first start. */
+function resolveApiKey(config: Config, logger: PinoLogger): string {
+  if (config.apiKey) return config.apiKey;
+  const path = join(config.dataDir, "api-key");
+  if (existsSync(path)) {
+    const saved = readFileSync(path, "utf8").trim();
+    if (saved.length > 0) {
+      logger.info(
+        { path },
+        `Using the API key saved in ${path}. Set HERALD_API_KEY to choose your own.`,
+      );
+      return saved;
+    }
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  const key = `hk_${randomBytes(24).toString("base64url")}`;
+  writeFileSync(path, `${key}\n`, { mode: 0o600 });
+  logger.warn(
+    { path },
+    `No HERALD_API_KEY was set, so Herald generated one and saved it in ${path} (readable only by this user). Send it on every /api/webhooks request as the header "Authorization: Bearer ${key}". This is the only time it is printed.`,
+  );
+  return key;
+}
+
+function incomingSources(config: Config): IncomingSource[] {
+  return INCOMING_SERVICES.map((name) => {
+    const secret = config.incomingSecrets[name];
+    const secretSetting = `HERALD_INCOMING_SECRET_${name.toUpperCase()}`;
+    if (secret === undefined) return { name, verifier: undefined, secretSetting };
+    const hex = createHexHmacVerifier(secret);
+    const verifier =
+      name === "stripe"
+        ? createFirstPresentVerifier([
+            [STRIPE_SIGNATURE_HEADER, createStripeVerifier(secret)],
+            [HEX_SIGNATURE_HEADER, hex],
+          ])
+        : hex;
+    return { name, verifier, secretSetting };
+  });
+}
+
+/** Builds Herald from `config`. */
+export function createHerald(config: Config, overrides: HeraldOverrides = {}): Herald {
+  const clock = overrides.clock ?? systemClock;
+  const logger = overrides.logger ?? pino({ level: config.logLevel, name: "herald", base: null });
+  const apiKey = resolveApiKey(config, logger);
+  const store = overrides.store ?? openSqliteStore(config.database.path);
+  const wake = createLocalWakeSignal();
+  const sender =
+    overrides.sender ??
+    createHttpSender({
+      clock,
+      timeoutMs: config.deliveryTimeoutMs,
+      allowPrivateTargets: config.allowPrivateTargets,
+      userAgent: `Herald/${VERSION}`,
+    });
+  const worker = createDeliveryWorker({
+    store,
+    sender,
+    clock,
+    wake,
+    logger,
+    schedule: config.retrySchedule,
+    concurrency: config.deliveryConcurrency,
+    timeoutMs: config.deliveryTimeoutMs,
+    ...(overrides.random ? { random: overrides.random } : {}),
+  });
+  const webhooks = createWebhookService({ store, clock, wake });
+  const incoming = createIncomingService({
+    store,
+    clock,
+    logger,
+    sources: incomingSources(config),
+  });
+  const app = buildServer({
+    webhooks,
+    incoming,
+    apiKey,
+    bodyLimitBytes: config.bodyLimitBytes,
+    clock,
+    logger,
+  });
+
+  for (const source of incomingSources(config)) {
+    if (!source.verifier) {
+      logger.warn(
+        { service: source.name },
+        `Incoming webhooks for '${source.name}' will be refused until ${source.secretSetting} is set.`,
+      );
+    }
+  }
+  if (config.allowPrivateTargets) {
+    logger.warn(
+      {},
+      "HERALD_ALLOW_PRIVATE_TARGETS is on: deliveries may reach loopback and private network addresses.",
+    );
+  }
+
+  let stopped: Promise<void> | undefined;
+
+  return {
+    app,
+    store,
+    apiKey,
+    logger,
+
+    async start() {
+      const address = await app.listen({ port: config.port, host: config.host });
+      worker.start();
+      logger.info(
+        { address, database: config.database.kind },
+        `Herald is ready: the API is at ${address}/api (database: ${config.database.kind}).`,
+      );
+      return address;
+    },
+
+    stop() {
+      stopped ??= (async () => {
+        logger.info(
+          {},
+          "Herald is stopping: no new requests are taken; attempts in flight may finish.",
+        );
+        await app.close();
+        await worker.stop(config.shutdownGraceMs);
+        await sender.close();
+        await store.close();
+        logger.info({}, "Herald stopped cleanly.");
+      })();
+      return stopped;
+    },
+  };
+}

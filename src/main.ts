@@ -1,0 +1,43 @@
+/** Process entry: load the config, start Herald, stop it cleanly on SIGTERM or SIGINT. */
+import { ConfigError, loadConfig } from "./config.js";
+import { createHerald } from "./herald.js";
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\nFix the settings above and start Herald again.\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const herald = createHerald(config);
+  const shutdown = (signal: string) => {
+    herald.logger.info({ signal }, `Received ${signal}.`);
+    herald.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        herald.logger.error({ err: error }, "Herald did not stop cleanly.");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+  try {
+    await herald.start();
+  } catch (error) {
+    const err = error as NodeJS.ErrnoException;
+    const hint =
+      err.code === "EADDRINUSE"
+        ? `Port ${config.port} is already in use. Stop the other program or set PORT to a free port.`
+        : `Herald could not start: ${err.message}`;
+    herald.logger.fatal({ err: error }, hint);
+    await herald.stop().catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+void main();

@@ -1,0 +1,205 @@
+/**
+ * The delivery loop: claims due deliveries in batches, sends them with bounded concurrency, and
+ * records each attempt with its next step (delivered, retry at a time, or give up). Retries are rows
+ * with a due time, never timers: the loop wakes when new work is committed, when a retry falls due,
+ * or on a slow poll.
+ */
+import { randomUUID } from "node:crypto";
+import type { Clock } from "../domain/clock.js";
+import type { AttemptResult, ClaimedDelivery, DeliveryUpdate } from "../domain/deliveries.js";
+import type { Logger, Sender, Store, WakeSignal } from "../domain/ports.js";
+import {
+  type AttemptOutcome,
+  decideOutcome,
+  type RetrySchedule,
+  statusAfter,
+} from "../domain/retry-policy.js";
+
+export interface DeliveryWorkerOptions {
+  store: Store;
+  sender: Sender;
+  clock: Clock;
+  wake: WakeSignal;
+  logger: Logger;
+  schedule: RetrySchedule;
+  /** Most attempts in flight at once. */
+  concurrency: number;
+  /** Per-attempt time limit; leases outlast it. */
+  timeoutMs: number;
+  /** Longest sleep when nothing is due. */
+  pollIntervalMs?: number;
+  /** Most deliveries claimed in one query. */
+  batchSize?: number;
+  random?: () => number;
+}
+
+/** A running delivery loop. */
+export interface DeliveryWorker {
+  start(): void;
+  /** Stops claiming, waits up to `graceMs` for attempts in flight, and resolves. */
+  stop(graceMs: number): Promise<void>;
+  /** Attempts in flight now. */
+  inFlight(): number;
+}
+
+function describeOutcome(result: AttemptResult, outcome: AttemptOutcome): string | null {
+  if (outcome.kind === "delivered") return null;
+  const what = result.error ?? `receiver answered ${result.response?.status}`;
+  if (outcome.kind === "retry")
+    return `${what}; next attempt in ${Math.round(outcome.delayMs / 1000)} s`;
+  return result.error ? `${what}; ${outcome.reason}` : `${outcome.reason}`;
+}
+
+/** Creates the delivery loop; it does nothing until started. */
+export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWorker {
+  const { store, sender, clock, wake, logger, schedule, concurrency, timeoutMs } = options;
+  const pollIntervalMs = options.pollIntervalMs ?? 1000;
+  const batchSize = options.batchSize ?? 100;
+  const random = options.random ?? Math.random;
+  const workerId = `worker_${randomUUID()}`;
+  const leaseMs = timeoutMs * 2 + 30_000;
+
+  let running = false;
+  let claiming = false;
+  let pumpMissed = false;
+  let pumpQueued = false;
+  let sleepTimer: NodeJS.Timeout | undefined;
+  let unsubscribe: (() => void) | undefined;
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+
+  function schedulePump(): void {
+    if (!running || pumpQueued) return;
+    pumpQueued = true;
+    setImmediate(() => {
+      pumpQueued = false;
+      void pump();
+    });
+  }
+
+  async function attempt(delivery: ClaimedDelivery): Promise<void> {
+    const result = await sender.send(delivery);
+    const attemptNumber = delivery.attempts + 1;
+    const outcome = decideOutcome(result, attemptNumber, schedule, random);
+    const finishedAt = result.startedAt + result.durationMs;
+    const update: DeliveryUpdate = {
+      deliveryId: delivery.id,
+      status: statusAfter(outcome),
+      attempts: attemptNumber,
+      nextAttemptAt: outcome.kind === "retry" ? finishedAt + outcome.delayMs : null,
+      attempt: {
+        deliveryId: delivery.id,
+        attempt: attemptNumber,
+        startedAt: result.startedAt,
+        durationMs: result.durationMs,
+        statusCode: result.response?.status ?? null,
+        error: describeOutcome(result, outcome),
+        responseHeaders: result.response?.headers ?? null,
+        responseBody: result.response?.body ?? null,
+      },
+    };
+    await store.recordAttempt(update);
+    if (outcome.kind === "give-up") {
+      logger.warn(
+        { deliveryId: delivery.id, webhookId: delivery.webhookId, attempts: attemptNumber },
+        `Delivery ${delivery.id} failed for good: ${update.attempt.error}`,
+      );
+    }
+  }
+
+  async function pump(): Promise<void> {
+    if (!running) return;
+    if (claiming) {
+      pumpMissed = true;
+      return;
+    }
+    const free = concurrency - inFlight;
+    if (free <= 0) return;
+    claiming = true;
+    let claimed: ClaimedDelivery[] = [];
+    try {
+      const now = clock.now();
+      claimed = await store.claimDueDeliveries({
+        now,
+        limit: Math.min(free, batchSize),
+        workerId,
+        leaseUntil: now + leaseMs,
+      });
+    } catch (error) {
+      logger.error(
+        { err: error },
+        "Could not read due deliveries from the database; trying again in 1 s.",
+      );
+      claiming = false;
+      sleep(1000);
+      return;
+    }
+    claiming = false;
+    for (const delivery of claimed) {
+      inFlight++;
+      attempt(delivery)
+        .catch((error) =>
+          logger.error(
+            { err: error, deliveryId: delivery.id },
+            `Could not record an attempt of delivery ${delivery.id}; it stays pending and will be sent again.`,
+          ),
+        )
+        .finally(() => {
+          inFlight--;
+          if (inFlight === 0 && drained) drained();
+          schedulePump();
+        });
+    }
+    if (!running) return;
+    if (pumpMissed || claimed.length === Math.min(free, batchSize)) {
+      pumpMissed = false;
+      schedulePump();
+      return;
+    }
+    // Nothing more is due now: sleep until the next due time, a wake-up, or the poll interval.
+    let delay = pollIntervalMs;
+    try {
+      const next = await store.nextDueAt();
+      if (next !== undefined) delay = Math.min(Math.max(next - clock.now(), 25), pollIntervalMs);
+    } catch {
+      delay = pollIntervalMs;
+    }
+    sleep(delay);
+  }
+
+  function sleep(ms: number): void {
+    if (!running) return;
+    if (sleepTimer) clearTimeout(sleepTimer);
+    sleepTimer = setTimeout(() => {
+      sleepTimer = undefined;
+      schedulePump();
+    }, ms);
+    sleepTimer.unref();
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      unsubscribe = wake.subscribe(schedulePump);
+      schedulePump();
+    },
+
+    async stop(graceMs) {
+      running = false;
+      unsubscribe?.();
+      if (sleepTimer) clearTimeout(sleepTimer);
+      if (inFlight === 0) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      drained = undefined;
+    },
+
+    inFlight: () => inFlight,
+  };
+}
