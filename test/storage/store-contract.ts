@@ -1,0 +1,409 @@
+/** The behaviour every store must show; each store's test file runs it against a real database. */
+import assert from "node:assert/strict";
+import { afterEach, beforeEach, describe, test } from "node:test";
+import type { DeliveryUpdate } from "../../src/domain/deliveries.js";
+import type { Store } from "../../src/domain/ports.js";
+import type { Webhook } from "../../src/domain/webhooks.js";
+
+export interface StoreFixture {
+  store: Store;
+  /** Closes the store and removes its data. */
+  destroy(): Promise<void>;
+  /** Closes and reopens the same data, as a restart would. */
+  reopen(): Promise<Store>;
+}
+
+let counter = 0;
+function webhook(overrides: Partial<Webhook> = {}): Webhook {
+  counter++;
+  return {
+    id: `wh_${counter}_test`,
+    name: `hook ${counter}`,
+    url: `https://example.com/${counter}`,
+    events: ["user.created"],
+    secret: `secret-${counter}`,
+    active: true,
+    createdAt: 1000 + counter,
+    updatedAt: 1000 + counter,
+    ...overrides,
+  };
+}
+
+function success(deliveryId: string, attempt: number, at: number): DeliveryUpdate {
+  return {
+    deliveryId,
+    status: "success",
+    attempts: attempt,
+    nextAttemptAt: null,
+    attempt: {
+      deliveryId,
+      attempt,
+      startedAt: at,
+      durationMs: 3,
+      statusCode: 200,
+      error: null,
+      responseHeaders: { "content-type": "text/plain" },
+      responseBody: "OK",
+    },
+  };
+}
+
+const everyone = (active: readonly Webhook[]) => [...active];
+
+/** Registers the store contract tests. */
+export function describeStoreContract(name: string, open: () => Promise<StoreFixture>): void {
+  describe(`${name} store`, () => {
+    let fixture: StoreFixture;
+    let store: Store;
+    let ids = 0;
+    const nextId = () => `del_${++ids}_t`;
+
+    beforeEach(async () => {
+      fixture = await open();
+      store = fixture.store;
+    });
+    afterEach(async () => {
+      await fixture.destroy();
+    });
+
+    test("keeps webhooks with every field, and lists them in creation order", async () => {
+      const a = webhook();
+      const b = webhook({ active: false, events: ["user.created", "auth.login"] });
+      await store.insertWebhook(b);
+      await store.insertWebhook(a);
+      assert.deepEqual(await store.getWebhook(b.id), b);
+      assert.deepEqual(
+        (await store.listWebhooks()).map((w) => w.id),
+        [a, b].sort((x, y) => x.createdAt - y.createdAt).map((w) => w.id),
+      );
+      assert.equal(await store.getWebhook("wh_missing"), undefined);
+    });
+
+    test("updates and deletes webhooks, reporting whether they existed", async () => {
+      const a = webhook();
+      await store.insertWebhook(a);
+      const changed = { ...a, name: "renamed", active: false, updatedAt: a.updatedAt + 5 };
+      assert.equal(await store.updateWebhook(changed), true);
+      assert.deepEqual(await store.getWebhook(a.id), changed);
+      assert.equal(await store.updateWebhook({ ...changed, id: "wh_missing" }), false);
+      assert.equal(await store.deleteWebhook(a.id), true);
+      assert.equal(await store.deleteWebhook(a.id), false);
+      assert.equal(await store.getWebhook(a.id), undefined);
+    });
+
+    test("enqueues one delivery per selected active webhook, in one step", async () => {
+      const a = webhook();
+      const b = webhook();
+      const paused = webhook({ active: false });
+      for (const w of [a, b, paused]) await store.insertWebhook(w);
+      let seen: string[] = [];
+      const count = await store.enqueueEvent(
+        { id: "evt_1", type: "user.created", body: '{"event":"user.created"}', createdAt: 5000 },
+        (active) => {
+          seen = active.map((w) => w.id);
+          return active.filter((w) => w.id === a.id);
+        },
+        nextId,
+      );
+      assert.equal(count, 1);
+      assert.deepEqual(seen.sort(), [a.id, b.id].sort());
+      const claimed = await store.claimDueDeliveries({
+        now: 5000,
+        limit: 10,
+        workerId: "w1",
+        leaseUntil: 9000,
+      });
+      assert.equal(claimed.length, 1);
+      assert.equal(claimed[0]?.webhookId, a.id);
+      assert.equal(claimed[0]?.url, a.url);
+      assert.equal(claimed[0]?.secret, a.secret);
+      assert.equal(claimed[0]?.body, '{"event":"user.created"}');
+      assert.equal(claimed[0]?.attempts, 0);
+    });
+
+    test("many concurrent enqueues all commit", async () => {
+      await store.insertWebhook(webhook());
+      const counts = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          store.enqueueEvent(
+            { id: `evt_c${i}`, type: "user.created", body: "{}", createdAt: 1 },
+            everyone,
+            nextId,
+          ),
+        ),
+      );
+      assert.equal(
+        counts.reduce((sum, n) => sum + n, 0),
+        200,
+      );
+      const claimed = await store.claimDueDeliveries({
+        now: 10,
+        limit: 500,
+        workerId: "w",
+        leaseUntil: 100,
+      });
+      assert.equal(claimed.length, 200);
+    });
+
+    test("claims only due deliveries, oldest due first, and never hands a leased one out twice", async () => {
+      await store.insertWebhook(webhook());
+      for (let i = 0; i < 5; i++) {
+        await store.enqueueEvent(
+          { id: `evt_d${i}`, type: "user.created", body: "{}", createdAt: 100 + i },
+          everyone,
+          nextId,
+        );
+      }
+      assert.equal(
+        (await store.claimDueDeliveries({ now: 99, limit: 10, workerId: "w", leaseUntil: 500 }))
+          .length,
+        0,
+      );
+      const first = await store.claimDueDeliveries({
+        now: 102,
+        limit: 2,
+        workerId: "w",
+        leaseUntil: 500,
+      });
+      assert.deepEqual(
+        first.map((d) => d.eventId),
+        ["evt_d0", "evt_d1"],
+      );
+      const second = await store.claimDueDeliveries({
+        now: 200,
+        limit: 10,
+        workerId: "w",
+        leaseUntil: 500,
+      });
+      assert.deepEqual(
+        second.map((d) => d.eventId),
+        ["evt_d2", "evt_d3", "evt_d4"],
+      );
+      assert.equal(
+        (await store.claimDueDeliveries({ now: 200, limit: 10, workerId: "w", leaseUntil: 500 }))
+          .length,
+        0,
+      );
+      // An expired lease makes the delivery claimable again.
+      assert.equal(
+        (await store.claimDueDeliveries({ now: 501, limit: 10, workerId: "w", leaseUntil: 900 }))
+          .length,
+        5,
+      );
+    });
+
+    test("pending deliveries of an inactive webhook wait until it is active again", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      await store.enqueueEvent(
+        { id: "evt_p", type: "user.created", body: "{}", createdAt: 1 },
+        everyone,
+        nextId,
+      );
+      await store.updateWebhook({ ...w, active: false });
+      assert.equal(
+        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "w", leaseUntil: 20 }))
+          .length,
+        0,
+      );
+      assert.equal(await store.nextDueAt(), undefined);
+      await store.updateWebhook({ ...w, active: true });
+      assert.equal(await store.nextDueAt(), 1);
+      assert.equal(
+        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "w", leaseUntil: 20 }))
+          .length,
+        1,
+      );
+    });
+
+    test("records attempts: a retry is due again later, a success is done, and the history keeps both", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      await store.enqueueEvent(
+        { id: "evt_r", type: "user.created", body: '{"n":1}', createdAt: 1000 },
+        everyone,
+        nextId,
+      );
+      const [claimed] = await store.claimDueDeliveries({
+        now: 1000,
+        limit: 1,
+        workerId: "w",
+        leaseUntil: 5000,
+      });
+      assert.ok(claimed);
+      await store.recordAttempt({
+        deliveryId: claimed.id,
+        status: "pending",
+        attempts: 1,
+        nextAttemptAt: 7000,
+        attempt: {
+          deliveryId: claimed.id,
+          attempt: 1,
+          startedAt: 1000,
+          durationMs: 12,
+          statusCode: 503,
+          error: "receiver answered 503; next attempt in 6 s",
+          responseHeaders: { "retry-after": "6" },
+          responseBody: "busy",
+        },
+      });
+      assert.equal(await store.nextDueAt(), 7000);
+      assert.equal(
+        (await store.claimDueDeliveries({ now: 6999, limit: 1, workerId: "w", leaseUntil: 9000 }))
+          .length,
+        0,
+      );
+      const [again] = await store.claimDueDeliveries({
+        now: 7000,
+        limit: 1,
+        workerId: "w",
+        leaseUntil: 9000,
+      });
+      assert.equal(again?.attempts, 1);
+      await store.recordAttempt(success(claimed.id, 2, 7000));
+      assert.equal(await store.nextDueAt(), undefined);
+
+      const detail = await store.getDelivery(w.id, claimed.id);
+      assert.ok(detail);
+      assert.equal(detail.status, "success");
+      assert.equal(detail.attempts, 2);
+      assert.equal(detail.nextAttemptAt, null);
+      assert.equal(detail.lastStatusCode, 200);
+      assert.equal(detail.lastResponseBody, "OK");
+      assert.deepEqual(
+        detail.attemptLog.map((a) => [a.attempt, a.statusCode, a.responseBody]),
+        [
+          [1, 503, "busy"],
+          [2, 200, "OK"],
+        ],
+      );
+      assert.deepEqual(detail.attemptLog[0]?.responseHeaders, { "retry-after": "6" });
+      assert.equal(await store.getDelivery("wh_other", claimed.id), undefined);
+    });
+
+    test("pages a webhook's deliveries newest first with a cursor", async () => {
+      const w = webhook();
+      const other = webhook();
+      await store.insertWebhook(w);
+      await store.insertWebhook(other);
+      for (let i = 0; i < 7; i++) {
+        await store.enqueueEvent(
+          { id: `evt_pg${i}`, type: "user.created", body: `{"i":${i}}`, createdAt: 10 + i },
+          everyone,
+          nextId,
+        );
+      }
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await store.listDeliveries(
+          w.id,
+          cursor === undefined ? { limit: 3 } : { limit: 3, cursor },
+        );
+        seen.push(...page.deliveries.map((d) => d.eventId));
+        assert.ok(page.deliveries.every((d) => d.webhookId === w.id));
+        cursor = page.nextCursor;
+        pages++;
+      } while (cursor !== undefined && pages < 10);
+      assert.equal(pages, 3);
+      assert.deepEqual(
+        seen,
+        [6, 5, 4, 3, 2, 1, 0].map((i) => `evt_pg${i}`),
+      );
+      const first = (await store.listDeliveries(w.id, { limit: 1 })).deliveries[0];
+      assert.equal(first?.status, "pending");
+      assert.equal(first?.attempts, 0);
+      assert.equal(first?.nextAttemptAt, 16);
+      assert.equal(first?.body, '{"i":6}');
+    });
+
+    test("deleting a webhook removes its pending deliveries from the queue", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      await store.enqueueEvent(
+        { id: "evt_del", type: "user.created", body: "{}", createdAt: 1 },
+        everyone,
+        nextId,
+      );
+      await store.deleteWebhook(w.id);
+      assert.equal(
+        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "w", leaseUntil: 20 }))
+          .length,
+        0,
+      );
+    });
+
+    test("stores an incoming webhook once per service and dedupe key", async () => {
+      const base = {
+        service: "xano",
+        eventName: "record.created",
+        headers: { "x-webhook-delivery": "d1" },
+        rawBody: Buffer.from('{"a":1}'),
+        verifiedBy: "x-webhook-signature",
+        receivedAt: 1,
+      };
+      const first = await store.saveIncoming({ ...base, id: "evt_in1", dedupeKey: "d1" });
+      const again = await store.saveIncoming({ ...base, id: "evt_in2", dedupeKey: "d1" });
+      const otherService = await store.saveIncoming({
+        ...base,
+        id: "evt_in3",
+        service: "custom",
+        dedupeKey: "d1",
+      });
+      const noKey1 = await store.saveIncoming({ ...base, id: "evt_in4", dedupeKey: null });
+      const noKey2 = await store.saveIncoming({ ...base, id: "evt_in5", dedupeKey: null });
+      assert.deepEqual(first, { eventId: "evt_in1", duplicate: false });
+      assert.deepEqual(again, { eventId: "evt_in1", duplicate: true });
+      assert.deepEqual(otherService, { eventId: "evt_in3", duplicate: false });
+      assert.deepEqual(noKey1, { eventId: "evt_in4", duplicate: false });
+      assert.deepEqual(noKey2, { eventId: "evt_in5", duplicate: false });
+    });
+
+    test("concurrent copies of one incoming webhook are stored once", async () => {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          store.saveIncoming({
+            id: `evt_cc${i}`,
+            service: "stripe",
+            eventName: null,
+            dedupeKey: "evt_stripe_1",
+            headers: {},
+            rawBody: Buffer.from("{}"),
+            verifiedBy: "stripe-signature",
+            receivedAt: 1,
+          }),
+        ),
+      );
+      assert.equal(new Set(results.map((r) => r.eventId)).size, 1);
+      assert.equal(results.filter((r) => !r.duplicate).length, 1);
+    });
+
+    test("everything committed survives a reopen, and leases do not", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      await store.enqueueEvent(
+        { id: "evt_re", type: "user.created", body: "{}", createdAt: 1 },
+        everyone,
+        nextId,
+      );
+      assert.equal(
+        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "w", leaseUntil: 1e12 }))
+          .length,
+        1,
+      );
+      store = await fixture.reopen();
+      assert.deepEqual(await store.getWebhook(w.id), w);
+      const claimed = await store.claimDueDeliveries({
+        now: 10,
+        limit: 10,
+        workerId: "w2",
+        leaseUntil: 20,
+      });
+      assert.deepEqual(
+        claimed.map((d) => d.eventId),
+        ["evt_re"],
+      );
+    });
+  });
+}

@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import { describe, test } from "node:test";
+import { ConfigError, loadConfig } from "../../src/config.js";
+import { DEFAULT_RETRY_SCHEDULE } from "../../src/domain/retry-policy.js";
+
+describe("configuration", () => {
+  test("has documented defaults", () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 3000);
+    assert.equal(config.host, "0.0.0.0");
+    assert.equal(config.dataDir, resolve("./data"));
+    assert.deepEqual(config.database, { kind: "sqlite", path: resolve("./data/herald.db") });
+    assert.equal(config.apiKey, undefined);
+    assert.equal(config.allowPrivateTargets, false);
+    assert.deepEqual(config.retrySchedule, DEFAULT_RETRY_SCHEDULE);
+    assert.equal(config.deliveryTimeoutMs, 15_000);
+    assert.equal(config.deliveryConcurrency, 64);
+    assert.equal(config.bodyLimitBytes, 1024 * 1024);
+    assert.equal(config.logLevel, "info");
+    assert.deepEqual(config.incomingSecrets, {});
+  });
+
+  test("reads every setting", () => {
+    const config = loadConfig({
+      PORT: "8080",
+      HOST: "127.0.0.1",
+      HERALD_DATA_DIR: "/tmp/herald-x",
+      DATABASE_URL: "sqlite:/tmp/other.db",
+      HERALD_API_KEY: "0123456789abcdef0123",
+      HERALD_INCOMING_SECRET_XANO: "x",
+      HERALD_INCOMING_SECRET_STRIPE: "whsec_s",
+      HERALD_ALLOW_PRIVATE_TARGETS: "true",
+      HERALD_RETRY_SCHEDULE: "1s,2m",
+      HERALD_DELIVERY_TIMEOUT: "2s",
+      HERALD_DELIVERY_CONCURRENCY: "8",
+      LOG_LEVEL: "debug",
+    });
+    assert.equal(config.port, 8080);
+    assert.deepEqual(config.database, { kind: "sqlite", path: "/tmp/other.db" });
+    assert.deepEqual(config.incomingSecrets, { xano: "x", stripe: "whsec_s" });
+    assert.equal(config.allowPrivateTargets, true);
+    assert.deepEqual(config.retrySchedule, [1000, 120_000]);
+    assert.equal(config.deliveryTimeoutMs, 2000);
+    assert.equal(config.deliveryConcurrency, 8);
+    assert.equal(config.logLevel, "debug");
+    assert.deepEqual(loadConfig({ HERALD_RETRY_SCHEDULE: "none" }).retrySchedule, []);
+  });
+
+  test("names every bad setting at once", () => {
+    try {
+      loadConfig({
+        PORT: "http",
+        HERALD_DELIVERY_TIMEOUT: "soon",
+        HERALD_DELIVERY_CONCURRENCY: "0",
+        HERALD_ALLOW_PRIVATE_TARGETS: "maybe",
+        HERALD_RETRY_SCHEDULE: "5s,x",
+        DATABASE_URL: "mysql://x",
+        HERALD_API_KEY: "short",
+        LOG_LEVEL: "loud",
+      });
+      assert.fail("expected a ConfigError");
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      const names = [
+        "PORT",
+        "HERALD_DELIVERY_TIMEOUT",
+        "HERALD_DELIVERY_CONCURRENCY",
+        "HERALD_ALLOW_PRIVATE_TARGETS",
+        "HERALD_RETRY_SCHEDULE",
+        "DATABASE_URL",
+        "HERALD_API_KEY",
+        "LOG_LEVEL",
+      ];
+      for (const name of names) {
+        assert.ok(
+          error.problems.some((problem) => problem.startsWith(name)),
+          `${name} missing from ${error.problems.join(" | ")}`,
+        );
+      }
+    }
+  });
+});

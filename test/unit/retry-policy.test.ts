@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { AttemptResult } from "../../src/domain/deliveries.js";
+import {
+  DEFAULT_RETRY_SCHEDULE,
+  decideOutcome,
+  parseDuration,
+  parseRetryAfter,
+  parseRetrySchedule,
+  statusAfter,
+} from "../../src/domain/retry-policy.js";
+
+function answered(status: number, retryAfterMs?: number): AttemptResult {
+  return {
+    startedAt: 0,
+    durationMs: 5,
+    response: { status, headers: {}, body: "" },
+    error: undefined,
+    retryAfterMs,
+  };
+}
+
+const noResponse: AttemptResult = {
+  startedAt: 0,
+  durationMs: 15_000,
+  response: undefined,
+  error: "timed out",
+  retryAfterMs: undefined,
+};
+
+const middle = () => 0.5;
+
+describe("retry policy", () => {
+  test("any 2xx is delivered", () => {
+    for (const status of [200, 201, 204, 299]) {
+      assert.deepEqual(decideOutcome(answered(status), 1, DEFAULT_RETRY_SCHEDULE, middle), {
+        kind: "delivered",
+      });
+    }
+  });
+
+  test("408, 429, 5xx and no response are retried on the schedule", () => {
+    for (const result of [answered(408), answered(429), answered(500), answered(503), noResponse]) {
+      assert.deepEqual(decideOutcome(result, 1, DEFAULT_RETRY_SCHEDULE, middle), {
+        kind: "retry",
+        delayMs: 5000,
+      });
+    }
+  });
+
+  test("other 4xx and 3xx give up at once", () => {
+    for (const status of [400, 401, 403, 404, 410, 422, 301, 302]) {
+      const outcome = decideOutcome(answered(status), 1, DEFAULT_RETRY_SCHEDULE, middle);
+      assert.equal(outcome.kind, "give-up", `status ${status}`);
+    }
+  });
+
+  test("the default schedule is 5s, 5m, 30m, 2h, 5h, 10h, 10h: eight attempts in all", () => {
+    const delays = [1, 2, 3, 4, 5, 6, 7].map((n) => {
+      const outcome = decideOutcome(answered(503), n, DEFAULT_RETRY_SCHEDULE, middle);
+      assert.equal(outcome.kind, "retry");
+      return outcome.kind === "retry" ? outcome.delayMs : 0;
+    });
+    assert.deepEqual(delays, [5e3, 3e5, 18e5, 72e5, 18e6, 36e6, 36e6]);
+    assert.equal(decideOutcome(answered(503), 8, DEFAULT_RETRY_SCHEDULE, middle).kind, "give-up");
+  });
+
+  test("jitter stays within ±20 % of the scheduled delay", () => {
+    const low = decideOutcome(answered(503), 2, DEFAULT_RETRY_SCHEDULE, () => 0);
+    const high = decideOutcome(answered(503), 2, DEFAULT_RETRY_SCHEDULE, () => 0.999999);
+    assert.deepEqual(low, { kind: "retry", delayMs: 240_000 });
+    assert.equal(high.kind === "retry" && high.delayMs > 359_000 && high.delayMs <= 360_000, true);
+  });
+
+  test("Retry-After replaces the scheduled delay, held within 1 s and 24 h", () => {
+    assert.deepEqual(decideOutcome(answered(429, 120_000), 1, DEFAULT_RETRY_SCHEDULE, middle), {
+      kind: "retry",
+      delayMs: 120_000,
+    });
+    assert.deepEqual(decideOutcome(answered(503, 0), 1, DEFAULT_RETRY_SCHEDULE, middle), {
+      kind: "retry",
+      delayMs: 1000,
+    });
+    assert.deepEqual(decideOutcome(answered(503, 1e12), 1, DEFAULT_RETRY_SCHEDULE, middle), {
+      kind: "retry",
+      delayMs: 86_400_000,
+    });
+  });
+
+  test("Retry-After does not extend the number of attempts", () => {
+    assert.equal(decideOutcome(answered(429, 1000), 3, [1000, 1000], middle).kind, "give-up");
+  });
+
+  test("statusAfter maps outcomes to delivery statuses", () => {
+    assert.equal(statusAfter({ kind: "delivered" }), "success");
+    assert.equal(statusAfter({ kind: "retry", delayMs: 1 }), "pending");
+    assert.equal(statusAfter({ kind: "give-up", reason: "x" }), "failed");
+  });
+});
+
+describe("parsing", () => {
+  test("Retry-After is read as seconds or as an HTTP date", () => {
+    const now = Date.parse("2025-12-05T07:00:00Z");
+    assert.equal(parseRetryAfter("120", now), 120_000);
+    assert.equal(parseRetryAfter("Fri, 05 Dec 2025 07:01:00 GMT", now), 60_000);
+    assert.equal(parseRetryAfter("Fri, 05 Dec 2025 06:00:00 GMT", now), 0);
+    assert.equal(parseRetryAfter("soon", now), undefined);
+    assert.equal(parseRetryAfter(undefined, now), undefined);
+  });
+
+  test("durations take ms, s, m, h and d, and bare numbers are seconds", () => {
+    assert.equal(parseDuration("250ms"), 250);
+    assert.equal(parseDuration("15s"), 15_000);
+    assert.equal(parseDuration("5m"), 300_000);
+    assert.equal(parseDuration("2h"), 7_200_000);
+    assert.equal(parseDuration("1d"), 86_400_000);
+    assert.equal(parseDuration("3"), 3000);
+    assert.equal(parseDuration("fast"), undefined);
+    assert.equal(parseDuration("-5s"), undefined);
+  });
+
+  test("a schedule is a comma-separated list of durations", () => {
+    assert.deepEqual(parseRetrySchedule("5s, 5m,30m"), [5000, 300_000, 1_800_000]);
+    assert.equal(parseRetrySchedule("5s,later"), undefined);
+  });
+});
