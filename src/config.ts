@@ -11,7 +11,13 @@ import {
 } from "./domain/retry-policy.js";
 
 /** Where Herald keeps its data. */
-export type DatabaseConfig = { kind: "sqlite"; path: string };
+export type DatabaseConfig =
+  | { kind: "sqlite"; path: string }
+  | { kind: "postgres"; url: string; poolSize: number };
+
+/** What this process does: serve the API, send deliveries, or both. */
+export const ROLES = ["all", "api", "worker"] as const;
+export type Role = (typeof ROLES)[number];
 
 /** The built-in incoming sources and the setting that holds each one's secret. */
 export const INCOMING_SERVICES = ["xano", "stripe", "custom"] as const;
@@ -22,6 +28,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Herald's validated settings. */
 export interface Config {
+  role: Role;
   port: number;
   host: string;
   dataDir: string;
@@ -91,6 +98,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const host = text("HOST") ?? "0.0.0.0";
   const dataDir = resolve(text("HERALD_DATA_DIR") ?? "./data");
 
+  const role = (text("HERALD_ROLE")?.toLowerCase() ?? "all") as Role;
+  if (!ROLES.includes(role)) {
+    problems.push(`HERALD_ROLE=${role} is not valid: use all, api or worker.`);
+  }
+  // A worker needs few connections (claims and batched writes); the API needs more for concurrent reads.
+  const poolSize = integer("HERALD_DB_POOL_SIZE", role === "worker" ? 4 : 10, 2, 500);
+
   let database: DatabaseConfig = { kind: "sqlite", path: resolve(dataDir, "herald.db") };
   const databaseUrl = text("DATABASE_URL");
   if (databaseUrl !== undefined) {
@@ -99,11 +113,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       if (path.length === 0)
         problems.push("DATABASE_URL=sqlite: needs a file path, e.g. sqlite:./data/herald.db.");
       else database = { kind: "sqlite", path: path === ":memory:" ? path : resolve(path) };
+    } else if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
+      database = { kind: "postgres", url: databaseUrl, poolSize };
     } else {
       problems.push(
-        `DATABASE_URL must start with sqlite: (for example sqlite:./data/herald.db); '${databaseUrl.split(":")[0]}:' is not supported.`,
+        `DATABASE_URL must start with sqlite: or postgres:// (for example sqlite:./data/herald.db); '${databaseUrl.split(":")[0]}:' is not supported.`,
       );
     }
+  }
+  if (database.kind === "sqlite" && role !== "all" && ROLES.includes(role)) {
+    problems.push(
+      `HERALD_ROLE=${role} needs PostgreSQL: a SQLite file serves one process, which must do both jobs. Set DATABASE_URL=postgres://… or leave HERALD_ROLE unset.`,
+    );
   }
 
   const apiKey = text("HERALD_API_KEY");
@@ -136,6 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const config: Config = {
+    role: ROLES.includes(role) ? role : "all",
     port,
     host,
     dataDir,

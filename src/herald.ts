@@ -9,7 +9,10 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { type Logger as PinoLogger, pino } from "pino";
 import { buildServer } from "./adapters/http/server.js";
+import { createMetrics } from "./adapters/metrics.js";
 import { createHttpSender } from "./adapters/sender.js";
+import { openPostgresStore } from "./adapters/storage/postgres/postgres-store.js";
+import { createPostgresWakeSignal } from "./adapters/storage/postgres/postgres-wake-signal.js";
 import { openSqliteStore } from "./adapters/storage/sqlite/sqlite-store.js";
 import { createFirstPresentVerifier } from "./adapters/verifiers/first-present.js";
 import { createHexHmacVerifier, HEX_SIGNATURE_HEADER } from "./adapters/verifiers/hmac-hex.js";
@@ -18,7 +21,7 @@ import { type Config, INCOMING_SERVICES } from "./config.js";
 import { type Clock, systemClock } from "./domain/clock.js";
 import type { IncomingSource } from "./domain/incoming.js";
 import { createIncomingService } from "./domain/incoming-service.js";
-import type { Sender, Store } from "./domain/ports.js";
+import type { Sender, Store, WakeSignal } from "./domain/ports.js";
 import { createWebhookService } from "./domain/webhook-service.js";
 import { createDeliveryWorker } from "./worker/delivery-worker.js";
 import { createLocalWakeSignal } from "./worker/wake-signal.js";
@@ -90,13 +93,47 @@ function incomingSources(config: Config): IncomingSource[] {
   });
 }
 
-/** Builds Herald from `config`. */
-export function createHerald(config: Config, overrides: HeraldOverrides = {}): Herald {
+async function openStore(
+  config: Config,
+  logger: PinoLogger,
+): Promise<{ store: Store; wake: WakeSignal; closeWake(): Promise<void> }> {
+  if (config.database.kind === "sqlite") {
+    return {
+      store: openSqliteStore(config.database.path),
+      wake: createLocalWakeSignal(),
+      closeWake: async () => {},
+    };
+  }
+  const { url, poolSize } = config.database;
+  const store = await openPostgresStore({ url, poolSize });
+  if (config.role === "api") {
+    // The API never delivers; the store's NOTIFY wakes the workers.
+    return { store, wake: createLocalWakeSignal(), closeWake: async () => {} };
+  }
+  try {
+    const wake = await createPostgresWakeSignal({ url, logger });
+    return { store, wake, closeWake: () => wake.close() };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** Builds Herald from `config`: opens the database (running migrations) and wires every part. */
+export async function createHerald(
+  config: Config,
+  overrides: HeraldOverrides = {},
+): Promise<Herald> {
   const clock = overrides.clock ?? systemClock;
   const logger = overrides.logger ?? pino({ level: config.logLevel, name: "herald", base: null });
-  const apiKey = resolveApiKey(config, logger);
-  const store = overrides.store ?? openSqliteStore(config.database.path);
-  const wake = createLocalWakeSignal();
+  const servesApi = config.role !== "worker";
+  const delivers = config.role !== "api";
+  const apiKey = servesApi ? resolveApiKey(config, logger) : "";
+  const opened = overrides.store
+    ? { store: overrides.store, wake: createLocalWakeSignal(), closeWake: async () => {} }
+    : await openStore(config, logger);
+  const { store, wake } = opened;
+  const metrics = createMetrics();
   const sender =
     overrides.sender ??
     createHttpSender({
@@ -105,42 +142,47 @@ export function createHerald(config: Config, overrides: HeraldOverrides = {}): H
       allowPrivateTargets: config.allowPrivateTargets,
       userAgent: `Herald/${VERSION}`,
     });
-  const worker = createDeliveryWorker({
-    store,
-    sender,
-    clock,
-    wake,
-    logger,
-    schedule: config.retrySchedule,
-    concurrency: config.deliveryConcurrency,
-    timeoutMs: config.deliveryTimeoutMs,
-    ...(overrides.random ? { random: overrides.random } : {}),
-  });
-  const webhooks = createWebhookService({ store, clock, wake });
-  const incoming = createIncomingService({
-    store,
-    clock,
-    logger,
-    sources: incomingSources(config),
-  });
+  const worker = delivers
+    ? createDeliveryWorker({
+        store,
+        sender,
+        clock,
+        wake,
+        logger,
+        schedule: config.retrySchedule,
+        concurrency: config.deliveryConcurrency,
+        timeoutMs: config.deliveryTimeoutMs,
+        observer: metrics,
+        ...(overrides.random ? { random: overrides.random } : {}),
+      })
+    : undefined;
+  if (worker) metrics.trackInFlight(() => worker.inFlight());
+  const sources = incomingSources(config);
   const app = buildServer({
-    webhooks,
-    incoming,
-    apiKey,
+    api: servesApi
+      ? {
+          webhooks: createWebhookService({ store, clock, wake }),
+          incoming: createIncomingService({ store, clock, logger, sources }),
+          apiKey,
+        }
+      : undefined,
+    metrics: metrics.registry,
     bodyLimitBytes: config.bodyLimitBytes,
     clock,
     logger,
   });
 
-  for (const source of incomingSources(config)) {
-    if (!source.verifier) {
-      logger.warn(
-        { service: source.name },
-        `Incoming webhooks for '${source.name}' will be refused until ${source.secretSetting} is set.`,
-      );
+  if (servesApi) {
+    for (const source of sources) {
+      if (!source.verifier) {
+        logger.warn(
+          { service: source.name },
+          `Incoming webhooks for '${source.name}' will be refused until ${source.secretSetting} is set.`,
+        );
+      }
     }
   }
-  if (config.allowPrivateTargets) {
+  if (config.allowPrivateTargets && delivers) {
     logger.warn(
       {},
       "HERALD_ALLOW_PRIVATE_TARGETS is on: deliveries may reach loopback and private network addresses.",
@@ -157,10 +199,14 @@ export function createHerald(config: Config, overrides: HeraldOverrides = {}): H
 
     async start() {
       const address = await app.listen({ port: config.port, host: config.host });
-      worker.start();
+      worker?.start();
+      const what =
+        config.role === "worker"
+          ? `delivering (health at ${address}/healthz)`
+          : `the API is at ${address}/api${worker ? "" : " (this process does not deliver)"}`;
       logger.info(
-        { address, database: config.database.kind },
-        `Herald is ready: the API is at ${address}/api (database: ${config.database.kind}).`,
+        { address, role: config.role, database: config.database.kind },
+        `Herald is ready as role '${config.role}': ${what}; database: ${config.database.kind}.`,
       );
       return address;
     },
@@ -172,8 +218,9 @@ export function createHerald(config: Config, overrides: HeraldOverrides = {}): H
           "Herald is stopping: no new requests are taken; attempts in flight may finish.",
         );
         await app.close();
-        await worker.stop(config.shutdownGraceMs);
+        await worker?.stop(config.shutdownGraceMs);
         await sender.close();
+        await opened.closeWake();
         await store.close();
         logger.info({}, "Herald stopped cleanly.");
       })();

@@ -13,7 +13,15 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const herald = createHerald(config);
+  let herald: Awaited<ReturnType<typeof createHerald>>;
+  try {
+    herald = await createHerald(config);
+  } catch (error) {
+    process.stderr.write(
+      `Herald could not open its database: ${(error as Error).message}\nCheck DATABASE_URL and that the database server is running, then start Herald again.\n`,
+    );
+    process.exit(1);
+  }
   const shutdown = (signal: string) => {
     herald.logger.info({ signal }, `Received ${signal}.`);
     herald.stop().then(

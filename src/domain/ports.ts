@@ -41,9 +41,14 @@ export interface Store {
     workerId: string;
     leaseUntil: number;
   }): Promise<ClaimedDelivery[]>;
-  /** Records an attempt and its effect on the delivery, and releases the lease. */
-  recordAttempt(update: DeliveryUpdate): Promise<void>;
-  /** When the earliest pending delivery falls due, if any is pending. */
+  /**
+   * Records an attempt and its effect on the delivery, and releases the lease. If `workerId` no
+   * longer holds the lease, the attempt is kept in the history but the delivery is left alone.
+   */
+  recordAttempt(update: DeliveryUpdate, workerId: string): Promise<void>;
+  /** Frees leases that ran out at `now` (their worker died); resolves with how many. */
+  releaseExpiredLeases(now: number): Promise<number>;
+  /** When the earliest pending delivery can next be claimed, if any is pending. */
   nextDueAt(): Promise<number | undefined>;
   listDeliveries(
     webhookId: string,

@@ -15,6 +15,11 @@ import {
   statusAfter,
 } from "../domain/retry-policy.js";
 
+/** Hears how each attempt ended (metrics). */
+export interface DeliveryObserver {
+  attemptFinished(outcome: AttemptOutcome["kind"], durationMs: number): void;
+}
+
 export interface DeliveryWorkerOptions {
   store: Store;
   sender: Sender;
@@ -31,6 +36,7 @@ export interface DeliveryWorkerOptions {
   /** Most deliveries claimed in one query. */
   batchSize?: number;
   random?: () => number;
+  observer?: DeliveryObserver;
 }
 
 /** A running delivery loop. */
@@ -57,13 +63,15 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   const batchSize = options.batchSize ?? 100;
   const random = options.random ?? Math.random;
   const workerId = `worker_${randomUUID()}`;
-  const leaseMs = timeoutMs * 2 + 30_000;
+  // A lease outlasts the longest attempt, with room to record it.
+  const leaseMs = timeoutMs + 10_000;
 
   let running = false;
   let claiming = false;
   let pumpMissed = false;
   let pumpQueued = false;
   let sleepTimer: NodeJS.Timeout | undefined;
+  let sweepTimer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
   let inFlight = 0;
   let drained: (() => void) | undefined;
@@ -98,7 +106,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         responseBody: result.response?.body ?? null,
       },
     };
-    await store.recordAttempt(update);
+    await store.recordAttempt(update, workerId);
+    options.observer?.attemptFinished(outcome.kind, result.durationMs);
     if (outcome.kind === "give-up") {
       logger.warn(
         { deliveryId: delivery.id, webhookId: delivery.webhookId, attempts: attemptNumber },
@@ -167,6 +176,22 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     sleep(delay);
   }
 
+  /** Frees the leases of workers that died mid-attempt, so their deliveries are sent again. */
+  function sweep(): void {
+    store.releaseExpiredLeases(clock.now()).then(
+      (released) => {
+        if (released === 0) return;
+        logger.warn(
+          { released },
+          `${released} deliveries were held by a worker that stopped answering; they are back in the queue and will be sent again.`,
+        );
+        schedulePump();
+      },
+      (error: unknown) =>
+        logger.error({ err: error }, "Could not free expired delivery leases; trying again later."),
+    );
+  }
+
   function sleep(ms: number): void {
     if (!running) return;
     if (sleepTimer) clearTimeout(sleepTimer);
@@ -183,12 +208,15 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       running = true;
       unsubscribe = wake.subscribe(schedulePump);
       schedulePump();
+      sweepTimer = setInterval(sweep, Math.max(1000, Math.min(leaseMs / 2, 30_000)));
+      sweepTimer.unref();
     },
 
     async stop(graceMs) {
       running = false;
       unsubscribe?.();
       if (sleepTimer) clearTimeout(sleepTimer);
+      if (sweepTimer) clearInterval(sweepTimer);
       if (inFlight === 0) return;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);

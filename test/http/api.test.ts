@@ -15,7 +15,7 @@ let dataDir: string;
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "herald-http-"));
-  herald = createHerald(
+  herald = await createHerald(
     loadConfig({
       HERALD_DATA_DIR: dataDir,
       HERALD_API_KEY: KEY,

@@ -1,6 +1,8 @@
+import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { test } from "node:test";
 import { openSqliteStore } from "../../src/adapters/storage/sqlite/sqlite-store.js";
 import { describeStoreContract } from "./store-contract.js";
 
@@ -22,4 +24,47 @@ describeStoreContract("SQLite", async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+});
+
+test("a restart frees every SQLite lease at once, since only one process uses the file", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "herald-store-"));
+  const path = join(dir, "herald.db");
+  try {
+    const first = openSqliteStore(path);
+    await first.insertWebhook({
+      id: "wh_1",
+      name: "a",
+      url: "https://example.com",
+      events: ["user.created"],
+      secret: "s",
+      active: true,
+      createdAt: 1,
+      updatedAt: 1,
+    });
+    await first.enqueueEvent(
+      { id: "evt_1", type: "user.created", body: "{}", createdAt: 1 },
+      (a) => [...a],
+      () => "del_1",
+    );
+    assert.equal(
+      (await first.claimDueDeliveries({ now: 5, limit: 5, workerId: "w", leaseUntil: 1e15 }))
+        .length,
+      1,
+    );
+    await first.close();
+    const second = openSqliteStore(path);
+    const claimed = await second.claimDueDeliveries({
+      now: 5,
+      limit: 5,
+      workerId: "w2",
+      leaseUntil: 1e15,
+    });
+    await second.close();
+    assert.deepEqual(
+      claimed.map((d) => d.id),
+      ["del_1"],
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -231,22 +231,25 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         leaseUntil: 5000,
       });
       assert.ok(claimed);
-      await store.recordAttempt({
-        deliveryId: claimed.id,
-        status: "pending",
-        attempts: 1,
-        nextAttemptAt: 7000,
-        attempt: {
+      await store.recordAttempt(
+        {
           deliveryId: claimed.id,
-          attempt: 1,
-          startedAt: 1000,
-          durationMs: 12,
-          statusCode: 503,
-          error: "receiver answered 503; next attempt in 6 s",
-          responseHeaders: { "retry-after": "6" },
-          responseBody: "busy",
+          status: "pending",
+          attempts: 1,
+          nextAttemptAt: 7000,
+          attempt: {
+            deliveryId: claimed.id,
+            attempt: 1,
+            startedAt: 1000,
+            durationMs: 12,
+            statusCode: 503,
+            error: "receiver answered 503; next attempt in 6 s",
+            responseHeaders: { "retry-after": "6" },
+            responseBody: "busy",
+          },
         },
-      });
+        "w",
+      );
       assert.equal(await store.nextDueAt(), 7000);
       assert.equal(
         (await store.claimDueDeliveries({ now: 6999, limit: 1, workerId: "w", leaseUntil: 9000 }))
@@ -260,7 +263,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         leaseUntil: 9000,
       });
       assert.equal(again?.attempts, 1);
-      await store.recordAttempt(success(claimed.id, 2, 7000));
+      await store.recordAttempt(success(claimed.id, 2, 7000), "w");
       assert.equal(await store.nextDueAt(), undefined);
 
       const detail = await store.getDelivery(w.id, claimed.id);
@@ -379,7 +382,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(results.filter((r) => !r.duplicate).length, 1);
     });
 
-    test("everything committed survives a reopen, and leases do not", async () => {
+    test("everything committed survives a reopen, and an expired lease frees its delivery", async () => {
       const w = webhook();
       await store.insertWebhook(w);
       await store.enqueueEvent(
@@ -388,22 +391,58 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         nextId,
       );
       assert.equal(
-        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "w", leaseUntil: 1e12 }))
+        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "w", leaseUntil: 50 }))
           .length,
         1,
       );
       store = await fixture.reopen();
       assert.deepEqual(await store.getWebhook(w.id), w);
       const claimed = await store.claimDueDeliveries({
-        now: 10,
+        now: 60,
         limit: 10,
         workerId: "w2",
-        leaseUntil: 20,
+        leaseUntil: 100,
       });
       assert.deepEqual(
         claimed.map((d) => d.eventId),
         ["evt_re"],
       );
+    });
+
+    test("a worker whose lease ran out cannot move the delivery on, but its attempt is kept", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      await store.enqueueEvent(
+        { id: "evt_lost", type: "user.created", body: "{}", createdAt: 1 },
+        everyone,
+        nextId,
+      );
+      const [first] = await store.claimDueDeliveries({
+        now: 10,
+        limit: 1,
+        workerId: "slow",
+        leaseUntil: 20,
+      });
+      assert.ok(first);
+      const [second] = await store.claimDueDeliveries({
+        now: 30,
+        limit: 1,
+        workerId: "fast",
+        leaseUntil: 90,
+      });
+      assert.equal(second?.id, first.id);
+      await store.recordAttempt(success(first.id, 1, 31), "fast");
+      await store.recordAttempt(
+        {
+          ...success(first.id, 1, 40),
+          status: "failed",
+          attempt: { ...success(first.id, 1, 40).attempt, statusCode: 500 },
+        },
+        "slow",
+      );
+      const detail = await store.getDelivery(w.id, first.id);
+      assert.equal(detail?.status, "success");
+      assert.equal(detail?.attemptLog.length, 1);
     });
   });
 }

@@ -32,7 +32,7 @@ export async function startHerald(
     LOG_LEVEL: "silent",
     ...env,
   });
-  const herald = createHerald(config, overrides);
+  const herald = await createHerald(config, overrides);
   const url = await herald.start();
   return {
     herald,

@@ -6,6 +6,7 @@
 import { Ajv } from "ajv";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { Logger as PinoLogger } from "pino";
+import type { Registry } from "prom-client";
 import type { IncomingService } from "../../domain/incoming-service.js";
 import type { WebhookService } from "../../domain/webhook-service.js";
 import { requireApiKey } from "./api-key.js";
@@ -13,10 +14,16 @@ import { handleError, handleNotFound } from "./error-mapper.js";
 import { registerIncomingRoutes } from "./routes/incoming.js";
 import { registerWebhookRoutes } from "./routes/webhooks.js";
 
-export interface ServerDeps {
+/** The API's use cases; absent in a worker-only process, which serves /healthz and /metrics alone. */
+export interface ApiDeps {
   webhooks: WebhookService;
   incoming: IncomingService;
   apiKey: string;
+}
+
+export interface ServerDeps {
+  api: ApiDeps | undefined;
+  metrics: Registry;
   bodyLimitBytes: number;
   clock: { now(): number };
   logger: PinoLogger;
@@ -50,18 +57,24 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   app.setNotFoundHandler(handleNotFound);
 
   app.get("/healthz", async () => ({ success: true, message: "Herald is running" }));
+  app.get("/metrics", async (_request, reply) =>
+    reply.type(deps.metrics.contentType).send(await deps.metrics.metrics()),
+  );
+
+  const { api } = deps;
+  if (!api) return app;
 
   app.register(
-    async (api) => {
-      api.addHook("onRequest", requireApiKey(deps.apiKey));
-      registerWebhookRoutes(api, deps.webhooks);
+    async (scope) => {
+      scope.addHook("onRequest", requireApiKey(api.apiKey));
+      registerWebhookRoutes(scope, api.webhooks);
     },
     { prefix: "/api/webhooks" },
   );
 
   app.register(
     async (incoming) => {
-      registerIncomingRoutes(incoming, deps.incoming, deps.clock);
+      registerIncomingRoutes(incoming, api.incoming, deps.clock);
     },
     { prefix: "/api/incoming-webhooks" },
   );

@@ -9,123 +9,27 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type {
-  AttemptRecord,
   ClaimedDelivery,
   DeliveryDetail,
   DeliveryPage,
-  DeliveryStatus,
-  DeliverySummary,
   DeliveryUpdate,
 } from "../../../domain/deliveries.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
 import type { Store } from "../../../domain/ports.js";
-import type { Webhook } from "../../../domain/webhooks.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
+import {
+  type AttemptRow,
+  type ClaimRow,
+  DELIVERY_COLUMNS,
+  type DeliveryRow,
+  toAttempt,
+  toClaimedDelivery,
+  toDeliverySummary,
+  toWebhook,
+  type WebhookRow,
+} from "../rows.js";
 import { SQLITE_MIGRATIONS } from "./migrations.js";
 import { WriteBatcher } from "./write-batcher.js";
-
-interface WebhookRow {
-  id: string;
-  name: string;
-  url: string;
-  events: string;
-  secret: string;
-  active: number;
-  created_at: number;
-  updated_at: number;
-}
-
-interface DeliveryRow {
-  seq: number;
-  id: string;
-  webhook_id: string;
-  event_id: string;
-  event_type: string;
-  body: string;
-  status: DeliveryStatus;
-  attempts: number;
-  next_attempt_at: number | null;
-  last_status_code: number | null;
-  last_response_body: string | null;
-  last_error: string | null;
-  last_attempt_at: number | null;
-  created_at: number;
-  updated_at: number;
-}
-
-interface AttemptRow {
-  delivery_id: string;
-  attempt: number;
-  started_at: number;
-  duration_ms: number;
-  status_code: number | null;
-  error: string | null;
-  response_headers: string | null;
-  response_body: string | null;
-}
-
-interface ClaimRow {
-  id: string;
-  webhook_id: string;
-  event_id: string;
-  event_type: string;
-  attempts: number;
-  created_at: number;
-  url: string;
-  secret: string;
-  body: string;
-}
-
-function toWebhook(row: WebhookRow): Webhook {
-  return {
-    id: row.id,
-    name: row.name,
-    url: row.url,
-    events: JSON.parse(row.events) as string[],
-    secret: row.secret,
-    active: row.active === 1,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-function toSummary(row: DeliveryRow): DeliverySummary {
-  return {
-    id: row.id,
-    webhookId: row.webhook_id,
-    eventId: row.event_id,
-    event: row.event_type,
-    body: row.body,
-    status: row.status,
-    attempts: row.attempts,
-    nextAttemptAt: row.status === "pending" ? row.next_attempt_at : null,
-    lastStatusCode: row.last_status_code,
-    lastResponseBody: row.last_response_body,
-    lastError: row.last_error,
-    lastAttemptAt: row.last_attempt_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-function toAttempt(row: AttemptRow): AttemptRecord {
-  return {
-    deliveryId: row.delivery_id,
-    attempt: row.attempt,
-    startedAt: row.started_at,
-    durationMs: row.duration_ms,
-    statusCode: row.status_code,
-    error: row.error,
-    responseHeaders: row.response_headers
-      ? (JSON.parse(row.response_headers) as Record<string, string>)
-      : null,
-    responseBody: row.response_body,
-  };
-}
-
-const DELIVERY_COLUMNS = `d.seq, d.id, d.webhook_id, d.event_id, d.event_type, e.body, d.status, d.attempts,
-  d.next_attempt_at, d.last_status_code, d.last_response_body, d.last_error, d.last_attempt_at,
-  d.created_at, d.updated_at`;
 
 /** Applies the migrations this file has not seen yet. */
 function migrate(db: Database.Database): void {
@@ -149,8 +53,8 @@ export function openSqliteStore(path: string): Store {
   migrate(db);
 
   const batcher = new WriteBatcher(db);
-  /** Deliveries handed to a worker and not yet recorded: id → lease end. */
-  const leases = new Map<string, number>();
+  /** Deliveries handed to a worker and not yet recorded. */
+  const leases = new Map<string, { workerId: string; until: number }>();
 
   const q = {
     insertWebhook: db.prepare(
@@ -189,7 +93,7 @@ export function openSqliteStore(path: string): Store {
        last_attempt_at = @started_at, updated_at = @updated_at WHERE id = @id`,
     ),
     insertAttempt: db.prepare(
-      `INSERT OR REPLACE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code,
+      `INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code,
        error, response_headers, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     pageFirst: db.prepare<[string, number], DeliveryRow>(
@@ -276,33 +180,25 @@ export function openSqliteStore(path: string): Store {
         return targets.length;
       }),
 
-    async claimDueDeliveries({ now, limit, leaseUntil }) {
-      for (const [id, until] of leases) if (until <= now) leases.delete(id);
+    async claimDueDeliveries({ now, limit, workerId, leaseUntil }) {
       const claimed: ClaimedDelivery[] = [];
       for (const row of q.due.all(now, limit + leases.size)) {
-        if (leases.has(row.id)) continue;
-        leases.set(row.id, leaseUntil);
-        claimed.push({
-          id: row.id,
-          webhookId: row.webhook_id,
-          eventId: row.event_id,
-          eventType: row.event_type,
-          url: row.url,
-          secret: row.secret,
-          body: row.body,
-          attempts: row.attempts,
-          createdAt: row.created_at,
-        });
+        const held = leases.get(row.id);
+        if (held !== undefined && held.until > now) continue;
+        leases.set(row.id, { workerId, until: leaseUntil });
+        claimed.push(toClaimedDelivery(row));
         if (claimed.length >= limit) break;
       }
       return claimed;
     },
 
-    async recordAttempt(update: DeliveryUpdate) {
+    async recordAttempt(update: DeliveryUpdate, workerId: string) {
       const { attempt } = update;
+      // Only the lease holder moves the delivery on; a stale worker's attempt is kept in the history.
+      const holdsLease = leases.get(update.deliveryId)?.workerId === workerId;
       try {
         await batcher.write(() => {
-          q.updateDelivery.run({
+          if (holdsLease) q.updateDelivery.run({
             id: update.deliveryId,
             status: update.status,
             attempts: update.attempts,
@@ -325,8 +221,19 @@ export function openSqliteStore(path: string): Store {
           );
         });
       } finally {
-        leases.delete(update.deliveryId);
+        if (holdsLease) leases.delete(update.deliveryId);
       }
+    },
+
+    async releaseExpiredLeases(now) {
+      let released = 0;
+      for (const [id, lease] of leases) {
+        if (lease.until <= now) {
+          leases.delete(id);
+          released++;
+        }
+      }
+      return released;
     },
 
     async nextDueAt() {
@@ -341,7 +248,7 @@ export function openSqliteStore(path: string): Store {
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
-        deliveries: page.map(toSummary),
+        deliveries: page.map(toDeliverySummary),
         nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : undefined,
       };
     },
@@ -349,7 +256,7 @@ export function openSqliteStore(path: string): Store {
     async getDelivery(webhookId, deliveryId): Promise<DeliveryDetail | undefined> {
       const row = q.getDelivery.get(deliveryId, webhookId);
       if (!row) return undefined;
-      return { ...toSummary(row), attemptLog: q.attempts.all(deliveryId).map(toAttempt) };
+      return { ...toDeliverySummary(row), attemptLog: q.attempts.all(deliveryId).map(toAttempt) };
     },
 
     saveIncoming: (event: IncomingEvent) =>

@@ -1,0 +1,46 @@
+/** Prometheus metrics of this process, served at /metrics. */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { DeliveryObserver } from "../worker/delivery-worker.js";
+
+export interface HeraldMetrics extends DeliveryObserver {
+  registry: Registry;
+  /** Reports attempts in flight when scraped. */
+  trackInFlight(read: () => number): void;
+}
+
+/** Creates a registry with process metrics and Herald's delivery metrics. */
+export function createMetrics(): HeraldMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "herald_" });
+  const attempts = new Counter({
+    name: "herald_delivery_attempts_total",
+    help: "Delivery attempts by outcome: delivered, retry or give-up.",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: "herald_delivery_attempt_duration_seconds",
+    help: "Time from sending a delivery attempt to its complete response.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  let readInFlight: () => number = () => 0;
+  new Gauge({
+    name: "herald_deliveries_in_flight",
+    help: "Delivery attempts being sent right now.",
+    registers: [registry],
+    collect() {
+      this.set(readInFlight());
+    },
+  });
+  return {
+    registry,
+    attemptFinished(outcome, durationMs) {
+      attempts.inc({ outcome });
+      duration.observe(durationMs / 1000);
+    },
+    trackInFlight(read) {
+      readInFlight = read;
+    },
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * Group commit for asynchronous databases: items queued while earlier batches are being written
+ * are written together in the next batch. Under light load a batch holds one item and goes out at
+ * once; under heavy load batches grow, and the number of commits stays bounded by `maxInFlight`.
+ */
+
+interface Pending<I, O> {
+  item: I;
+  resolve: (value: O) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface BatchQueueOptions<I, O> {
+  /** Writes a batch in one transaction; returns one result per item, in order. */
+  run(items: I[]): Promise<O[]>;
+  /** Most items in one batch. */
+  maxBatch: number;
+  /** Most batches being written at once. */
+  maxInFlight: number;
+}
+
+/** Queues items and writes them in batches. */
+export class BatchQueue<I, O> {
+  private queue: Array<Pending<I, O>> = [];
+  private inFlight = 0;
+  private scheduled = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly options: BatchQueueOptions<I, O>) {}
+
+  /** Queues `item`; resolves with its result once its batch is committed. */
+  push(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Resolves when nothing is queued or being written. */
+  drain(): Promise<void> {
+    if (this.queue.length === 0 && this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // Let the current turn of the event loop add its items first.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.queue.length > 0 && this.inFlight < this.options.maxInFlight) {
+      const batch = this.queue.splice(0, this.options.maxBatch);
+      this.inFlight++;
+      this.write(batch).finally(() => {
+        this.inFlight--;
+        if (this.queue.length > 0) this.flush();
+        else if (this.inFlight === 0) for (const waiter of this.idleWaiters.splice(0)) waiter();
+      });
+    }
+  }
+
+  /** Writes a batch; if it fails, writes its items one by one so only the faulty ones fail. */
+  private async write(batch: Array<Pending<I, O>>): Promise<void> {
+    try {
+      const results = await this.options.run(batch.map((pending) => pending.item));
+      batch.forEach((pending, i) => {
+        pending.resolve(results[i] as O);
+      });
+    } catch (error) {
+      if (batch.length === 1) {
+        (batch[0] as Pending<I, O>).reject(error);
+        return;
+      }
+      await Promise.all(batch.map((pending) => this.write([pending])));
+    }
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * PostgreSQL schema, one entry per version, recorded in `herald_schema_migrations`. They run at start
+ * (or with `npm run migrate`) under an advisory lock, so processes starting together do not race.
+ * Times are Unix milliseconds (bigint). Entries are never edited once released: add a new one.
+ */
+import type { Pool } from "pg";
+
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE webhooks (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    url text NOT NULL,
+    events text NOT NULL,              -- JSON array of event types
+    secret text NOT NULL,              -- signing key, returned only at creation
+    active boolean NOT NULL,           -- false pauses deliveries
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL
+  );
+
+  CREATE TABLE events (
+    id text PRIMARY KEY,
+    type text NOT NULL,
+    body text NOT NULL,                -- the exact JSON every attempt sends and signs
+    created_at bigint NOT NULL
+  );
+
+  CREATE TABLE deliveries (
+    seq bigserial PRIMARY KEY,         -- insertion order: newest-first pages and cursors
+    id text NOT NULL UNIQUE,
+    webhook_id text NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    event_id text NOT NULL REFERENCES events(id),
+    event_type text NOT NULL,
+    status text NOT NULL,              -- pending | success | failed
+    attempts integer NOT NULL,
+    next_attempt_at bigint,            -- when a pending delivery is due
+    locked_by text,                    -- the worker holding the lease
+    locked_until bigint,               -- when the lease runs out and the row is claimable again
+    last_status_code integer,
+    last_response_body text,
+    last_error text,
+    last_attempt_at bigint,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL
+  );
+  CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+  CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, seq);
+  CREATE INDEX deliveries_by_event ON deliveries (event_id);
+
+  CREATE TABLE delivery_attempts (
+    delivery_id text NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+    attempt integer NOT NULL,          -- 1 for the first attempt
+    started_at bigint NOT NULL,
+    duration_ms integer NOT NULL,
+    status_code integer,               -- null when no response came
+    error text,                        -- why the attempt failed, in plain words
+    response_headers text,             -- JSON object of the headers kept
+    response_body text,                -- first 4 KB
+    PRIMARY KEY (delivery_id, attempt)
+  );
+
+  CREATE TABLE incoming_events (
+    seq bigserial PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    service text NOT NULL,
+    event_name text,
+    dedupe_key text,                   -- the sender's id for the webhook; one row per (service, key)
+    headers text NOT NULL,             -- JSON object, credentials removed
+    raw_body bytea NOT NULL,           -- exact bytes received, for re-verification and replay
+    verified_by text NOT NULL,         -- the signature scheme that accepted it
+    status text NOT NULL,              -- received, until routing is configured
+    received_at bigint NOT NULL
+  );
+  CREATE UNIQUE INDEX incoming_dedupe ON incoming_events (service, dedupe_key)
+    WHERE dedupe_key IS NOT NULL;
+  CREATE INDEX incoming_by_time ON incoming_events (received_at);
+  `,
+];
+
+/** An arbitrary constant naming Herald's migration lock among the database's advisory locks. */
+const MIGRATION_LOCK_KEY = 4_242_017_001;
+
+/** Applies pending migrations under an advisory lock; returns how many ran. */
+export async function migratePostgres(pool: Pool): Promise<number> {
+  const client = await pool.connect();
+  try {
+    await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS herald_schema_migrations (
+         version integer PRIMARY KEY,
+         applied_at timestamptz NOT NULL DEFAULT now()
+       )`,
+    );
+    const { rows } = await client.query<{ version: number }>(
+      "SELECT COALESCE(MAX(version), 0)::int AS version FROM herald_schema_migrations",
+    );
+    const current = rows[0]?.version ?? 0;
+    for (let version = current; version < POSTGRES_MIGRATIONS.length; version++) {
+      await client.query("BEGIN");
+      try {
+        await client.query(POSTGRES_MIGRATIONS[version] as string);
+        await client.query("INSERT INTO herald_schema_migrations (version) VALUES ($1)", [
+          version + 1,
+        ]);
+        await client.query("COMMIT");
+      } catch (error) {
+        await client.query("ROLLBACK");
+        throw error;
+      }
+    }
+    return POSTGRES_MIGRATIONS.length - current;
+  } finally {
+    await client
+      .query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY])
+      .catch(() => undefined);
+    client.release();
+  }
+}

@@ -1,0 +1,424 @@
+/**
+ * The scale-out store: one PostgreSQL database shared by any number of Herald processes.
+ * Workers claim due deliveries with FOR UPDATE SKIP LOCKED and hold a lease (locked_by,
+ * locked_until); an expired lease makes the row claimable again. Trigger, ingest and attempt
+ * writes go through group commit with multi-row statements. A committed trigger sends
+ * NOTIFY herald_deliveries so idle workers wake at once.
+ * Limits: times are taken from each process's clock, so keep the machines' clocks in sync (NTP).
+ */
+import pg from "pg";
+import type {
+  ClaimedDelivery,
+  DeliveryDetail,
+  DeliveryPage,
+  DeliveryUpdate,
+  OutgoingEvent,
+} from "../../../domain/deliveries.js";
+import type { IncomingEvent } from "../../../domain/incoming.js";
+import type { Store, TargetSelector } from "../../../domain/ports.js";
+import { BatchQueue } from "../batch-queue.js";
+import { decodeCursor, encodeCursor } from "../cursor.js";
+import {
+  type AttemptRow,
+  type ClaimRow,
+  DELIVERY_COLUMNS,
+  type DeliveryRow,
+  toAttempt,
+  toClaimedDelivery,
+  toDeliverySummary,
+  toWebhook,
+  type WebhookRow,
+} from "../rows.js";
+import { migratePostgres } from "./migrations.js";
+
+/** The channel a committed trigger notifies. */
+export const DELIVERY_CHANNEL = "herald_deliveries";
+
+const INT8_OID = 20;
+
+export interface PostgresStoreOptions {
+  url: string;
+  /** Connections in the pool. */
+  poolSize: number;
+  /** Schema to use instead of the default search path (tests give each suite its own). */
+  schema?: string;
+  /** Run migrations before use (default true). */
+  migrate?: boolean;
+}
+
+interface EnqueueItem {
+  event: OutgoingEvent;
+  selectTargets: TargetSelector;
+  newDeliveryId: () => string;
+}
+
+interface RecordItem {
+  update: DeliveryUpdate;
+  workerId: string;
+}
+
+/** Connection settings shared by the pool and the listener. */
+export function postgresClientConfig(
+  options: Pick<PostgresStoreOptions, "url" | "schema">,
+): pg.ClientConfig {
+  return {
+    connectionString: options.url,
+    // bigint columns hold millisecond times, which fit a JS number exactly.
+    types: {
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format as "text")) as never,
+    },
+    ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+  };
+}
+
+async function inTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    const result = await work(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+async function writeEvents(pool: pg.Pool, items: EnqueueItem[]): Promise<number[]> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<WebhookRow>("SELECT * FROM webhooks WHERE active");
+    const active = rows.map(toWebhook);
+    const events = {
+      id: [] as string[],
+      type: [] as string[],
+      body: [] as string[],
+      at: [] as number[],
+    };
+    const deliveries = {
+      id: [] as string[],
+      webhook: [] as string[],
+      event: [] as string[],
+      type: [] as string[],
+      at: [] as number[],
+    };
+    const counts = items.map(({ event, selectTargets, newDeliveryId }) => {
+      events.id.push(event.id);
+      events.type.push(event.type);
+      events.body.push(event.body);
+      events.at.push(event.createdAt);
+      const targets = selectTargets(active);
+      for (const webhook of targets) {
+        deliveries.id.push(newDeliveryId());
+        deliveries.webhook.push(webhook.id);
+        deliveries.event.push(event.id);
+        deliveries.type.push(event.type);
+        deliveries.at.push(event.createdAt);
+      }
+      return targets.length;
+    });
+    await client.query(
+      `INSERT INTO events (id, type, body, created_at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])`,
+      [events.id, events.type, events.body, events.at],
+    );
+    if (deliveries.id.length > 0) {
+      await client.query(
+        `INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
+           created_at, updated_at)
+         SELECT id, webhook_id, event_id, event_type, 'pending', 0, at, at, at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+           AS u(id, webhook_id, event_id, event_type, at)`,
+        [deliveries.id, deliveries.webhook, deliveries.event, deliveries.type, deliveries.at],
+      );
+      await client.query(`NOTIFY ${DELIVERY_CHANNEL}`);
+    }
+    return counts;
+  });
+}
+
+async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefined[]> {
+  const u = {
+    id: [] as string[],
+    status: [] as string[],
+    attempts: [] as number[],
+    next: [] as Array<number | null>,
+    code: [] as Array<number | null>,
+    body: [] as Array<string | null>,
+    error: [] as Array<string | null>,
+    started: [] as number[],
+    duration: [] as number[],
+    headers: [] as Array<string | null>,
+    attempt: [] as number[],
+    worker: [] as string[],
+  };
+  for (const { update, workerId } of items) {
+    const { attempt } = update;
+    u.id.push(update.deliveryId);
+    u.status.push(update.status);
+    u.attempts.push(update.attempts);
+    u.next.push(update.nextAttemptAt);
+    u.code.push(attempt.statusCode);
+    u.body.push(attempt.responseBody);
+    u.error.push(attempt.error);
+    u.started.push(attempt.startedAt);
+    u.duration.push(attempt.durationMs);
+    u.headers.push(attempt.responseHeaders ? JSON.stringify(attempt.responseHeaders) : null);
+    u.attempt.push(attempt.attempt);
+    u.worker.push(workerId);
+  }
+  await inTransaction(pool, async (client) => {
+    // Only the lease holder moves the delivery on; a worker whose lease ran out keeps its attempt in
+    // the history but leaves the delivery to whoever holds it now.
+    await client.query(
+      `UPDATE deliveries d SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_at,
+         last_status_code = u.code, last_response_body = u.body, last_error = u.error,
+         last_attempt_at = u.started, updated_at = u.started + u.duration,
+         locked_by = NULL, locked_until = NULL
+       FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[], $7::text[],
+                   $8::bigint[], $9::int[], $10::text[])
+         AS u(id, status, attempts, next_at, code, body, error, started, duration, worker)
+       WHERE d.id = u.id AND d.locked_by = u.worker`,
+      [
+        u.id,
+        u.status,
+        u.attempts,
+        u.next,
+        u.code,
+        u.body,
+        u.error,
+        u.started,
+        u.duration,
+        u.worker,
+      ],
+    );
+    await client.query(
+      `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error,
+         response_headers, response_body)
+       SELECT d.id, u.attempt, u.started, u.duration, u.code, u.error, u.headers, u.body
+       FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[])
+         AS u(id, attempt, started, duration, code, error, headers, body)
+       JOIN deliveries d ON d.id = u.id
+       ON CONFLICT DO NOTHING`,
+      [u.id, u.attempt, u.started, u.duration, u.code, u.error, u.headers, u.body],
+    );
+  });
+  return items.map(() => undefined);
+}
+
+async function writeIncoming(
+  pool: pg.Pool,
+  items: IncomingEvent[],
+): Promise<Array<{ eventId: string; duplicate: boolean }>> {
+  return inTransaction(pool, async (client) => {
+    const inserted = await client.query<{ id: string }>(
+      `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, verified_by,
+         status, received_at)
+       SELECT id, service, event_name, dedupe_key, headers, raw_body, verified_by, 'received', received_at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[])
+         AS u(id, service, event_name, dedupe_key, headers, raw_body, verified_by, received_at)
+       ON CONFLICT DO NOTHING
+       RETURNING id`,
+      [
+        items.map((e) => e.id),
+        items.map((e) => e.service),
+        items.map((e) => e.eventName),
+        items.map((e) => e.dedupeKey),
+        items.map((e) => JSON.stringify(e.headers)),
+        items.map((e) => e.rawBody),
+        items.map((e) => e.verifiedBy),
+        items.map((e) => e.receivedAt),
+      ],
+    );
+    const stored = new Set(inserted.rows.map((row) => row.id));
+    const repeats = items.filter((e) => !stored.has(e.id) && e.dedupeKey !== null);
+    const firstIds = new Map<string, string>();
+    if (repeats.length > 0) {
+      const { rows } = await client.query<{ service: string; dedupe_key: string; id: string }>(
+        `SELECT i.service, i.dedupe_key, i.id FROM incoming_events i
+         JOIN unnest($1::text[], $2::text[]) AS u(service, dedupe_key)
+           ON i.service = u.service AND i.dedupe_key = u.dedupe_key`,
+        [repeats.map((e) => e.service), repeats.map((e) => e.dedupeKey)],
+      );
+      for (const row of rows) firstIds.set(`${row.service}\u0000${row.dedupe_key}`, row.id);
+    }
+    return items.map((e) => {
+      if (stored.has(e.id)) return { eventId: e.id, duplicate: false };
+      const first = firstIds.get(`${e.service}\u0000${e.dedupeKey}`);
+      if (first === undefined)
+        throw new Error(`incoming event ${e.id} was neither stored nor found`);
+      return { eventId: first, duplicate: true };
+    });
+  });
+}
+
+/** Opens the PostgreSQL store (running migrations unless told not to). */
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
+  const pool = new pg.Pool({ ...postgresClientConfig(options), max: options.poolSize });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on("error", () => undefined);
+  if (options.migrate !== false) await migratePostgres(pool);
+
+  const flushes = Math.max(1, Math.floor(options.poolSize / 2));
+  const enqueue = new BatchQueue<EnqueueItem, number>({
+    run: (items) => writeEvents(pool, items),
+    maxBatch: 500,
+    maxInFlight: flushes,
+  });
+  const record = new BatchQueue<RecordItem, undefined>({
+    run: (items) => writeAttempts(pool, items),
+    maxBatch: 500,
+    maxInFlight: flushes,
+  });
+  const incoming = new BatchQueue<IncomingEvent, { eventId: string; duplicate: boolean }>({
+    run: (items) => writeIncoming(pool, items),
+    maxBatch: 500,
+    maxInFlight: flushes,
+  });
+
+  let closed = false;
+
+  return {
+    async insertWebhook(webhook) {
+      await pool.query(
+        `INSERT INTO webhooks (id, name, url, events, secret, active, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [
+          webhook.id,
+          webhook.name,
+          webhook.url,
+          JSON.stringify(webhook.events),
+          webhook.secret,
+          webhook.active,
+          webhook.createdAt,
+          webhook.updatedAt,
+        ],
+      );
+    },
+
+    async getWebhook(id) {
+      const { rows } = await pool.query<WebhookRow>("SELECT * FROM webhooks WHERE id = $1", [id]);
+      return rows[0] ? toWebhook(rows[0]) : undefined;
+    },
+
+    async listWebhooks() {
+      const { rows } = await pool.query<WebhookRow>(
+        "SELECT * FROM webhooks ORDER BY created_at, id",
+      );
+      return rows.map(toWebhook);
+    },
+
+    async updateWebhook(webhook) {
+      const result = await pool.query(
+        `UPDATE webhooks SET name = $2, url = $3, events = $4, active = $5, updated_at = $6
+         WHERE id = $1`,
+        [
+          webhook.id,
+          webhook.name,
+          webhook.url,
+          JSON.stringify(webhook.events),
+          webhook.active,
+          webhook.updatedAt,
+        ],
+      );
+      return (result.rowCount ?? 0) > 0;
+    },
+
+    async deleteWebhook(id) {
+      const result = await pool.query("DELETE FROM webhooks WHERE id = $1", [id]);
+      return (result.rowCount ?? 0) > 0;
+    },
+
+    enqueueEvent: (event, selectTargets, newDeliveryId) =>
+      enqueue.push({ event, selectTargets, newDeliveryId }),
+
+    async claimDueDeliveries({ now, limit, workerId, leaseUntil }): Promise<ClaimedDelivery[]> {
+      const { rows } = await pool.query<ClaimRow>(
+        `WITH due AS (
+           SELECT d.seq FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+           WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+             AND (d.locked_until IS NULL OR d.locked_until <= $1) AND w.active
+           ORDER BY d.next_attempt_at
+           LIMIT $2
+           FOR UPDATE OF d SKIP LOCKED
+         ), claimed AS (
+           UPDATE deliveries d SET locked_by = $3, locked_until = $4
+           FROM due WHERE d.seq = due.seq
+           RETURNING d.id, d.webhook_id, d.event_id, d.event_type, d.attempts, d.created_at, d.next_attempt_at
+         )
+         SELECT c.id, c.webhook_id, c.event_id, c.event_type, c.attempts, c.created_at, w.url, w.secret, e.body
+         FROM claimed c JOIN webhooks w ON w.id = c.webhook_id JOIN events e ON e.id = c.event_id
+         ORDER BY c.next_attempt_at`,
+        [now, limit, workerId, leaseUntil],
+      );
+      return rows.map(toClaimedDelivery);
+    },
+
+    async recordAttempt(update, workerId) {
+      await record.push({ update, workerId });
+    },
+
+    async releaseExpiredLeases(now) {
+      const result = await pool.query(
+        `UPDATE deliveries SET locked_by = NULL, locked_until = NULL
+         WHERE status = 'pending' AND locked_until IS NOT NULL AND locked_until <= $1`,
+        [now],
+      );
+      return result.rowCount ?? 0;
+    },
+
+    async nextDueAt() {
+      const { rows } = await pool.query<{ at: number | null }>(
+        `SELECT MIN(GREATEST(d.next_attempt_at, COALESCE(d.locked_until, 0))) AS at
+         FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+         WHERE d.status = 'pending' AND w.active`,
+      );
+      return rows[0]?.at ?? undefined;
+    },
+
+    async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {
+      const after = cursor === undefined ? null : decodeCursor(cursor);
+      const { rows } = await pool.query<DeliveryRow>(
+        `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.seq < $2)
+         ORDER BY d.seq DESC LIMIT $3`,
+        [webhookId, after, limit + 1],
+      );
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        deliveries: page.map(toDeliverySummary),
+        nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : undefined,
+      };
+    },
+
+    async getDelivery(webhookId, deliveryId): Promise<DeliveryDetail | undefined> {
+      const { rows } = await pool.query<DeliveryRow>(
+        `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.id = $1 AND d.webhook_id = $2`,
+        [deliveryId, webhookId],
+      );
+      const row = rows[0];
+      if (!row) return undefined;
+      const attempts = await pool.query<AttemptRow>(
+        "SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
+        [deliveryId],
+      );
+      return { ...toDeliverySummary(row), attemptLog: attempts.rows.map(toAttempt) };
+    },
+
+    saveIncoming: (event) => incoming.push(event),
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all([enqueue.drain(), record.drain(), incoming.drain()]);
+      await pool.end();
+    },
+  };
+}
