@@ -6,29 +6,52 @@ import { after, before, describe, test } from "node:test";
 import type { InjectOptions } from "fastify";
 import { loadConfig } from "../../src/config.js";
 import { createHerald, type Herald } from "../../src/herald.js";
+import { createTestSchema, urlWithSchema } from "../support/postgres.js";
 
 const KEY = "http-test-key-0123456789";
 const auth = { authorization: `Bearer ${KEY}` };
 
 let herald: Herald;
-let dataDir: string;
 
-before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), "herald-http-"));
-  herald = await createHerald(
-    loadConfig({
-      HERALD_DATA_DIR: dataDir,
-      HERALD_API_KEY: KEY,
-      LOG_LEVEL: "silent",
-      HERALD_BODY_LIMIT: "4096",
-    }),
-  );
-  await herald.app.ready();
-});
+/** Runs the API contract against a Herald on the given database. */
+function describeApi(
+  storeName: string,
+  database: () => Promise<{ env: Record<string, string>; drop(): Promise<void> }>,
+) {
+  describe(`API on ${storeName}`, () => {
+    let dataDir: string;
+    let cleanup: () => Promise<void>;
 
-after(async () => {
-  await herald.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+    before(async () => {
+      dataDir = mkdtempSync(join(tmpdir(), "herald-http-"));
+      const db = await database();
+      cleanup = db.drop;
+      herald = await createHerald(
+        loadConfig({
+          HERALD_DATA_DIR: dataDir,
+          HERALD_API_KEY: KEY,
+          LOG_LEVEL: "silent",
+          HERALD_BODY_LIMIT: "4096",
+          ...db.env,
+        }),
+      );
+      await herald.app.ready();
+    });
+
+    after(async () => {
+      await herald.stop();
+      await cleanup();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    registerApiTests();
+  });
+}
+
+describeApi("SQLite", async () => ({ env: {}, drop: async () => {} }));
+describeApi("PostgreSQL", async () => {
+  const { schema, drop } = await createTestSchema();
+  return { env: { DATABASE_URL: urlWithSchema(schema) }, drop };
 });
 
 async function call(options: InjectOptions) {
@@ -59,375 +82,385 @@ async function register(overrides: Record<string, unknown> = {}) {
   return response.body.webhook;
 }
 
-describe("webhook registration", () => {
-  test("POST /api/webhooks answers 201 with the seed's body and the secret in full", async () => {
-    const response = await post("/api/webhooks", {
-      name: "My Webhook",
-      url: "https://example.com/webhook",
-      events: ["user.created", "user.updated"],
+function registerApiTests() {
+  describe("webhook registration", () => {
+    test("POST /api/webhooks answers 201 with the seed's body and the secret in full", async () => {
+      const response = await post("/api/webhooks", {
+        name: "My Webhook",
+        url: "https://example.com/webhook",
+        events: ["user.created", "user.updated"],
+      });
+      assert.equal(response.status, 201);
+      assert.equal(response.body.success, true);
+      assert.equal(response.body.message, "Webhook registered successfully");
+      const webhook = response.body.webhook;
+      assert.match(webhook.id, /^wh_\d+_[a-z0-9]+$/);
+      assert.equal(webhook.name, "My Webhook");
+      assert.equal(webhook.url, "https://example.com/webhook");
+      assert.deepEqual(webhook.events, ["user.created", "user.updated"]);
+      assert.match(webhook.secret, /^[0-9a-f]{64}$/);
+      assert.equal(webhook.active, true);
+      assert.equal(new Date(webhook.createdAt).toISOString(), webhook.createdAt);
+      assert.equal(webhook.updatedAt, webhook.createdAt);
     });
-    assert.equal(response.status, 201);
-    assert.equal(response.body.success, true);
-    assert.equal(response.body.message, "Webhook registered successfully");
-    const webhook = response.body.webhook;
-    assert.match(webhook.id, /^wh_\d+_[a-z0-9]+$/);
-    assert.equal(webhook.name, "My Webhook");
-    assert.equal(webhook.url, "https://example.com/webhook");
-    assert.deepEqual(webhook.events, ["user.created", "user.updated"]);
-    assert.match(webhook.secret, /^[0-9a-f]{64}$/);
-    assert.equal(webhook.active, true);
-    assert.equal(new Date(webhook.createdAt).toISOString(), webhook.createdAt);
-    assert.equal(webhook.updatedAt, webhook.createdAt);
-  });
 
-  test("a custom secret is kept and shown once", async () => {
-    const webhook = await register({ secret: "optional-custom-secret" });
-    assert.equal(webhook.secret, "optional-custom-secret");
-    const read = await call({ method: "GET", url: `/api/webhooks/${webhook.id}`, headers: auth });
-    assert.equal(read.body.webhook.secret, "***");
-  });
-
-  test("GET /api/webhooks lists webhooks with count and masked secrets", async () => {
-    const webhook = await register();
-    const response = await call({ method: "GET", url: "/api/webhooks", headers: auth });
-    assert.equal(response.status, 200);
-    assert.equal(response.body.success, true);
-    assert.equal(response.body.count, response.body.webhooks.length);
-    const listed = response.body.webhooks.find((w: any) => w.id === webhook.id);
-    assert.ok(listed);
-    assert.equal(listed.secret, "***");
-    assert.ok(response.body.webhooks.every((w: any) => w.secret === "***"));
-  });
-
-  test("GET /api/webhooks/:id returns one webhook, masked", async () => {
-    const webhook = await register();
-    const response = await call({
-      method: "GET",
-      url: `/api/webhooks/${webhook.id}`,
-      headers: auth,
+    test("a custom secret is kept and shown once", async () => {
+      const webhook = await register({ secret: "optional-custom-secret" });
+      assert.equal(webhook.secret, "optional-custom-secret");
+      const read = await call({ method: "GET", url: `/api/webhooks/${webhook.id}`, headers: auth });
+      assert.equal(read.body.webhook.secret, "***");
     });
-    assert.equal(response.status, 200);
-    assert.deepEqual(response.body, { success: true, webhook: { ...webhook, secret: "***" } });
-  });
 
-  test("PUT /api/webhooks/:id changes the given fields and updatedAt", async () => {
-    const webhook = await register();
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    const response = await call({
-      method: "PUT",
-      url: `/api/webhooks/${webhook.id}`,
-      headers: auth,
-      payload: {
-        name: "Updated Webhook Name",
-        url: "https://new-url.com/webhook",
-        events: ["user.created", "user.deleted"],
-        active: false,
-      },
+    test("GET /api/webhooks lists webhooks with count and masked secrets", async () => {
+      const webhook = await register();
+      const response = await call({ method: "GET", url: "/api/webhooks", headers: auth });
+      assert.equal(response.status, 200);
+      assert.equal(response.body.success, true);
+      assert.equal(response.body.count, response.body.webhooks.length);
+      const listed = response.body.webhooks.find((w: any) => w.id === webhook.id);
+      assert.ok(listed);
+      assert.equal(listed.secret, "***");
+      assert.ok(response.body.webhooks.every((w: any) => w.secret === "***"));
     });
-    assert.equal(response.status, 200);
-    assert.equal(response.body.message, "Webhook updated successfully");
-    const updated = response.body.webhook;
-    assert.equal(updated.name, "Updated Webhook Name");
-    assert.equal(updated.url, "https://new-url.com/webhook");
-    assert.deepEqual(updated.events, ["user.created", "user.deleted"]);
-    assert.equal(updated.active, false);
-    assert.equal(updated.secret, "***");
-    assert.equal(updated.createdAt, webhook.createdAt);
-    assert.ok(updated.updatedAt > webhook.updatedAt);
 
-    const partial = await call({
-      method: "PUT",
-      url: `/api/webhooks/${webhook.id}`,
-      headers: auth,
-      payload: { active: true },
+    test("GET /api/webhooks/:id returns one webhook, masked", async () => {
+      const webhook = await register();
+      const response = await call({
+        method: "GET",
+        url: `/api/webhooks/${webhook.id}`,
+        headers: auth,
+      });
+      assert.equal(response.status, 200);
+      assert.deepEqual(response.body, { success: true, webhook: { ...webhook, secret: "***" } });
     });
-    assert.equal(partial.body.webhook.name, "Updated Webhook Name");
-    assert.equal(partial.body.webhook.active, true);
-  });
 
-  test("DELETE /api/webhooks/:id removes it; a second delete is 404", async () => {
-    const webhook = await register();
-    const response = await call({
-      method: "DELETE",
-      url: `/api/webhooks/${webhook.id}`,
-      headers: auth,
-    });
-    assert.equal(response.status, 200);
-    assert.deepEqual(response.body, { success: true, message: "Webhook deleted successfully" });
-    assertError(
-      await call({ method: "GET", url: `/api/webhooks/${webhook.id}`, headers: auth }),
-      404,
-    );
-    assertError(
-      await call({ method: "DELETE", url: `/api/webhooks/${webhook.id}`, headers: auth }),
-      404,
-    );
-  });
-});
-
-describe("validation", () => {
-  test("missing fields are 400 naming the field", async () => {
-    for (const [body, field] of [
-      [{ url: "https://e.com", events: ["user.created"] }, "name"],
-      [{ name: "x", events: ["user.created"] }, "url"],
-      [{ name: "x", url: "https://e.com" }, "events"],
-    ] as const) {
-      const response = await post("/api/webhooks", body);
-      assertError(response, 400, new RegExp(field));
-      assert.equal(response.body.field, field);
-    }
-  });
-
-  test("wrong types, empty lists and non-http URLs are 400", async () => {
-    const cases: Array<[Record<string, unknown>, RegExp]> = [
-      [{ name: "x", url: "https://e.com", events: "user.created" }, /events/],
-      [{ name: "x", url: "https://e.com", events: [] }, /events/],
-      [{ name: "x", url: "ftp://e.com/hook", events: ["user.created"] }, /url/],
-      [{ name: "x", url: "not a url", events: ["user.created"] }, /url/],
-      [{ name: "", url: "https://e.com", events: ["user.created"] }, /name/],
-      [{ name: 5, url: "https://e.com", events: ["user.created"] }, /name/],
-      [{ name: "x", url: "https://e.com", events: ["user.created"], active: "false" }, /active/],
-    ];
-    for (const [body, pattern] of cases)
-      assertError(await post("/api/webhooks", body), 400, pattern);
-  });
-
-  test("an unknown event type is 400 on create, update and trigger", async () => {
-    assertError(
-      await post("/api/webhooks", { name: "x", url: "https://e.com", events: ["user.exploded"] }),
-      400,
-      /user\.exploded/,
-    );
-    const webhook = await register();
-    assertError(
-      await call({
+    test("PUT /api/webhooks/:id changes the given fields and updatedAt", async () => {
+      const webhook = await register();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const response = await call({
         method: "PUT",
         url: `/api/webhooks/${webhook.id}`,
         headers: auth,
-        payload: { events: ["nope"] },
-      }),
-      400,
-      /nope/,
-    );
-    assertError(await post("/api/webhooks/trigger", { event: "nope", data: {} }), 400, /nope/);
+        payload: {
+          name: "Updated Webhook Name",
+          url: "https://new-url.com/webhook",
+          events: ["user.created", "user.deleted"],
+          active: false,
+        },
+      });
+      assert.equal(response.status, 200);
+      assert.equal(response.body.message, "Webhook updated successfully");
+      const updated = response.body.webhook;
+      assert.equal(updated.name, "Updated Webhook Name");
+      assert.equal(updated.url, "https://new-url.com/webhook");
+      assert.deepEqual(updated.events, ["user.created", "user.deleted"]);
+      assert.equal(updated.active, false);
+      assert.equal(updated.secret, "***");
+      assert.equal(updated.createdAt, webhook.createdAt);
+      assert.ok(updated.updatedAt > webhook.updatedAt);
+
+      const partial = await call({
+        method: "PUT",
+        url: `/api/webhooks/${webhook.id}`,
+        headers: auth,
+        payload: { active: true },
+      });
+      assert.equal(partial.body.webhook.name, "Updated Webhook Name");
+      assert.equal(partial.body.webhook.active, true);
+    });
+
+    test("DELETE /api/webhooks/:id removes it; a second delete is 404", async () => {
+      const webhook = await register();
+      const response = await call({
+        method: "DELETE",
+        url: `/api/webhooks/${webhook.id}`,
+        headers: auth,
+      });
+      assert.equal(response.status, 200);
+      assert.deepEqual(response.body, { success: true, message: "Webhook deleted successfully" });
+      assertError(
+        await call({ method: "GET", url: `/api/webhooks/${webhook.id}`, headers: auth }),
+        404,
+      );
+      assertError(
+        await call({ method: "DELETE", url: `/api/webhooks/${webhook.id}`, headers: auth }),
+        404,
+      );
+    });
   });
 
-  test("malformed JSON is 400, a non-JSON content type 415, an oversize body 413", async () => {
-    assertError(
-      await call({
-        method: "POST",
-        url: "/api/webhooks",
-        headers: { ...auth, "content-type": "application/json" },
-        payload: '{"name":',
-      }),
-      400,
-      /JSON/,
-    );
-    assertError(
-      await call({
-        method: "POST",
-        url: "/api/webhooks",
-        headers: { ...auth, "content-type": "text/plain" },
-        payload: "hello",
-      }),
-      415,
-      /application\/json/,
-    );
-    assertError(
-      await call({
-        method: "POST",
-        url: "/api/webhooks",
-        headers: { ...auth, "content-type": "application/x-www-form-urlencoded" },
-        payload: "a=b",
-      }),
-      415,
-    );
-    const big = { name: "x".repeat(5000), url: "https://e.com", events: ["user.created"] };
-    assertError(await post("/api/webhooks", big), 413);
-  });
+  describe("validation", () => {
+    test("missing fields are 400 naming the field", async () => {
+      for (const [body, field] of [
+        [{ url: "https://e.com", events: ["user.created"] }, "name"],
+        [{ name: "x", events: ["user.created"] }, "url"],
+        [{ name: "x", url: "https://e.com" }, "events"],
+      ] as const) {
+        const response = await post("/api/webhooks", body);
+        assertError(response, 400, new RegExp(field));
+        assert.equal(response.body.field, field);
+      }
+    });
 
-  test("an empty update and a non-object body are 400", async () => {
-    const webhook = await register();
-    assertError(
-      await call({ method: "PUT", url: `/api/webhooks/${webhook.id}`, headers: auth, payload: {} }),
-      400,
-    );
-    assertError(
-      await call({
-        method: "POST",
-        url: "/api/webhooks",
-        headers: { ...auth, "content-type": "application/json" },
-        payload: "[1,2]",
-      }),
-      400,
-    );
-    assertError(
-      await post("/api/webhooks/trigger", { event: "user.created", data: "text" }),
-      400,
-      /data/,
-    );
-  });
+    test("wrong types, empty lists and non-http URLs are 400", async () => {
+      const cases: Array<[Record<string, unknown>, RegExp]> = [
+        [{ name: "x", url: "https://e.com", events: "user.created" }, /events/],
+        [{ name: "x", url: "https://e.com", events: [] }, /events/],
+        [{ name: "x", url: "ftp://e.com/hook", events: ["user.created"] }, /url/],
+        [{ name: "x", url: "not a url", events: ["user.created"] }, /url/],
+        [{ name: "", url: "https://e.com", events: ["user.created"] }, /name/],
+        [{ name: 5, url: "https://e.com", events: ["user.created"] }, /name/],
+        [{ name: "x", url: "https://e.com", events: ["user.created"], active: "false" }, /active/],
+      ];
+      for (const [body, pattern] of cases)
+        assertError(await post("/api/webhooks", body), 400, pattern);
+    });
 
-  test("deliveries paging rejects bad limits and cursors", async () => {
-    const webhook = await register();
-    for (const query of ["limit=0", "limit=501", "limit=abc", "cursor=bogus"]) {
+    test("an unknown event type is 400 on create, update and trigger", async () => {
+      assertError(
+        await post("/api/webhooks", { name: "x", url: "https://e.com", events: ["user.exploded"] }),
+        400,
+        /user\.exploded/,
+      );
+      const webhook = await register();
       assertError(
         await call({
-          method: "GET",
-          url: `/api/webhooks/${webhook.id}/deliveries?${query}`,
+          method: "PUT",
+          url: `/api/webhooks/${webhook.id}`,
           headers: auth,
+          payload: { events: ["nope"] },
+        }),
+        400,
+        /nope/,
+      );
+      assertError(await post("/api/webhooks/trigger", { event: "nope", data: {} }), 400, /nope/);
+    });
+
+    test("malformed JSON is 400, a non-JSON content type 415, an oversize body 413", async () => {
+      assertError(
+        await call({
+          method: "POST",
+          url: "/api/webhooks",
+          headers: { ...auth, "content-type": "application/json" },
+          payload: '{"name":',
+        }),
+        400,
+        /JSON/,
+      );
+      assertError(
+        await call({
+          method: "POST",
+          url: "/api/webhooks",
+          headers: { ...auth, "content-type": "text/plain" },
+          payload: "hello",
+        }),
+        415,
+        /application\/json/,
+      );
+      assertError(
+        await call({
+          method: "POST",
+          url: "/api/webhooks",
+          headers: { ...auth, "content-type": "application/x-www-form-urlencoded" },
+          payload: "a=b",
+        }),
+        415,
+      );
+      const big = { name: "x".repeat(5000), url: "https://e.com", events: ["user.created"] };
+      assertError(await post("/api/webhooks", big), 413);
+    });
+
+    test("an empty update and a non-object body are 400", async () => {
+      const webhook = await register();
+      assertError(
+        await call({
+          method: "PUT",
+          url: `/api/webhooks/${webhook.id}`,
+          headers: auth,
+          payload: {},
         }),
         400,
       );
-    }
-  });
-});
+      assertError(
+        await call({
+          method: "POST",
+          url: "/api/webhooks",
+          headers: { ...auth, "content-type": "application/json" },
+          payload: "[1,2]",
+        }),
+        400,
+      );
+      assertError(
+        await post("/api/webhooks/trigger", { event: "user.created", data: "text" }),
+        400,
+        /data/,
+      );
+    });
 
-describe("not found", () => {
-  test("unknown ids are 404 in the error format, deliveries included", async () => {
-    for (const [method, url] of [
-      ["GET", "/api/webhooks/wh_missing"],
-      ["PUT", "/api/webhooks/wh_missing"],
-      ["DELETE", "/api/webhooks/wh_missing"],
-      ["GET", "/api/webhooks/wh_missing/deliveries"],
-      ["GET", "/api/webhooks/wh_missing/deliveries/del_missing"],
-    ] as const) {
+    test("deliveries paging rejects bad limits and cursors", async () => {
+      const webhook = await register();
+      for (const query of ["limit=0", "limit=501", "limit=abc", "cursor=bogus"]) {
+        assertError(
+          await call({
+            method: "GET",
+            url: `/api/webhooks/${webhook.id}/deliveries?${query}`,
+            headers: auth,
+          }),
+          400,
+        );
+      }
+    });
+  });
+
+  describe("not found", () => {
+    test("unknown ids are 404 in the error format, deliveries included", async () => {
+      for (const [method, url] of [
+        ["GET", "/api/webhooks/wh_missing"],
+        ["PUT", "/api/webhooks/wh_missing"],
+        ["DELETE", "/api/webhooks/wh_missing"],
+        ["GET", "/api/webhooks/wh_missing/deliveries"],
+        ["GET", "/api/webhooks/wh_missing/deliveries/del_missing"],
+      ] as const) {
+        const response = await call({
+          method,
+          url,
+          headers: auth,
+          ...(method === "PUT" ? { payload: { name: "x" } } : {}),
+        });
+        assertError(response, 404, /not found/i);
+      }
+      const webhook = await register();
+      assertError(
+        await call({
+          method: "GET",
+          url: `/api/webhooks/${webhook.id}/deliveries/del_missing`,
+          headers: auth,
+        }),
+        404,
+      );
+    });
+
+    test("unknown routes are 404 in the error format", async () => {
+      assertError(await call({ method: "GET", url: "/api/nothing-here" }), 404);
+      assertError(await call({ method: "GET", url: "/" }), 404);
+    });
+  });
+
+  describe("authentication", () => {
+    test("every /api/webhooks route needs the API key", async () => {
+      for (const [method, url] of [
+        ["GET", "/api/webhooks"],
+        ["POST", "/api/webhooks"],
+        ["GET", "/api/webhooks/events/types"],
+        ["POST", "/api/webhooks/trigger"],
+        ["GET", "/api/webhooks/wh_x"],
+        ["PUT", "/api/webhooks/wh_x"],
+        ["DELETE", "/api/webhooks/wh_x"],
+        ["GET", "/api/webhooks/wh_x/deliveries"],
+      ] as const) {
+        assertError(await call({ method, url }), 401, /Authorization: Bearer/);
+        assertError(
+          await call({ method, url, headers: { authorization: "Bearer wrong-key" } }),
+          401,
+        );
+        assertError(await call({ method, url, headers: { authorization: KEY } }), 401);
+      }
+    });
+
+    test("the incoming health check needs no key", async () => {
+      const response = await call({ method: "GET", url: "/api/incoming-webhooks/health" });
+      assert.equal(response.status, 200);
+      assert.equal(response.body.success, true);
+      assert.equal(response.body.message, "Incoming webhook endpoint is healthy");
+      assert.equal(new Date(response.body.timestamp).toISOString(), response.body.timestamp);
+    });
+  });
+
+  describe("events and triggers", () => {
+    test("GET /api/webhooks/events/types lists the seed's 12 types", async () => {
       const response = await call({
-        method,
-        url,
-        headers: auth,
-        ...(method === "PUT" ? { payload: { name: "x" } } : {}),
-      });
-      assertError(response, 404, /not found/i);
-    }
-    const webhook = await register();
-    assertError(
-      await call({
         method: "GET",
-        url: `/api/webhooks/${webhook.id}/deliveries/del_missing`,
-        headers: auth,
-      }),
-      404,
-    );
-  });
-
-  test("unknown routes are 404 in the error format", async () => {
-    assertError(await call({ method: "GET", url: "/api/nothing-here" }), 404);
-    assertError(await call({ method: "GET", url: "/" }), 404);
-  });
-});
-
-describe("authentication", () => {
-  test("every /api/webhooks route needs the API key", async () => {
-    for (const [method, url] of [
-      ["GET", "/api/webhooks"],
-      ["POST", "/api/webhooks"],
-      ["GET", "/api/webhooks/events/types"],
-      ["POST", "/api/webhooks/trigger"],
-      ["GET", "/api/webhooks/wh_x"],
-      ["PUT", "/api/webhooks/wh_x"],
-      ["DELETE", "/api/webhooks/wh_x"],
-      ["GET", "/api/webhooks/wh_x/deliveries"],
-    ] as const) {
-      assertError(await call({ method, url }), 401, /Authorization: Bearer/);
-      assertError(await call({ method, url, headers: { authorization: "Bearer wrong-key" } }), 401);
-      assertError(await call({ method, url, headers: { authorization: KEY } }), 401);
-    }
-  });
-
-  test("the incoming health check needs no key", async () => {
-    const response = await call({ method: "GET", url: "/api/incoming-webhooks/health" });
-    assert.equal(response.status, 200);
-    assert.equal(response.body.success, true);
-    assert.equal(response.body.message, "Incoming webhook endpoint is healthy");
-    assert.equal(new Date(response.body.timestamp).toISOString(), response.body.timestamp);
-  });
-});
-
-describe("events and triggers", () => {
-  test("GET /api/webhooks/events/types lists the seed's 12 types", async () => {
-    const response = await call({
-      method: "GET",
-      url: "/api/webhooks/events/types",
-      headers: auth,
-    });
-    assert.equal(response.status, 200);
-    assert.deepEqual(response.body, {
-      success: true,
-      count: 12,
-      events: [
-        "user.created",
-        "user.updated",
-        "user.deleted",
-        "auth.login",
-        "auth.logout",
-        "document.uploaded",
-        "document.processed",
-        "accessibility.request",
-        "sync.started",
-        "sync.completed",
-        "ai.process.started",
-        "ai.process.completed",
-      ],
-    });
-  });
-
-  test("a trigger queues one pending delivery per matching active webhook", async () => {
-    const match = await register({ events: ["document.processed"] });
-    const paused = await register({ events: ["document.processed"], active: false });
-    const other = await register({ events: ["auth.login"] });
-    const response = await post("/api/webhooks/trigger", {
-      event: "document.processed",
-      data: { documentId: "d1" },
-    });
-    assert.equal(response.status, 200);
-    assert.equal(response.body.success, true);
-    assert.equal(response.body.message, "Webhook event triggered successfully");
-    assert.match(response.body.eventId, /^evt_/);
-    assert.equal(response.body.deliveries, 1);
-
-    const history = await call({
-      method: "GET",
-      url: `/api/webhooks/${match.id}/deliveries`,
-      headers: auth,
-    });
-    assert.equal(history.status, 200);
-    assert.equal(history.body.count, 1);
-    const [delivery] = history.body.deliveries;
-    assert.match(delivery.id, /^del_/);
-    assert.equal(delivery.webhookId, match.id);
-    assert.equal(delivery.event, "document.processed");
-    assert.equal(delivery.payload.event, "document.processed");
-    assert.deepEqual(delivery.payload.data, { documentId: "d1" });
-    assert.equal(new Date(delivery.payload.timestamp).toISOString(), delivery.payload.timestamp);
-    assert.equal(delivery.status, "pending");
-    assert.equal(delivery.attempts, 0);
-    assert.equal(delivery.response, null);
-    assert.equal(typeof delivery.nextAttemptAt, "string");
-    assert.equal(history.body.nextCursor, null);
-
-    for (const w of [paused, other]) {
-      const none = await call({
-        method: "GET",
-        url: `/api/webhooks/${w.id}/deliveries`,
+        url: "/api/webhooks/events/types",
         headers: auth,
       });
-      assert.equal(none.body.count, 0);
-    }
-
-    const detail = await call({
-      method: "GET",
-      url: `/api/webhooks/${match.id}/deliveries/${delivery.id}`,
-      headers: auth,
+      assert.equal(response.status, 200);
+      assert.deepEqual(response.body, {
+        success: true,
+        count: 12,
+        events: [
+          "user.created",
+          "user.updated",
+          "user.deleted",
+          "auth.login",
+          "auth.logout",
+          "document.uploaded",
+          "document.processed",
+          "accessibility.request",
+          "sync.started",
+          "sync.completed",
+          "ai.process.started",
+          "ai.process.completed",
+        ],
+      });
     });
-    assert.equal(detail.status, 200);
-    assert.equal(detail.body.delivery.id, delivery.id);
-    assert.deepEqual(detail.body.delivery.attemptLog, []);
-  });
 
-  test("a trigger without data sends an empty object; without event it is 400", async () => {
-    const response = await post("/api/webhooks/trigger", { event: "sync.started" });
-    assert.equal(response.status, 200);
-    assertError(await post("/api/webhooks/trigger", { data: {} }), 400, /event/);
+    test("a trigger queues one pending delivery per matching active webhook", async () => {
+      const match = await register({ events: ["document.processed"] });
+      const paused = await register({ events: ["document.processed"], active: false });
+      const other = await register({ events: ["auth.login"] });
+      const response = await post("/api/webhooks/trigger", {
+        event: "document.processed",
+        data: { documentId: "d1" },
+      });
+      assert.equal(response.status, 200);
+      assert.equal(response.body.success, true);
+      assert.equal(response.body.message, "Webhook event triggered successfully");
+      assert.match(response.body.eventId, /^evt_/);
+      assert.equal(response.body.deliveries, 1);
+
+      const history = await call({
+        method: "GET",
+        url: `/api/webhooks/${match.id}/deliveries`,
+        headers: auth,
+      });
+      assert.equal(history.status, 200);
+      assert.equal(history.body.count, 1);
+      const [delivery] = history.body.deliveries;
+      assert.match(delivery.id, /^del_/);
+      assert.equal(delivery.webhookId, match.id);
+      assert.equal(delivery.event, "document.processed");
+      assert.equal(delivery.payload.event, "document.processed");
+      assert.deepEqual(delivery.payload.data, { documentId: "d1" });
+      assert.equal(new Date(delivery.payload.timestamp).toISOString(), delivery.payload.timestamp);
+      assert.equal(delivery.status, "pending");
+      assert.equal(delivery.attempts, 0);
+      assert.equal(delivery.response, null);
+      assert.equal(typeof delivery.nextAttemptAt, "string");
+      assert.equal(history.body.nextCursor, null);
+
+      for (const w of [paused, other]) {
+        const none = await call({
+          method: "GET",
+          url: `/api/webhooks/${w.id}/deliveries`,
+          headers: auth,
+        });
+        assert.equal(none.body.count, 0);
+      }
+
+      const detail = await call({
+        method: "GET",
+        url: `/api/webhooks/${match.id}/deliveries/${delivery.id}`,
+        headers: auth,
+      });
+      assert.equal(detail.status, 200);
+      assert.equal(detail.body.delivery.id, delivery.id);
+      assert.deepEqual(detail.body.delivery.attemptLog, []);
+    });
+
+    test("a trigger without data sends an empty object; without event it is 400", async () => {
+      const response = await post("/api/webhooks/trigger", { event: "sync.started" });
+      assert.equal(response.status, 200);
+      assertError(await post("/api/webhooks/trigger", { data: {} }), 400, /event/);
+    });
   });
-});
+}
