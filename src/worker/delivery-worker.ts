@@ -48,11 +48,18 @@ export interface DeliveryWorker {
   inFlight(): number;
 }
 
+/** A delay in the largest unit that keeps it readable: 250 ms, 5 s, 30 min, 10 h. */
+export function formatDelay(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min`;
+  return `${Math.round(ms / 3_600_000)} h`;
+}
+
 function describeOutcome(result: AttemptResult, outcome: AttemptOutcome): string | null {
   if (outcome.kind === "delivered") return null;
   const what = result.error ?? `receiver answered ${result.response?.status}`;
-  if (outcome.kind === "retry")
-    return `${what}; next attempt in ${Math.round(outcome.delayMs / 1000)} s`;
+  if (outcome.kind === "retry") return `${what}; next attempt in ${formatDelay(outcome.delayMs)}`;
   return result.error ? `${what}; ${outcome.reason}` : `${outcome.reason}`;
 }
 

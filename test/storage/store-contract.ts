@@ -337,6 +337,26 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
     });
 
+    test("recording an attempt of a delivery deleted in flight is not an error", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      await store.enqueueEvent(
+        { id: "evt_gone", type: "user.created", body: "{}", createdAt: 1 },
+        everyone,
+        nextId,
+      );
+      const [claimed] = await store.claimDueDeliveries({
+        now: 10,
+        limit: 1,
+        workerId: "w",
+        leaseUntil: 100,
+      });
+      assert.ok(claimed);
+      await store.deleteWebhook(w.id);
+      await store.recordAttempt(success(claimed.id, 1, 20), "w");
+      assert.equal(await store.getDelivery(w.id, claimed.id), undefined);
+    });
+
     test("stores an incoming webhook once per service and dedupe key", async () => {
       const base = {
         service: "xano",

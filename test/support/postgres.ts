@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 
 /** The test server: HERALD_TEST_PG_URL, or the local one CI starts. */
-export const TEST_PG_URL = process.env.HERALD_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+export const TEST_PG_URL =
+  process.env.HERALD_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
 /** Creates an empty schema and returns its name and a function that drops it. */
 export async function createTestSchema(): Promise<{ schema: string; drop(): Promise<void> }> {

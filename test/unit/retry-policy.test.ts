@@ -9,6 +9,7 @@ import {
   parseRetrySchedule,
   statusAfter,
 } from "../../src/domain/retry-policy.js";
+import { formatDelay } from "../../src/worker/delivery-worker.js";
 
 function answered(status: number, retryAfterMs?: number): AttemptResult {
   return {
@@ -123,4 +124,11 @@ describe("parsing", () => {
     assert.deepEqual(parseRetrySchedule("5s, 5m,30m"), [5000, 300_000, 1_800_000]);
     assert.equal(parseRetrySchedule("5s,later"), undefined);
   });
+});
+
+test("delays are written in a readable unit", () => {
+  assert.equal(formatDelay(250), "250 ms");
+  assert.equal(formatDelay(5000), "5 s");
+  assert.equal(formatDelay(1_800_000), "30 min");
+  assert.equal(formatDelay(36_000_000), "10 h");
 });

@@ -92,9 +92,12 @@ export function openSqliteStore(path: string): Store {
        last_status_code = @status_code, last_response_body = @response_body, last_error = @error,
        last_attempt_at = @started_at, updated_at = @updated_at WHERE id = @id`,
     ),
+    // A delivery deleted with its webhook while in flight has nowhere to keep its attempt.
     insertAttempt: db.prepare(
       `INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code,
-       error, response_headers, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+       error, response_headers, response_body)
+       SELECT @id, @attempt, @started_at, @duration_ms, @status_code, @error, @headers, @body
+       WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = @id)`,
     ),
     pageFirst: db.prepare<[string, number], DeliveryRow>(
       `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
@@ -198,27 +201,28 @@ export function openSqliteStore(path: string): Store {
       const holdsLease = leases.get(update.deliveryId)?.workerId === workerId;
       try {
         await batcher.write(() => {
-          if (holdsLease) q.updateDelivery.run({
+          if (holdsLease)
+            q.updateDelivery.run({
+              id: update.deliveryId,
+              status: update.status,
+              attempts: update.attempts,
+              next_attempt_at: update.nextAttemptAt,
+              status_code: attempt.statusCode,
+              response_body: attempt.responseBody,
+              error: attempt.error,
+              started_at: attempt.startedAt,
+              updated_at: attempt.startedAt + attempt.durationMs,
+            });
+          q.insertAttempt.run({
             id: update.deliveryId,
-            status: update.status,
-            attempts: update.attempts,
-            next_attempt_at: update.nextAttemptAt,
-            status_code: attempt.statusCode,
-            response_body: attempt.responseBody,
-            error: attempt.error,
+            attempt: attempt.attempt,
             started_at: attempt.startedAt,
-            updated_at: attempt.startedAt + attempt.durationMs,
+            duration_ms: attempt.durationMs,
+            status_code: attempt.statusCode,
+            error: attempt.error,
+            headers: attempt.responseHeaders ? JSON.stringify(attempt.responseHeaders) : null,
+            body: attempt.responseBody,
           });
-          q.insertAttempt.run(
-            update.deliveryId,
-            attempt.attempt,
-            attempt.startedAt,
-            attempt.durationMs,
-            attempt.statusCode,
-            attempt.error,
-            attempt.responseHeaders ? JSON.stringify(attempt.responseHeaders) : null,
-            attempt.responseBody,
-          );
         });
       } finally {
         if (holdsLease) leases.delete(update.deliveryId);

@@ -1,0 +1,245 @@
+/**
+ * End-to-end durability: Herald runs as a child process, is killed with SIGKILL while events are
+ * being triggered, and is started again on the same data directory. Every event whose trigger was
+ * answered 200 must still reach the receiver.
+ */
+
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Agent, request } from "undici";
+import { TEST_API_KEY } from "../support/herald.js";
+import { type Receiver, startReceiver } from "../support/receiver.js";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const TOTAL = 2000;
+const CONCURRENCY = 16;
+const KILL_AFTER_ACKS = 800;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+interface Child {
+  process: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output(): string;
+}
+
+const children: Child[] = [];
+const dirs: string[] = [];
+const receivers: Receiver[] = [];
+const agents: Agent[] = [];
+
+after(async () => {
+  for (const child of children) {
+    if (child.process.exitCode === null && child.process.signalCode === null) {
+      child.process.kill("SIGKILL");
+      await child.exited;
+    }
+  }
+  for (const receiver of receivers) await receiver.close();
+  for (const agent of agents) await agent.close();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Spawns `src/main.ts` and resolves once /healthz answers. */
+async function startChild(port: number, dataDir: string): Promise<Child> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    HERALD_DATA_DIR: dataDir,
+    HERALD_API_KEY: TEST_API_KEY,
+    HERALD_ALLOW_PRIVATE_TARGETS: "true",
+    LOG_LEVEL: "warn",
+    HERALD_RETRY_SCHEDULE: "100ms,200ms,500ms,1s,1s,1s,1s",
+  };
+  delete env.NODE_TEST_CONTEXT;
+  const proc = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString("utf8")).slice(-20_000);
+  };
+  proc.stdout?.on("data", keep);
+  proc.stderr?.on("data", keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const child: Child = { process: proc, exited, output: () => output };
+  children.push(child);
+
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`Herald exited before it was ready:\n${output}`);
+    }
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/healthz`);
+      await response.body?.cancel();
+      if (response.ok) return child;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) throw new Error(`Herald did not become ready:\n${output}`);
+    await sleep(50);
+  }
+}
+
+test("every trigger acknowledged before a SIGKILL is delivered after a restart on the same data", {
+  timeout: 60_000,
+}, async (t) => {
+  const received = new Set<number>();
+  // Before the kill the receiver answers slowly, so a backlog of pending deliveries builds up
+  // and has to survive the crash.
+  let slowReceiver = true;
+  const receiver = await startReceiver((req, _index, res) => {
+    try {
+      const n = (JSON.parse(req.body) as { data?: { n?: unknown } }).data?.n;
+      if (typeof n === "number") received.add(n);
+    } catch {
+      // A body cut short by the crash is not a delivery.
+    }
+    const answer = () => {
+      if (!res.destroyed) res.writeHead(200, { "content-type": "text/plain" }).end("OK");
+    };
+    if (slowReceiver) setTimeout(answer, 200);
+    else answer();
+  });
+  receivers.push(receiver);
+
+  const dataDir = mkdtempSync(join(tmpdir(), "herald-crash-"));
+  dirs.push(dataDir);
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const first = await startChild(port, dataDir);
+
+  const registered = await fetch(`${base}/api/webhooks`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ name: "crash receiver", url: receiver.url, events: ["user.created"] }),
+  });
+  assert.equal(registered.status, 201);
+
+  const agent = new Agent({ connections: CONCURRENCY * 2 });
+  agents.push(agent);
+
+  /** n → eventId, for every trigger answered 200. */
+  const acknowledged = new Map<number, string>();
+  /** n → error code, for every trigger that got no answer. */
+  const connectionFailures = new Map<number, string>();
+  const failuresBeforeKill: number[] = [];
+  const otherAnswers: Array<{ n: number; status: number; body: string }> = [];
+  let killed = false;
+  let restarted: Promise<Child> | undefined;
+
+  let undeliveredAtKill: number[] = [];
+  async function crashAndRestart(): Promise<Child> {
+    killed = true;
+    first.process.kill("SIGKILL");
+    undeliveredAtKill = [...acknowledged.keys()].filter((n) => !received.has(n));
+    slowReceiver = false;
+    const exit = await first.exited;
+    assert.equal(exit.signal, "SIGKILL");
+    return startChild(port, dataDir);
+  }
+
+  let next = 0;
+  async function client(): Promise<void> {
+    while (next < TOTAL) {
+      const n = next++;
+      let status: number;
+      let text: string;
+      try {
+        const response = await request(`${base}/api/webhooks/trigger`, {
+          method: "POST",
+          dispatcher: agent,
+          headers: {
+            authorization: `Bearer ${TEST_API_KEY}`,
+            "content-type": "application/json",
+          },
+          body: JSON.stringify({ event: "user.created", data: { n } }),
+          headersTimeout: 15_000,
+          bodyTimeout: 15_000,
+        });
+        status = response.statusCode;
+        text = await response.body.text();
+      } catch (error) {
+        const err = error as { code?: string; message?: string };
+        connectionFailures.set(n, err.code ?? err.message ?? String(error));
+        if (!killed) failuresBeforeKill.push(n);
+        if (restarted) await restarted;
+        continue;
+      }
+      const answer =
+        status === 200
+          ? (JSON.parse(text) as { eventId?: unknown; deliveries?: unknown })
+          : undefined;
+      if (typeof answer?.eventId !== "string" || answer.deliveries !== 1) {
+        otherAnswers.push({ n, status, body: text });
+        continue;
+      }
+      acknowledged.set(n, answer.eventId);
+      if (acknowledged.size >= KILL_AFTER_ACKS && !restarted) restarted = crashAndRestart();
+    }
+  }
+
+  await Promise.all(Array.from({ length: CONCURRENCY }, () => client()));
+  assert.ok(restarted, "the child was killed midway");
+  const second = await restarted;
+
+  assert.deepEqual(failuresBeforeKill, [], "no trigger failed before the kill");
+  assert.deepEqual(otherAnswers, [], "every answered trigger was a 200");
+  assert.ok(connectionFailures.size > 0, "the kill cut some triggers off mid-request");
+  for (const n of connectionFailures.keys()) {
+    assert.ok(!acknowledged.has(n), `failed trigger ${n} is not counted as acknowledged`);
+  }
+  assert.equal(acknowledged.size + connectionFailures.size, TOTAL);
+  assert.ok(acknowledged.size > KILL_AFTER_ACKS, "triggers were acknowledged after the restart");
+  assert.ok(undeliveredAtKill.length > 0, "the kill left acknowledged events undelivered");
+  assert.equal(new Set(acknowledged.values()).size, acknowledged.size, "event ids are distinct");
+
+  const deadline = Date.now() + 40_000;
+  let missing: number[] = [];
+  for (;;) {
+    missing = [...acknowledged.keys()].filter((n) => !received.has(n));
+    if (missing.length === 0 || Date.now() > deadline) break;
+    await sleep(100);
+  }
+  assert.deepEqual(
+    missing.slice(0, 20),
+    [],
+    `${missing.length} acknowledged events never reached the receiver, e.g. ${missing
+      .slice(0, 5)
+      .map((n) => `${n} (${acknowledged.get(n)})`)
+      .join(", ")}\n${second.output()}`,
+  );
+
+  t.diagnostic(
+    `acknowledged ${acknowledged.size} (${undeliveredAtKill.length} not yet delivered at the kill), cut off ${connectionFailures.size} (${[
+      ...new Set(connectionFailures.values()),
+    ].join(", ")}), deliveries received ${receiver.requests.length}`,
+  );
+
+  second.process.kill("SIGTERM");
+  const exit = await second.exited;
+  assert.equal(exit.code, 0, `Herald did not stop cleanly on SIGTERM:\n${second.output()}`);
+});

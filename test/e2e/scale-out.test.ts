@@ -1,0 +1,176 @@
+/**
+ * Scale-out on PostgreSQL: one `api` and two `worker` processes share one database. One worker is
+ * killed with SIGKILL in the middle of a delivery run; the other must finish its leased work.
+ */
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { after, test } from "node:test";
+import pg from "pg";
+import { Pool } from "undici";
+import { TEST_API_KEY } from "../support/herald.js";
+import { createTestSchema, urlWithSchema } from "../support/postgres.js";
+import { type HeraldProcess, spawnHerald } from "../support/process.js";
+import { startReceiver } from "../support/receiver.js";
+
+const EVENTS = 5000;
+const WEBHOOKS = 3;
+const WORKER_CONCURRENCY = 32;
+const TIMEOUT = "2s";
+const LEASE_MS = 2000 + 10_000;
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+});
+
+test("three processes on one database lose nothing when a worker is killed mid-run", {
+  timeout: 120_000,
+}, async (t) => {
+  const { schema, drop } = await createTestSchema();
+  cleanups.push(drop);
+  const databaseUrl = urlWithSchema(schema);
+
+  /** Arrivals per delivery id, and the time of each. */
+  const arrivals = new Map<string, number[]>();
+  const secrets = new Map<string, string>();
+  let badSignatures = 0;
+  const receiver = await startReceiver((request, _i, res) => {
+    const path = request.path.slice(1);
+    const expected = createHmac("sha256", secrets.get(path) ?? "")
+      .update(request.body)
+      .digest("hex");
+    if (request.headers["x-webhook-signature"] !== expected) badSignatures++;
+    const id = String(request.headers["x-webhook-delivery"]);
+    const times = arrivals.get(id) ?? [];
+    times.push(Date.now());
+    arrivals.set(id, times);
+    // A little latency keeps attempts in flight, so the kill lands on real work.
+    setTimeout(() => res.writeHead(200).end("OK"), 5);
+  });
+  cleanups.push(() => receiver.close());
+
+  const common = {
+    DATABASE_URL: databaseUrl,
+    HERALD_API_KEY: TEST_API_KEY,
+    HERALD_ALLOW_PRIVATE_TARGETS: "true",
+    HERALD_DELIVERY_TIMEOUT: TIMEOUT,
+    HERALD_DELIVERY_CONCURRENCY: String(WORKER_CONCURRENCY),
+    HERALD_RETRY_SCHEDULE: "200ms,500ms,1s,1s,1s",
+    LOG_LEVEL: "warn",
+  };
+  const api = await spawnHerald({ ...common, HERALD_ROLE: "api" });
+  cleanups.push(() => api.stop());
+  const workers: HeraldProcess[] = [];
+  for (let i = 0; i < 2; i++) {
+    const worker = await spawnHerald({ ...common, HERALD_ROLE: "worker" });
+    cleanups.push(() => worker.stop());
+    workers.push(worker);
+  }
+
+  // An api process does not deliver, and a worker serves no API.
+  const workerApi = await fetch(`${workers[0]!.url}/api/webhooks`, {
+    headers: { authorization: `Bearer ${TEST_API_KEY}` },
+  });
+  assert.equal(workerApi.status, 404);
+
+  const client = new Pool(api.url, { connections: 32 });
+  cleanups.push(() => client.close());
+  const call = async (method: "POST" | "GET", path: string, body?: unknown) => {
+    const response = await client.request({
+      method,
+      path,
+      headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: response.statusCode, body: (await response.body.json()) as any };
+  };
+
+  for (let i = 0; i < WEBHOOKS; i++) {
+    const created = await call("POST", "/api/webhooks", {
+      name: `scale ${i}`,
+      url: `${receiver.url}/hook${i}`,
+      events: ["user.created"],
+    });
+    assert.equal(created.status, 201);
+    secrets.set(`hook${i}`, created.body.webhook.secret);
+  }
+
+  let next = 0;
+  let acknowledged = 0;
+  let killedAt = 0;
+  let arrivalsAtKill = 0;
+  const victim = workers[0]!;
+  const killer = (async () => {
+    while (arrivals.size < (EVENTS * WEBHOOKS) / 3) await new Promise((r) => setTimeout(r, 10));
+    arrivalsAtKill = arrivals.size;
+    await victim.kill();
+    killedAt = Date.now();
+  })();
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < EVENTS) {
+        const n = next++;
+        const response = await call("POST", "/api/webhooks/trigger", {
+          event: "user.created",
+          data: { n },
+        });
+        assert.equal(response.status, 200);
+        assert.equal(response.body.deliveries, WEBHOOKS);
+        acknowledged++;
+      }
+    }),
+  );
+  assert.equal(acknowledged, EVENTS);
+  await killer;
+  assert.ok(killedAt > 0, "the worker was killed during the run");
+
+  const expected = EVENTS * WEBHOOKS;
+  const deadline = killedAt + LEASE_MS + 20_000;
+  while (arrivals.size < expected && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(arrivals.size, expected, `${expected - arrivals.size} deliveries never arrived`);
+  assert.equal(badSignatures, 0);
+
+  // Every delivery ends recorded as a success, none left leased. The dead worker's unrecorded
+  // attempts are sent again once their leases run out, so this may take up to a lease.
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const counts = async () =>
+      (
+        await db.query<{ status: string; n: string }>(
+          "SELECT status, count(*) AS n FROM deliveries GROUP BY status ORDER BY status",
+        )
+      ).rows.map((r) => [r.status, Number(r.n)]);
+    let statuses = await counts();
+    while (statuses.length !== 1 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      statuses = await counts();
+    }
+    assert.deepEqual(statuses, [["success", expected]]);
+    const leased = await db.query("SELECT 1 FROM deliveries WHERE locked_by IS NOT NULL");
+    assert.equal(leased.rowCount, 0);
+  } finally {
+    await db.end();
+  }
+
+  // Only attempts in flight at the kill may arrive twice: the dead worker sent them, and its
+  // leases ran out before it could record them.
+  const repeated = [...arrivals.values()].filter((times) => times.length > 1);
+  assert.ok(
+    repeated.length <= WORKER_CONCURRENCY,
+    `${repeated.length} deliveries arrived twice; at most ${WORKER_CONCURRENCY} were in flight at the kill`,
+  );
+  for (const times of repeated) {
+    assert.ok((times[0] as number) <= killedAt + 50, "a repeat began after the kill");
+  }
+  const lastArrival = Math.max(...[...arrivals.values()].flat());
+  t.diagnostic(
+    `killed a worker after ${arrivalsAtKill} of ${expected} deliveries; ${repeated.length} arrived twice; the last arrived ${lastArrival - killedAt} ms after the kill (lease ${LEASE_MS} ms)`,
+  );
+  assert.ok(
+    lastArrival - killedAt <= LEASE_MS + 5000,
+    "the dead worker's deliveries were sent by the others within the lease time",
+  );
+});

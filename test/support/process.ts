@@ -1,0 +1,91 @@
+/** Runs Herald as a separate process (`src/main.ts`), as a user would, for crash and scale-out tests. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { type AddressInfo, createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** A port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export interface HeraldProcess {
+  process: ChildProcess;
+  port: number;
+  url: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The last 20 KB the process printed. */
+  output(): string;
+  /** SIGKILL, then wait for the exit. */
+  kill(): Promise<void>;
+  /** SIGTERM, then wait for the exit (SIGKILL after 10 s). */
+  stop(): Promise<void>;
+}
+
+/** Spawns Herald with `env` on a free port and resolves once /healthz answers. */
+export async function spawnHerald(env: Record<string, string>): Promise<HeraldProcess> {
+  const port = await freePort();
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    ...env,
+  };
+  delete childEnv.NODE_TEST_CONTEXT;
+  const proc = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: ROOT,
+    env: childEnv,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString("utf8")).slice(-20_000);
+  };
+  proc.stdout?.on("data", keep);
+  proc.stderr?.on("data", keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const running = () => proc.exitCode === null && proc.signalCode === null;
+  const child: HeraldProcess = {
+    process: proc,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    exited,
+    output: () => output,
+    async kill() {
+      if (running()) proc.kill("SIGKILL");
+      await exited;
+    },
+    async stop() {
+      if (running()) proc.kill("SIGTERM");
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (!running()) throw new Error(`Herald exited before it was ready:\n${output}`);
+    try {
+      const response = await fetch(`${child.url}/healthz`);
+      await response.body?.cancel();
+      if (response.ok) return child;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await child.kill();
+      throw new Error(`Herald did not become ready within 30 s:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
