@@ -1,4 +1,14 @@
-import { openPostgresStore } from "../../src/adapters/storage/postgres/postgres-store.js";
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import pg from "pg";
+import {
+  migratePostgres,
+  POSTGRES_MIGRATIONS,
+} from "../../src/adapters/storage/postgres/migrations.js";
+import {
+  openPostgresStore,
+  postgresClientConfig,
+} from "../../src/adapters/storage/postgres/postgres-store.js";
 import { createTestSchema, TEST_PG_URL } from "../support/postgres.js";
 import { describeStoreContract } from "./store-contract.js";
 
@@ -20,4 +30,29 @@ describeStoreContract("PostgreSQL", async () => {
       await drop();
     },
   };
+});
+
+test("ten processes migrating one database at once apply each migration exactly once", async () => {
+  const { schema, drop } = await createTestSchema();
+  const pools = Array.from(
+    { length: 10 },
+    () => new pg.Pool({ ...postgresClientConfig({ url: TEST_PG_URL, schema }), max: 1 }),
+  );
+  try {
+    const applied = await Promise.all(pools.map((pool) => migratePostgres(pool)));
+    assert.equal(
+      applied.reduce((sum, n) => sum + n, 0),
+      POSTGRES_MIGRATIONS.length,
+    );
+    const { rows } = await (pools[0] as pg.Pool).query<{ version: number }>(
+      "SELECT version FROM herald_schema_migrations ORDER BY version",
+    );
+    assert.deepEqual(
+      rows.map((row) => row.version),
+      POSTGRES_MIGRATIONS.map((_, i) => i + 1),
+    );
+  } finally {
+    await Promise.all(pools.map((pool) => pool.end()));
+    await drop();
+  }
 });
