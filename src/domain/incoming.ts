@@ -7,11 +7,18 @@ export type Headers = Record<string, string | string[] | undefined>;
 export interface IncomingRequest {
   rawBody: Buffer;
   headers: Headers;
+  /** The body parsed for reading (JSON, form or XML), when it could be. */
+  body?: unknown;
 }
 
 /** The outcome of checking an incoming request's signature. */
 export type Verification =
-  | { ok: true; scheme: string }
+  | {
+      ok: true;
+      scheme: string;
+      /** The provider's own id for this webhook (delivery or event id), when the scheme has one. */
+      dedupeKey?: string;
+    }
   | {
       ok: false;
       code: "signature_missing" | "signature_invalid" | "signature_expired";
@@ -20,7 +27,8 @@ export type Verification =
 
 /** Checks that an incoming request was sent by the holder of a source's secret. */
 export interface Verifier {
-  verify(request: IncomingRequest, nowMs: number): Verification;
+  /** `toleranceSeconds` is the source's replay window for timestamped schemes. */
+  verify(request: IncomingRequest, nowMs: number, toleranceSeconds?: number): Verification;
 }
 
 /** A place that sends Herald webhooks: the built-in `xano`, `stripe` and `custom`. */

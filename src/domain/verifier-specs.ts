@@ -1,0 +1,78 @@
+/**
+ * How a source checks who sent a webhook: one spec per signature scheme. A spec holds the scheme's
+ * settings; the secret is kept apart from it, since it is write-only.
+ */
+
+export type HmacAlgorithm = "sha256" | "sha384" | "sha512";
+export type DigestEncoding = "hex" | "base64";
+
+/** A generic HMAC signature in a header. */
+export interface HmacSpec {
+  type: "hmac";
+  algorithm: HmacAlgorithm;
+  encoding: DigestEncoding;
+  /** The header holding the signature, e.g. `x-signature`. */
+  header: string;
+  /** Text before the digest in the header, e.g. `sha256=`. */
+  prefix?: string;
+  /** What is signed: the raw body, or `<timestamp>.<raw body>`. */
+  signedContent: "body" | "timestamp.body";
+  /** The header holding the Unix timestamp (seconds), when `signedContent` is `timestamp.body`. */
+  timestampHeader?: string;
+}
+
+/** A static token in a named header, or `Authorization: Bearer <token>` when no header is named. */
+export interface TokenSpec {
+  type: "token";
+  header?: string;
+}
+
+/** Stripe's `Stripe-Signature: t=…,v1=…`. */
+export interface StripeSpec {
+  type: "stripe";
+}
+
+/** GitHub's `X-Hub-Signature-256: sha256=<hex>`; dedupe on `X-GitHub-Delivery`. */
+export interface GithubSpec {
+  type: "github";
+}
+
+/** Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`; `whsec_` secrets. */
+export interface StandardWebhooksSpec {
+  type: "standard-webhooks";
+}
+
+/** Xano and the API contract: `X-Webhook-Signature` hex HMAC of the raw body (sha256, 384 or 512). */
+export interface XanoSpec {
+  type: "xano";
+  algorithm?: HmacAlgorithm;
+}
+
+/** No verification at all: only when the source says so explicitly; shown as unverified. */
+export interface NoneSpec {
+  type: "none";
+}
+
+export type VerifierSpec =
+  | HmacSpec
+  | TokenSpec
+  | StripeSpec
+  | GithubSpec
+  | StandardWebhooksSpec
+  | XanoSpec
+  | NoneSpec;
+
+export type VerifierType = VerifierSpec["type"];
+
+export const VERIFIER_TYPES: readonly VerifierType[] = [
+  "hmac",
+  "token",
+  "stripe",
+  "github",
+  "standard-webhooks",
+  "xano",
+  "none",
+];
+
+/** Default replay window of timestamped schemes, in seconds. */
+export const DEFAULT_TOLERANCE_SECONDS = 300;
