@@ -8,6 +8,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { type Logger as PinoLogger, pino } from "pino";
+import { bodyKind, parseBody } from "./adapters/body-parser.js";
 import { buildServer } from "./adapters/http/server.js";
 import { createMetrics } from "./adapters/metrics.js";
 import { createHttpSender } from "./adapters/sender.js";
@@ -15,13 +16,16 @@ import { openPostgresStore } from "./adapters/storage/postgres/postgres-store.js
 import { createPostgresWakeSignal } from "./adapters/storage/postgres/postgres-wake-signal.js";
 import { openSqliteStore } from "./adapters/storage/sqlite/sqlite-store.js";
 import { createFirstPresentVerifier } from "./adapters/verifiers/first-present.js";
-import { createHexHmacVerifier, HEX_SIGNATURE_HEADER } from "./adapters/verifiers/hmac-hex.js";
+import { createVerifier } from "./adapters/verifiers/index.js";
 import { createStripeVerifier, STRIPE_SIGNATURE_HEADER } from "./adapters/verifiers/stripe.js";
-import { type Config, INCOMING_SERVICES } from "./config.js";
+import { createXanoVerifier, XANO_SIGNATURE_HEADER } from "./adapters/verifiers/xano.js";
+import { type Config, INCOMING_SERVICES, type IncomingServiceName } from "./config.js";
 import { type Clock, systemClock } from "./domain/clock.js";
-import type { IncomingSource } from "./domain/incoming.js";
 import { createIncomingService } from "./domain/incoming-service.js";
 import type { Sender, Store, WakeSignal } from "./domain/ports.js";
+import { RateLimiter } from "./domain/rate-limit.js";
+import { type BuiltInSources, createSourceRegistry } from "./domain/source-registry.js";
+import { createSourceService } from "./domain/source-service.js";
 import { createWebhookService } from "./domain/webhook-service.js";
 import { createDeliveryWorker } from "./worker/delivery-worker.js";
 import { createLocalWakeSignal } from "./worker/wake-signal.js";
@@ -76,21 +80,21 @@ function resolveApiKey(config: Config, logger: PinoLogger): string {
   return key;
 }
 
-function incomingSources(config: Config): IncomingSource[] {
-  return INCOMING_SERVICES.map((name) => {
-    const secret = config.incomingSecrets[name];
-    const secretSetting = `HERALD_INCOMING_SECRET_${name.toUpperCase()}`;
-    if (secret === undefined) return { name, verifier: undefined, secretSetting };
-    const hex = createHexHmacVerifier(secret);
-    const verifier =
-      name === "stripe"
-        ? createFirstPresentVerifier([
-            [STRIPE_SIGNATURE_HEADER, createStripeVerifier(secret)],
-            [HEX_SIGNATURE_HEADER, hex],
-          ])
-        : hex;
-    return { name, verifier, secretSetting };
-  });
+/** The built-in sources of the API contract: secrets from the environment, fixed verifiers. */
+function builtInSources(config: Config): BuiltInSources {
+  return {
+    spec: (name) => (name === "stripe" ? { type: "stripe" } : { type: "xano" }),
+    secret: (name) => config.incomingSecrets[name as IncomingServiceName],
+    verifier(name, secret) {
+      const contract = createXanoVerifier({ type: "xano" }, secret);
+      if (name !== "stripe") return contract;
+      // Stripe's own scheme, or the contract's X-Webhook-Signature.
+      return createFirstPresentVerifier([
+        [STRIPE_SIGNATURE_HEADER, createStripeVerifier(secret)],
+        [XANO_SIGNATURE_HEADER, contract],
+      ]);
+    },
+  };
 }
 
 async function openStore(
@@ -157,12 +161,33 @@ export async function createHerald(
       })
     : undefined;
   if (worker) metrics.trackInFlight(() => worker.inFlight());
-  const sources = incomingSources(config);
+  const builtIns = builtInSources(config);
+  const registry = createSourceRegistry({
+    store,
+    clock,
+    builtIns,
+    bodyLimitBytes: config.bodyLimitBytes,
+    buildVerifier: (spec, secret) => createVerifier(spec, secret ?? undefined),
+  });
   const app = buildServer({
     api: servesApi
       ? {
           webhooks: createWebhookService({ store, clock, wake }),
-          incoming: createIncomingService({ store, clock, logger, sources }),
+          incoming: createIncomingService({
+            store,
+            clock,
+            logger,
+            wake,
+            sources: registry,
+            bodies: { kind: bodyKind, parse: parseBody },
+            rateLimiter: new RateLimiter(clock),
+          }),
+          sources: createSourceService({
+            store,
+            clock,
+            registry,
+            bodyLimitBytes: config.bodyLimitBytes,
+          }),
           apiKey,
         }
       : undefined,
@@ -173,11 +198,11 @@ export async function createHerald(
   });
 
   if (servesApi) {
-    for (const source of sources) {
-      if (!source.verifier) {
+    for (const name of INCOMING_SERVICES) {
+      if (builtIns.secret(name) === undefined) {
         logger.warn(
-          { service: source.name },
-          `Incoming webhooks for '${source.name}' will be refused until ${source.secretSetting} is set.`,
+          { source: name },
+          `Incoming webhooks for '${name}' will be refused until HERALD_INCOMING_SECRET_${name.toUpperCase()} is set.`,
         );
       }
     }

@@ -17,9 +17,13 @@ export const ERROR_CATALOGUE = {
   webhook_not_found: { status: 404, error: "Not Found" },
   delivery_not_found: { status: 404, error: "Not Found" },
   unknown_service: { status: 404, error: "Not Found" },
+  incoming_event_not_found: { status: 404, error: "Not Found" },
+  source_not_found: { status: 404, error: "Not Found" },
   method_not_allowed: { status: 405, error: "Method Not Allowed" },
+  conflict: { status: 409, error: "Conflict" },
   payload_too_large: { status: 413, error: "Payload Too Large" },
   unsupported_media_type: { status: 415, error: "Unsupported Media Type" },
+  rate_limited: { status: 429, error: "Too Many Requests" },
   internal: { status: 500, error: "Internal Server Error" },
   unavailable: { status: 503, error: "Service Unavailable" },
 } as const;
@@ -33,6 +37,8 @@ export class HeraldError extends Error {
   readonly error: string;
   /** The request field the error is about, when there is one. */
   readonly field: string | undefined;
+  /** Seconds to wait before trying again (sent as Retry-After), when that helps. */
+  retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, message: string, field?: string) {
     super(message);

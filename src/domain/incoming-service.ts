@@ -1,78 +1,269 @@
+import { createHash } from "node:crypto";
 import type { Clock } from "./clock.js";
+import type { OutgoingEvent } from "./deliveries.js";
 import { HeraldError } from "./errors.js";
 import { newId } from "./ids.js";
 import {
-  type IncomingRequest,
-  type IncomingSource,
+  type BodyKind,
+  type Headers,
+  type IncomingEvent,
+  type IncomingStatus,
   incomingDedupeKey,
   incomingEventName,
-  parseIncomingJson,
   storableHeaders,
 } from "./incoming.js";
-import type { Logger, Store } from "./ports.js";
+import type { IncomingQuery, Logger, PendingEvent, Store, WakeSignal } from "./ports.js";
+import type { RateLimiter } from "./rate-limit.js";
+import { type RouteDecision, routeIncoming } from "./routing.js";
+import type { ResolvedSource, SourceRegistry } from "./source-registry.js";
+import { webhookReceives } from "./webhooks.js";
+
+/** An incoming request as the HTTP layer hands it over. */
+export interface IncomingHttpRequest {
+  rawBody: Buffer;
+  headers: Headers;
+  contentType: string | undefined;
+}
 
 /** The answer to an accepted incoming webhook. */
 export interface ReceiveResult {
   eventId: string;
-  /** True when this webhook was received before; it is not stored again. */
+  /** True when this webhook was received before; it is not stored or routed again. */
   duplicate: boolean;
+  status: IncomingStatus;
+  verified: boolean;
 }
 
-/** Receiving webhooks that other services push to Herald. */
+/** Reads a body for routing; throws 415 for a kind it cannot read and 400 for a broken body. */
+export interface BodyReader {
+  kind(contentType: string | undefined): BodyKind | undefined;
+  parse(rawBody: Buffer, kind: BodyKind): unknown;
+}
+
+/** Receiving, inspecting and replaying webhooks that other services push to Herald. */
 export interface IncomingService {
-  receive(service: string, request: IncomingRequest): Promise<ReceiveResult>;
-  /** Names of the sources that can receive, for error messages. */
-  sourceNames(): string[];
+  /** Checks, before the body is read, that the source exists, is within its rate and size limits. */
+  admit(sourceName: string, contentLength: number | undefined): Promise<void>;
+  receive(sourceName: string, request: IncomingHttpRequest): Promise<ReceiveResult>;
+  list(query: IncomingQuery): Promise<{ events: IncomingEvent[]; nextCursor: string | undefined }>;
+  get(id: string): Promise<IncomingEvent>;
+  /** Routes a stored webhook again with its source's current rules. */
+  replay(id: string): Promise<{ event: IncomingEvent; deliveries: number }>;
 }
 
-/** Builds the incoming webhook use case over the configured sources. */
+function tooLarge(source: ResolvedSource): HeraldError {
+  return new HeraldError(
+    "payload_too_large",
+    `The request body is larger than the ${source.settings.maxBodyBytes} bytes source '${source.source.name}' accepts. Send a smaller body, or raise the source's maxBodyBytes.`,
+  );
+}
+
+/** Builds the incoming use cases. */
 export function createIncomingService(deps: {
   store: Store;
   clock: Clock;
   logger: Logger;
-  sources: readonly IncomingSource[];
+  wake: WakeSignal;
+  sources: SourceRegistry;
+  bodies: BodyReader;
+  rateLimiter: RateLimiter;
 }): IncomingService {
-  const { store, clock, logger } = deps;
-  const sources = new Map(deps.sources.map((source) => [source.name, source]));
+  const { store, clock, logger, wake, sources, bodies, rateLimiter } = deps;
+
+  async function resolve(name: string): Promise<ResolvedSource> {
+    const source = await sources.resolve(name);
+    if (!source) {
+      const known = (await sources.list()).map((s) => s.source.name);
+      throw new HeraldError(
+        "unknown_service",
+        `Unknown incoming source '${name}'. Send webhooks to one of: ${known.map((n) => `/api/incoming-webhooks/${n}`).join(", ")}; create new sources with POST /api/sources.`,
+      );
+    }
+    return source;
+  }
+
+  /** Turns a routing decision into the incoming record's outcome and the event to store with it. */
+  function applyDecision(
+    decision: RouteDecision | undefined,
+    now: number,
+  ): {
+    status: IncomingStatus;
+    outgoingEventId: string | null;
+    routeError: string | null;
+    route?: PendingEvent;
+  } {
+    if (decision === undefined)
+      return { status: "received", outgoingEventId: null, routeError: null };
+    if (decision.kind === "unrouted")
+      return { status: "unrouted", outgoingEventId: null, routeError: null };
+    if (decision.kind === "failed")
+      return { status: "failed", outgoingEventId: null, routeError: decision.reason };
+    const event: OutgoingEvent = {
+      id: newId("evt", now),
+      type: decision.eventType,
+      body: JSON.stringify({
+        event: decision.eventType,
+        timestamp: new Date(now).toISOString(),
+        data: decision.data,
+      }),
+      createdAt: now,
+    };
+    return {
+      status: "routed",
+      outgoingEventId: event.id,
+      routeError: null,
+      route: {
+        event,
+        selectTargets: (active) =>
+          active.filter((webhook) => webhookReceives(webhook, decision.eventType)),
+        newDeliveryId: () => newId("del", now),
+      },
+    };
+  }
+
+  function decide(
+    source: ResolvedSource,
+    eventName: string | null,
+    body: unknown,
+  ): RouteDecision | undefined {
+    return source.source.rules.length === 0
+      ? undefined
+      : routeIncoming(source.source.rules, eventName, body);
+  }
 
   return {
-    sourceNames: () => [...sources.keys()],
-
-    async receive(service, request) {
-      const source = sources.get(service);
-      if (!source) {
-        throw new HeraldError(
-          "unknown_service",
-          `Unknown incoming service '${service}'. Send webhooks to one of: ${[...sources.keys()].map((name) => `/api/incoming-webhooks/${name}`).join(", ")}.`,
-        );
+    async admit(sourceName, contentLength) {
+      const source = await resolve(sourceName);
+      const limit = source.settings.rateLimitPerSecond;
+      if (limit !== null) {
+        const wait = rateLimiter.take(sourceName, limit);
+        if (wait > 0) {
+          const error = new HeraldError(
+            "rate_limited",
+            `Source '${sourceName}' accepts ${limit} requests per second and this one is over the limit. Wait ${wait} s (see Retry-After) and send it again.`,
+          );
+          error.retryAfterSeconds = wait;
+          throw error;
+        }
       }
+      if (contentLength !== undefined && contentLength > source.settings.maxBodyBytes)
+        throw tooLarge(source);
+    },
+
+    async receive(sourceName, request) {
+      const source = await resolve(sourceName);
       if (!source.verifier) {
         throw new HeraldError(
           "incoming_secret_missing",
-          `Incoming webhooks for '${service}' are refused because no secret is configured. Set ${source.secretSetting} and restart Herald.`,
+          `Incoming webhooks for '${sourceName}' are refused because no secret is configured. Set ${source.secretSetting ?? "the source's secret"} and restart Herald.`,
         );
       }
-      const body = parseIncomingJson(request.rawBody);
+      if (request.rawBody.length > source.settings.maxBodyBytes) throw tooLarge(source);
+      const kind = bodies.kind(request.contentType);
+      if (kind === undefined) {
+        throw new HeraldError(
+          "unsupported_media_type",
+          `Content-Type '${request.contentType ?? "(none)"}' is not accepted. Send application/json, application/x-www-form-urlencoded, application/xml or text/plain.`,
+        );
+      }
+      const body = bodies.parse(request.rawBody, kind);
       const now = clock.now();
-      const verification = source.verifier.verify(request, now);
+      const verification = source.verifier.verify(
+        { rawBody: request.rawBody, headers: request.headers, body },
+        now,
+        source.settings.toleranceSeconds,
+      );
       if (!verification.ok) {
         logger.warn(
-          { service, reason: verification.code },
-          `Refused an incoming webhook for '${service}': ${verification.reason}`,
+          { source: sourceName, reason: verification.code },
+          `Refused an incoming webhook for '${sourceName}': ${verification.reason}`,
         );
         throw new HeraldError(verification.code, verification.reason);
       }
-      const result = await store.saveIncoming({
-        id: newId("evt", now),
-        service,
-        eventName: incomingEventName(request.headers, body),
-        dedupeKey: incomingDedupeKey(service, request.headers, body),
-        headers: storableHeaders(request.headers),
-        rawBody: request.rawBody,
-        verifiedBy: verification.scheme,
-        receivedAt: now,
-      });
-      return result;
+      const eventName = incomingEventName(request.headers, body);
+      const outcome = applyDecision(decide(source, eventName, body), now);
+      const dedupeKey =
+        verification.dedupeKey ??
+        incomingDedupeKey(sourceName, request.headers, body) ??
+        `sha256:${createHash("sha256").update(request.rawBody).digest("hex")}`;
+      const verified = verification.scheme !== "none";
+      const result = await store.saveIncoming(
+        {
+          id: newId("evt", now),
+          service: sourceName,
+          eventName,
+          dedupeKey,
+          headers: storableHeaders(request.headers),
+          rawBody: request.rawBody,
+          contentType: request.contentType ?? null,
+          verifiedBy: verification.scheme,
+          verified,
+          status: outcome.status,
+          outgoingEventId: outcome.outgoingEventId,
+          routeError: outcome.routeError,
+          receivedAt: now,
+        },
+        outcome.route,
+      );
+      if (result.deliveries > 0) wake.notify();
+      if (outcome.status === "failed" && !result.duplicate) {
+        logger.warn(
+          { source: sourceName, eventId: result.eventId },
+          `Could not route incoming webhook ${result.eventId}: ${outcome.routeError}.`,
+        );
+      }
+      return {
+        eventId: result.eventId,
+        duplicate: result.duplicate,
+        status: outcome.status,
+        verified,
+      };
+    },
+
+    list: (query) => store.listIncoming(query),
+
+    async get(id) {
+      const event = await store.getIncoming(id);
+      if (!event) {
+        throw new HeraldError(
+          "incoming_event_not_found",
+          `Incoming webhook not found: nothing has the id '${id}'. GET /api/incoming-events lists what was received.`,
+        );
+      }
+      return event;
+    },
+
+    async replay(id) {
+      const event = await this.get(id);
+      const source = await resolve(event.service);
+      const kind = bodies.kind(event.contentType ?? "application/json") ?? "json";
+      const body = bodies.parse(event.rawBody, kind);
+      const now = clock.now();
+      const outcome = applyDecision(
+        source.source.rules.length === 0
+          ? { kind: "unrouted" }
+          : decide(source, event.eventName, body),
+        now,
+      );
+      const deliveries = await store.recordRouting(
+        id,
+        {
+          status: outcome.status,
+          outgoingEventId: outcome.outgoingEventId,
+          routeError: outcome.routeError,
+        },
+        outcome.route,
+      );
+      if (deliveries > 0) wake.notify();
+      return {
+        event: {
+          ...event,
+          status: outcome.status,
+          outgoingEventId: outcome.outgoingEventId,
+          routeError: outcome.routeError,
+        },
+        deliveries,
+      };
     },
   };
 }

@@ -40,17 +40,33 @@ export interface IncomingSource {
   secretSetting: string;
 }
 
+/** The body formats incoming webhooks may use. */
+export type BodyKind = "json" | "form" | "xml" | "text";
+
+/** What happened to an incoming webhook after it was stored. */
+export type IncomingStatus = "received" | "routed" | "unrouted" | "failed";
+
 /** An incoming webhook as stored: raw bytes kept so it can be verified and replayed later. */
 export interface IncomingEvent {
   id: string;
+  /** The source it was sent to. */
   service: string;
   eventName: string | null;
-  /** The sender's id for this webhook, used to store it once however often it is sent. */
+  /** The sender's id for this webhook (or a hash of the body), used to store it once. */
   dedupeKey: string | null;
   /** Request headers minus credentials. */
   headers: Record<string, string>;
   rawBody: Buffer;
+  contentType: string | null;
+  /** The scheme that accepted it; `none` when the source takes unverified webhooks. */
   verifiedBy: string;
+  verified: boolean;
+  /** received: stored, the source has no rules; routed: it became an outgoing event; unrouted: no rule matched; failed: a rule matched but could not be applied. */
+  status: IncomingStatus;
+  /** The outgoing event it produced, when routed. */
+  outgoingEventId: string | null;
+  /** Why routing failed, in words. */
+  routeError: string | null;
   receivedAt: number;
 }
 

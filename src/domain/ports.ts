@@ -6,11 +6,31 @@ import type {
   DeliveryUpdate,
   OutgoingEvent,
 } from "./deliveries.js";
-import type { IncomingEvent } from "./incoming.js";
+import type { IncomingEvent, IncomingStatus } from "./incoming.js";
+import type { Source } from "./sources.js";
 import type { Webhook } from "./webhooks.js";
 
 /** Picks, from the active webhooks, those that receive an event. */
 export type TargetSelector = (active: readonly Webhook[]) => Webhook[];
+
+/** An outgoing event to store together with something else, in the same transaction. */
+export interface PendingEvent {
+  event: OutgoingEvent;
+  selectTargets: TargetSelector;
+  newDeliveryId: () => string;
+}
+
+/** Filters and position of a page of incoming webhooks, newest first. */
+export interface IncomingQuery {
+  source?: string;
+  status?: IncomingStatus;
+  /** Received at or after (Unix ms). */
+  since?: number;
+  /** Received before (Unix ms). */
+  until?: number;
+  limit: number;
+  cursor?: string;
+}
 
 /** Where Herald keeps everything. Every write is durable when its promise resolves. */
 export interface Store {
@@ -57,10 +77,31 @@ export interface Store {
   getDelivery(webhookId: string, deliveryId: string): Promise<DeliveryDetail | undefined>;
 
   /**
-   * Stores an incoming webhook once per (service, dedupe key). Resolves with the stored id and
-   * whether an earlier copy already held it.
+   * Stores an incoming webhook once per (service, dedupe key), and, when it is new and `route` is
+   * given, the outgoing event it was routed to with its deliveries, in the same transaction.
+   * Resolves with the stored id, whether an earlier copy already held it, and deliveries queued.
    */
-  saveIncoming(event: IncomingEvent): Promise<{ eventId: string; duplicate: boolean }>;
+  saveIncoming(
+    event: IncomingEvent,
+    route?: PendingEvent,
+  ): Promise<{ eventId: string; duplicate: boolean; deliveries: number }>;
+  listIncoming(
+    query: IncomingQuery,
+  ): Promise<{ events: IncomingEvent[]; nextCursor: string | undefined }>;
+  getIncoming(id: string): Promise<IncomingEvent | undefined>;
+  /** Records a new routing outcome of a stored incoming webhook, with its outgoing event if routed. */
+  recordRouting(
+    id: string,
+    outcome: { status: IncomingStatus; outgoingEventId: string | null; routeError: string | null },
+    route?: PendingEvent,
+  ): Promise<number>;
+
+  insertSource(source: Source): Promise<void>;
+  getSource(name: string): Promise<Source | undefined>;
+  listSources(): Promise<Source[]>;
+  /** Inserts or replaces a source. */
+  saveSource(source: Source): Promise<void>;
+  deleteSource(name: string): Promise<boolean>;
 
   /** Finishes pending writes and closes. */
   close(): Promise<void>;

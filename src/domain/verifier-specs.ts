@@ -76,3 +76,42 @@ export const VERIFIER_TYPES: readonly VerifierType[] = [
 
 /** Default replay window of timestamped schemes, in seconds. */
 export const DEFAULT_TOLERANCE_SECONDS = 300;
+
+/** A verifier spec as a client may send it: only `type` is required, the rest has defaults. */
+export interface VerifierSpecInput {
+  type: VerifierType;
+  algorithm?: HmacAlgorithm;
+  encoding?: DigestEncoding;
+  header?: string;
+  prefix?: string;
+  signedContent?: "body" | "timestamp.body";
+  timestampHeader?: string;
+}
+
+/** Fills a spec's defaults and keeps only the fields its type uses; header names are lower-cased. */
+export function normalizeVerifierSpec(input: VerifierSpecInput): VerifierSpec {
+  const lower = (name: string | undefined) => name?.trim().toLowerCase();
+  switch (input.type) {
+    case "hmac": {
+      const spec: HmacSpec = {
+        type: "hmac",
+        algorithm: input.algorithm ?? "sha256",
+        encoding: input.encoding ?? "hex",
+        header: lower(input.header) ?? "x-webhook-signature",
+        signedContent: input.signedContent ?? "body",
+      };
+      if (input.prefix) spec.prefix = input.prefix;
+      const timestampHeader = lower(input.timestampHeader);
+      if (timestampHeader) spec.timestampHeader = timestampHeader;
+      return spec;
+    }
+    case "token": {
+      const header = lower(input.header);
+      return header ? { type: "token", header } : { type: "token" };
+    }
+    case "xano":
+      return input.algorithm ? { type: "xano", algorithm: input.algorithm } : { type: "xano" };
+    default:
+      return { type: input.type };
+  }
+}

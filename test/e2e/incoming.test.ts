@@ -90,15 +90,23 @@ for (const service of ["xano", "custom"] as const) {
   });
 }
 
-test("two accepted webhooks without a delivery id get different event ids", async (t) => {
+test("without a delivery id, a repeated body is a duplicate and a different body is not", async (t) => {
   const herald = await startFor(t);
   const body = recordBody();
+  const other = recordBody();
   const headers = { "x-webhook-signature": hexSignature(SECRETS.xano, body) };
   const first = await post(herald, "xano", body, headers);
   const second = await post(herald, "xano", body, headers);
+  const third = await post(herald, "xano", other, {
+    "x-webhook-signature": hexSignature(SECRETS.xano, other),
+  });
   assertAccepted(first);
   assertAccepted(second);
-  assert.notEqual(first.body.eventId, second.body.eventId);
+  assertAccepted(third);
+  assert.equal(second.body.eventId, first.body.eventId);
+  assert.equal(second.body.duplicate, true);
+  assert.notEqual(third.body.eventId, first.body.eventId);
+  assert.equal(third.body.duplicate, false);
 });
 
 test("a webhook signed with the wrong secret is refused with 401", async (t) => {
@@ -162,11 +170,11 @@ test("a signed body that is not valid JSON is refused with 400", async (t) => {
   assertErrorBody(answer.body);
 });
 
-test("a text/plain body is refused with 415", async (t) => {
+test("a body of a type Herald cannot read is refused with 415", async (t) => {
   const herald = await startFor(t);
   const body = recordBody();
   const answer = await post(herald, "xano", body, {
-    "content-type": "text/plain",
+    "content-type": "application/octet-stream",
     "x-webhook-signature": hexSignature(SECRETS.xano, body),
   });
   assert.equal(answer.status, 415);

@@ -2,7 +2,9 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import type { DeliveryUpdate } from "../../src/domain/deliveries.js";
+import type { IncomingEvent } from "../../src/domain/incoming.js";
 import type { Store } from "../../src/domain/ports.js";
+import type { Source } from "../../src/domain/sources.js";
 import type { Webhook } from "../../src/domain/webhooks.js";
 
 export interface StoreFixture {
@@ -49,6 +51,51 @@ function success(deliveryId: string, attempt: number, at: number): DeliveryUpdat
 }
 
 const everyone = (active: readonly Webhook[]) => [...active];
+
+function incoming(overrides: Partial<IncomingEvent> = {}): IncomingEvent {
+  return {
+    id: `evt_in_${++counter}`,
+    service: "xano",
+    eventName: null,
+    dedupeKey: null,
+    headers: {},
+    rawBody: Buffer.from('{"a":1}'),
+    contentType: "application/json",
+    verifiedBy: "x-webhook-signature",
+    verified: true,
+    status: "received",
+    outgoingEventId: null,
+    routeError: null,
+    receivedAt: 1,
+    ...overrides,
+  };
+}
+
+function source(overrides: Partial<Source> = {}): Source {
+  return {
+    name: `src-${++counter}`,
+    verifier: {
+      type: "hmac",
+      algorithm: "sha512",
+      encoding: "base64",
+      header: "x-sig",
+      signedContent: "body",
+    },
+    secret: "source-secret",
+    rules: [
+      {
+        event: "record.created",
+        where: { "data.table": "users" },
+        emit: "user.created",
+        data: "data.record",
+      },
+    ],
+    settings: { toleranceSeconds: 300, maxBodyBytes: 1024, rateLimitPerSecond: 5 },
+    createdAt: 10,
+    updatedAt: 10,
+    ...overrides,
+  };
+}
 
 /** Registers the store contract tests. */
 export function describeStoreContract(name: string, open: () => Promise<StoreFixture>): void {
@@ -358,14 +405,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     });
 
     test("stores an incoming webhook once per service and dedupe key", async () => {
-      const base = {
-        service: "xano",
+      const base = incoming({
         eventName: "record.created",
         headers: { "x-webhook-delivery": "d1" },
-        rawBody: Buffer.from('{"a":1}'),
-        verifiedBy: "x-webhook-signature",
-        receivedAt: 1,
-      };
+      });
       const first = await store.saveIncoming({ ...base, id: "evt_in1", dedupeKey: "d1" });
       const again = await store.saveIncoming({ ...base, id: "evt_in2", dedupeKey: "d1" });
       const otherService = await store.saveIncoming({
@@ -376,30 +419,158 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       });
       const noKey1 = await store.saveIncoming({ ...base, id: "evt_in4", dedupeKey: null });
       const noKey2 = await store.saveIncoming({ ...base, id: "evt_in5", dedupeKey: null });
-      assert.deepEqual(first, { eventId: "evt_in1", duplicate: false });
-      assert.deepEqual(again, { eventId: "evt_in1", duplicate: true });
-      assert.deepEqual(otherService, { eventId: "evt_in3", duplicate: false });
-      assert.deepEqual(noKey1, { eventId: "evt_in4", duplicate: false });
-      assert.deepEqual(noKey2, { eventId: "evt_in5", duplicate: false });
+      assert.deepEqual(first, { eventId: "evt_in1", duplicate: false, deliveries: 0 });
+      assert.deepEqual(again, { eventId: "evt_in1", duplicate: true, deliveries: 0 });
+      assert.deepEqual(otherService, { eventId: "evt_in3", duplicate: false, deliveries: 0 });
+      assert.deepEqual(noKey1, { eventId: "evt_in4", duplicate: false, deliveries: 0 });
+      assert.deepEqual(noKey2, { eventId: "evt_in5", duplicate: false, deliveries: 0 });
     });
 
     test("concurrent copies of one incoming webhook are stored once", async () => {
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
-          store.saveIncoming({
-            id: `evt_cc${i}`,
-            service: "stripe",
-            eventName: null,
-            dedupeKey: "evt_stripe_1",
-            headers: {},
-            rawBody: Buffer.from("{}"),
-            verifiedBy: "stripe-signature",
-            receivedAt: 1,
-          }),
+          store.saveIncoming(
+            incoming({
+              id: `evt_cc${i}`,
+              service: "stripe",
+              dedupeKey: "evt_stripe_1",
+              verifiedBy: "stripe-signature",
+            }),
+          ),
         ),
       );
       assert.equal(new Set(results.map((r) => r.eventId)).size, 1);
       assert.equal(results.filter((r) => !r.duplicate).length, 1);
+    });
+
+    test("an incoming webhook and the event it is routed to commit together, and a repeat is not routed", async () => {
+      await store.insertWebhook(webhook());
+      const route = (id: string) => ({
+        event: { id, type: "user.created", body: '{"event":"user.created"}', createdAt: 5 },
+        selectTargets: everyone,
+        newDeliveryId: nextId,
+      });
+      const first = await store.saveIncoming(
+        incoming({ id: "evt_rt1", dedupeKey: "k1", status: "routed", outgoingEventId: "evt_out1" }),
+        route("evt_out1"),
+      );
+      assert.deepEqual(first, { eventId: "evt_rt1", duplicate: false, deliveries: 1 });
+      const repeat = await store.saveIncoming(
+        incoming({ id: "evt_rt2", dedupeKey: "k1", status: "routed", outgoingEventId: "evt_out2" }),
+        route("evt_out2"),
+      );
+      assert.deepEqual(repeat, { eventId: "evt_rt1", duplicate: true, deliveries: 0 });
+      const claimed = await store.claimDueDeliveries({
+        now: 10,
+        limit: 10,
+        workerId: "w",
+        leaseUntil: 20,
+      });
+      assert.deepEqual(
+        claimed.map((d) => d.eventId),
+        ["evt_out1"],
+      );
+      const stored = await store.getIncoming("evt_rt1");
+      assert.equal(stored?.status, "routed");
+      assert.equal(stored?.outgoingEventId, "evt_out1");
+      assert.equal(await store.getIncoming("evt_rt2"), undefined);
+    });
+
+    test("keeps every field of an incoming webhook, raw bytes included", async () => {
+      const raw = Buffer.from([0x3c, 0x61, 0x3e, 0xff, 0x00, 0x3c, 0x2f, 0x61, 0x3e]);
+      const event = incoming({
+        service: "github-main",
+        eventName: "push",
+        dedupeKey: "gh-1",
+        headers: { "x-github-event": "push" },
+        rawBody: raw,
+        contentType: "application/xml",
+        verifiedBy: "none",
+        verified: false,
+        status: "failed",
+        routeError: "no data",
+        receivedAt: 1234,
+      });
+      await store.saveIncoming(event);
+      assert.deepEqual(await store.getIncoming(event.id), event);
+      await store.recordRouting(event.id, {
+        status: "unrouted",
+        outgoingEventId: null,
+        routeError: null,
+      });
+      const after = await store.getIncoming(event.id);
+      assert.equal(after?.status, "unrouted");
+      assert.equal(after?.routeError, null);
+    });
+
+    test("lists incoming webhooks newest first, filtered by source, status and time, with a cursor", async () => {
+      for (let i = 0; i < 6; i++) {
+        await store.saveIncoming(
+          incoming({
+            id: `evt_l${i}`,
+            service: i % 2 === 0 ? "xano" : "stripe",
+            status: i < 3 ? "routed" : "unrouted",
+            receivedAt: 100 + i,
+          }),
+        );
+      }
+      const all = await store.listIncoming({ limit: 4 });
+      assert.deepEqual(
+        all.events.map((e) => e.id),
+        ["evt_l5", "evt_l4", "evt_l3", "evt_l2"],
+      );
+      assert.ok(all.nextCursor);
+      const rest = await store.listIncoming({ limit: 4, cursor: all.nextCursor });
+      assert.deepEqual(
+        rest.events.map((e) => e.id),
+        ["evt_l1", "evt_l0"],
+      );
+      assert.equal(rest.nextCursor, undefined);
+      const xano = await store.listIncoming({ limit: 10, source: "xano", status: "routed" });
+      assert.deepEqual(
+        xano.events.map((e) => e.id),
+        ["evt_l2", "evt_l0"],
+      );
+      const window = await store.listIncoming({ limit: 10, since: 101, until: 104 });
+      assert.deepEqual(
+        window.events.map((e) => e.id),
+        ["evt_l3", "evt_l2", "evt_l1"],
+      );
+    });
+
+    test("recording a new routing outcome can queue the event it produced", async () => {
+      await store.insertWebhook(webhook());
+      await store.saveIncoming(incoming({ id: "evt_rp", status: "unrouted" }));
+      const deliveries = await store.recordRouting(
+        "evt_rp",
+        { status: "routed", outgoingEventId: "evt_rp_out", routeError: null },
+        {
+          event: { id: "evt_rp_out", type: "user.created", body: "{}", createdAt: 1 },
+          selectTargets: everyone,
+          newDeliveryId: nextId,
+        },
+      );
+      assert.equal(deliveries, 1);
+      assert.equal((await store.getIncoming("evt_rp"))?.outgoingEventId, "evt_rp_out");
+    });
+
+    test("keeps sources with every field; names are unique; save replaces", async () => {
+      const s = source();
+      await store.insertSource(s);
+      assert.deepEqual(await store.getSource(s.name), s);
+      await assert.rejects(store.insertSource(s));
+      const changed = { ...s, secret: null, rules: [], updatedAt: 20 };
+      await store.saveSource(changed);
+      assert.deepEqual(await store.getSource(s.name), changed);
+      const builtIn = source({ name: "xano", secret: null, verifier: { type: "xano" } });
+      await store.saveSource(builtIn);
+      assert.deepEqual(
+        (await store.listSources()).map((x) => x.name),
+        [s.name, "xano"].sort(),
+      );
+      assert.equal(await store.deleteSource(s.name), true);
+      assert.equal(await store.deleteSource(s.name), false);
+      assert.equal(await store.getSource(s.name), undefined);
     });
 
     test("everything committed survives a reopen, and an expired lease frees its delivery", async () => {

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
+import { createStandardWebhooksVerifier } from "../../src/adapters/verifiers/standard-webhooks.js";
+import { createXanoVerifier } from "../../src/adapters/verifiers/xano.js";
 import { constantTimeEqual, signDelivery, signHex } from "../../src/domain/signing.js";
 
 const secret = "optional-custom-secret";
@@ -50,4 +52,19 @@ describe("signing", () => {
     assert.equal(constantTimeEqual("abc", "abcd"), false);
     assert.equal(constantTimeEqual("", ""), true);
   });
+});
+
+test("Herald's own deliveries pass its Standard Webhooks and Xano verifiers with the same secret", () => {
+  const hexSecret = "ab".repeat(32);
+  const headers = signDelivery(hexSecret, "del_9_x", body, Date.now());
+  const request = { rawBody: Buffer.from(body), headers: { ...headers } };
+  assert.equal(createStandardWebhooksVerifier(hexSecret).verify(request, Date.now()).ok, true);
+  assert.equal(
+    createXanoVerifier({ type: "xano" }, hexSecret).verify(request, Date.now()).ok,
+    true,
+  );
+  assert.equal(
+    createStandardWebhooksVerifier("cd".repeat(32)).verify(request, Date.now()).ok,
+    false,
+  );
 });

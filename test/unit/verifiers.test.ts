@@ -3,8 +3,8 @@ import { createHmac } from "node:crypto";
 import { describe, test } from "node:test";
 import Stripe from "stripe";
 import { createFirstPresentVerifier } from "../../src/adapters/verifiers/first-present.js";
-import { createHexHmacVerifier } from "../../src/adapters/verifiers/hmac-hex.js";
 import { createStripeVerifier } from "../../src/adapters/verifiers/stripe.js";
+import { createXanoVerifier } from "../../src/adapters/verifiers/xano.js";
 import {
   incomingDedupeKey,
   incomingEventName,
@@ -16,7 +16,7 @@ const hex = (key: string, data: Buffer | string) =>
   createHmac("sha256", key).update(data).digest("hex");
 
 describe("X-Webhook-Signature verifier", () => {
-  const verifier = createHexHmacVerifier("xano-secret");
+  const verifier = createXanoVerifier({ type: "xano" }, "xano-secret");
 
   test("accepts the hex HMAC-SHA256 of the raw body, with or without a sha256= prefix", () => {
     const signature = hex("xano-secret", rawBody);
@@ -124,7 +124,7 @@ describe("Stripe-Signature verifier", () => {
 describe("choosing a scheme by header", () => {
   const verifier = createFirstPresentVerifier([
     ["stripe-signature", createStripeVerifier("whsec_x")],
-    ["x-webhook-signature", createHexHmacVerifier("whsec_x")],
+    ["x-webhook-signature", createXanoVerifier({ type: "xano" }, "whsec_x")],
   ]);
 
   test("uses the scheme whose header is present", () => {

@@ -23,6 +23,8 @@ export function errorBody(code: ErrorCode, message: string, field?: string): Err
 
 /** Sends a HeraldError. */
 export function sendError(reply: FastifyReply, error: HeraldError): FastifyReply {
+  if (error.retryAfterSeconds !== undefined)
+    reply.header("retry-after", String(error.retryAfterSeconds));
   return reply.status(error.status).send(errorBody(error.code, error.message, error.field));
 }
 

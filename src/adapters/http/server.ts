@@ -8,16 +8,20 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Logger as PinoLogger } from "pino";
 import type { Registry } from "prom-client";
 import type { IncomingService } from "../../domain/incoming-service.js";
+import type { SourceService } from "../../domain/source-service.js";
 import type { WebhookService } from "../../domain/webhook-service.js";
 import { requireApiKey } from "./api-key.js";
 import { handleError, handleNotFound } from "./error-mapper.js";
 import { registerIncomingRoutes } from "./routes/incoming.js";
+import { registerIncomingEventRoutes } from "./routes/incoming-events.js";
+import { registerSourceRoutes } from "./routes/sources.js";
 import { registerWebhookRoutes } from "./routes/webhooks.js";
 
 /** The API's use cases; absent in a worker-only process, which serves /healthz and /metrics alone. */
 export interface ApiDeps {
   webhooks: WebhookService;
   incoming: IncomingService;
+  sources: SourceService;
   apiKey: string;
 }
 
@@ -40,13 +44,14 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
   });
 
-  const bodyAjv = new Ajv({
-    coerceTypes: false,
+  const common = {
     useDefaults: true,
     removeAdditional: false,
-    allErrors: false,
-  });
-  const queryAjv = new Ajv({ coerceTypes: "array", useDefaults: true, removeAdditional: false });
+    allowUnionTypes: true,
+    strictTypes: false,
+  } as const;
+  const bodyAjv = new Ajv({ ...common, coerceTypes: false });
+  const queryAjv = new Ajv({ ...common, coerceTypes: "array" });
   app.setValidatorCompiler(({ schema, httpPart }) =>
     httpPart === "body" ? bodyAjv.compile(schema) : queryAjv.compile(schema),
   );
@@ -64,13 +69,20 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   const { api } = deps;
   if (!api) return app;
 
-  app.register(
-    async (scope) => {
-      scope.addHook("onRequest", requireApiKey(api.apiKey));
-      registerWebhookRoutes(scope, api.webhooks);
-    },
-    { prefix: "/api/webhooks" },
-  );
+  const managed: Array<[string, (scope: FastifyInstance) => void]> = [
+    ["/api/webhooks", (scope) => registerWebhookRoutes(scope, api.webhooks)],
+    ["/api/sources", (scope) => registerSourceRoutes(scope, api.sources)],
+    ["/api/incoming-events", (scope) => registerIncomingEventRoutes(scope, api.incoming)],
+  ];
+  for (const [prefix, register] of managed) {
+    app.register(
+      async (scope) => {
+        scope.addHook("onRequest", requireApiKey(api.apiKey));
+        register(scope);
+      },
+      { prefix },
+    );
+  }
 
   app.register(
     async (incoming) => {

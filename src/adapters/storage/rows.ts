@@ -5,6 +5,10 @@ import type {
   DeliveryStatus,
   DeliverySummary,
 } from "../../domain/deliveries.js";
+import type { IncomingEvent, IncomingStatus } from "../../domain/incoming.js";
+import type { RoutingRule } from "../../domain/routing.js";
+import type { Source, SourceSettings } from "../../domain/sources.js";
+import type { VerifierSpec } from "../../domain/verifier-specs.js";
 import type { Webhook } from "../../domain/webhooks.js";
 
 export interface WebhookRow {
@@ -124,4 +128,76 @@ export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
     attempts: row.attempts,
     createdAt: row.created_at,
   };
+}
+
+export interface IncomingRow {
+  seq: number;
+  id: string;
+  service: string;
+  event_name: string | null;
+  dedupe_key: string | null;
+  headers: string;
+  raw_body: Buffer;
+  content_type: string | null;
+  verified_by: string;
+  verified: number | boolean;
+  status: IncomingStatus;
+  outgoing_event_id: string | null;
+  route_error: string | null;
+  received_at: number;
+}
+
+export function toIncomingEvent(row: IncomingRow): IncomingEvent {
+  return {
+    id: row.id,
+    service: row.service,
+    eventName: row.event_name,
+    dedupeKey: row.dedupe_key,
+    headers: JSON.parse(row.headers) as Record<string, string>,
+    rawBody: Buffer.from(row.raw_body),
+    contentType: row.content_type,
+    verifiedBy: row.verified_by,
+    verified: row.verified === true || row.verified === 1,
+    status: row.status,
+    outgoingEventId: row.outgoing_event_id,
+    routeError: row.route_error,
+    receivedAt: row.received_at,
+  };
+}
+
+export interface SourceRow {
+  name: string;
+  verifier: string;
+  secret: string | null;
+  rules: string;
+  settings: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export function toSource(row: SourceRow): Source {
+  return {
+    name: row.name,
+    verifier: JSON.parse(row.verifier) as VerifierSpec,
+    secret: row.secret,
+    rules: JSON.parse(row.rules) as RoutingRule[],
+    settings: JSON.parse(row.settings) as SourceSettings,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** A source's columns, in the order name, verifier, secret, rules, settings, created_at, updated_at. */
+export function sourceColumns(
+  source: Source,
+): [string, string, string | null, string, string, number, number] {
+  return [
+    source.name,
+    JSON.stringify(source.verifier),
+    source.secret,
+    JSON.stringify(source.rules),
+    JSON.stringify(source.settings),
+    source.createdAt,
+    source.updatedAt,
+  ];
 }

@@ -10,10 +10,10 @@ export function createFirstPresentVerifier(
   schemes: Array<[header: string, verifier: Verifier]>,
 ): Verifier {
   return {
-    verify(request, nowMs) {
+    verify(request, nowMs, toleranceSeconds) {
       for (const [header, verifier] of schemes) {
         if (headerValue(request.headers, header) !== undefined)
-          return verifier.verify(request, nowMs);
+          return verifier.verify(request, nowMs, toleranceSeconds);
       }
       const names = schemes.map(([header]) => displayHeader(header)).join(" or ");
       return {

@@ -1,72 +1,78 @@
 /**
  * Stripe's scheme: `Stripe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">[,v1=…]`,
  * keyed with the endpoint secret (`whsec_…`) as text. Several v1 values are allowed (Stripe sends two
- * while a secret is being rolled). Timestamps older or newer than the tolerance are refused.
+ * while a secret is being rolled); other versions (v0) are ignored. Timestamps older or newer than
+ * the tolerance are refused. The dedupe key is the event's `id`, read from the parsed body only:
+ * without `request.body` there is none.
  */
 import { headerValue, type Verifier } from "../../domain/incoming.js";
-import { constantTimeEqual, signHex } from "../../domain/signing.js";
+import { accepted, hmacDigest, matchesAny, outsideWindow, resolveTolerance } from "./hmac.js";
 
 export const STRIPE_SIGNATURE_HEADER = "stripe-signature";
 export const STRIPE_TOLERANCE_SECONDS = 300;
 
-/** A verifier for `Stripe-Signature` keyed with `secret`. */
+const HOW_TO_SIGN =
+  "This source accepts only events signed by Stripe: add this URL as a webhook endpoint in the Stripe dashboard and let Stripe send the events.";
+
+function eventId(body: unknown): string | undefined {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return undefined;
+  const id = (body as Record<string, unknown>).id;
+  return typeof id === "string" && id.length > 0 ? id : undefined;
+}
+
+/**
+ * A verifier for `Stripe-Signature` keyed with `secret`. `toleranceSeconds` is the replay window
+ * used when `verify` is not given one.
+ */
 export function createStripeVerifier(
   secret: string,
   toleranceSeconds = STRIPE_TOLERANCE_SECONDS,
 ): Verifier {
   return {
-    verify(request, nowMs) {
+    verify(request, nowMs, sourceTolerance) {
       const header = headerValue(request.headers, STRIPE_SIGNATURE_HEADER);
       if (!header) {
         return {
           ok: false,
           code: "signature_missing",
-          reason: "The Stripe-Signature header is missing.",
+          reason: `The Stripe-Signature header is missing. ${HOW_TO_SIGN}`,
         };
       }
-      let timestamp: number | undefined;
+      let timestamp: { text: string; seconds: number } | undefined;
       const candidates: string[] = [];
       for (const part of header.split(",")) {
         const eq = part.indexOf("=");
         if (eq < 0) continue;
         const key = part.slice(0, eq).trim();
         const value = part.slice(eq + 1).trim();
-        if (key === "t" && /^\d+$/.test(value)) timestamp = Number(value);
-        else if (key === "v1") candidates.push(value.toLowerCase());
+        if (key === "t" && /^\d{1,15}$/.test(value))
+          timestamp = { text: value, seconds: Number(value) };
+        else if (key === "v1" && value) candidates.push(value.toLowerCase());
       }
       if (timestamp === undefined || candidates.length === 0) {
         return {
           ok: false,
           code: "signature_invalid",
-          reason:
-            "The Stripe-Signature header must hold t=<timestamp> and at least one v1=<signature>.",
+          reason: `The Stripe-Signature header must hold t=<Unix time in seconds> and at least one v1=<signature>. ${HOW_TO_SIGN}`,
         };
       }
-      const expected = signHex(
-        secret,
-        Buffer.concat([Buffer.from(`${timestamp}.`), request.rawBody]),
-      );
-      // Every candidate is compared, so the time taken does not reveal which one matched.
-      let matched = false;
-      for (const candidate of candidates)
-        matched = constantTimeEqual(candidate, expected) || matched;
-      if (!matched) {
+      const expected = hmacDigest("sha256", secret, [`${timestamp.text}.`, request.rawBody], "hex");
+      if (!matchesAny(candidates, expected)) {
         return {
           ok: false,
           code: "signature_invalid",
           reason:
-            "The Stripe-Signature does not match the body. Check that HERALD_INCOMING_SECRET_STRIPE holds this endpoint's signing secret (whsec_…).",
+            "The Stripe-Signature header does not match the body. Check that the secret configured for this source is this endpoint's signing secret (whsec_…) from the Stripe dashboard, and that the body reaches Herald unchanged.",
         };
       }
-      const ageSeconds = Math.abs(nowMs / 1000 - timestamp);
-      if (ageSeconds > toleranceSeconds) {
-        return {
-          ok: false,
-          code: "signature_expired",
-          reason: `The Stripe-Signature timestamp is ${Math.round(ageSeconds)} s away from now, outside the ${toleranceSeconds} s tolerance. Replayed or delayed requests are refused; check the sender's clock.`,
-        };
-      }
-      return { ok: true, scheme: "stripe-signature" };
+      const expired = outsideWindow(
+        timestamp.seconds,
+        nowMs,
+        resolveTolerance(sourceTolerance, toleranceSeconds),
+        "Stripe-Signature",
+      );
+      if (expired) return expired;
+      return accepted("stripe-signature", eventId(request.body));
     },
   };
 }

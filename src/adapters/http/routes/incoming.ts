@@ -1,25 +1,27 @@
 /**
- * Incoming webhooks: `/api/incoming-webhooks/:service`. Authenticated by the sender's signature,
- * not by the API key. The body is kept as raw bytes so the signature is checked on exactly what
- * was sent; JSON is parsed by the use case.
+ * Incoming webhooks: `/api/incoming-webhooks/:source`. Authenticated by the sender's signature,
+ * not by the API key. Bodies are kept as raw bytes, whatever their type, so the signature is
+ * checked on exactly what was sent; the use case reads them. The source, its rate limit and its
+ * size limit are checked before the body is read.
  */
 import type { FastifyInstance } from "fastify";
 import type { IncomingService } from "../../../domain/incoming-service.js";
 
-/** Registers the incoming routes on `app` (mounted at /api/incoming-webhooks). */
+/** The largest body any source may accept; each source's own limit is checked first. */
+export const INCOMING_BODY_CEILING = 50 * 1024 * 1024;
+
+/** Registers the receiving routes on `app` (mounted at /api/incoming-webhooks). */
 export function registerIncomingRoutes(
   app: FastifyInstance,
   service: IncomingService,
   clock: { now(): number },
 ): void {
   app.removeAllContentTypeParsers();
-  const keepRaw = (
-    _request: unknown,
-    body: Buffer | string,
-    done: (err: null, body: Buffer | string) => void,
-  ) => done(null, body);
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, keepRaw);
-  app.addContentTypeParser(/^application\/[\w.+-]+\+json$/, { parseAs: "buffer" }, keepRaw);
+  app.addContentTypeParser(
+    "*",
+    { parseAs: "buffer", bodyLimit: INCOMING_BODY_CEILING },
+    (_request, body, done) => done(null, body),
+  );
 
   app.get("/health", async () => ({
     success: true,
@@ -30,6 +32,7 @@ export function registerIncomingRoutes(
   app.post<{ Params: { service: string } }>(
     "/:service",
     {
+      bodyLimit: INCOMING_BODY_CEILING,
       schema: {
         params: {
           type: "object",
@@ -37,18 +40,25 @@ export function registerIncomingRoutes(
           properties: { service: { type: "string", maxLength: 100 } },
         },
       },
+      onRequest: async (request) => {
+        const { service: source } = request.params as { service: string };
+        const length = request.headers["content-length"];
+        await service.admit(source, length === undefined ? undefined : Number(length));
+      },
     },
     async (request) => {
-      const rawBody = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const result = await service.receive(request.params.service, {
-        rawBody,
+        rawBody: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0),
         headers: request.headers,
+        contentType: request.headers["content-type"],
       });
       return {
         success: true,
         message: "Webhook received successfully",
         eventId: result.eventId,
         duplicate: result.duplicate,
+        status: result.status,
+        verified: result.verified,
       };
     },
   );

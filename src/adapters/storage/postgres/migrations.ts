@@ -75,6 +75,24 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     WHERE dedupe_key IS NOT NULL;
   CREATE INDEX incoming_by_time ON incoming_events (received_at);
   `,
+  `
+  CREATE TABLE sources (
+    name text PRIMARY KEY,
+    verifier text NOT NULL,            -- JSON verifier spec, without the secret
+    secret text,                       -- write-only; null for built-in sources and 'none'
+    rules text NOT NULL,               -- JSON array of routing rules
+    settings text NOT NULL,            -- JSON: tolerance, body limit, rate limit
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL
+  );
+
+  ALTER TABLE incoming_events ADD COLUMN content_type text;
+  ALTER TABLE incoming_events ADD COLUMN verified boolean NOT NULL DEFAULT true;  -- false for 'none' sources
+  ALTER TABLE incoming_events ADD COLUMN outgoing_event_id text;  -- the event it was routed to
+  ALTER TABLE incoming_events ADD COLUMN route_error text;        -- why routing failed
+  CREATE INDEX incoming_by_service ON incoming_events (service, seq);
+  CREATE INDEX incoming_by_status ON incoming_events (status, seq);
+  `,
 ];
 
 /** An arbitrary constant naming Herald's migration lock among the database's advisory locks. */

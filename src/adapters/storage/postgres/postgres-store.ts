@@ -15,7 +15,7 @@ import type {
   OutgoingEvent,
 } from "../../../domain/deliveries.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
-import type { Store, TargetSelector } from "../../../domain/ports.js";
+import type { PendingEvent, Store } from "../../../domain/ports.js";
 import { BatchQueue } from "../batch-queue.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
 import {
@@ -23,9 +23,14 @@ import {
   type ClaimRow,
   DELIVERY_COLUMNS,
   type DeliveryRow,
+  type IncomingRow,
+  type SourceRow,
+  sourceColumns,
   toAttempt,
   toClaimedDelivery,
   toDeliverySummary,
+  toIncomingEvent,
+  toSource,
   toWebhook,
   type WebhookRow,
 } from "../rows.js";
@@ -46,10 +51,9 @@ export interface PostgresStoreOptions {
   migrate?: boolean;
 }
 
-interface EnqueueItem {
-  event: OutgoingEvent;
-  selectTargets: TargetSelector;
-  newDeliveryId: () => string;
+interface IncomingItem {
+  event: IncomingEvent;
+  route: PendingEvent | undefined;
 }
 
 interface RecordItem {
@@ -90,56 +94,57 @@ async function inTransaction<T>(
   }
 }
 
-async function writeEvents(pool: pg.Pool, items: EnqueueItem[]): Promise<number[]> {
-  return inTransaction(pool, async (client) => {
-    const { rows } = await client.query<WebhookRow>("SELECT * FROM webhooks WHERE active");
-    const active = rows.map(toWebhook);
-    const events = {
-      id: [] as string[],
-      type: [] as string[],
-      body: [] as string[],
-      at: [] as number[],
-    };
-    const deliveries = {
-      id: [] as string[],
-      webhook: [] as string[],
-      event: [] as string[],
-      type: [] as string[],
-      at: [] as number[],
-    };
-    const counts = items.map(({ event, selectTargets, newDeliveryId }) => {
-      events.id.push(event.id);
-      events.type.push(event.type);
-      events.body.push(event.body);
-      events.at.push(event.createdAt);
-      const targets = selectTargets(active);
-      for (const webhook of targets) {
-        deliveries.id.push(newDeliveryId());
-        deliveries.webhook.push(webhook.id);
-        deliveries.event.push(event.id);
-        deliveries.type.push(event.type);
-        deliveries.at.push(event.createdAt);
-      }
-      return targets.length;
-    });
-    await client.query(
-      `INSERT INTO events (id, type, body, created_at)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])`,
-      [events.id, events.type, events.body, events.at],
-    );
-    if (deliveries.id.length > 0) {
-      await client.query(
-        `INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
-           created_at, updated_at)
-         SELECT id, webhook_id, event_id, event_type, 'pending', 0, at, at, at
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
-           AS u(id, webhook_id, event_id, event_type, at)`,
-        [deliveries.id, deliveries.webhook, deliveries.event, deliveries.type, deliveries.at],
-      );
-      await client.query(`NOTIFY ${DELIVERY_CHANNEL}`);
+/** Stores outgoing events and their deliveries on `client`, inside the caller's transaction. */
+async function insertOutgoing(client: pg.PoolClient, items: PendingEvent[]): Promise<number[]> {
+  if (items.length === 0) return [];
+  const { rows } = await client.query<WebhookRow>("SELECT * FROM webhooks WHERE active");
+  const active = rows.map(toWebhook);
+  const events = {
+    id: [] as string[],
+    type: [] as string[],
+    body: [] as string[],
+    at: [] as number[],
+  };
+  const deliveries = {
+    id: [] as string[],
+    webhook: [] as string[],
+    event: [] as string[],
+    type: [] as string[],
+    at: [] as number[],
+  };
+  const counts = items.map(({ event, selectTargets, newDeliveryId }) => {
+    events.id.push(event.id);
+    events.type.push(event.type);
+    events.body.push(event.body);
+    events.at.push(event.createdAt);
+    const targets = selectTargets(active);
+    for (const webhook of targets) {
+      deliveries.id.push(newDeliveryId());
+      deliveries.webhook.push(webhook.id);
+      deliveries.event.push(event.id);
+      deliveries.type.push(event.type);
+      deliveries.at.push(event.createdAt);
     }
-    return counts;
+    return targets.length;
   });
+  await client.query(
+    `INSERT INTO events (id, type, body, created_at)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])`,
+    [events.id, events.type, events.body, events.at],
+  );
+  if (deliveries.id.length > 0) {
+    await client.query(
+      `INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
+         created_at, updated_at)
+       SELECT id, webhook_id, event_id, event_type, 'pending', 0, at, at, at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+         AS u(id, webhook_id, event_id, event_type, at)`,
+      [deliveries.id, deliveries.webhook, deliveries.event, deliveries.type, deliveries.at],
+    );
+    // Delivered to listeners when the transaction commits.
+    await client.query(`NOTIFY ${DELIVERY_CHANNEL}`);
+  }
+  return counts;
 }
 
 async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefined[]> {
@@ -213,30 +218,42 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
 
 async function writeIncoming(
   pool: pg.Pool,
-  items: IncomingEvent[],
-): Promise<Array<{ eventId: string; duplicate: boolean }>> {
+  items: IncomingItem[],
+): Promise<Array<{ eventId: string; duplicate: boolean; deliveries: number }>> {
   return inTransaction(pool, async (client) => {
+    const events = items.map((item) => item.event);
     const inserted = await client.query<{ id: string }>(
-      `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, verified_by,
-         status, received_at)
-       SELECT id, service, event_name, dedupe_key, headers, raw_body, verified_by, 'received', received_at
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::bigint[])
-         AS u(id, service, event_name, dedupe_key, headers, raw_body, verified_by, received_at)
+      `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, content_type,
+         verified_by, verified, status, outgoing_event_id, route_error, received_at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[],
+         $7::text[], $8::text[], $9::boolean[], $10::text[], $11::text[], $12::text[], $13::bigint[])
        ON CONFLICT DO NOTHING
        RETURNING id`,
       [
-        items.map((e) => e.id),
-        items.map((e) => e.service),
-        items.map((e) => e.eventName),
-        items.map((e) => e.dedupeKey),
-        items.map((e) => JSON.stringify(e.headers)),
-        items.map((e) => e.rawBody),
-        items.map((e) => e.verifiedBy),
-        items.map((e) => e.receivedAt),
+        events.map((e) => e.id),
+        events.map((e) => e.service),
+        events.map((e) => e.eventName),
+        events.map((e) => e.dedupeKey),
+        events.map((e) => JSON.stringify(e.headers)),
+        events.map((e) => e.rawBody),
+        events.map((e) => e.contentType),
+        events.map((e) => e.verifiedBy),
+        events.map((e) => e.verified),
+        events.map((e) => e.status),
+        events.map((e) => e.outgoingEventId),
+        events.map((e) => e.routeError),
+        events.map((e) => e.receivedAt),
       ],
     );
     const stored = new Set(inserted.rows.map((row) => row.id));
-    const repeats = items.filter((e) => !stored.has(e.id) && e.dedupeKey !== null);
+    // Only a webhook stored for the first time is routed; a repeat is not routed again.
+    const routed = items.filter((item) => item.route && stored.has(item.event.id));
+    const counts = await insertOutgoing(
+      client,
+      routed.map((item) => item.route as PendingEvent),
+    );
+    const deliveriesOf = new Map(routed.map((item, i) => [item.event.id, counts[i] ?? 0]));
+    const repeats = events.filter((e) => !stored.has(e.id) && e.dedupeKey !== null);
     const firstIds = new Map<string, string>();
     if (repeats.length > 0) {
       const { rows } = await client.query<{ service: string; dedupe_key: string; id: string }>(
@@ -247,12 +264,13 @@ async function writeIncoming(
       );
       for (const row of rows) firstIds.set(`${row.service}\u0000${row.dedupe_key}`, row.id);
     }
-    return items.map((e) => {
-      if (stored.has(e.id)) return { eventId: e.id, duplicate: false };
+    return events.map((e) => {
+      if (stored.has(e.id))
+        return { eventId: e.id, duplicate: false, deliveries: deliveriesOf.get(e.id) ?? 0 };
       const first = firstIds.get(`${e.service}\u0000${e.dedupeKey}`);
       if (first === undefined)
         throw new Error(`incoming event ${e.id} was neither stored nor found`);
-      return { eventId: first, duplicate: true };
+      return { eventId: first, duplicate: true, deliveries: 0 };
     });
   });
 }
@@ -265,8 +283,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   if (options.migrate !== false) await migratePostgres(pool);
 
   const flushes = Math.max(1, Math.floor(options.poolSize / 2));
-  const enqueue = new BatchQueue<EnqueueItem, number>({
-    run: (items) => writeEvents(pool, items),
+  const enqueue = new BatchQueue<PendingEvent, number>({
+    run: (items) => inTransaction(pool, (client) => insertOutgoing(client, items)),
     maxBatch: 500,
     maxInFlight: flushes,
   });
@@ -275,7 +293,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     maxBatch: 500,
     maxInFlight: flushes,
   });
-  const incoming = new BatchQueue<IncomingEvent, { eventId: string; duplicate: boolean }>({
+  const incoming = new BatchQueue<
+    IncomingItem,
+    { eventId: string; duplicate: boolean; deliveries: number }
+  >({
     run: (items) => writeIncoming(pool, items),
     maxBatch: 500,
     maxInFlight: flushes,
@@ -412,7 +433,82 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return { ...toDeliverySummary(row), attemptLog: attempts.rows.map(toAttempt) };
     },
 
-    saveIncoming: (event) => incoming.push(event),
+    saveIncoming: (event, route) => incoming.push({ event, route }),
+
+    async listIncoming({ source, status, since, until, limit, cursor }) {
+      const { rows } = await pool.query<IncomingRow>(
+        `SELECT * FROM incoming_events
+         WHERE ($1::text IS NULL OR service = $1) AND ($2::text IS NULL OR status = $2)
+           AND ($3::bigint IS NULL OR received_at >= $3) AND ($4::bigint IS NULL OR received_at < $4)
+           AND ($5::bigint IS NULL OR seq < $5)
+         ORDER BY seq DESC LIMIT $6`,
+        [
+          source ?? null,
+          status ?? null,
+          since ?? null,
+          until ?? null,
+          cursor === undefined ? null : decodeCursor(cursor),
+          limit + 1,
+        ],
+      );
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        events: page.map(toIncomingEvent),
+        nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : undefined,
+      };
+    },
+
+    async getIncoming(id) {
+      const { rows } = await pool.query<IncomingRow>(
+        "SELECT * FROM incoming_events WHERE id = $1",
+        [id],
+      );
+      return rows[0] ? toIncomingEvent(rows[0]) : undefined;
+    },
+
+    recordRouting: (id, outcome, route) =>
+      inTransaction(pool, async (client) => {
+        await client.query(
+          "UPDATE incoming_events SET status = $2, outgoing_event_id = $3, route_error = $4 WHERE id = $1",
+          [id, outcome.status, outcome.outgoingEventId, outcome.routeError],
+        );
+        const [deliveries] = await insertOutgoing(client, route ? [route] : []);
+        return deliveries ?? 0;
+      }),
+
+    async insertSource(source) {
+      await pool.query(
+        `INSERT INTO sources (name, verifier, secret, rules, settings, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        sourceColumns(source),
+      );
+    },
+
+    async saveSource(source) {
+      await pool.query(
+        `INSERT INTO sources (name, verifier, secret, rules, settings, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (name) DO UPDATE SET verifier = excluded.verifier, secret = excluded.secret,
+           rules = excluded.rules, settings = excluded.settings, updated_at = excluded.updated_at`,
+        sourceColumns(source),
+      );
+    },
+
+    async getSource(name) {
+      const { rows } = await pool.query<SourceRow>("SELECT * FROM sources WHERE name = $1", [name]);
+      return rows[0] ? toSource(rows[0]) : undefined;
+    },
+
+    async listSources() {
+      const { rows } = await pool.query<SourceRow>("SELECT * FROM sources ORDER BY name");
+      return rows.map(toSource);
+    },
+
+    async deleteSource(name) {
+      const result = await pool.query("DELETE FROM sources WHERE name = $1", [name]);
+      return (result.rowCount ?? 0) > 0;
+    },
 
     async close() {
       if (closed) return;

@@ -69,4 +69,22 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     WHERE dedupe_key IS NOT NULL;
   CREATE INDEX incoming_by_time ON incoming_events(received_at);
   `,
+  `
+  CREATE TABLE sources (
+    name TEXT PRIMARY KEY,
+    verifier TEXT NOT NULL,          -- JSON verifier spec, without the secret
+    secret TEXT,                     -- write-only; null for built-in sources and 'none'
+    rules TEXT NOT NULL,             -- JSON array of routing rules
+    settings TEXT NOT NULL,          -- JSON: tolerance, body limit, rate limit
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+
+  ALTER TABLE incoming_events ADD COLUMN content_type TEXT;
+  ALTER TABLE incoming_events ADD COLUMN verified INTEGER NOT NULL DEFAULT 1;  -- 0 for 'none' sources
+  ALTER TABLE incoming_events ADD COLUMN outgoing_event_id TEXT;   -- the event it was routed to
+  ALTER TABLE incoming_events ADD COLUMN route_error TEXT;         -- why routing failed
+  CREATE INDEX incoming_by_service ON incoming_events(service, seq);
+  CREATE INDEX incoming_by_status ON incoming_events(status, seq);
+  `,
 ];

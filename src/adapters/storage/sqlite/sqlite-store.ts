@@ -15,21 +15,44 @@ import type {
   DeliveryUpdate,
 } from "../../../domain/deliveries.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
-import type { Store } from "../../../domain/ports.js";
+import type { PendingEvent, Store } from "../../../domain/ports.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
 import {
   type AttemptRow,
   type ClaimRow,
   DELIVERY_COLUMNS,
   type DeliveryRow,
+  type IncomingRow,
+  type SourceRow,
+  sourceColumns,
   toAttempt,
   toClaimedDelivery,
   toDeliverySummary,
+  toIncomingEvent,
+  toSource,
   toWebhook,
   type WebhookRow,
 } from "../rows.js";
 import { SQLITE_MIGRATIONS } from "./migrations.js";
 import { WriteBatcher } from "./write-batcher.js";
+
+function incomingParams(event: IncomingEvent) {
+  return {
+    id: event.id,
+    service: event.service,
+    event_name: event.eventName,
+    dedupe_key: event.dedupeKey,
+    headers: JSON.stringify(event.headers),
+    raw_body: event.rawBody,
+    content_type: event.contentType,
+    verified_by: event.verifiedBy,
+    verified: event.verified ? 1 : 0,
+    status: event.status,
+    outgoing_event_id: event.outgoingEventId,
+    route_error: event.routeError,
+    received_at: event.receivedAt,
+  };
+}
 
 /** Applies the migrations this file has not seen yet. */
 function migrate(db: Database.Database): void {
@@ -115,14 +138,51 @@ export function openSqliteStore(path: string): Store {
       "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt",
     ),
     insertIncoming: db.prepare(
-      `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, verified_by,
-       status, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'received', ?)
+      `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, content_type,
+       verified_by, verified, status, outgoing_event_id, route_error, received_at)
+       VALUES (@id, @service, @event_name, @dedupe_key, @headers, @raw_body, @content_type, @verified_by,
+       @verified, @status, @outgoing_event_id, @route_error, @received_at)
        ON CONFLICT DO NOTHING`,
     ),
+    getIncoming: db.prepare<[string], IncomingRow>("SELECT * FROM incoming_events WHERE id = ?"),
+    updateRouting: db.prepare(
+      "UPDATE incoming_events SET status = ?, outgoing_event_id = ?, route_error = ? WHERE id = ?",
+    ),
+    insertSource: db.prepare(
+      `INSERT INTO sources (name, verifier, secret, rules, settings, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    saveSource: db.prepare(
+      `INSERT INTO sources (name, verifier, secret, rules, settings, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET verifier = excluded.verifier, secret = excluded.secret,
+       rules = excluded.rules, settings = excluded.settings, updated_at = excluded.updated_at`,
+    ),
+    getSource: db.prepare<[string], SourceRow>("SELECT * FROM sources WHERE name = ?"),
+    listSources: db.prepare<[], SourceRow>("SELECT * FROM sources ORDER BY name"),
+    deleteSource: db.prepare("DELETE FROM sources WHERE name = ?"),
     incomingByKey: db.prepare<[string, string], { id: string }>(
       "SELECT id FROM incoming_events WHERE service = ? AND dedupe_key = ?",
     ),
   };
+
+  /** Stores an outgoing event and its deliveries; runs inside a batched write. */
+  function insertOutgoing({ event, selectTargets, newDeliveryId }: PendingEvent): number {
+    const targets = selectTargets(q.activeWebhooks.all().map(toWebhook));
+    q.insertEvent.run(event.id, event.type, event.body, event.createdAt);
+    for (const webhook of targets) {
+      q.insertDelivery.run(
+        newDeliveryId(),
+        webhook.id,
+        event.id,
+        event.type,
+        event.createdAt,
+        event.createdAt,
+        event.createdAt,
+      );
+    }
+    return targets.length;
+  }
 
   let closed = false;
 
@@ -166,22 +226,7 @@ export function openSqliteStore(path: string): Store {
     deleteWebhook: (id) => batcher.write(() => q.deleteWebhook.run(id).changes > 0),
 
     enqueueEvent: (event, selectTargets, newDeliveryId) =>
-      batcher.write(() => {
-        const targets = selectTargets(q.activeWebhooks.all().map(toWebhook));
-        q.insertEvent.run(event.id, event.type, event.body, event.createdAt);
-        for (const webhook of targets) {
-          q.insertDelivery.run(
-            newDeliveryId(),
-            webhook.id,
-            event.id,
-            event.type,
-            event.createdAt,
-            event.createdAt,
-            event.createdAt,
-          );
-        }
-        return targets.length;
-      }),
+      batcher.write(() => insertOutgoing({ event, selectTargets, newDeliveryId })),
 
     async claimDueDeliveries({ now, limit, workerId, leaseUntil }) {
       const claimed: ClaimedDelivery[] = [];
@@ -263,24 +308,77 @@ export function openSqliteStore(path: string): Store {
       return { ...toDeliverySummary(row), attemptLog: q.attempts.all(deliveryId).map(toAttempt) };
     },
 
-    saveIncoming: (event: IncomingEvent) =>
+    saveIncoming: (event: IncomingEvent, route?: PendingEvent) =>
       batcher.write(() => {
-        const inserted = q.insertIncoming.run(
-          event.id,
-          event.service,
-          event.eventName,
-          event.dedupeKey,
-          JSON.stringify(event.headers),
-          event.rawBody,
-          event.verifiedBy,
-          event.receivedAt,
-        );
+        const inserted = q.insertIncoming.run(incomingParams(event));
         if (inserted.changes > 0 || event.dedupeKey === null) {
-          return { eventId: event.id, duplicate: false };
+          return {
+            eventId: event.id,
+            duplicate: false,
+            deliveries: route ? insertOutgoing(route) : 0,
+          };
         }
         const first = q.incomingByKey.get(event.service, event.dedupeKey);
-        return { eventId: first?.id ?? event.id, duplicate: true };
+        return { eventId: first?.id ?? event.id, duplicate: true, deliveries: 0 };
       }),
+
+    async listIncoming({ source, status, since, until, limit, cursor }) {
+      const where: string[] = [];
+      const params: Array<string | number> = [];
+      const add = (clause: string, value: string | number) => {
+        where.push(clause);
+        params.push(value);
+      };
+      if (source !== undefined) add("service = ?", source);
+      if (status !== undefined) add("status = ?", status);
+      if (since !== undefined) add("received_at >= ?", since);
+      if (until !== undefined) add("received_at < ?", until);
+      if (cursor !== undefined) add("seq < ?", decodeCursor(cursor));
+      const rows = db
+        .prepare<Array<string | number>, IncomingRow>(
+          `SELECT * FROM incoming_events ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+           ORDER BY seq DESC LIMIT ?`,
+        )
+        .all(...params, limit + 1);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        events: page.map(toIncomingEvent),
+        nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : undefined,
+      };
+    },
+
+    async getIncoming(id) {
+      const row = q.getIncoming.get(id);
+      return row ? toIncomingEvent(row) : undefined;
+    },
+
+    recordRouting: (id, outcome, route) =>
+      batcher.write(() => {
+        q.updateRouting.run(outcome.status, outcome.outgoingEventId, outcome.routeError, id);
+        return route ? insertOutgoing(route) : 0;
+      }),
+
+    insertSource: (source) =>
+      batcher.write(() => {
+        q.insertSource.run(...sourceColumns(source));
+      }),
+
+    saveSource: (source) =>
+      batcher.write(() => {
+        q.saveSource.run(...sourceColumns(source));
+      }),
+
+    async getSource(name) {
+      const row = q.getSource.get(name);
+      return row ? toSource(row) : undefined;
+    },
+
+    async listSources() {
+      return q.listSources.all().map(toSource);
+    },
+
+    deleteSource: (name) => batcher.write(() => q.deleteSource.run(name).changes > 0),
 
     async close() {
       if (closed) return;

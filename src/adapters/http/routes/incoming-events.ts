@@ -1,0 +1,138 @@
+/** Inspecting and replaying received webhooks: `/api/incoming-events…`, behind the API key. */
+import type { FastifyInstance } from "fastify";
+import { HeraldError } from "../../../domain/errors.js";
+import type { IncomingEvent, IncomingStatus } from "../../../domain/incoming.js";
+import type { IncomingService } from "../../../domain/incoming-service.js";
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function viewSummary(event: IncomingEvent) {
+  return {
+    id: event.id,
+    source: event.service,
+    event: event.eventName,
+    status: event.status,
+    verified: event.verified,
+    verifiedBy: event.verifiedBy,
+    dedupeKey: event.dedupeKey,
+    contentType: event.contentType,
+    size: event.rawBody.length,
+    outgoingEventId: event.outgoingEventId,
+    routeError: event.routeError,
+    receivedAt: iso(event.receivedAt),
+  };
+}
+
+function viewDetail(event: IncomingEvent) {
+  const text = event.rawBody.toString("utf8");
+  const isText = Buffer.from(text, "utf8").equals(event.rawBody);
+  return {
+    ...viewSummary(event),
+    headers: event.headers,
+    body: isText ? text : event.rawBody.toString("base64"),
+    bodyEncoding: isText ? "utf8" : "base64",
+    links: {
+      self: `/api/incoming-events/${event.id}`,
+      replay: `/api/incoming-events/${event.id}/replay`,
+      source: `/api/sources/${event.service}`,
+    },
+  };
+}
+
+function readTime(value: string | undefined, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (Number.isNaN(ms)) {
+    throw new HeraldError(
+      "validation_failed",
+      `${field} must be an ISO 8601 time such as 2025-12-05T07:00:00Z, or Unix milliseconds.`,
+      field,
+    );
+  }
+  return ms;
+}
+
+const STATUSES: IncomingStatus[] = ["received", "routed", "unrouted", "failed"];
+const idParams = {
+  type: "object",
+  required: ["id"],
+  properties: { id: { type: "string", maxLength: 200 } },
+} as const;
+
+/** Registers the inspection routes on `app` (mounted at /api/incoming-events). */
+export function registerIncomingEventRoutes(app: FastifyInstance, service: IncomingService): void {
+  app.get<{
+    Querystring: {
+      source?: string;
+      status?: IncomingStatus;
+      since?: string;
+      until?: string;
+      limit: number;
+      cursor?: string;
+    };
+  }>(
+    "/",
+    {
+      schema: {
+        querystring: {
+          type: "object",
+          properties: {
+            source: { type: "string", maxLength: 100 },
+            status: { type: "string", enum: STATUSES },
+            since: { type: "string", maxLength: 40 },
+            until: { type: "string", maxLength: 40 },
+            limit: { type: "integer", minimum: 1, maximum: 500, default: 50 },
+            cursor: { type: "string", maxLength: 200 },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const { source, status, since, until, limit, cursor } = request.query;
+      const sinceMs = readTime(since, "since");
+      const untilMs = readTime(until, "until");
+      const page = await service.list({
+        limit,
+        ...(source === undefined ? {} : { source }),
+        ...(status === undefined ? {} : { status }),
+        ...(sinceMs === undefined ? {} : { since: sinceMs }),
+        ...(untilMs === undefined ? {} : { until: untilMs }),
+        ...(cursor === undefined ? {} : { cursor }),
+      });
+      return {
+        success: true,
+        count: page.events.length,
+        events: page.events.map(viewSummary),
+        nextCursor: page.nextCursor ?? null,
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    "/:id",
+    { schema: { params: idParams } },
+    async (request) => ({
+      success: true,
+      event: viewDetail(await service.get(request.params.id)),
+    }),
+  );
+
+  app.post<{ Params: { id: string } }>(
+    "/:id/replay",
+    { schema: { params: idParams } },
+    async (request) => {
+      const { event, deliveries } = await service.replay(request.params.id);
+      return {
+        success: true,
+        message:
+          event.status === "routed"
+            ? `Incoming webhook routed again as event ${event.outgoingEventId}; ${deliveries} deliveries queued.`
+            : event.status === "failed"
+              ? `Routing failed: ${event.routeError}.`
+              : "No routing rule of the source matched; nothing was sent.",
+        event: viewDetail(event),
+        deliveries,
+      };
+    },
+  );
+}

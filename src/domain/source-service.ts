@@ -1,0 +1,211 @@
+import { randomBytes } from "node:crypto";
+import type { Clock } from "./clock.js";
+import { HeraldError } from "./errors.js";
+import type { Store } from "./ports.js";
+import type { ResolvedSource, SourceRegistry } from "./source-registry.js";
+import {
+  checkRules,
+  checkSourceName,
+  defaultSettings,
+  isBuiltInSource,
+  type Source,
+  type SourceInput,
+  type SourcePatch,
+  type SourceView,
+  viewSource,
+} from "./sources.js";
+import type { VerifierSpec } from "./verifier-specs.js";
+
+/** Managing sources through the API. */
+export interface SourceService {
+  create(input: SourceInput): Promise<SourceView>;
+  list(): Promise<SourceView[]>;
+  get(name: string): Promise<SourceView>;
+  update(name: string, patch: SourcePatch): Promise<SourceView>;
+  remove(name: string): Promise<void>;
+}
+
+function notFound(name: string): HeraldError {
+  return new HeraldError(
+    "source_not_found",
+    `Source not found: no source is named '${name}'. GET /api/sources lists them.`,
+  );
+}
+
+/** A fresh secret suited to the scheme: `whsec_`-prefixed base64 for Standard Webhooks, hex otherwise. */
+function generateSecret(spec: VerifierSpec): string {
+  if (spec.type === "standard-webhooks") return `whsec_${randomBytes(24).toString("base64")}`;
+  return randomBytes(32).toString("hex");
+}
+
+function checkVerifier(
+  spec: VerifierSpec,
+  allowUnverified: boolean | undefined,
+  secret: string | undefined,
+) {
+  if (spec.type === "none" && allowUnverified !== true) {
+    throw new HeraldError(
+      "validation_failed",
+      "verifier 'none' accepts webhooks from anyone. If that is really wanted, send allowUnverified: true as well.",
+      "allowUnverified",
+    );
+  }
+  if (spec.type === "stripe" && secret === undefined) {
+    throw new HeraldError(
+      "validation_failed",
+      "secret is required for a Stripe source: copy the endpoint's signing secret (whsec_…) from the Stripe dashboard.",
+      "secret",
+    );
+  }
+  if (spec.type === "hmac" && spec.signedContent === "timestamp.body" && !spec.timestampHeader) {
+    throw new HeraldError(
+      "validation_failed",
+      "verifier.timestampHeader is required when verifier.signedContent is 'timestamp.body'.",
+      "verifier.timestampHeader",
+    );
+  }
+}
+
+/** Builds the source management use cases. */
+export function createSourceService(deps: {
+  store: Store;
+  clock: Clock;
+  registry: SourceRegistry;
+  bodyLimitBytes: number;
+}): SourceService {
+  const { store, clock, registry } = deps;
+
+  const show = (resolved: ResolvedSource, revealSecret = false) =>
+    viewSource(resolved.source, {
+      builtIn: resolved.builtIn,
+      hasSecret: resolved.builtIn
+        ? resolved.verifier !== undefined
+        : resolved.source.secret !== null,
+      revealSecret,
+    });
+
+  async function find(name: string): Promise<ResolvedSource> {
+    const resolved = await registry.resolve(name);
+    if (!resolved) throw notFound(name);
+    return resolved;
+  }
+
+  return {
+    async create(input) {
+      checkSourceName(input.name);
+      if (isBuiltInSource(input.name) || (await store.getSource(input.name))) {
+        throw new HeraldError(
+          "conflict",
+          `A source named '${input.name}' already exists. Change it with PUT /api/sources/${input.name}, or choose another name.`,
+          "name",
+        );
+      }
+      checkVerifier(input.verifier, input.allowUnverified, input.secret);
+      checkRules(input.rules ?? []);
+      const now = clock.now();
+      const defaults = defaultSettings(deps.bodyLimitBytes);
+      const source: Source = {
+        name: input.name,
+        verifier: input.verifier,
+        secret:
+          input.verifier.type === "none" ? null : (input.secret ?? generateSecret(input.verifier)),
+        rules: input.rules ?? [],
+        settings: {
+          toleranceSeconds: input.toleranceSeconds ?? defaults.toleranceSeconds,
+          maxBodyBytes: input.maxBodyBytes ?? defaults.maxBodyBytes,
+          rateLimitPerSecond: input.rateLimitPerSecond ?? null,
+        },
+        createdAt: now,
+        updatedAt: now,
+      };
+      try {
+        await store.insertSource(source);
+      } catch (error) {
+        if (await store.getSource(input.name)) {
+          throw new HeraldError(
+            "conflict",
+            `A source named '${input.name}' already exists.`,
+            "name",
+          );
+        }
+        throw error;
+      }
+      registry.invalidate(source.name);
+      return show(
+        {
+          source,
+          builtIn: false,
+          verifier: undefined,
+          secretSetting: undefined,
+          settings: source.settings,
+        },
+        true,
+      );
+    },
+
+    async list() {
+      return (await registry.list()).map((resolved) => show(resolved));
+    },
+
+    async get(name) {
+      return show(await find(name));
+    },
+
+    async update(name, patch) {
+      const current = await find(name);
+      if (current.builtIn && (patch.verifier !== undefined || patch.secret !== undefined)) {
+        throw new HeraldError(
+          "validation_failed",
+          `'${name}' is a built-in source: its verifier is fixed and its secret comes from HERALD_INCOMING_SECRET_${name.toUpperCase()}. You can change its rules and limits.`,
+          patch.verifier !== undefined ? "verifier" : "secret",
+        );
+      }
+      const verifier = patch.verifier ?? current.source.verifier;
+      if (patch.verifier !== undefined) {
+        checkVerifier(
+          verifier,
+          patch.allowUnverified,
+          patch.secret ?? current.source.secret ?? undefined,
+        );
+      }
+      if (patch.rules !== undefined) checkRules(patch.rules);
+      const settings = current.source.settings;
+      const now = clock.now();
+      const next: Source = {
+        ...current.source,
+        verifier,
+        secret: current.builtIn
+          ? null
+          : verifier.type === "none"
+            ? null
+            : (patch.secret ?? current.source.secret ?? generateSecret(verifier)),
+        rules: patch.rules ?? current.source.rules,
+        settings: {
+          toleranceSeconds: patch.toleranceSeconds ?? settings.toleranceSeconds,
+          maxBodyBytes: patch.maxBodyBytes ?? settings.maxBodyBytes,
+          rateLimitPerSecond:
+            patch.rateLimitPerSecond === undefined
+              ? settings.rateLimitPerSecond
+              : patch.rateLimitPerSecond,
+        },
+        createdAt: current.source.createdAt || now,
+        updatedAt: Math.max(now, current.source.updatedAt),
+      };
+      await store.saveSource(next);
+      registry.invalidate(name);
+      return show((await registry.resolve(name)) as ResolvedSource);
+    },
+
+    async remove(name) {
+      if (isBuiltInSource(name)) {
+        throw new HeraldError(
+          "validation_failed",
+          `'${name}' is a built-in source and cannot be deleted. Unset HERALD_INCOMING_SECRET_${name.toUpperCase()} to refuse its webhooks.`,
+          "name",
+        );
+      }
+      if (!(await store.deleteSource(name))) throw notFound(name);
+      registry.invalidate(name);
+    },
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * Sources: the places that send Herald webhooks. Each has a receiving URL
+ * (`POST /api/incoming-webhooks/<name>`), a verifier, a write-only secret, limits and routing rules.
+ * `xano`, `stripe` and `custom` are built in: their secrets come from the environment.
+ */
+import { HeraldError } from "./errors.js";
+import { isKnownEventType } from "./event-types.js";
+import type { RoutingRule } from "./routing.js";
+import { DEFAULT_TOLERANCE_SECONDS, type VerifierSpec } from "./verifier-specs.js";
+import { MASKED_SECRET } from "./webhooks.js";
+
+/** A source's limits. */
+export interface SourceSettings {
+  /** Replay window of timestamped schemes, in seconds. */
+  toleranceSeconds: number;
+  /** Largest body accepted, in bytes. */
+  maxBodyBytes: number;
+  /** Requests per second allowed (with a burst of twice that); null for no limit. */
+  rateLimitPerSecond: number | null;
+}
+
+/** A source as stored. Built-in sources are stored only once someone changes their rules or limits. */
+export interface Source {
+  name: string;
+  verifier: VerifierSpec;
+  /** Null for built-in sources (their secret is in the environment) and for `none`. */
+  secret: string | null;
+  rules: RoutingRule[];
+  settings: SourceSettings;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What a client sends to create a source (the verifier already normalized). */
+export interface SourceInput {
+  name: string;
+  verifier: VerifierSpec;
+  secret?: string;
+  rules?: RoutingRule[];
+  toleranceSeconds?: number;
+  maxBodyBytes?: number;
+  rateLimitPerSecond?: number | null;
+  /** Must be true for a `none` verifier: accepting unverified webhooks is never a default. */
+  allowUnverified?: boolean;
+}
+
+/** What a client sends to change a source; absent fields keep their value. */
+export type SourcePatch = Partial<Omit<SourceInput, "name">>;
+
+/** A source as the API shows it. */
+export interface SourceView {
+  name: string;
+  url: string;
+  builtIn: boolean;
+  verifier: VerifierSpec;
+  /** `***` when a secret is set, null when none is, in full only when the source is created. */
+  secret: string | null;
+  verified: boolean;
+  rules: RoutingRule[];
+  toleranceSeconds: number;
+  maxBodyBytes: number;
+  rateLimitPerSecond: number | null;
+  createdAt: string | null;
+  updatedAt: string | null;
+}
+
+export const BUILT_IN_SOURCES = ["xano", "stripe", "custom"] as const;
+
+/** True for the sources the API contract names. */
+export function isBuiltInSource(name: string): boolean {
+  return (BUILT_IN_SOURCES as readonly string[]).includes(name);
+}
+
+/** Default limits, with the configured body limit. */
+export function defaultSettings(maxBodyBytes: number): SourceSettings {
+  return { toleranceSeconds: DEFAULT_TOLERANCE_SECONDS, maxBodyBytes, rateLimitPerSecond: null };
+}
+
+const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** Throws a 400 unless `name` can be part of a URL path as it is. */
+export function checkSourceName(name: string): void {
+  if (!NAME.test(name) || name === "health") {
+    throw new HeraldError(
+      "validation_failed",
+      `name '${name}' cannot name a source: use 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit ('health' is taken).`,
+      "name",
+    );
+  }
+}
+
+/** Throws a 400 naming the first rule that emits an unknown event type. */
+export function checkRules(rules: readonly RoutingRule[]): void {
+  rules.forEach((rule, i) => {
+    if (!isKnownEventType(rule.emit)) {
+      throw new HeraldError(
+        "unknown_event_type",
+        `rules[${i}].emit '${rule.emit}' is not a known event type. GET /api/webhooks/events/types lists the valid ones.`,
+        `rules.${i}.emit`,
+      );
+    }
+  });
+}
+
+/** Shows a source to an API client. */
+export function viewSource(
+  source: Source,
+  options: { builtIn: boolean; hasSecret: boolean; revealSecret?: boolean },
+): SourceView {
+  const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
+  return {
+    name: source.name,
+    url: `/api/incoming-webhooks/${source.name}`,
+    builtIn: options.builtIn,
+    verifier: source.verifier,
+    secret:
+      options.revealSecret && source.secret !== null
+        ? source.secret
+        : options.hasSecret
+          ? MASKED_SECRET
+          : null,
+    verified: source.verifier.type !== "none",
+    rules: source.rules,
+    toleranceSeconds: source.settings.toleranceSeconds,
+    maxBodyBytes: source.settings.maxBodyBytes,
+    rateLimitPerSecond: source.settings.rateLimitPerSecond,
+    createdAt: iso(source.createdAt),
+    updatedAt: iso(source.updatedAt),
+  };
+}
