@@ -58,6 +58,12 @@ function tooLarge(source: ResolvedSource): HeraldError {
   );
 }
 
+/** Headers that carry a source's secret itself, never to be stored. */
+function secretHeaders(source: ResolvedSource): string[] {
+  const spec = source.source.verifier;
+  return spec.type === "token" && spec.header ? [spec.header] : [];
+}
+
 /** Builds the incoming use cases. */
 export function createIncomingService(deps: {
   store: Store;
@@ -182,18 +188,19 @@ export function createIncomingService(deps: {
       }
       const eventName = incomingEventName(request.headers, body);
       const outcome = applyDecision(decide(source, eventName, body), now);
+      const verified = verification.scheme !== "none";
+      // An unverified sender's ids are not trusted: it could claim another webhook's id.
       const dedupeKey =
         verification.dedupeKey ??
-        incomingDedupeKey(sourceName, request.headers, body) ??
+        (verified ? incomingDedupeKey(sourceName, request.headers, body) : null) ??
         `sha256:${createHash("sha256").update(request.rawBody).digest("hex")}`;
-      const verified = verification.scheme !== "none";
       const result = await store.saveIncoming(
         {
           id: newId("evt", now),
           service: sourceName,
           eventName,
           dedupeKey,
-          headers: storableHeaders(request.headers),
+          headers: storableHeaders(request.headers, secretHeaders(source)),
           rawBody: request.rawBody,
           contentType: request.contentType ?? null,
           verifiedBy: verification.scheme,
@@ -206,7 +213,16 @@ export function createIncomingService(deps: {
         outcome.route,
       );
       if (result.deliveries > 0) wake.notify();
-      if (outcome.status === "failed" && !result.duplicate) {
+      if (result.duplicate) {
+        const first = await store.getIncoming(result.eventId);
+        return {
+          eventId: result.eventId,
+          duplicate: true,
+          status: first?.status ?? outcome.status,
+          verified,
+        };
+      }
+      if (outcome.status === "failed") {
         logger.warn(
           { source: sourceName, eventId: result.eventId },
           `Could not route incoming webhook ${result.eventId}: ${outcome.routeError}.`,

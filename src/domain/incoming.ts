@@ -79,11 +79,17 @@ export function headerValue(headers: Headers, name: string): string | undefined 
 
 const CREDENTIAL_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "x-api-key"]);
 
-/** Headers worth keeping with an incoming webhook: everything except credentials. */
-export function storableHeaders(headers: Headers): Record<string, string> {
+/**
+ * Headers worth keeping with an incoming webhook: everything except credentials, which are the
+ * usual ones plus `alsoSecret` (a token source's own header).
+ */
+export function storableHeaders(
+  headers: Headers,
+  alsoSecret: readonly string[] = [],
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || CREDENTIAL_HEADERS.has(name)) continue;
+    if (value === undefined || CREDENTIAL_HEADERS.has(name) || alsoSecret.includes(name)) continue;
     out[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   return out;

@@ -32,9 +32,4 @@ export class RateLimiter {
     }
     return Math.max(1, Math.ceil((1 - bucket.tokens) / perSecond));
   }
-
-  /** Forgets a key's bucket (its source was changed or deleted). */
-  forget(key: string): void {
-    this.buckets.delete(key);
-  }
 }

@@ -5,6 +5,7 @@
  * or on a slow poll.
  */
 import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import type { Clock } from "../domain/clock.js";
 import type { AttemptResult, ClaimedDelivery, DeliveryUpdate } from "../domain/deliveries.js";
 import type { Logger, Sender, Store, WakeSignal } from "../domain/ports.js";
@@ -69,7 +70,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const batchSize = options.batchSize ?? 100;
   const random = options.random ?? Math.random;
-  const workerId = `worker_${randomUUID()}`;
+  // Host and process id let an operator see which process holds a lease.
+  const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   // A lease outlasts the longest attempt, with room to record it.
   const leaseMs = timeoutMs + 10_000;
 

@@ -1,0 +1,720 @@
+/** End-to-end: the incoming gateway (sources, verifiers, bodies, dedupe, routing, replay) over HTTP. */
+
+import assert from "node:assert/strict";
+import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { type TestContext, test } from "node:test";
+import { sign as githubSign } from "@octokit/webhooks-methods";
+import { Webhook } from "standardwebhooks";
+import Stripe from "stripe";
+import { type RunningHerald, startHerald, TEST_API_KEY, waitFor } from "../support/herald.js";
+import { type Receiver, startReceiver } from "../support/receiver.js";
+
+const XANO_SECRET = "xano-gateway-secret-0123456789";
+const ENV = {
+  HERALD_INCOMING_SECRET_XANO: XANO_SECRET,
+  HERALD_INCOMING_SECRET_STRIPE: "whsec_builtin_stripe_0123456789",
+  HERALD_INCOMING_SECRET_CUSTOM: "custom-gateway-secret-abcdef",
+};
+
+const stripe = new Stripe("sk_test_x");
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+type Headers = Record<string, string>;
+type Answer = { status: number; body: any; headers: globalThis.Headers };
+
+const digest = (algorithm: string, secret: string, content: string, encoding: "hex" | "base64") =>
+  createHmac(algorithm, secret).update(content).digest(encoding);
+
+/** Starts Herald (and a receiver) for one test and stops both when it ends. */
+async function setup(t: TestContext): Promise<{ herald: RunningHerald; receiver: Receiver }> {
+  const receiver = await startReceiver();
+  let herald: RunningHerald;
+  try {
+    herald = await startHerald(ENV);
+  } catch (error) {
+    await receiver.close();
+    throw error;
+  }
+  t.after(async () => {
+    await receiver.close();
+    await herald.stop();
+  });
+  return { herald, receiver };
+}
+
+/** Posts `body` as-is to `/api/incoming-webhooks/<source>`; `chunked` sends no Content-Length. */
+async function post(
+  herald: RunningHerald,
+  source: string,
+  body: string,
+  headers: Headers = {},
+  contentType = "application/json",
+  chunked = false,
+): Promise<Answer> {
+  const stream = new Blob([body]).stream();
+  const response = await fetch(`${herald.url}/api/incoming-webhooks/${source}`, {
+    method: "POST",
+    headers: { "content-type": contentType, ...headers },
+    ...(chunked ? { body: stream, duplex: "half" } : { body }),
+  } as RequestInit);
+  const text = await response.text();
+  return { status: response.status, body: text && JSON.parse(text), headers: response.headers };
+}
+
+/** Creates a source and returns the create answer's source (with its secret in full). */
+async function createSource(herald: RunningHerald, input: Record<string, unknown>) {
+  const created = await herald.api("POST", "/api/sources", input);
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal(created.body.success, true);
+  assert.equal(created.body.message, "Source created successfully");
+  return created.body.source;
+}
+
+/** Registers a webhook on the receiver and returns it with its secret in full. */
+async function subscribe(herald: RunningHerald, receiver: Receiver, events = ["user.created"]) {
+  const created = await herald.api("POST", "/api/webhooks", {
+    name: "gateway receiver",
+    url: receiver.url,
+    events,
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return created.body.webhook as { id: string; secret: string };
+}
+
+/** How many webhooks `source` has stored. */
+async function storedCount(herald: RunningHerald, source: string): Promise<number> {
+  const list = await herald.api("GET", `/api/incoming-events?source=${source}`);
+  assert.equal(list.status, 200);
+  return list.body.count;
+}
+
+async function detail(herald: RunningHerald, id: string) {
+  const shown = await herald.api("GET", `/api/incoming-events/${id}`);
+  assert.equal(shown.status, 200, JSON.stringify(shown.body));
+  return shown.body.event;
+}
+
+function assertAccepted(answer: Answer) {
+  assert.equal(answer.status, 200, JSON.stringify(answer.body));
+  assert.equal(answer.body.success, true);
+  assert.equal(answer.body.message, "Webhook received successfully");
+  assert.match(answer.body.eventId, /^evt_/);
+}
+
+function assertRefused(answer: { status: number; body: any }, status: number, code?: string) {
+  assert.equal(answer.status, status, JSON.stringify(answer.body));
+  assert.equal(answer.body.success, false);
+  assert.equal(typeof answer.body.error, "string");
+  assert.ok(answer.body.message.length > 0);
+  if (code !== undefined) assert.equal(answer.body.code, code);
+}
+
+/** Waits for `n` deliveries, then a little longer to be sure no more arrive. */
+async function deliveries(receiver: Receiver, n: number) {
+  if (n > 0) await waitFor(() => receiver.requests[n - 1], 3000, `${n} deliveries`);
+  await sleep(250);
+  assert.equal(receiver.requests.length, n);
+  return receiver.requests.map((request) => ({ ...request, json: JSON.parse(request.body) }));
+}
+
+const smallPayload = (id: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ id, type: "customer.created", ...extra });
+
+/** A signature scheme as a sender applies it. */
+interface Scheme {
+  name: string;
+  verifier: Record<string, unknown>;
+  secret?: string;
+  verifiedBy: string;
+  /** The request carries a signing time that can go stale. */
+  timed?: boolean;
+  /** The credential does not cover the body (a token). */
+  token?: boolean;
+  /** Signs `payload` as the sender would; `id` is its delivery id, `at` the signing time (ms). */
+  sign(payload: string, secret: string, at: number, id: string): Headers | Promise<Headers>;
+}
+
+const seconds = (ms: number) => String(Math.floor(ms / 1000));
+
+const SCHEMES: Scheme[] = [
+  {
+    name: "stripe-live",
+    verifier: { type: "stripe" },
+    secret: "whsec_gateway_stripe_0123456789abcdef",
+    verifiedBy: "stripe-signature",
+    timed: true,
+    sign: (payload, secret, at) => ({
+      "stripe-signature": stripe.webhooks.generateTestHeaderString({
+        payload,
+        secret,
+        timestamp: Math.floor(at / 1000),
+      }),
+    }),
+  },
+  {
+    name: "github-repo",
+    verifier: { type: "github" },
+    secret: "github-gateway-secret",
+    verifiedBy: "x-hub-signature-256",
+    sign: async (payload, secret, _at, id) => ({
+      "x-hub-signature-256": await githubSign(secret, payload),
+      "x-github-delivery": id,
+      "x-github-event": "push",
+    }),
+  },
+  {
+    name: "std-hooks",
+    verifier: { type: "standard-webhooks" },
+    verifiedBy: "standard-webhooks",
+    timed: true,
+    sign: (payload, secret, at, id) => ({
+      "webhook-id": id,
+      "webhook-timestamp": seconds(at),
+      "webhook-signature": new Webhook(secret).sign(id, new Date(at), payload),
+    }),
+  },
+  {
+    name: "hmac-384-hex",
+    verifier: { type: "hmac", algorithm: "sha384", header: "X-Signature" },
+    verifiedBy: "hmac-sha384",
+    sign: (payload, secret, _at, id) => ({
+      "x-signature": digest("sha384", secret, payload, "hex"),
+      "x-webhook-delivery": id,
+    }),
+  },
+  {
+    name: "hmac-512-base64",
+    verifier: {
+      type: "hmac",
+      algorithm: "sha512",
+      encoding: "base64",
+      header: "X-Signature",
+      prefix: "sha512=",
+    },
+    verifiedBy: "hmac-sha512",
+    sign: (payload, secret, _at, id) => ({
+      "x-signature": `sha512=${digest("sha512", secret, payload, "base64")}`,
+      "x-webhook-delivery": id,
+    }),
+  },
+  {
+    name: "hmac-timestamped",
+    verifier: {
+      type: "hmac",
+      header: "X-Signature",
+      signedContent: "timestamp.body",
+      timestampHeader: "X-Timestamp",
+    },
+    verifiedBy: "hmac-sha256",
+    timed: true,
+    sign: (payload, secret, at, id) => ({
+      "x-timestamp": seconds(at),
+      "x-signature": digest("sha256", secret, `${seconds(at)}.${payload}`, "hex"),
+      "x-webhook-delivery": id,
+    }),
+  },
+  {
+    name: "token-header",
+    verifier: { type: "token", header: "X-Hook-Token" },
+    verifiedBy: "token",
+    token: true,
+    sign: (_payload, secret, _at, id) => ({ "x-hook-token": secret, "x-webhook-delivery": id }),
+  },
+  {
+    name: "token-bearer",
+    verifier: { type: "token" },
+    verifiedBy: "token",
+    token: true,
+    sign: (_body, secret, _at, id) => ({
+      authorization: `Bearer ${secret}`,
+      "x-webhook-delivery": id,
+    }),
+  },
+];
+
+/** Another secret of the same shape. */
+const otherSecret = (secret: string) =>
+  secret.startsWith("whsec_") ? `whsec_${randomBytes(24).toString("base64")}` : `${secret}-other`;
+
+/** Creates the scheme's source and returns the secret a sender would use. */
+async function createSchemeSource(
+  herald: RunningHerald,
+  scheme: Scheme,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const source = await createSource(herald, {
+    name: scheme.name,
+    verifier: scheme.verifier,
+    ...(scheme.secret ? { secret: scheme.secret } : {}),
+    ...extra,
+  });
+  assert.notEqual(source.secret, "***");
+  if (scheme.secret) assert.equal(source.secret, scheme.secret);
+  return source.secret;
+}
+
+for (const scheme of SCHEMES) {
+  test(`${scheme.name}: a request signed as the sender signs it is accepted`, async (t) => {
+    const { herald } = await setup(t);
+    const secret = await createSchemeSource(herald, scheme);
+    if (scheme.verifier.type === "standard-webhooks") assert.match(secret, /^whsec_/);
+    const id = `evt_${randomUUID()}`;
+    const payload = smallPayload(id);
+    const answer = await post(herald, scheme.name, payload, {
+      ...(await scheme.sign(payload, secret, Date.now(), id)),
+    });
+    assertAccepted(answer);
+    assert.equal(answer.body.duplicate, false);
+    assert.equal(answer.body.verified, true);
+    assert.equal(answer.body.status, "received");
+    const event = await detail(herald, answer.body.eventId);
+    assert.equal(event.source, scheme.name);
+    assert.equal(event.verifiedBy, scheme.verifiedBy);
+    assert.equal(event.verified, true);
+    assert.equal(event.dedupeKey, id);
+    assert.equal(event.body, payload);
+    assert.equal(event.headers.authorization, undefined);
+    assert.ok(!JSON.stringify(event).includes(secret), "the source's secret is not shown");
+  });
+
+  test(`${scheme.name}: forged, stale, unreadable and oversize requests are refused and not stored`, async (t) => {
+    const { herald } = await setup(t);
+    const secret = await createSchemeSource(herald, scheme, { maxBodyBytes: 100 });
+    const now = Date.now();
+    const id = `evt_${randomUUID()}`;
+    const payload = smallPayload(id);
+    const signed = await scheme.sign(payload, secret, now, id);
+
+    if (!scheme.token) {
+      const tampered = payload.replace("customer.created", "customer.deleted");
+      assertRefused(await post(herald, scheme.name, tampered, signed), 401, "signature_invalid");
+    }
+    const forged = await scheme.sign(payload, otherSecret(secret), now, id);
+    assertRefused(await post(herald, scheme.name, payload, forged), 401, "signature_invalid");
+    assertRefused(await post(herald, scheme.name, payload), 401, "signature_missing");
+    if (scheme.timed) {
+      const stale = await scheme.sign(payload, secret, now - 600_000, id);
+      assertRefused(await post(herald, scheme.name, payload, stale), 401, "signature_expired");
+    }
+    const octets = await post(herald, scheme.name, payload, signed, "application/octet-stream");
+    assertRefused(octets, 415, "unsupported_media_type");
+    const big = smallPayload(id, { padding: "x".repeat(200) });
+    const bigSigned = await scheme.sign(big, secret, now, id);
+    assertRefused(await post(herald, scheme.name, big, bigSigned), 413, "payload_too_large");
+    const streamed = await post(herald, scheme.name, big, bigSigned, "application/json", true);
+    assertRefused(streamed, 413, "payload_too_large");
+    assert.equal(await storedCount(herald, scheme.name), 0);
+
+    assertAccepted(await post(herald, scheme.name, payload, signed));
+    assert.equal(await storedCount(herald, scheme.name), 1);
+  });
+
+  test(`${scheme.name}: a repeated delivery id is answered as a duplicate and routed once`, async (t) => {
+    const { herald, receiver } = await setup(t);
+    await subscribe(herald, receiver);
+    const secret = await createSchemeSource(herald, scheme, { rules: [{ emit: "user.created" }] });
+    const id = `evt_${randomUUID()}`;
+    const first = smallPayload(id);
+    const again = smallPayload(id, { attempt: 2 });
+    const send = async (body: string) =>
+      post(herald, scheme.name, body, await scheme.sign(body, secret, Date.now(), id));
+    const one = await send(first);
+    const two = await send(again);
+    assertAccepted(one);
+    assertAccepted(two);
+    assert.equal(one.body.status, "routed");
+    assert.equal(one.body.duplicate, false);
+    assert.equal(two.body.duplicate, true);
+    assert.equal(two.body.eventId, one.body.eventId);
+    const [delivery] = await deliveries(receiver, 1);
+    assert.deepEqual(delivery?.json.data, JSON.parse(first));
+    assert.equal(await storedCount(herald, scheme.name), 1);
+  });
+}
+
+test("a source's toleranceSeconds widens the replay window of timestamped schemes", async (t) => {
+  const { herald } = await setup(t);
+  const scheme = SCHEMES.find((s) => s.name === "std-hooks")!;
+  const secret = await createSchemeSource(herald, scheme, { toleranceSeconds: 900 });
+  const id = `msg_${randomUUID()}`;
+  const payload = smallPayload(id);
+  const tenMinutesAgo = await scheme.sign(payload, secret, Date.now() - 600_000, id);
+  assertAccepted(await post(herald, scheme.name, payload, tenMinutesAgo));
+  const put = await herald.api("PUT", `/api/sources/${scheme.name}`, { toleranceSeconds: 60 });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  const other = smallPayload(`${id}-2`);
+  const stale = await scheme.sign(other, secret, Date.now() - 600_000, `${id}-2`);
+  assertRefused(await post(herald, scheme.name, other, stale), 401, "signature_expired");
+});
+
+const xanoBody = (table: string) =>
+  JSON.stringify({ event: "record.created", data: { table, record: { name: "John Doe" } } });
+
+test("a signed Xano webhook is routed by rules to the webhooks of the emitted event", async (t) => {
+  const { herald, receiver } = await setup(t);
+  const webhook = await subscribe(herald, receiver);
+  const rules = [
+    {
+      event: "record.created",
+      where: { "data.table": "users" },
+      emit: "user.created",
+      data: "data.record",
+    },
+    {
+      event: ["record.created", "record.updated"],
+      where: { "data.table": "invoices" },
+      emit: "user.updated",
+      data: "data.missing",
+    },
+  ];
+  const put = await herald.api("PUT", "/api/sources/xano", { rules });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  assert.equal(put.body.source.builtIn, true);
+  assert.deepEqual(put.body.source.rules, rules);
+
+  const send = (body: string) =>
+    post(herald, "xano", body, {
+      "x-webhook-signature": digest("sha256", XANO_SECRET, body, "hex"),
+    });
+  const users = await send(xanoBody("users"));
+  assertAccepted(users);
+  assert.equal(users.body.status, "routed");
+  const [delivery] = await deliveries(receiver, 1);
+  assert.ok(delivery);
+  assert.deepEqual(Object.keys(delivery.json).sort(), ["data", "event", "timestamp"]);
+  assert.equal(delivery.json.event, "user.created");
+  assert.deepEqual(delivery.json.data, { name: "John Doe" });
+  assert.ok(!Number.isNaN(Date.parse(delivery.json.timestamp)));
+  assert.equal(
+    delivery.headers["x-webhook-signature"],
+    digest("sha256", webhook.secret, delivery.body, "hex"),
+  );
+  const routed = await detail(herald, users.body.eventId);
+  assert.equal(routed.status, "routed");
+  assert.match(routed.outgoingEventId, /^evt_/);
+
+  const orders = await send(xanoBody("orders"));
+  assertAccepted(orders);
+  assert.equal(orders.body.status, "unrouted");
+
+  const invoices = await send(xanoBody("invoices"));
+  assertAccepted(invoices);
+  assert.equal(invoices.body.status, "failed");
+  const failed = await detail(herald, invoices.body.eventId);
+  assert.equal(failed.status, "failed");
+  assert.equal(failed.outgoingEventId, null);
+  assert.match(failed.routeError, /data\.missing/);
+  await deliveries(receiver, 1);
+});
+
+test("form and XML bodies are verified on their raw bytes and routed by their fields", async (t) => {
+  const { herald, receiver } = await setup(t);
+  await subscribe(herald, receiver, ["user.created", "user.updated"]);
+  const rules = [
+    { event: "record.created", where: { table: "users" }, emit: "user.created" },
+    { where: { "event.table": "users" }, emit: "user.updated", data: "event" },
+  ];
+  const { secret } = await createSource(herald, {
+    name: "legacy",
+    verifier: { type: "hmac" },
+    rules,
+  });
+  const send = (body: string, type: string) =>
+    post(
+      herald,
+      "legacy",
+      body,
+      { "x-webhook-signature": digest("sha256", secret, body, "hex") },
+      type,
+    );
+
+  const form = await send(
+    "event=record.created&table=users&name=John+Doe",
+    "application/x-www-form-urlencoded",
+  );
+  assertAccepted(form);
+  assert.equal(form.body.status, "routed");
+  const xml = "<event><type>record.created</type><table>users</table></event>";
+  const fromXml = await send(xml, "application/xml; charset=utf-8");
+  assertAccepted(fromXml);
+  assert.equal(fromXml.body.status, "routed");
+  const orders = await send(xml.replace("users", "orders"), "text/xml");
+  assertAccepted(orders);
+  assert.equal(orders.body.status, "unrouted");
+  const text = await send("record.created users", "text/plain");
+  assertAccepted(text);
+  assert.equal(text.body.status, "unrouted");
+
+  const received = await deliveries(receiver, 2);
+  const byEvent = Object.fromEntries(received.map((r) => [r.json.event, r.json.data]));
+  assert.deepEqual(byEvent["user.created"], {
+    event: "record.created",
+    table: "users",
+    name: "John Doe",
+  });
+  assert.deepEqual(byEvent["user.updated"], { type: "record.created", table: "users" });
+  assert.equal((await detail(herald, fromXml.body.eventId)).body, xml);
+
+  const broken = "<event><type>record.created</event>";
+  assertRefused(await send(broken, "application/xml"), 400, "bad_request");
+  assert.equal(await storedCount(herald, "legacy"), 4);
+});
+
+test("an XML entity bomb is not expanded and Herald stays responsive", async (t) => {
+  const { herald, receiver } = await setup(t);
+  await subscribe(herald, receiver);
+  const rules = [{ where: { x: { exists: true } }, emit: "user.created", data: "x" }];
+  const { secret } = await createSource(herald, {
+    name: "xml-in",
+    verifier: { type: "hmac" },
+    rules,
+  });
+  const entities = [`<!ENTITY a "${"a".repeat(50)}">`];
+  for (let i = 1; i <= 8; i++)
+    entities.push(`<!ENTITY e${i} "${`&${i === 1 ? "a" : `e${i - 1}`};`.repeat(10)}">`);
+  const bomb = `<?xml version="1.0"?><!DOCTYPE x [${entities.join("")}]><x>&e8;</x>`;
+
+  const started = Date.now();
+  const answer = await post(
+    herald,
+    "xml-in",
+    bomb,
+    { "x-webhook-signature": digest("sha256", secret, bomb, "hex") },
+    "application/xml",
+  );
+  assert.ok(Date.now() - started < 1000, "the bomb is handled quickly");
+  if (answer.status === 200) {
+    assert.equal(answer.body.status, "routed");
+    assert.equal((await detail(herald, answer.body.eventId)).body, bomb);
+    const [delivery] = await deliveries(receiver, 1);
+    assert.ok(delivery && delivery.body.length < 500, "the delivered data is not expanded");
+    assert.ok(!delivery.body.includes("a".repeat(100)));
+  } else {
+    assertRefused(answer, 400);
+  }
+  const health = await fetch(`${herald.url}/api/incoming-webhooks/health`);
+  assert.equal(health.status, 200);
+});
+
+test("a source over its rate limit is answered 429 with Retry-After and nothing is stored", async (t) => {
+  const { herald } = await setup(t);
+  const { secret } = await createSource(herald, {
+    name: "bursty",
+    verifier: { type: "hmac" },
+    rateLimitPerSecond: 2,
+  });
+  const answers = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => {
+      const body = JSON.stringify({ event: "ping", n: i });
+      return post(herald, "bursty", body, {
+        "x-webhook-signature": digest("sha256", secret, body, "hex"),
+      });
+    }),
+  );
+  const accepted = answers.filter((a) => a.status === 200);
+  const limited = answers.filter((a) => a.status === 429);
+  assert.equal(accepted.length + limited.length, 10);
+  assert.ok(accepted.length >= 1 && limited.length >= 3, `${accepted.length} accepted`);
+  for (const answer of limited) {
+    assertRefused(answer, 429, "rate_limited");
+    assert.match(answer.headers.get("retry-after") ?? "", /^[1-9]\d*$/);
+  }
+  assert.equal(await storedCount(herald, "bursty"), accepted.length);
+});
+
+test("received webhooks can be listed, inspected without credentials, and replayed", async (t) => {
+  const { herald, receiver } = await setup(t);
+  await subscribe(herald, receiver);
+  const { secret } = await createSource(herald, {
+    name: "shop",
+    verifier: { type: "hmac" },
+    rules: [{ event: "order.paid", emit: "user.updated" }],
+  });
+  const body = JSON.stringify({ event: "order.created", data: { orderId: 42 } });
+  const deliveryId = `del_${randomUUID()}`;
+  const shop = await post(herald, "shop", body, {
+    "x-webhook-signature": digest("sha256", secret, body, "hex"),
+    "x-webhook-delivery": deliveryId,
+    authorization: "Bearer not-for-storage",
+    cookie: "session=not-for-storage",
+    "x-extra": "kept",
+  });
+  assertAccepted(shop);
+  assert.equal(shop.body.status, "unrouted");
+  const xanoPayload = xanoBody("users");
+  const xano = await post(herald, "xano", xanoPayload, {
+    "x-webhook-signature": digest("sha256", XANO_SECRET, xanoPayload, "hex"),
+  });
+  assert.equal(xano.body.status, "received");
+
+  const list = async (query: string) => {
+    const answer = await herald.api("GET", `/api/incoming-events?${query}`);
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    return answer.body;
+  };
+  const ids = async (query: string) => (await list(query)).events.map((e: any) => e.id);
+  assert.deepEqual(await ids("source=shop"), [shop.body.eventId]);
+  assert.deepEqual(await ids("status=received"), [xano.body.eventId]);
+  assert.equal((await list("source=shop&status=received")).count, 0);
+  assert.equal((await list(`since=${new Date(Date.now() + 60_000).toISOString()}`)).count, 0);
+  const firstPage = await list("limit=1");
+  assert.equal(firstPage.count, 1);
+  assert.equal(firstPage.events[0].id, xano.body.eventId);
+  const secondPage = await list(`limit=1&cursor=${encodeURIComponent(firstPage.nextCursor)}`);
+  assert.equal(secondPage.events[0].id, shop.body.eventId);
+  assert.equal(secondPage.nextCursor, null);
+
+  const event = await detail(herald, shop.body.eventId);
+  assert.equal(event.source, "shop");
+  assert.equal(event.event, "order.created");
+  assert.equal(event.status, "unrouted");
+  assert.equal(event.body, body);
+  assert.equal(event.bodyEncoding, "utf8");
+  assert.equal(event.size, Buffer.byteLength(body));
+  assert.equal(event.contentType, "application/json");
+  assert.equal(event.verifiedBy, "hmac-sha256");
+  assert.equal(event.dedupeKey, deliveryId);
+  assert.equal(event.headers["x-extra"], "kept");
+  assert.equal(event.headers["x-webhook-delivery"], deliveryId);
+  assert.equal(event.headers.authorization, undefined);
+  assert.equal(event.headers.cookie, undefined);
+  assert.ok(!JSON.stringify(event).includes("not-for-storage"));
+  assert.equal(event.links.replay, `/api/incoming-events/${shop.body.eventId}/replay`);
+  await deliveries(receiver, 0);
+
+  const put = await herald.api("PUT", "/api/sources/shop", {
+    rules: [{ event: "order.created", emit: "user.created", data: "data" }],
+  });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  const replay = await herald.api("POST", `/api/incoming-events/${shop.body.eventId}/replay`);
+  assert.equal(replay.status, 200, JSON.stringify(replay.body));
+  assert.equal(replay.body.success, true);
+  assert.equal(replay.body.deliveries, 1);
+  assert.equal(replay.body.event.status, "routed");
+  assert.match(replay.body.event.outgoingEventId, /^evt_/);
+  const [delivery] = await deliveries(receiver, 1);
+  assert.equal(delivery?.json.event, "user.created");
+  assert.deepEqual(delivery?.json.data, { orderId: 42 });
+  assert.equal((await detail(herald, shop.body.eventId)).status, "routed");
+
+  assertRefused(
+    await herald.api("GET", "/api/incoming-events/evt_unknown"),
+    404,
+    "incoming_event_not_found",
+  );
+  assertRefused(await herald.api("POST", "/api/incoming-events/evt_unknown/replay"), 404);
+  const anonymous = [
+    ["GET", "/api/incoming-events"],
+    ["GET", `/api/incoming-events/${shop.body.eventId}`],
+    ["POST", `/api/incoming-events/${shop.body.eventId}/replay`],
+    ["GET", "/api/sources"],
+  ];
+  for (const [method, path] of anonymous) {
+    const response = await fetch(`${herald.url}${path}`, { method });
+    assert.equal(response.status, 401, `${method} ${path}`);
+    assertRefused({ status: 401, body: await response.json() }, 401, "unauthorized");
+  }
+  const wrongKey = await fetch(`${herald.url}/api/incoming-events`, {
+    headers: { authorization: `Bearer ${TEST_API_KEY}-wrong` },
+  });
+  assert.equal(wrongKey.status, 401);
+});
+
+test("sources can be created, listed, shown, changed and deleted", async (t) => {
+  const { herald } = await setup(t);
+  const listed = await herald.api("GET", "/api/sources");
+  assert.equal(listed.status, 200);
+  const builtIns = listed.body.sources.filter((s: any) => s.builtIn).map((s: any) => s.name);
+  assert.deepEqual(builtIns.sort(), ["custom", "stripe", "xano"]);
+  for (const source of listed.body.sources) assert.equal(source.secret, "***");
+
+  const rules = [{ event: "order.created", emit: "user.created" }];
+  const created = await createSource(herald, {
+    name: "orders-hook",
+    verifier: { type: "hmac", header: "X-Signature" },
+    rules,
+  });
+  assert.equal(created.url, "/api/incoming-webhooks/orders-hook");
+  assert.equal(created.builtIn, false);
+  assert.equal(created.verified, true);
+  assert.equal(created.verifier.header, "x-signature");
+  assert.equal(created.verifier.algorithm, "sha256");
+  assert.match(created.secret, /^[0-9a-f]{64}$/);
+  assert.deepEqual(created.rules, rules);
+
+  const shown = await herald.api("GET", "/api/sources/orders-hook");
+  assert.equal(shown.status, 200);
+  assert.equal(shown.body.source.secret, "***");
+  assert.deepEqual(shown.body.source.rules, rules);
+  const all = await herald.api("GET", "/api/sources");
+  assert.equal(all.body.count, 4);
+  assert.ok(all.body.sources.some((s: any) => s.name === "orders-hook" && s.secret === "***"));
+
+  const changed = await herald.api("PUT", "/api/sources/orders-hook", {
+    maxBodyBytes: 2048,
+    rateLimitPerSecond: 10,
+    rules: [],
+  });
+  assert.equal(changed.status, 200, JSON.stringify(changed.body));
+  assert.equal(changed.body.source.maxBodyBytes, 2048);
+  assert.equal(changed.body.source.rateLimitPerSecond, 10);
+  assert.deepEqual(changed.body.source.rules, []);
+  assert.equal(changed.body.source.secret, "***");
+  const body = '{"event":"order.created"}';
+  const signed = { "x-signature": digest("sha256", created.secret, body, "hex") };
+  assertAccepted(await post(herald, "orders-hook", body, signed));
+
+  const again = await herald.api("POST", "/api/sources", {
+    name: "orders-hook",
+    verifier: { type: "token" },
+  });
+  assertRefused(again, 409, "conflict");
+  assertRefused(
+    await herald.api("POST", "/api/sources", { name: "xano", verifier: { type: "token" } }),
+    409,
+  );
+  const bad = (input: Record<string, unknown>) => herald.api("POST", "/api/sources", input);
+  assertRefused(await bad({ name: "open", verifier: { type: "none" } }), 400, "validation_failed");
+  assertRefused(
+    await bad({ name: "Bad Name!", verifier: { type: "token" } }),
+    400,
+    "validation_failed",
+  );
+  assertRefused(await bad({ name: "pay", verifier: { type: "stripe" } }), 400, "validation_failed");
+  const unknownEmit = await bad({
+    name: "emits",
+    verifier: { type: "token" },
+    rules: [{ emit: "order.shipped" }],
+  });
+  assertRefused(unknownEmit, 400, "unknown_event_type");
+
+  const open = await createSource(herald, {
+    name: "open",
+    verifier: { type: "none" },
+    allowUnverified: true,
+  });
+  assert.equal(open.secret, null);
+  assert.equal(open.verified, false);
+  const unsigned = await post(herald, "open", '{"event":"anything"}');
+  assertAccepted(unsigned);
+  assert.equal(unsigned.body.verified, false);
+  const stored = await detail(herald, unsigned.body.eventId);
+  assert.equal(stored.verified, false);
+  assert.equal(stored.verifiedBy, "none");
+
+  assertRefused(await herald.api("PUT", "/api/sources/xano", { verifier: { type: "hmac" } }), 400);
+  assertRefused(await herald.api("PUT", "/api/sources/xano", { secret: "new-secret" }), 400);
+  const limits = await herald.api("PUT", "/api/sources/xano", { maxBodyBytes: 4096 });
+  assert.equal(limits.status, 200, JSON.stringify(limits.body));
+  assert.equal(limits.body.source.builtIn, true);
+  assert.equal(limits.body.source.maxBodyBytes, 4096);
+  assert.equal(limits.body.source.verifier.type, "xano");
+  assertRefused(await herald.api("DELETE", "/api/sources/xano"), 400, "validation_failed");
+  assertRefused(await herald.api("GET", "/api/sources/nope"), 404, "source_not_found");
+
+  const removed = await herald.api("DELETE", "/api/sources/orders-hook");
+  assert.equal(removed.status, 200, JSON.stringify(removed.body));
+  assert.equal(removed.body.success, true);
+  assertRefused(await herald.api("GET", "/api/sources/orders-hook"), 404, "source_not_found");
+  assertRefused(await herald.api("DELETE", "/api/sources/orders-hook"), 404);
+  assertRefused(await post(herald, "orders-hook", body, signed), 404, "unknown_service");
+});
