@@ -12,7 +12,6 @@ import type {
   DeliveryDetail,
   DeliveryPage,
   DeliveryUpdate,
-  OutgoingEvent,
 } from "../../../domain/deliveries.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
 import type { PendingEvent, Store } from "../../../domain/ports.js";
