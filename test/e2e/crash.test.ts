@@ -5,103 +5,45 @@
  */
 
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { Agent, request } from "undici";
 import { TEST_API_KEY } from "../support/herald.js";
+import { freePort, type HeraldProcess, spawnHerald } from "../support/process.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const TOTAL = 2000;
 const CONCURRENCY = 16;
 const KILL_AFTER_ACKS = 800;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-interface Child {
-  process: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output(): string;
-}
-
-const children: Child[] = [];
+const children: HeraldProcess[] = [];
 const dirs: string[] = [];
 const receivers: Receiver[] = [];
 const agents: Agent[] = [];
 
 after(async () => {
-  for (const child of children) {
-    if (child.process.exitCode === null && child.process.signalCode === null) {
-      child.process.kill("SIGKILL");
-      await child.exited;
-    }
-  }
+  for (const child of children) await child.kill();
   for (const receiver of receivers) await receiver.close();
   for (const agent of agents) await agent.close();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Spawns `src/main.ts` and resolves once /healthz answers. */
-async function startChild(port: number, dataDir: string): Promise<Child> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
+/** Starts Herald as a child process on `port` with the data in `dataDir`. */
+async function startChild(port: number, dataDir: string): Promise<HeraldProcess> {
+  const child = await spawnHerald({
     PORT: String(port),
-    HOST: "127.0.0.1",
     HERALD_DATA_DIR: dataDir,
     HERALD_API_KEY: TEST_API_KEY,
     HERALD_ALLOW_PRIVATE_TARGETS: "true",
     LOG_LEVEL: "warn",
     HERALD_RETRY_SCHEDULE: "100ms,200ms,500ms,1s,1s,1s,1s",
-  };
-  delete env.NODE_TEST_CONTEXT;
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    cwd: ROOT,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
   });
-  let output = "";
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString("utf8")).slice(-20_000);
-  };
-  proc.stdout?.on("data", keep);
-  proc.stderr?.on("data", keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.once("exit", (code, signal) => resolve({ code, signal })),
-  );
-  const child: Child = { process: proc, exited, output: () => output };
   children.push(child);
-
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (proc.exitCode !== null || proc.signalCode !== null) {
-      throw new Error(`Herald exited before it was ready:\n${output}`);
-    }
-    try {
-      const response = await fetch(`http://127.0.0.1:${port}/healthz`);
-      await response.body?.cancel();
-      if (response.ok) return child;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) throw new Error(`Herald did not become ready:\n${output}`);
-    await sleep(50);
-  }
+  return child;
 }
 
 test("every trigger acknowledged before a SIGKILL is delivered after a restart on the same data", {
@@ -149,10 +91,10 @@ test("every trigger acknowledged before a SIGKILL is delivered after a restart o
   const failuresBeforeKill: number[] = [];
   const otherAnswers: Array<{ n: number; status: number; body: string }> = [];
   let killed = false;
-  let restarted: Promise<Child> | undefined;
+  let restarted: Promise<HeraldProcess> | undefined;
 
   let undeliveredAtKill: number[] = [];
-  async function crashAndRestart(): Promise<Child> {
+  async function crashAndRestart(): Promise<HeraldProcess> {
     killed = true;
     first.process.kill("SIGKILL");
     undeliveredAtKill = [...acknowledged.keys()].filter((n) => !received.has(n));

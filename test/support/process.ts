@@ -30,9 +30,9 @@ export interface HeraldProcess {
   stop(): Promise<void>;
 }
 
-/** Spawns Herald with `env` on a free port and resolves once /healthz answers. */
+/** Spawns Herald with `env` (on a free port unless `env.PORT` names one) and resolves once /healthz answers. */
 export async function spawnHerald(env: Record<string, string>): Promise<HeraldProcess> {
-  const port = await freePort();
+  const port = env.PORT ? Number(env.PORT) : await freePort();
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
     HOST: "127.0.0.1",
