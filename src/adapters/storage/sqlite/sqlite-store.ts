@@ -16,6 +16,7 @@ import type {
 } from "../../../domain/deliveries.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
 import type { PendingEvent, Store } from "../../../domain/ports.js";
+import type { Webhook } from "../../../domain/webhooks.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
 import {
   type AttemptRow,
@@ -166,9 +167,16 @@ export function openSqliteStore(path: string): Store {
     ),
   };
 
+  /** Active webhooks, kept between writes: this process is the only writer of the file. */
+  let activeWebhooks: Webhook[] | undefined;
+  const webhooksChanged = () => {
+    activeWebhooks = undefined;
+  };
+
   /** Stores an outgoing event and its deliveries; runs inside a batched write. */
   function insertOutgoing({ event, selectTargets, newDeliveryId }: PendingEvent): number {
-    const targets = selectTargets(q.activeWebhooks.all().map(toWebhook));
+    activeWebhooks ??= q.activeWebhooks.all().map(toWebhook);
+    const targets = selectTargets(activeWebhooks);
     q.insertEvent.run(event.id, event.type, event.body, event.createdAt);
     for (const webhook of targets) {
       q.insertDelivery.run(
@@ -189,6 +197,7 @@ export function openSqliteStore(path: string): Store {
   return {
     insertWebhook: (webhook) =>
       batcher.write(() => {
+        webhooksChanged();
         q.insertWebhook.run({
           id: webhook.id,
           name: webhook.name,
@@ -211,8 +220,9 @@ export function openSqliteStore(path: string): Store {
     },
 
     updateWebhook: (webhook) =>
-      batcher.write(
-        () =>
+      batcher.write(() => {
+        webhooksChanged();
+        return (
           q.updateWebhook.run({
             id: webhook.id,
             name: webhook.name,
@@ -220,10 +230,15 @@ export function openSqliteStore(path: string): Store {
             events: JSON.stringify(webhook.events),
             active: webhook.active ? 1 : 0,
             updated_at: webhook.updatedAt,
-          }).changes > 0,
-      ),
+          }).changes > 0
+        );
+      }),
 
-    deleteWebhook: (id) => batcher.write(() => q.deleteWebhook.run(id).changes > 0),
+    deleteWebhook: (id) =>
+      batcher.write(() => {
+        webhooksChanged();
+        return q.deleteWebhook.run(id).changes > 0;
+      }),
 
     enqueueEvent: (event, selectTargets, newDeliveryId) =>
       batcher.write(() => insertOutgoing({ event, selectTargets, newDeliveryId })),
