@@ -112,7 +112,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       const path = databaseUrl.slice("sqlite:".length).replace(/^\/\//, "");
       if (path.length === 0)
         problems.push("DATABASE_URL=sqlite: needs a file path, e.g. sqlite:./data/herald.db.");
-      else database = { kind: "sqlite", path: path === ":memory:" ? path : resolve(path) };
+      else if (path === ":memory:") {
+        problems.push(
+          "DATABASE_URL=sqlite::memory: is not supported: Herald keeps its data in a file. Use sqlite:<path>.",
+        );
+      } else database = { kind: "sqlite", path: resolve(path) };
     } else if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
       database = { kind: "postgres", url: databaseUrl, poolSize };
     } else {

@@ -83,6 +83,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   let sweepTimer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
   let inFlight = 0;
+  let recording = 0;
   let drained: (() => void) | undefined;
 
   function schedulePump(): void {
@@ -94,7 +95,10 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     });
   }
 
-  async function attempt(delivery: ClaimedDelivery): Promise<void> {
+  /** Sends one attempt and decides what follows it. */
+  async function attempt(
+    delivery: ClaimedDelivery,
+  ): Promise<{ update: DeliveryUpdate; outcome: AttemptOutcome }> {
     const result = await sender.send(delivery);
     const attemptNumber = delivery.attempts + 1;
     const outcome = decideOutcome(result, attemptNumber, schedule, random);
@@ -115,13 +119,33 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         responseBody: result.response?.body ?? null,
       },
     };
-    await store.recordAttempt(update, workerId);
-    options.observer?.attemptFinished(outcome.kind, result.durationMs);
-    if (outcome.kind === "give-up") {
-      logger.warn(
-        { deliveryId: delivery.id, webhookId: delivery.webhookId, attempts: attemptNumber },
-        `Delivery ${delivery.id} failed for good: ${update.attempt.error}`,
+    return { update, outcome };
+  }
+
+  /** Records an attempt; the delivery stays leased until this is committed, so nobody sends it twice. */
+  async function record(
+    delivery: ClaimedDelivery,
+    update: DeliveryUpdate,
+    outcome: AttemptOutcome,
+  ) {
+    recording++;
+    try {
+      await store.recordAttempt(update, workerId);
+      options.observer?.attemptFinished(outcome.kind, update.attempt.durationMs);
+      if (outcome.kind === "give-up") {
+        logger.warn(
+          { deliveryId: delivery.id, webhookId: delivery.webhookId, attempts: update.attempts },
+          `Delivery ${delivery.id} failed for good: ${update.attempt.error}`,
+        );
+      }
+    } catch (error) {
+      logger.error(
+        { err: error, deliveryId: delivery.id },
+        `Could not record an attempt of delivery ${delivery.id}; it stays pending and will be sent again.`,
       );
+    } finally {
+      recording--;
+      if (inFlight === 0 && recording === 0 && drained) drained();
     }
   }
 
@@ -155,18 +179,22 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     claiming = false;
     for (const delivery of claimed) {
       inFlight++;
-      attempt(delivery)
-        .catch((error) =>
+      // The slot is free once the receiver has answered; recording goes on beside the next sends.
+      void attempt(delivery).then(
+        ({ update, outcome }) => {
+          inFlight--;
+          schedulePump();
+          return record(delivery, update, outcome);
+        },
+        (error: unknown) => {
+          inFlight--;
+          schedulePump();
           logger.error(
             { err: error, deliveryId: delivery.id },
-            `Could not record an attempt of delivery ${delivery.id}; it stays pending and will be sent again.`,
-          ),
-        )
-        .finally(() => {
-          inFlight--;
-          if (inFlight === 0 && drained) drained();
-          schedulePump();
-        });
+            `Attempt of delivery ${delivery.id} failed inside Herald; it will be sent again.`,
+          );
+        },
+      );
     }
     if (!running) return;
     if (pumpMissed || claimed.length === Math.min(free, batchSize)) {
@@ -226,7 +254,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       unsubscribe?.();
       if (sleepTimer) clearTimeout(sleepTimer);
       if (sweepTimer) clearInterval(sweepTimer);
-      if (inFlight === 0) return;
+      if (inFlight === 0 && recording === 0) return;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);
         drained = () => {

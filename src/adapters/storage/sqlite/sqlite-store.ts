@@ -1,9 +1,10 @@
 /**
  * The embedded store: one SQLite file in WAL mode with synchronous=FULL, so a commit survives
- * power loss. Writes go through group commit (WriteBatcher).
- * Limits: one Herald process per file. Leases on deliveries are kept in this process's memory,
- * so a restart frees them at once; two processes on one file could send a delivery twice.
- * Use PostgreSQL to run several processes.
+ * power loss. Writes are committed in batches by a writer thread (SqliteWriter), so fsyncs never
+ * block the event loop; reads run here on their own connection and see every committed write.
+ * Limits: one Herald process per file (a file path, not `:memory:`). Leases on deliveries are kept
+ * in this process's memory, so a restart frees them at once; two processes on one file could send
+ * a delivery twice. Use PostgreSQL to run several processes.
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -35,7 +36,8 @@ import {
   type WebhookRow,
 } from "../rows.js";
 import { SQLITE_MIGRATIONS } from "./migrations.js";
-import { WriteBatcher } from "./write-batcher.js";
+import { SqliteWriter } from "./sqlite-writer.js";
+import type { OutgoingWrite } from "./write-ops.js";
 
 function incomingParams(event: IncomingEvent) {
   return {
@@ -68,36 +70,19 @@ function migrate(db: Database.Database): void {
 
 /** Opens (creating if needed) the SQLite store at `path`. */
 export function openSqliteStore(path: string): Store {
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
-  db.pragma("synchronous = FULL");
-  db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 5000");
   migrate(db);
-
-  const batcher = new WriteBatcher(db);
+  const writer = new SqliteWriter(path);
   /** Deliveries handed to a worker and not yet recorded. */
   const leases = new Map<string, { workerId: string; until: number }>();
 
   const q = {
-    insertWebhook: db.prepare(
-      `INSERT INTO webhooks (id, name, url, events, secret, active, created_at, updated_at)
-       VALUES (@id, @name, @url, @events, @secret, @active, @created_at, @updated_at)`,
-    ),
     getWebhook: db.prepare<[string], WebhookRow>("SELECT * FROM webhooks WHERE id = ?"),
     listWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks ORDER BY created_at, id"),
     activeWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks WHERE active = 1"),
-    updateWebhook: db.prepare(
-      `UPDATE webhooks SET name = @name, url = @url, events = @events, active = @active,
-       updated_at = @updated_at WHERE id = @id`,
-    ),
-    deleteWebhook: db.prepare("DELETE FROM webhooks WHERE id = ?"),
-    insertEvent: db.prepare("INSERT INTO events (id, type, body, created_at) VALUES (?, ?, ?, ?)"),
-    insertDelivery: db.prepare(
-      `INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
-       created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
-    ),
     due: db.prepare<[number, number], ClaimRow>(
       `SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.attempts, d.created_at, w.url, w.secret, e.body
        FROM deliveries d
@@ -110,18 +95,6 @@ export function openSqliteStore(path: string): Store {
     nextDue: db.prepare<[], { at: number | null }>(
       `SELECT MIN(d.next_attempt_at) AS at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
        WHERE d.status = 'pending' AND w.active = 1`,
-    ),
-    updateDelivery: db.prepare(
-      `UPDATE deliveries SET status = @status, attempts = @attempts, next_attempt_at = @next_attempt_at,
-       last_status_code = @status_code, last_response_body = @response_body, last_error = @error,
-       last_attempt_at = @started_at, updated_at = @updated_at WHERE id = @id`,
-    ),
-    // A delivery deleted with its webhook while in flight has nowhere to keep its attempt.
-    insertAttempt: db.prepare(
-      `INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code,
-       error, response_headers, response_body)
-       SELECT @id, @attempt, @started_at, @duration_ms, @status_code, @error, @headers, @body
-       WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = @id)`,
     ),
     pageFirst: db.prepare<[string, number], DeliveryRow>(
       `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
@@ -138,77 +111,47 @@ export function openSqliteStore(path: string): Store {
     attempts: db.prepare<[string], AttemptRow>(
       "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt",
     ),
-    insertIncoming: db.prepare(
-      `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, content_type,
-       verified_by, verified, status, outgoing_event_id, route_error, received_at)
-       VALUES (@id, @service, @event_name, @dedupe_key, @headers, @raw_body, @content_type, @verified_by,
-       @verified, @status, @outgoing_event_id, @route_error, @received_at)
-       ON CONFLICT DO NOTHING`,
-    ),
     getIncoming: db.prepare<[string], IncomingRow>("SELECT * FROM incoming_events WHERE id = ?"),
-    updateRouting: db.prepare(
-      "UPDATE incoming_events SET status = ?, outgoing_event_id = ?, route_error = ? WHERE id = ?",
-    ),
-    insertSource: db.prepare(
-      `INSERT INTO sources (name, verifier, secret, rules, settings, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    saveSource: db.prepare(
-      `INSERT INTO sources (name, verifier, secret, rules, settings, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET verifier = excluded.verifier, secret = excluded.secret,
-       rules = excluded.rules, settings = excluded.settings, updated_at = excluded.updated_at`,
-    ),
     getSource: db.prepare<[string], SourceRow>("SELECT * FROM sources WHERE name = ?"),
     listSources: db.prepare<[], SourceRow>("SELECT * FROM sources ORDER BY name"),
-    deleteSource: db.prepare("DELETE FROM sources WHERE name = ?"),
-    incomingByKey: db.prepare<[string, string], { id: string }>(
-      "SELECT id FROM incoming_events WHERE service = ? AND dedupe_key = ?",
-    ),
   };
 
-  /** Active webhooks, kept between writes: this process is the only writer of the file. */
+  /** Active webhooks, read once per change: every webhook write goes through this process. */
   let activeWebhooks: Webhook[] | undefined;
-  const webhooksChanged = () => {
+  const afterWebhookWrite = <T>(write: Promise<T>): Promise<T> => {
     activeWebhooks = undefined;
+    return write.finally(() => {
+      activeWebhooks = undefined;
+    });
   };
 
-  /** Stores an outgoing event and its deliveries; runs inside a batched write. */
-  function insertOutgoing({ event, selectTargets, newDeliveryId }: PendingEvent): number {
+  /** Chooses the receivers of an outgoing event; the writer skips any deleted or paused meanwhile. */
+  function outgoingWrite({ event, selectTargets, newDeliveryId }: PendingEvent): OutgoingWrite {
     activeWebhooks ??= q.activeWebhooks.all().map(toWebhook);
-    const targets = selectTargets(activeWebhooks);
-    q.insertEvent.run(event.id, event.type, event.body, event.createdAt);
-    for (const webhook of targets) {
-      q.insertDelivery.run(
-        newDeliveryId(),
-        webhook.id,
-        event.id,
-        event.type,
-        event.createdAt,
-        event.createdAt,
-        event.createdAt,
-      );
-    }
-    return targets.length;
+    const deliveries = selectTargets(activeWebhooks).map((webhook) => ({
+      id: newDeliveryId(),
+      webhookId: webhook.id,
+    }));
+    return { event, deliveries };
   }
+
+  const webhookRow = (webhook: Webhook) => ({
+    id: webhook.id,
+    name: webhook.name,
+    url: webhook.url,
+    events: JSON.stringify(webhook.events),
+    secret: webhook.secret,
+    active: webhook.active ? 1 : 0,
+    created_at: webhook.createdAt,
+    updated_at: webhook.updatedAt,
+  });
 
   let closed = false;
 
   return {
-    insertWebhook: (webhook) =>
-      batcher.write(() => {
-        webhooksChanged();
-        q.insertWebhook.run({
-          id: webhook.id,
-          name: webhook.name,
-          url: webhook.url,
-          events: JSON.stringify(webhook.events),
-          secret: webhook.secret,
-          active: webhook.active ? 1 : 0,
-          created_at: webhook.createdAt,
-          updated_at: webhook.updatedAt,
-        });
-      }),
+    async insertWebhook(webhook) {
+      await afterWebhookWrite(writer.write({ kind: "insertWebhook", row: webhookRow(webhook) }));
+    },
 
     async getWebhook(id) {
       const row = q.getWebhook.get(id);
@@ -220,28 +163,15 @@ export function openSqliteStore(path: string): Store {
     },
 
     updateWebhook: (webhook) =>
-      batcher.write(() => {
-        webhooksChanged();
-        return (
-          q.updateWebhook.run({
-            id: webhook.id,
-            name: webhook.name,
-            url: webhook.url,
-            events: JSON.stringify(webhook.events),
-            active: webhook.active ? 1 : 0,
-            updated_at: webhook.updatedAt,
-          }).changes > 0
-        );
-      }),
+      afterWebhookWrite(writer.write<boolean>({ kind: "updateWebhook", row: webhookRow(webhook) })),
 
-    deleteWebhook: (id) =>
-      batcher.write(() => {
-        webhooksChanged();
-        return q.deleteWebhook.run(id).changes > 0;
-      }),
+    deleteWebhook: (id) => afterWebhookWrite(writer.write<boolean>({ kind: "deleteWebhook", id })),
 
     enqueueEvent: (event, selectTargets, newDeliveryId) =>
-      batcher.write(() => insertOutgoing({ event, selectTargets, newDeliveryId })),
+      writer.write<number>({
+        kind: "outgoing",
+        outgoing: outgoingWrite({ event, selectTargets, newDeliveryId }),
+      }),
 
     async claimDueDeliveries({ now, limit, workerId, leaseUntil }) {
       const claimed: ClaimedDelivery[] = [];
@@ -256,34 +186,10 @@ export function openSqliteStore(path: string): Store {
     },
 
     async recordAttempt(update: DeliveryUpdate, workerId: string) {
-      const { attempt } = update;
       // Only the lease holder moves the delivery on; a stale worker's attempt is kept in the history.
       const holdsLease = leases.get(update.deliveryId)?.workerId === workerId;
       try {
-        await batcher.write(() => {
-          if (holdsLease)
-            q.updateDelivery.run({
-              id: update.deliveryId,
-              status: update.status,
-              attempts: update.attempts,
-              next_attempt_at: update.nextAttemptAt,
-              status_code: attempt.statusCode,
-              response_body: attempt.responseBody,
-              error: attempt.error,
-              started_at: attempt.startedAt,
-              updated_at: attempt.startedAt + attempt.durationMs,
-            });
-          q.insertAttempt.run({
-            id: update.deliveryId,
-            attempt: attempt.attempt,
-            started_at: attempt.startedAt,
-            duration_ms: attempt.durationMs,
-            status_code: attempt.statusCode,
-            error: attempt.error,
-            headers: attempt.responseHeaders ? JSON.stringify(attempt.responseHeaders) : null,
-            body: attempt.responseBody,
-          });
-        });
+        await writer.write({ kind: "attempt", update, moveDelivery: holdsLease });
       } finally {
         if (holdsLease) leases.delete(update.deliveryId);
       }
@@ -324,17 +230,10 @@ export function openSqliteStore(path: string): Store {
     },
 
     saveIncoming: (event: IncomingEvent, route?: PendingEvent) =>
-      batcher.write(() => {
-        const inserted = q.insertIncoming.run(incomingParams(event));
-        if (inserted.changes > 0 || event.dedupeKey === null) {
-          return {
-            eventId: event.id,
-            duplicate: false,
-            deliveries: route ? insertOutgoing(route) : 0,
-          };
-        }
-        const first = q.incomingByKey.get(event.service, event.dedupeKey);
-        return { eventId: first?.id ?? event.id, duplicate: true, deliveries: 0 };
+      writer.write<{ eventId: string; duplicate: boolean; deliveries: number }>({
+        kind: "incoming",
+        row: incomingParams(event),
+        outgoing: route ? outgoingWrite(route) : undefined,
       }),
 
     async listIncoming({ source, status, since, until, limit, cursor }) {
@@ -369,20 +268,22 @@ export function openSqliteStore(path: string): Store {
     },
 
     recordRouting: (id, outcome, route) =>
-      batcher.write(() => {
-        q.updateRouting.run(outcome.status, outcome.outgoingEventId, outcome.routeError, id);
-        return route ? insertOutgoing(route) : 0;
+      writer.write<number>({
+        kind: "routing",
+        id,
+        status: outcome.status,
+        outgoingEventId: outcome.outgoingEventId,
+        routeError: outcome.routeError,
+        outgoing: route ? outgoingWrite(route) : undefined,
       }),
 
-    insertSource: (source) =>
-      batcher.write(() => {
-        q.insertSource.run(...sourceColumns(source));
-      }),
+    async insertSource(source) {
+      await writer.write({ kind: "insertSource", columns: sourceColumns(source) });
+    },
 
-    saveSource: (source) =>
-      batcher.write(() => {
-        q.saveSource.run(...sourceColumns(source));
-      }),
+    async saveSource(source) {
+      await writer.write({ kind: "saveSource", columns: sourceColumns(source) });
+    },
 
     async getSource(name) {
       const row = q.getSource.get(name);
@@ -393,12 +294,12 @@ export function openSqliteStore(path: string): Store {
       return q.listSources.all().map(toSource);
     },
 
-    deleteSource: (name) => batcher.write(() => q.deleteSource.run(name).changes > 0),
+    deleteSource: (name) => writer.write<boolean>({ kind: "deleteSource", name }),
 
     async close() {
       if (closed) return;
       closed = true;
-      batcher.flush();
+      await writer.close();
       db.close();
     },
   };

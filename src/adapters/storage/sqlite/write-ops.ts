@@ -1,0 +1,184 @@
+/**
+ * Every write of the SQLite store, as plain data, so that writes can be handed to the writer thread
+ * and committed there. `createWriteStatements` prepares them on one connection; `applyWriteOp`
+ * runs one.
+ */
+import type Database from "better-sqlite3";
+import type { DeliveryUpdate, OutgoingEvent } from "../../../domain/deliveries.js";
+
+type Columns = Record<string, string | number | bigint | Buffer | null>;
+
+/** An outgoing event and the webhooks chosen to receive it. */
+export interface OutgoingWrite {
+  event: OutgoingEvent;
+  deliveries: Array<{ id: string; webhookId: string }>;
+}
+
+export type WriteOp =
+  | { kind: "insertWebhook"; row: Columns }
+  | { kind: "updateWebhook"; row: Columns }
+  | { kind: "deleteWebhook"; id: string }
+  | { kind: "outgoing"; outgoing: OutgoingWrite }
+  | { kind: "attempt"; update: DeliveryUpdate; moveDelivery: boolean }
+  | { kind: "incoming"; row: Columns; outgoing: OutgoingWrite | undefined }
+  | {
+      kind: "routing";
+      id: string;
+      status: string;
+      outgoingEventId: string | null;
+      routeError: string | null;
+      outgoing: OutgoingWrite | undefined;
+    }
+  | { kind: "insertSource"; columns: unknown[] }
+  | { kind: "saveSource"; columns: unknown[] }
+  | { kind: "deleteSource"; name: string };
+
+/** What an op answers: a count, a flag, or, for an incoming webhook, its id and deliveries queued. */
+export type WriteResult =
+  | number
+  | boolean
+  | null
+  | { eventId: string; duplicate: boolean; deliveries: number };
+
+/** Prepares the write statements on `db`. */
+export function createWriteStatements(db: Database.Database) {
+  return {
+    insertWebhook: db.prepare(
+      `INSERT INTO webhooks (id, name, url, events, secret, active, created_at, updated_at)
+       VALUES (@id, @name, @url, @events, @secret, @active, @created_at, @updated_at)`,
+    ),
+    updateWebhook: db.prepare(
+      `UPDATE webhooks SET name = @name, url = @url, events = @events, active = @active,
+       updated_at = @updated_at WHERE id = @id`,
+    ),
+    deleteWebhook: db.prepare("DELETE FROM webhooks WHERE id = ?"),
+    insertEvent: db.prepare("INSERT INTO events (id, type, body, created_at) VALUES (?, ?, ?, ?)"),
+    // A webhook deleted or paused since it was chosen gets no delivery.
+    insertDelivery: db.prepare(
+      `INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
+       created_at, updated_at)
+       SELECT @id, @webhook_id, @event_id, @event_type, 'pending', 0, @at, @at, @at
+       WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhook_id AND active = 1)`,
+    ),
+    updateDelivery: db.prepare(
+      `UPDATE deliveries SET status = @status, attempts = @attempts, next_attempt_at = @next_attempt_at,
+       last_status_code = @status_code, last_response_body = @response_body, last_error = @error,
+       last_attempt_at = @started_at, updated_at = @updated_at WHERE id = @id`,
+    ),
+    // A delivery deleted with its webhook while in flight has nowhere to keep its attempt.
+    insertAttempt: db.prepare(
+      `INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code,
+       error, response_headers, response_body)
+       SELECT @id, @attempt, @started_at, @duration_ms, @status_code, @error, @headers, @body
+       WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = @id)`,
+    ),
+    insertIncoming: db.prepare(
+      `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, content_type,
+       verified_by, verified, status, outgoing_event_id, route_error, received_at)
+       VALUES (@id, @service, @event_name, @dedupe_key, @headers, @raw_body, @content_type, @verified_by,
+       @verified, @status, @outgoing_event_id, @route_error, @received_at)
+       ON CONFLICT DO NOTHING`,
+    ),
+    incomingByKey: db.prepare<[string, string], { id: string }>(
+      "SELECT id FROM incoming_events WHERE service = ? AND dedupe_key = ?",
+    ),
+    updateRouting: db.prepare(
+      "UPDATE incoming_events SET status = ?, outgoing_event_id = ?, route_error = ? WHERE id = ?",
+    ),
+    insertSource: db.prepare(
+      `INSERT INTO sources (name, verifier, secret, rules, settings, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    saveSource: db.prepare(
+      `INSERT INTO sources (name, verifier, secret, rules, settings, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET verifier = excluded.verifier, secret = excluded.secret,
+       rules = excluded.rules, settings = excluded.settings, updated_at = excluded.updated_at`,
+    ),
+    deleteSource: db.prepare("DELETE FROM sources WHERE name = ?"),
+  };
+}
+
+export type WriteStatements = ReturnType<typeof createWriteStatements>;
+
+function writeOutgoing(q: WriteStatements, { event, deliveries }: OutgoingWrite): number {
+  q.insertEvent.run(event.id, event.type, event.body, event.createdAt);
+  let queued = 0;
+  for (const delivery of deliveries) {
+    queued += q.insertDelivery.run({
+      id: delivery.id,
+      webhook_id: delivery.webhookId,
+      event_id: event.id,
+      event_type: event.type,
+      at: event.createdAt,
+    }).changes;
+  }
+  return queued;
+}
+
+/** Runs one op on the connection the statements were prepared on. */
+export function applyWriteOp(q: WriteStatements, op: WriteOp): WriteResult {
+  switch (op.kind) {
+    case "insertWebhook":
+      q.insertWebhook.run(op.row);
+      return null;
+    case "updateWebhook":
+      return q.updateWebhook.run(op.row).changes > 0;
+    case "deleteWebhook":
+      return q.deleteWebhook.run(op.id).changes > 0;
+    case "outgoing":
+      return writeOutgoing(q, op.outgoing);
+    case "attempt": {
+      const { update } = op;
+      const { attempt } = update;
+      if (op.moveDelivery) {
+        q.updateDelivery.run({
+          id: update.deliveryId,
+          status: update.status,
+          attempts: update.attempts,
+          next_attempt_at: update.nextAttemptAt,
+          status_code: attempt.statusCode,
+          response_body: attempt.responseBody,
+          error: attempt.error,
+          started_at: attempt.startedAt,
+          updated_at: attempt.startedAt + attempt.durationMs,
+        });
+      }
+      q.insertAttempt.run({
+        id: update.deliveryId,
+        attempt: attempt.attempt,
+        started_at: attempt.startedAt,
+        duration_ms: attempt.durationMs,
+        status_code: attempt.statusCode,
+        error: attempt.error,
+        headers: attempt.responseHeaders ? JSON.stringify(attempt.responseHeaders) : null,
+        body: attempt.responseBody,
+      });
+      return null;
+    }
+    case "incoming": {
+      const id = op.row.id as string;
+      const dedupeKey = op.row.dedupe_key as string | null;
+      if (q.insertIncoming.run(op.row).changes > 0 || dedupeKey === null) {
+        return {
+          eventId: id,
+          duplicate: false,
+          deliveries: op.outgoing ? writeOutgoing(q, op.outgoing) : 0,
+        };
+      }
+      const first = q.incomingByKey.get(op.row.service as string, dedupeKey);
+      return { eventId: first?.id ?? id, duplicate: true, deliveries: 0 };
+    }
+    case "routing":
+      q.updateRouting.run(op.status, op.outgoingEventId, op.routeError, op.id);
+      return op.outgoing ? writeOutgoing(q, op.outgoing) : 0;
+    case "insertSource":
+      q.insertSource.run(...op.columns);
+      return null;
+    case "saveSource":
+      q.saveSource.run(...op.columns);
+      return null;
+    case "deleteSource":
+      return q.deleteSource.run(op.name).changes > 0;
+  }
+}
