@@ -41,7 +41,11 @@ export class HeraldError extends Error {
   retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, message: string, field?: string) {
+    // A client's mistake needs no stack trace, and capturing one costs more than the rest of the answer.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
     this.name = "HeraldError";
     this.code = code;
     this.status = ERROR_CATALOGUE[code].status;

@@ -42,8 +42,11 @@ export interface BodyReader {
 
 /** Receiving, inspecting and replaying webhooks that other services push to Herald. */
 export interface IncomingService {
-  /** Checks, before the body is read, that the source exists, is within its rate and size limits. */
-  admit(sourceName: string, contentLength: number | undefined): Promise<void>;
+  /**
+   * Checks, before the body is read, that the source exists and the request is within its rate and
+   * size limits. Answers at once (no promise) when the source is cached, as it nearly always is.
+   */
+  admit(sourceName: string, contentLength: number | undefined): Promise<void> | undefined;
   receive(sourceName: string, request: IncomingHttpRequest): Promise<ReceiveResult>;
   list(query: IncomingQuery): Promise<{ events: IncomingEvent[]; nextCursor: string | undefined }>;
   get(id: string): Promise<IncomingEvent>;
@@ -76,16 +79,18 @@ export function createIncomingService(deps: {
 }): IncomingService {
   const { store, clock, logger, wake, sources, bodies, rateLimiter } = deps;
 
-  async function resolve(name: string): Promise<ResolvedSource> {
-    const source = await sources.resolve(name);
-    if (!source) {
-      const known = (await sources.list()).map((s) => s.source.name);
+  function unknown(name: string): Promise<never> {
+    return sources.list().then((all) => {
       throw new HeraldError(
         "unknown_service",
-        `Unknown incoming source '${name}'. Send webhooks to one of: ${known.map((n) => `/api/incoming-webhooks/${n}`).join(", ")}; create new sources with POST /api/sources.`,
+        `Unknown incoming source '${name}'. Send webhooks to one of: ${all.map((s) => `/api/incoming-webhooks/${s.source.name}`).join(", ")}; create new sources with POST /api/sources.`,
       );
-    }
-    return source;
+    });
+  }
+
+  async function resolve(name: string): Promise<ResolvedSource> {
+    const source = sources.cached(name)?.value ?? (await sources.resolve(name));
+    return source ?? unknown(name);
   }
 
   /** Turns a routing decision into the incoming record's outcome and the event to store with it. */
@@ -127,6 +132,23 @@ export function createIncomingService(deps: {
     };
   }
 
+  function checkLimits(source: ResolvedSource, contentLength: number | undefined): void {
+    const limit = source.settings.rateLimitPerSecond;
+    if (limit !== null) {
+      const wait = rateLimiter.take(source.source.name, limit);
+      if (wait > 0) {
+        const error = new HeraldError(
+          "rate_limited",
+          `Source '${source.source.name}' accepts ${limit} requests per second and this one is over the limit. Wait ${wait} s (see Retry-After) and send it again.`,
+        );
+        error.retryAfterSeconds = wait;
+        throw error;
+      }
+    }
+    if (contentLength !== undefined && contentLength > source.settings.maxBodyBytes)
+      throw tooLarge(source);
+  }
+
   function decide(
     source: ResolvedSource,
     eventName: string | null,
@@ -138,22 +160,12 @@ export function createIncomingService(deps: {
   }
 
   return {
-    async admit(sourceName, contentLength) {
-      const source = await resolve(sourceName);
-      const limit = source.settings.rateLimitPerSecond;
-      if (limit !== null) {
-        const wait = rateLimiter.take(sourceName, limit);
-        if (wait > 0) {
-          const error = new HeraldError(
-            "rate_limited",
-            `Source '${sourceName}' accepts ${limit} requests per second and this one is over the limit. Wait ${wait} s (see Retry-After) and send it again.`,
-          );
-          error.retryAfterSeconds = wait;
-          throw error;
-        }
-      }
-      if (contentLength !== undefined && contentLength > source.settings.maxBodyBytes)
-        throw tooLarge(source);
+    admit(sourceName, contentLength) {
+      const hit = sources.cached(sourceName);
+      if (!hit) return resolve(sourceName).then((source) => checkLimits(source, contentLength));
+      if (!hit.value) return unknown(sourceName);
+      checkLimits(hit.value, contentLength);
+      return undefined;
     },
 
     async receive(sourceName, request) {

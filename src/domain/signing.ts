@@ -1,11 +1,33 @@
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import {
+  createHash,
+  createHmac,
+  createSecretKey,
+  type KeyObject,
+  timingSafeEqual,
+} from "node:crypto";
+
+const keys = new Map<string, KeyObject>();
+
+/**
+ * The HMAC key of a secret (its UTF-8 bytes), imported once: importing a key costs more than
+ * signing a small body. Secrets are few (one per webhook or source).
+ */
+export function hmacKey(secret: string): KeyObject {
+  let key = keys.get(secret);
+  if (!key) {
+    key = createSecretKey(Buffer.from(secret, "utf8"));
+    if (keys.size >= 10_000) keys.clear();
+    keys.set(secret, key);
+  }
+  return key;
+}
 
 /**
  * Hex HMAC-SHA256 of `body` keyed with the secret's UTF-8 bytes: the `X-Webhook-Signature` header,
  * which the API contract's verification snippet checks.
  */
 export function signHex(secret: string, body: string | Buffer): string {
-  return createHmac("sha256", secret).update(body).digest("hex");
+  return createHmac("sha256", hmacKey(secret)).update(body).digest("hex");
 }
 
 /**
@@ -19,7 +41,7 @@ export function signStandardWebhooks(
   timestampSeconds: number,
   body: string,
 ): string {
-  const digest = createHmac("sha256", secret)
+  const digest = createHmac("sha256", hmacKey(secret))
     .update(`${messageId}.${timestampSeconds}.`)
     .update(body)
     .digest("base64");
@@ -51,8 +73,19 @@ export function signDelivery(
 }
 
 /**
- * Compares two strings in time that depends only on their lengths' digests, never on where they differ.
- * Both sides are hashed first, so unequal lengths leak nothing either.
+ * Compares two digests (signatures) in constant time. Their length is public (it is fixed by the
+ * algorithm), so unequal lengths are refused at once.
+ */
+export function digestEqual(given: string, expected: string): boolean {
+  if (given.length !== expected.length) return false;
+  const a = Buffer.from(given, "utf8");
+  const b = Buffer.from(expected, "utf8");
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Compares two secrets (such as API keys) in time that depends on neither their contents nor their
+ * lengths: both sides are hashed first.
  */
 export function constantTimeEqual(a: string, b: string): boolean {
   const da = createHash("sha256").update(a).digest();

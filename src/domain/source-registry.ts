@@ -31,6 +31,8 @@ export interface BuiltInSources {
 
 export interface SourceRegistry {
   resolve(name: string): Promise<ResolvedSource | undefined>;
+  /** The cached answer of `resolve`, when it is fresh: `{ value }`, else undefined. */
+  cached(name: string): { value: ResolvedSource | undefined } | undefined;
   /** Every source, built-in ones first. */
   list(): Promise<ResolvedSource[]>;
   /** Drops cached lookups after a change. */
@@ -80,11 +82,18 @@ export function createSourceRegistry(deps: {
     };
   }
 
+  function cached(name: string) {
+    const hit = cache.get(name);
+    return hit && clock.now() - hit.at < CACHE_MS ? { value: hit.value } : undefined;
+  }
+
   return {
+    cached,
+
     async resolve(name) {
       const now = clock.now();
-      const hit = cache.get(name);
-      if (hit && now - hit.at < CACHE_MS) return hit.value;
+      const hit = cached(name);
+      if (hit) return hit.value;
       const value = resolveStored(name, await store.getSource(name));
       if (cache.size > 10_000) cache.clear();
       cache.set(name, { at: now, value });

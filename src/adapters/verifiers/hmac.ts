@@ -15,7 +15,7 @@ import {
   type Verification,
   type Verifier,
 } from "../../domain/incoming.js";
-import { constantTimeEqual } from "../../domain/signing.js";
+import { digestEqual, hmacKey } from "../../domain/signing.js";
 import {
   DEFAULT_TOLERANCE_SECONDS,
   type DigestEncoding,
@@ -47,7 +47,7 @@ export function hmacDigest(
   parts: ReadonlyArray<string | Buffer>,
   encoding: DigestEncoding,
 ): string {
-  const hmac = createHmac(algorithm, key);
+  const hmac = createHmac(algorithm, typeof key === "string" ? hmacKey(key) : key);
   for (const part of parts) hmac.update(part);
   return hmac.digest(encoding);
 }
@@ -58,7 +58,7 @@ export function hmacDigest(
  */
 export function matchesAny(candidates: readonly string[], expected: string): boolean {
   let matched = false;
-  for (const candidate of candidates) matched = constantTimeEqual(candidate, expected) || matched;
+  for (const candidate of candidates) matched = digestEqual(candidate, expected) || matched;
   return matched;
 }
 

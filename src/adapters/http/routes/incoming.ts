@@ -40,10 +40,16 @@ export function registerIncomingRoutes(
           properties: { service: { type: "string", maxLength: 100 } },
         },
       },
-      onRequest: async (request) => {
+      onRequest: (request, _reply, done) => {
         const { service: source } = request.params as { service: string };
         const length = request.headers["content-length"];
-        await service.admit(source, length === undefined ? undefined : Number(length));
+        try {
+          const pending = service.admit(source, length === undefined ? undefined : Number(length));
+          if (pending) pending.then(() => done(), done);
+          else done();
+        } catch (error) {
+          done(error as Error);
+        }
       },
     },
     async (request) => {
