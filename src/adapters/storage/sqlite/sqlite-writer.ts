@@ -38,7 +38,8 @@ function startThread(path: string): Worker {
 export class SqliteWriter {
   private readonly worker: Worker;
   private queue: Pending[] = [];
-  private inFlight: { id: number; batch: Pending[] } | undefined;
+  /** Batches sent and not yet answered, oldest first; the thread commits them in order. */
+  private inFlight: Array<{ id: number; batch: Pending[] }> = [];
   private nextId = 1;
   private scheduled = false;
   private failure: Error | undefined;
@@ -48,6 +49,8 @@ export class SqliteWriter {
   constructor(
     path: string,
     private readonly maxBatch = 2000,
+    /** A second batch waits in the thread while the first commits, so the thread never idles. */
+    private readonly maxInFlight = 2,
   ) {
     this.worker = startThread(path);
     this.worker.on("message", (reply: WriterReply) => this.settle(reply));
@@ -60,7 +63,7 @@ export class SqliteWriter {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ op, resolve: resolve as (value: WriteResult) => void, reject });
-      if (!this.scheduled && !this.inFlight) {
+      if (!this.scheduled && this.inFlight.length < this.maxInFlight) {
         this.scheduled = true;
         // Writes made in this turn of the event loop go out together.
         setImmediate(() => {
@@ -73,7 +76,7 @@ export class SqliteWriter {
 
   /** Commits what is queued, then stops the thread. */
   async close(): Promise<void> {
-    if (this.queue.length > 0 || this.inFlight) {
+    if (this.queue.length > 0 || this.inFlight.length > 0) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
     this.worker.postMessage("close");
@@ -81,20 +84,21 @@ export class SqliteWriter {
   }
 
   private send(): void {
-    if (this.inFlight || this.queue.length === 0) {
-      if (!this.inFlight) for (const waiter of this.idleWaiters.splice(0)) waiter();
+    if (this.inFlight.length >= this.maxInFlight) return;
+    if (this.queue.length === 0) {
+      if (this.inFlight.length === 0) for (const waiter of this.idleWaiters.splice(0)) waiter();
       return;
     }
     const batch = this.queue.splice(0, this.maxBatch);
     const id = this.nextId++;
-    this.inFlight = { id, batch };
+    this.inFlight.push({ id, batch });
     this.worker.postMessage({ id, ops: batch.map((pending) => pending.op) });
   }
 
   private settle(reply: WriterReply): void {
-    const current = this.inFlight;
+    const current = this.inFlight[0];
     if (!current || current.id !== reply.id) return;
-    this.inFlight = undefined;
+    this.inFlight.shift();
     if ("failure" in reply) {
       const error = new SqliteWriteError(
         `The database could not commit: ${reply.failure}`,
@@ -113,9 +117,10 @@ export class SqliteWriter {
 
   private fail(error: Error): void {
     this.failure = new SqliteWriteError(`The SQLite writer stopped: ${error.message}`, undefined);
-    for (const pending of [...(this.inFlight?.batch ?? []), ...this.queue])
+    for (const pending of [...this.inFlight.flatMap((sent) => sent.batch), ...this.queue]) {
       pending.reject(this.failure);
-    this.inFlight = undefined;
+    }
+    this.inFlight = [];
     this.queue = [];
     for (const waiter of this.idleWaiters.splice(0)) waiter();
   }
