@@ -1,0 +1,146 @@
+/** The load generator: concurrent clients on one undici Pool per target. */
+import { createHmac } from "node:crypto";
+import { Pool } from "undici";
+import { wallClockMs } from "./shared.js";
+
+/** What a batch of triggers measured. */
+export interface TriggerRun {
+  /** When trigger n was sent (wall-clock ms), indexed by n. */
+  sentAt: Float64Array;
+  /** Time to a 200 answer of each trigger answered 200, in ms. */
+  latencies: number[];
+  /** Triggers not answered 200. */
+  failed: number;
+  firstFailure: string | undefined;
+}
+
+/** What an ingest run measured. */
+export interface IngestRun {
+  ok: number;
+  /** Time to a 200 answer, in ms. */
+  latencies: number[];
+  /** Answers other than 200, and requests that got no answer. */
+  failed: number;
+  firstFailure: string | undefined;
+  elapsedMs: number;
+}
+
+/** A request for the load generator. */
+interface Post {
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Runs `clients` loops; each sends the posts `next` returns until it returns undefined. */
+async function runClients<P extends Post>(
+  origin: string,
+  clients: number,
+  next: () => P | undefined,
+  onAnswer: (post: P, answer: number | Error, sentAt: number) => void,
+): Promise<void> {
+  const pool = new Pool(origin, { connections: clients });
+  const client = async () => {
+    for (let post = next(); post !== undefined; post = next()) {
+      const sentAt = wallClockMs();
+      try {
+        const { path, headers, body } = post;
+        const response = await pool.request({ method: "POST", path, headers, body });
+        await response.body.dump();
+        onAnswer(post, response.statusCode, sentAt);
+      } catch (error) {
+        onAnswer(post, error as Error, sentAt);
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: clients }, client));
+  } finally {
+    await pool.close();
+  }
+}
+
+function describe(answer: number | Error): string {
+  return typeof answer === "number" ? `HTTP ${answer}` : answer.message;
+}
+
+/** Fires `count` triggers of user.created carrying data.n = 0…count-1. */
+export async function fireTriggers(
+  origin: string,
+  path: string,
+  apiKey: string,
+  count: number,
+  clients: number,
+): Promise<TriggerRun> {
+  const run: TriggerRun = {
+    sentAt: new Float64Array(count),
+    latencies: [],
+    failed: 0,
+    firstFailure: undefined,
+  };
+  const headers = { authorization: `Bearer ${apiKey}`, "content-type": "application/json" };
+  let sent = 0;
+  const next = (): (Post & { n: number }) | undefined => {
+    if (sent >= count) return undefined;
+    const n = sent++;
+    const data = { n, user: { id: `user_${n}`, email: `user${n}@example.test` } };
+    return { n, path, headers, body: JSON.stringify({ event: "user.created", data }) };
+  };
+  await runClients(origin, clients, next, ({ n }, answer, sentAt) => {
+    run.sentAt[n] = sentAt;
+    if (answer === 200) run.latencies.push(wallClockMs() - sentAt);
+    else {
+      run.failed++;
+      run.firstFailure ??= describe(answer);
+    }
+  });
+  return run;
+}
+
+const PADDING = "x".repeat(2048);
+
+/** A unique JSON body of exactly `bytes` bytes. */
+function ingestBody(n: number, bytes: number): string {
+  const head = `{"id":"bench_${n}","type":"bench.ingest","padding":"`;
+  return `${head}${PADDING.slice(0, bytes - head.length - 2)}"}`;
+}
+
+/** Posts unique signed JSON bodies to `path` for `durationMs`. */
+export async function postSignedBodies(
+  origin: string,
+  path: string,
+  secret: string,
+  options: { clients: number; durationMs: number; bodyBytes: number },
+): Promise<IngestRun> {
+  const run: IngestRun = {
+    ok: 0,
+    latencies: [],
+    failed: 0,
+    firstFailure: undefined,
+    elapsedMs: 0,
+  };
+  const started = wallClockMs();
+  const deadline = started + options.durationMs;
+  let sent = 0;
+  const next = (): Post | undefined => {
+    if (wallClockMs() >= deadline) return undefined;
+    const body = ingestBody(sent++, options.bodyBytes);
+    const signature = createHmac("sha256", secret).update(body).digest("hex");
+    return {
+      path,
+      headers: { "content-type": "application/json", "x-webhook-signature": signature },
+      body,
+    };
+  };
+  await runClients(origin, options.clients, next, (_post, answer, sentAt) => {
+    if (answer === 200) {
+      run.ok++;
+      run.latencies.push(wallClockMs() - sentAt);
+    } else {
+      run.failed++;
+      run.firstFailure ??= describe(answer);
+    }
+  });
+  run.elapsedMs = wallClockMs() - started;
+  return run;
+}

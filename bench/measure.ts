@@ -1,0 +1,171 @@
+/** The two measurements, each run against Herald or its baseline. */
+import { setTimeout as sleep } from "node:timers/promises";
+import { Helper } from "./children.js";
+import { fireTriggers, type IngestRun, postSignedBodies, type TriggerRun } from "./load.js";
+import type { ReceiverReport } from "./shared.js";
+import { type Percentiles, percentiles } from "./stats.js";
+import {
+  API_KEY,
+  type DeliveryTarget,
+  type HeraldLaunch,
+  INCOMING_SECRET,
+  INGEST_PATH,
+  startBaselineDispatcher,
+  startHerald,
+  startHeraldWithWebhooks,
+  startSink,
+  type Target,
+  TRIGGER_PATH,
+} from "./targets.js";
+
+export const WEBHOOKS = 10;
+export const TRIGGERS = 2_000;
+export const CLIENTS = 32;
+/** Herald's default HERALD_DELIVERY_CONCURRENCY, used as the baseline's connections. */
+const BASELINE_CONNECTIONS = 64;
+export const INGEST_DURATION_MS = 5_000;
+export const INGEST_BODY_BYTES = 1024;
+/** Waiting for deliveries ends when none arrived for this long, or after the time limit. */
+const DELIVERY_IDLE_LIMIT_MS = 15_000;
+const DELIVERY_TIME_LIMIT_MS = 180_000;
+
+export type System = "herald" | "baseline";
+export type ReceiverMode = "process" | "thread";
+
+export interface MeasureOptions {
+  receiver: ReceiverMode;
+  herald: HeraldLaunch;
+}
+
+export interface DeliveryResult {
+  deliveriesPerSecond: number;
+  trigger: Percentiles;
+  endToEnd: Percentiles;
+  missing: number;
+  duplicates: number;
+  badSignatures: number;
+  /** CPU time of the dispatcher's process (Herald or the baseline) per delivery received, in µs. */
+  cpuPerDeliveryUs: number;
+  /** Share of the delivery time the receiver's event loop was busy: near 1, it was the bound. */
+  receiverBusy: number;
+}
+
+export interface IngestResult {
+  requestsPerSecond: number;
+  latency: Percentiles;
+  non200: number;
+  /** CPU time of the server's process per request answered 200, in µs. */
+  cpuPerRequestUs: number;
+}
+
+/** CPU µs per unit of work between two readings of a process's CPU ms; NaN when unknown. */
+function cpuPerUnitUs(before: number | undefined, after: number | undefined, units: number) {
+  if (before === undefined || after === undefined || units === 0) return Number.NaN;
+  return ((after - before) * 1000) / units;
+}
+
+/** Waits until the receiver has `expected` unique deliveries or none arrived for a while. */
+async function awaitDeliveries(receiver: Helper, expected: number): Promise<void> {
+  const deadline = Date.now() + DELIVERY_TIME_LIMIT_MS;
+  let seen = -1;
+  let lastProgress = Date.now();
+  while (Date.now() < deadline) {
+    const { unique } = await receiver.request({ type: "progress" }, "progress");
+    if (unique >= expected) return;
+    if (unique !== seen) {
+      seen = unique;
+      lastProgress = Date.now();
+    } else if (Date.now() - lastProgress > DELIVERY_IDLE_LIMIT_MS) return;
+    await sleep(50);
+  }
+}
+
+function summarizeDelivery(
+  triggers: TriggerRun,
+  report: ReceiverReport,
+  paths: ReadonlySet<string>,
+  cpuMs: [number | undefined, number | undefined],
+): DeliveryResult {
+  const endToEnd: number[] = [];
+  let lastArrival = Number.NEGATIVE_INFINITY;
+  for (const [path, n, arrivedAt] of report.arrivals) {
+    const sentAt = triggers.sentAt[n];
+    if (!paths.has(path) || sentAt === undefined) continue;
+    endToEnd.push(arrivedAt - sentAt);
+    lastArrival = Math.max(lastArrival, arrivedAt);
+  }
+  const firstSent = triggers.sentAt.reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
+  const seconds = (lastArrival - firstSent) / 1000;
+  return {
+    deliveriesPerSecond: endToEnd.length > 0 ? endToEnd.length / seconds : 0,
+    trigger: percentiles(triggers.latencies),
+    endToEnd: percentiles(endToEnd),
+    missing: paths.size * triggers.sentAt.length - endToEnd.length,
+    duplicates: report.duplicates,
+    badSignatures: report.badSignatures,
+    cpuPerDeliveryUs: cpuPerUnitUs(...cpuMs, endToEnd.length),
+    receiverBusy: report.busyShare,
+  };
+}
+
+function warnAboutFailures(what: string, run: TriggerRun | IngestRun, malformed = 0): void {
+  if (run.failed > 0) {
+    console.warn(`  ${what}: ${run.failed} requests failed, first: ${run.firstFailure}`);
+  }
+  if (malformed > 0) console.warn(`  ${what}: ${malformed} deliveries had no numeric data.n`);
+}
+
+export async function measureDelivery(
+  system: System,
+  options: MeasureOptions,
+): Promise<DeliveryResult> {
+  const receiver = await Helper.start("./receiver.ts", options.receiver);
+  try {
+    const urls = Array.from({ length: WEBHOOKS }, (_, i) => `${receiver.url}/hook/${i}`);
+    const target: DeliveryTarget =
+      system === "herald"
+        ? await startHeraldWithWebhooks(urls, options.herald)
+        : await startBaselineDispatcher(urls, BASELINE_CONNECTIONS);
+    try {
+      await receiver.helper.request({ type: "configure", secrets: target.secrets }, "configured");
+      const cpuBefore = target.cpuMs();
+      const triggers = await fireTriggers(target.origin, TRIGGER_PATH, API_KEY, TRIGGERS, CLIENTS);
+      await awaitDeliveries(receiver.helper, TRIGGERS * WEBHOOKS);
+      const cpuAfter = target.cpuMs();
+      const { report } = await receiver.helper.request({ type: "report" }, "report");
+      warnAboutFailures(`delivery ${system}`, triggers, report.malformed);
+      const paths = new Set(Object.keys(target.secrets));
+      return summarizeDelivery(triggers, report, paths, [cpuBefore, cpuAfter]);
+    } finally {
+      await target.stop();
+    }
+  } finally {
+    await receiver.helper.stop();
+  }
+}
+
+export async function measureIngest(
+  system: System,
+  options: MeasureOptions,
+): Promise<IngestResult> {
+  const target: Target =
+    system === "herald" ? await startHerald(options.herald) : await startSink();
+  try {
+    const cpuBefore = target.cpuMs();
+    const run = await postSignedBodies(target.origin, INGEST_PATH, INCOMING_SECRET, {
+      clients: CLIENTS,
+      durationMs: INGEST_DURATION_MS,
+      bodyBytes: INGEST_BODY_BYTES,
+    });
+    const cpuPerRequestUs = cpuPerUnitUs(cpuBefore, target.cpuMs(), run.ok);
+    warnAboutFailures(`ingest ${system}`, run);
+    return {
+      requestsPerSecond: run.ok / (run.elapsedMs / 1000),
+      latency: percentiles(run.latencies),
+      non200: run.failed,
+      cpuPerRequestUs,
+    };
+  } finally {
+    await target.stop();
+  }
+}

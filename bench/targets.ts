@@ -1,0 +1,164 @@
+/** The systems under test: Herald as a child process, and the two baselines. */
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { request } from "undici";
+import {
+  freePort,
+  Helper,
+  makeTempDir,
+  removeTempDir,
+  spawnNode,
+  waitForHttp,
+} from "./children.js";
+import type { DispatcherSettings } from "./dispatcher.js";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const TRIGGER_PATH = "/api/webhooks/trigger";
+export const INGEST_PATH = "/api/incoming-webhooks/custom";
+export const API_KEY = `bench_${randomBytes(16).toString("hex")}`;
+export const INCOMING_SECRET = `whsec_${randomBytes(16).toString("hex")}`;
+
+/** A running system under test. */
+export interface Target {
+  origin: string;
+  /** CPU time its process has used, in ms; undefined where it cannot be read. */
+  cpuMs(): number | undefined;
+  stop(): Promise<void>;
+}
+
+/** A running dispatcher (Herald or the baseline) and the signing secret of each receiver path. */
+export interface DeliveryTarget extends Target {
+  secrets: Record<string, string>;
+}
+
+/** The bench's environment without Herald settings, so only the ones set here apply. */
+function environmentWithoutHeraldSettings(): NodeJS.ProcessEnv {
+  const kept = Object.entries(process.env).filter(
+    ([name]) => !/^(HERALD_|DATABASE_URL$|PORT$|HOST$|LOG_LEVEL$)/.test(name),
+  );
+  return Object.fromEntries(kept);
+}
+
+/** How Herald is started beyond the bench's own settings. */
+export interface HeraldLaunch {
+  /** Writes a CPU profile of each Herald process into this dir. */
+  profileDir: string | undefined;
+  /** Extra settings, applied last. */
+  env: Record<string, string>;
+  /** `postgres`: each Herald gets a fresh schema on the PostgreSQL server at HERALD_TEST_PG_URL. */
+  store: "sqlite" | "postgres";
+}
+
+const PG_URL = process.env.HERALD_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+/** A fresh PostgreSQL schema for one Herald, and how to drop it. */
+async function freshSchema(): Promise<{ url: string; drop(): Promise<void> }> {
+  const schema = `herald_bench_${randomBytes(6).toString("hex")}`;
+  const run = async (sql: string) => {
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await run(`CREATE SCHEMA ${schema}`);
+  const url = new URL(PG_URL);
+  url.searchParams.set("options", `-c search_path=${schema}`);
+  return { url: url.toString(), drop: () => run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`) };
+}
+
+/** Starts `node dist/main.js` on a free port with a fresh data dir. */
+export async function startHerald(launch: HeraldLaunch): Promise<Target> {
+  const port = await freePort();
+  const dataDir = makeTempDir("herald-bench-");
+  const { profileDir } = launch;
+  const database = launch.store === "postgres" ? await freshSchema() : undefined;
+  const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const herald = spawnNode([...nodeArgs, "dist/main.js"], ROOT, {
+    ...environmentWithoutHeraldSettings(),
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    HERALD_DATA_DIR: dataDir,
+    HERALD_API_KEY: API_KEY,
+    HERALD_ALLOW_PRIVATE_TARGETS: "true",
+    HERALD_INCOMING_SECRET_CUSTOM: INCOMING_SECRET,
+    LOG_LEVEL: "warn",
+    ...(database ? { DATABASE_URL: database.url } : {}),
+    ...launch.env,
+  });
+  const origin = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    const code = await herald.stop(20_000);
+    removeTempDir(dataDir);
+    await database?.drop();
+    if (code !== 0) {
+      console.warn(`Herald exited with code ${code}; its last output:\n${herald.outputTail()}`);
+    }
+  };
+  try {
+    await waitForHttp(`${origin}/healthz`, 15_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { origin, cpuMs: () => herald.cpuMs(), stop };
+}
+
+async function registerWebhook(origin: string, name: string, url: string): Promise<string> {
+  const response = await request(`${origin}/api/webhooks`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({ name, url, events: ["user.created"] }),
+  });
+  const text = await response.body.text();
+  if (response.statusCode !== 201) {
+    throw new Error(`registering ${url} answered ${response.statusCode}: ${text}`);
+  }
+  return (JSON.parse(text) as { webhook: { secret: string } }).webhook.secret;
+}
+
+/** Starts Herald and registers one user.created webhook per URL of `urls`. */
+export async function startHeraldWithWebhooks(
+  urls: string[],
+  launch: HeraldLaunch,
+): Promise<DeliveryTarget> {
+  const herald = await startHerald(launch);
+  try {
+    const secrets: Record<string, string> = {};
+    for (const [i, url] of urls.entries()) {
+      secrets[new URL(url).pathname] = await registerWebhook(herald.origin, `bench-${i}`, url);
+    }
+    return { ...herald, secrets };
+  } catch (error) {
+    await herald.stop();
+    throw error;
+  }
+}
+
+/** Starts the naive dispatcher baseline, sending to `urls` with `connections` per origin. */
+export async function startBaselineDispatcher(
+  urls: string[],
+  connections: number,
+): Promise<DeliveryTarget> {
+  const targets = urls.map((url) => ({ url, secret: randomBytes(24).toString("base64url") }));
+  const settings: DispatcherSettings = {
+    apiKey: API_KEY,
+    triggerPath: TRIGGER_PATH,
+    connections,
+    targets,
+  };
+  const { helper, url } = await Helper.start("./dispatcher.ts", "process", [
+    JSON.stringify(settings),
+  ]);
+  const secrets = Object.fromEntries(targets.map((t) => [new URL(t.url).pathname, t.secret]));
+  return { origin: url, secrets, cpuMs: () => helper.cpuMs(), stop: () => helper.stop() };
+}
+
+/** Starts the bare node:http server that only answers 200. */
+export async function startSink(): Promise<Target> {
+  const { helper, url } = await Helper.start("./sink.ts", "process");
+  return { origin: url, cpuMs: () => helper.cpuMs(), stop: () => helper.stop() };
+}
