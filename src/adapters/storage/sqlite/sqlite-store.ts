@@ -9,12 +9,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import type {
-  ClaimedDelivery,
-  DeliveryDetail,
-  DeliveryPage,
-  DeliveryUpdate,
-} from "../../../domain/deliveries.js";
+import type { DeliveryDetail, DeliveryPage, DeliveryUpdate } from "../../../domain/deliveries.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
 import type { PendingEvent, Store } from "../../../domain/ports.js";
 import type { Webhook } from "../../../domain/webhooks.js";
@@ -83,14 +78,20 @@ export function openSqliteStore(path: string): Store {
     getWebhook: db.prepare<[string], WebhookRow>("SELECT * FROM webhooks WHERE id = ?"),
     listWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks ORDER BY created_at, id"),
     activeWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks WHERE active = 1"),
-    due: db.prepare<[number, number], ClaimRow>(
+    // Due ids only: the rows already leased are skipped here, before their bodies are read.
+    dueIds: db.prepare<[number, number], { id: string }>(
+      `SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+       WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.active = 1
+       ORDER BY d.next_attempt_at
+       LIMIT ?`,
+    ),
+    claimRows: db.prepare<[string], ClaimRow>(
       `SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.attempts, d.created_at, w.url, w.secret, e.body
        FROM deliveries d
        JOIN webhooks w ON w.id = d.webhook_id
        JOIN events e ON e.id = d.event_id
-       WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.active = 1
-       ORDER BY d.next_attempt_at
-       LIMIT ?`,
+       WHERE d.id IN (SELECT value FROM json_each(?))
+       ORDER BY d.next_attempt_at`,
     ),
     nextDue: db.prepare<[], { at: number | null }>(
       `SELECT MIN(d.next_attempt_at) AS at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
@@ -174,14 +175,16 @@ export function openSqliteStore(path: string): Store {
       }),
 
     async claimDueDeliveries({ now, limit, workerId, leaseUntil }) {
-      const claimed: ClaimedDelivery[] = [];
-      for (const row of q.due.all(now, limit + leases.size)) {
-        const held = leases.get(row.id);
+      const ids: string[] = [];
+      for (const { id } of q.dueIds.all(now, limit + leases.size)) {
+        const held = leases.get(id);
         if (held !== undefined && held.until > now) continue;
-        leases.set(row.id, { workerId, until: leaseUntil });
-        claimed.push(toClaimedDelivery(row));
-        if (claimed.length >= limit) break;
+        ids.push(id);
+        if (ids.length >= limit) break;
       }
+      if (ids.length === 0) return [];
+      const claimed = q.claimRows.all(JSON.stringify(ids)).map(toClaimedDelivery);
+      for (const delivery of claimed) leases.set(delivery.id, { workerId, until: leaseUntil });
       return claimed;
     },
 
