@@ -83,6 +83,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   let sweepTimer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
   let inFlight = 0;
+  /** Claimed deliveries waiting for a free slot, with the end of their lease. */
+  const ready: Array<{ delivery: ClaimedDelivery; leaseUntil: number }> = [];
   let recording = 0;
   let drained: (() => void) | undefined;
 
@@ -149,38 +151,15 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     }
   }
 
-  async function pump(): Promise<void> {
-    if (!running) return;
-    if (claiming) {
-      pumpMissed = true;
-      return;
-    }
-    const free = concurrency - inFlight;
-    if (free <= 0) return;
-    // While attempts are in flight, wait for a quarter of the slots to free up and claim them in
-    // one query: claims cost a database round trip each.
-    if (inFlight > 0 && free < Math.min(batchSize, Math.ceil(concurrency / 4))) return;
-    claiming = true;
-    let claimed: ClaimedDelivery[] = [];
-    try {
-      const now = clock.now();
-      claimed = await store.claimDueDeliveries({
-        now,
-        limit: Math.min(free, batchSize),
-        workerId,
-        leaseUntil: now + leaseMs,
-      });
-    } catch (error) {
-      logger.error(
-        { err: error },
-        "Could not read due deliveries from the database; trying again in 1 s.",
-      );
-      claiming = false;
-      sleep(1000);
-      return;
-    }
-    claiming = false;
-    for (const delivery of claimed) {
+  /** Starts attempts from the claimed queue while slots are free. */
+  function dispatch(): void {
+    while (running && inFlight < concurrency && ready.length > 0) {
+      const { delivery, leaseUntil } = ready.shift() as {
+        delivery: ClaimedDelivery;
+        leaseUntil: number;
+      };
+      // Too close to the end of its lease to finish in time: leave it to be claimed again.
+      if (clock.now() + timeoutMs > leaseUntil) continue;
       inFlight++;
       // The slot is free once the receiver has answered; recording goes on beside the next sends.
       void attempt(delivery).then(
@@ -199,8 +178,40 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         },
       );
     }
+  }
+
+  async function pump(): Promise<void> {
     if (!running) return;
-    if (pumpMissed || claimed.length === Math.min(free, batchSize)) {
+    dispatch();
+    if (claiming) {
+      pumpMissed = true;
+      return;
+    }
+    // Claims run ahead of the sends by up to one batch, so a slot that frees up starts its next
+    // attempt at once instead of waiting for a database round trip.
+    const room = concurrency + batchSize - inFlight - ready.length;
+    if (ready.length >= batchSize || room < Math.min(batchSize, Math.ceil(concurrency / 4))) return;
+    const limit = Math.min(room, batchSize);
+    claiming = true;
+    let claimed: ClaimedDelivery[] = [];
+    const now = clock.now();
+    const leaseUntil = now + leaseMs;
+    try {
+      claimed = await store.claimDueDeliveries({ now, limit, workerId, leaseUntil });
+    } catch (error) {
+      logger.error(
+        { err: error },
+        "Could not read due deliveries from the database; trying again in 1 s.",
+      );
+      claiming = false;
+      sleep(1000);
+      return;
+    }
+    claiming = false;
+    for (const delivery of claimed) ready.push({ delivery, leaseUntil });
+    dispatch();
+    if (!running) return;
+    if (pumpMissed || claimed.length === limit) {
       pumpMissed = false;
       schedulePump();
       return;
@@ -254,6 +265,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
 
     async stop(graceMs) {
       running = false;
+      // Claimed but never started: their leases run out and they are claimed again.
+      ready.length = 0;
       unsubscribe?.();
       if (sleepTimer) clearTimeout(sleepTimer);
       if (sweepTimer) clearInterval(sweepTimer);
