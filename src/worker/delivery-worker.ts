@@ -190,7 +190,12 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     // Claims run ahead of the sends by up to one batch, so a slot that frees up starts its next
     // attempt at once instead of waiting for a database round trip.
     const room = concurrency + batchSize - inFlight - ready.length;
-    if (ready.length >= batchSize || room < Math.min(batchSize, Math.ceil(concurrency / 4))) return;
+    // Claim in large batches: each claim is a query that passes over the rows already held.
+    const worthClaiming = Math.min(
+      Math.ceil(batchSize / 2),
+      Math.ceil((concurrency + batchSize) / 4),
+    );
+    if (ready.length >= batchSize / 2 || room < worthClaiming) return;
     const limit = Math.min(room, batchSize);
     claiming = true;
     let claimed: ClaimedDelivery[] = [];

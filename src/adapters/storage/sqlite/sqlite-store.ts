@@ -78,10 +78,11 @@ export function openSqliteStore(path: string): Store {
     getWebhook: db.prepare<[string], WebhookRow>("SELECT * FROM webhooks WHERE id = ?"),
     listWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks ORDER BY created_at, id"),
     activeWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks WHERE active = 1"),
-    // Due ids only: the rows already leased are skipped here, before their bodies are read.
-    dueIds: db.prepare<[number, number], { id: string }>(
+    // Leased rows are skipped inside the query, before anything is read out of them.
+    dueIds: db.prepare<[number, string, number], { id: string }>(
       `SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
        WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.active = 1
+         AND d.id NOT IN (SELECT value FROM json_each(?))
        ORDER BY d.next_attempt_at
        LIMIT ?`,
     ),
@@ -175,13 +176,9 @@ export function openSqliteStore(path: string): Store {
       }),
 
     async claimDueDeliveries({ now, limit, workerId, leaseUntil }) {
-      const ids: string[] = [];
-      for (const { id } of q.dueIds.all(now, limit + leases.size)) {
-        const held = leases.get(id);
-        if (held !== undefined && held.until > now) continue;
-        ids.push(id);
-        if (ids.length >= limit) break;
-      }
+      const held: string[] = [];
+      for (const [id, lease] of leases) if (lease.until > now) held.push(id);
+      const ids = q.dueIds.all(now, JSON.stringify(held), limit).map((row) => row.id);
       if (ids.length === 0) return [];
       const claimed = q.claimRows.all(JSON.stringify(ids)).map(toClaimedDelivery);
       for (const delivery of claimed) leases.set(delivery.id, { workerId, until: leaseUntil });
