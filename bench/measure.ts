@@ -144,6 +144,9 @@ export async function measureDelivery(
   }
 }
 
+/** Load sent before the ingest measurement and not counted. */
+const INGEST_WARMUP_MS = 1500;
+
 export async function measureIngest(
   system: System,
   options: MeasureOptions,
@@ -151,6 +154,12 @@ export async function measureIngest(
   const target: Target =
     system === "herald" ? await startHerald(options.herald) : await startSink();
   try {
+    // Both systems get the same warm-up, so the figures are of steady state, not of the JIT starting.
+    await postSignedBodies(target.origin, INGEST_PATH, INCOMING_SECRET, {
+      clients: CLIENTS,
+      durationMs: INGEST_WARMUP_MS,
+      bodyBytes: INGEST_BODY_BYTES,
+    });
     const cpuBefore = target.cpuMs();
     const run = await postSignedBodies(target.origin, INGEST_PATH, INCOMING_SECRET, {
       clients: CLIENTS,

@@ -73,7 +73,6 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   );
   CREATE UNIQUE INDEX incoming_dedupe ON incoming_events (service, dedupe_key)
     WHERE dedupe_key IS NOT NULL;
-  CREATE INDEX incoming_by_time ON incoming_events (received_at);
   `,
   `
   CREATE TABLE sources (
@@ -91,7 +90,6 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE incoming_events ADD COLUMN outgoing_event_id text;  -- the event it was routed to
   ALTER TABLE incoming_events ADD COLUMN route_error text;        -- why routing failed
   CREATE INDEX incoming_by_service ON incoming_events (service, seq);
-  CREATE INDEX incoming_by_status ON incoming_events (status, seq);
   `,
 ];
 
