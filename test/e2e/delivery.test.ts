@@ -5,7 +5,7 @@ import { createHmac } from "node:crypto";
 import { test } from "node:test";
 import { Webhook } from "standardwebhooks";
 import { type RunningHerald, startHerald, waitFor } from "../support/herald.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { type Receiver, type startReceiver, withReceiver } from "../support/receiver.js";
 
 const FAST_RETRIES = { HERALD_RETRY_SCHEDULE: "200ms,200ms" };
 
@@ -56,19 +56,7 @@ async function setup(
   env: Record<string, string>,
   respond?: Parameters<typeof startReceiver>[0],
 ): Promise<{ herald: RunningHerald; receiver: Receiver }> {
-  const receiver = await startReceiver(respond);
-  let herald: RunningHerald;
-  try {
-    herald = await startHerald(env);
-  } catch (error) {
-    await receiver.close();
-    throw error;
-  }
-  t.after(async () => {
-    await receiver.close();
-    await herald.stop();
-  });
-  return { herald, receiver };
+  return withReceiver(t, () => startHerald(env), respond);
 }
 
 test("a delivery carries the JSON body, the event headers and signatures that verify with the webhook secret", async (t) => {

@@ -7,7 +7,7 @@ import { sign as githubSign } from "@octokit/webhooks-methods";
 import { Webhook } from "standardwebhooks";
 import Stripe from "stripe";
 import { type RunningHerald, startHerald, TEST_API_KEY, waitFor } from "../support/herald.js";
-import { type Receiver, startReceiver } from "../support/receiver.js";
+import { type Receiver, withReceiver } from "../support/receiver.js";
 
 const XANO_SECRET = "xano-gateway-secret-0123456789";
 const ENV = {
@@ -26,19 +26,7 @@ const digest = (algorithm: string, secret: string, content: string, encoding: "h
 
 /** Starts Herald (and a receiver) for one test and stops both when it ends. */
 async function setup(t: TestContext): Promise<{ herald: RunningHerald; receiver: Receiver }> {
-  const receiver = await startReceiver();
-  let herald: RunningHerald;
-  try {
-    herald = await startHerald(ENV);
-  } catch (error) {
-    await receiver.close();
-    throw error;
-  }
-  t.after(async () => {
-    await receiver.close();
-    await herald.stop();
-  });
-  return { herald, receiver };
+  return withReceiver(t, () => startHerald(ENV));
 }
 
 /** Posts `body` as-is to `/api/incoming-webhooks/<source>`; `chunked` sends no Content-Length. */

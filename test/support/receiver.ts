@@ -58,3 +58,24 @@ export async function startReceiver(
       }),
   };
 }
+
+/** Starts a receiver and then `start()` (a Herald), and closes both when the test ends. */
+export async function withReceiver<H extends { stop(): Promise<void> }>(
+  t: { after(fn: () => Promise<void>): void },
+  start: () => Promise<H>,
+  respond?: Parameters<typeof startReceiver>[0],
+): Promise<{ herald: H; receiver: Receiver }> {
+  const receiver = await startReceiver(respond);
+  let herald: H;
+  try {
+    herald = await start();
+  } catch (error) {
+    await receiver.close();
+    throw error;
+  }
+  t.after(async () => {
+    await receiver.close();
+    await herald.stop();
+  });
+  return { herald, receiver };
+}
