@@ -89,13 +89,14 @@ export function parseRetryAfter(value: string | undefined, nowMs: number): numbe
 const UNIT_MS: Record<string, number> = { ms: 1, s: SECOND, m: MINUTE, h: HOUR, d: 24 * HOUR };
 
 /**
- * Reads a duration such as `500ms`, `5s`, `5m`, `2h` or `1d`; a bare number counts as seconds.
+ * Reads a duration such as `500ms`, `5s`, `5m`, `2h` or `1d`. A bare number is read as seconds
+ * below 1000 and as milliseconds from 1000 up (`15` and `15000` both mean 15 s).
  * Returns undefined when the text is not a duration.
  */
 export function parseDuration(text: string): number | undefined {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(text);
   if (!match) return undefined;
-  const unit = (match[2] ?? "s").toLowerCase();
+  const unit = (match[2] ?? (Number(match[1]) >= 1000 ? "ms" : "s")).toLowerCase();
   const ms = Number(match[1]) * (UNIT_MS[unit] as number);
   return Number.isFinite(ms) ? Math.round(ms) : undefined;
 }

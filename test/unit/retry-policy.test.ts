@@ -109,13 +109,15 @@ describe("parsing", () => {
     assert.equal(parseRetryAfter(undefined, now), undefined);
   });
 
-  test("durations take ms, s, m, h and d, and bare numbers are seconds", () => {
+  test("durations take ms, s, m, h and d; bare numbers are seconds below 1000, milliseconds above", () => {
     assert.equal(parseDuration("250ms"), 250);
     assert.equal(parseDuration("15s"), 15_000);
     assert.equal(parseDuration("5m"), 300_000);
     assert.equal(parseDuration("2h"), 7_200_000);
     assert.equal(parseDuration("1d"), 86_400_000);
     assert.equal(parseDuration("3"), 3000);
+    assert.equal(parseDuration("15000"), 15_000);
+    assert.equal(parseDuration("2000"), 2000);
     assert.equal(parseDuration("fast"), undefined);
     assert.equal(parseDuration("-5s"), undefined);
   });
