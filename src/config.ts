@@ -132,12 +132,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const apiKey = text("HERALD_API_KEY");
-  if (apiKey !== undefined && apiKey.length < 16) {
-    problems.push(
-      "HERALD_API_KEY is too short: use at least 16 characters (32 random characters or more is better).",
-    );
-  }
-
   const incomingSecrets: Partial<Record<IncomingServiceName, string>> = {};
   for (const service of INCOMING_SERVICES) {
     const secret = text(`HERALD_INCOMING_SECRET_${service.toUpperCase()}`);

@@ -58,7 +58,15 @@ export interface Herald {
 
 /** Returns the configured key, or the one kept in the data directory, generating it on first start. */
 function resolveApiKey(config: Config, logger: PinoLogger): string {
-  if (config.apiKey) return config.apiKey;
+  if (config.apiKey) {
+    if (config.apiKey.length < 16) {
+      logger.warn(
+        {},
+        "HERALD_API_KEY is shorter than 16 characters, which is easy to guess. Use 32 random characters or more, for example from: openssl rand -hex 24",
+      );
+    }
+    return config.apiKey;
+  }
   const path = join(config.dataDir, "api-key");
   if (existsSync(path)) {
     const saved = readFileSync(path, "utf8").trim();
