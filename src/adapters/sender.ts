@@ -71,11 +71,12 @@ async function readLimited(body: AsyncIterable<Buffer>): Promise<string> {
     }
     if (seen > DRAIN_LIMIT) break;
   }
-  // NUL cannot be stored as text in every database.
-  return Buffer.concat(chunks)
-    .subarray(0, RESPONSE_BODY_LIMIT)
-    .toString("utf8")
-    .replaceAll("\u0000", "");
+  return cleanText(Buffer.concat(chunks).subarray(0, RESPONSE_BODY_LIMIT).toString("utf8"));
+}
+
+/** NUL cannot be stored as text in every database. */
+function cleanText(text: string): string {
+  return text.includes("\u0000") ? text.replaceAll("\u0000", "") : text;
 }
 
 interface Target {
@@ -137,7 +138,12 @@ export function createHttpSender(options: SenderOptions): Sender {
           },
           body: delivery.body,
         });
-        const body = await readLimited(response.body);
+        const length = Number(response.headers["content-length"]);
+        // A small body of announced length is read in one go; anything else chunk by chunk, capped.
+        const body =
+          length >= 0 && length <= RESPONSE_BODY_LIMIT
+            ? cleanText(await response.body.text())
+            : await readLimited(response.body);
         const headers: Record<string, string> = {};
         for (const name of KEPT_HEADERS) {
           const value = response.headers[name];
