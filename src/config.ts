@@ -9,6 +9,7 @@ import {
   parseRetrySchedule,
   type RetrySchedule,
 } from "./domain/retry-policy.js";
+import { BUILT_IN_SOURCES } from "./domain/sources.js";
 
 /** Where Herald keeps its data. */
 export type DatabaseConfig =
@@ -20,7 +21,7 @@ export const ROLES = ["all", "api", "worker"] as const;
 export type Role = (typeof ROLES)[number];
 
 /** The built-in incoming sources and the setting that holds each one's secret. */
-export const INCOMING_SERVICES = ["xano", "stripe", "custom"] as const;
+export const INCOMING_SERVICES = BUILT_IN_SOURCES;
 export type IncomingServiceName = (typeof INCOMING_SERVICES)[number];
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;

@@ -31,15 +31,6 @@ export interface Verifier {
   verify(request: IncomingRequest, nowMs: number, toleranceSeconds?: number): Verification;
 }
 
-/** A place that sends Herald webhooks: the built-in `xano`, `stripe` and `custom`. */
-export interface IncomingSource {
-  name: string;
-  /** Undefined when no secret is configured: the source then refuses everything. */
-  verifier: Verifier | undefined;
-  /** The setting that holds this source's secret, named in the refusal when it is missing. */
-  secretSetting: string;
-}
-
 /** The body formats incoming webhooks may use. */
 export type BodyKind = "json" | "form" | "xml" | "text";
 

@@ -7,7 +7,13 @@
 import type { Clock } from "./clock.js";
 import type { Verifier } from "./incoming.js";
 import type { Store } from "./ports.js";
-import { defaultSettings, isBuiltInSource, type Source, type SourceSettings } from "./sources.js";
+import {
+  BUILT_IN_SOURCES,
+  defaultSettings,
+  isBuiltInSource,
+  type Source,
+  type SourceSettings,
+} from "./sources.js";
 import type { VerifierSpec } from "./verifier-specs.js";
 
 /** A source ready to receive. */
@@ -103,7 +109,7 @@ export function createSourceRegistry(deps: {
     async list() {
       const stored = await store.listSources();
       const byName = new Map(stored.map((source) => [source.name, source]));
-      const builtIn = ["xano", "stripe", "custom"].map(
+      const builtIn = BUILT_IN_SOURCES.map(
         (name) => resolveStored(name, byName.get(name)) as ResolvedSource,
       );
       const others = stored

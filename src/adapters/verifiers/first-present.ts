@@ -4,6 +4,7 @@
  * the last scheme's "missing" answer is given.
  */
 import { headerValue, type Verifier } from "../../domain/incoming.js";
+import { displayHeader } from "./hmac.js";
 
 /** Pairs of (header that selects the scheme, verifier of that scheme), tried in order. */
 export function createFirstPresentVerifier(
@@ -23,11 +24,4 @@ export function createFirstPresentVerifier(
       };
     },
   };
-}
-
-function displayHeader(name: string): string {
-  return name
-    .split("-")
-    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
-    .join("-");
 }
