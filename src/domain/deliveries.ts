@@ -24,6 +24,25 @@ export interface ClaimedDelivery {
   createdAt: number;
 }
 
+/** A delivery just created for `webhook`, as a worker holds it before its first attempt. */
+export function freshDelivery(
+  id: string,
+  webhook: { id: string; url: string; secret: string },
+  event: OutgoingEvent,
+): ClaimedDelivery {
+  return {
+    id,
+    webhookId: webhook.id,
+    eventId: event.id,
+    eventType: event.type,
+    url: webhook.url,
+    secret: webhook.secret,
+    body: event.body,
+    attempts: 0,
+    createdAt: event.createdAt,
+  };
+}
+
 /** What came back from the receiver, or why nothing did. */
 export interface AttemptResponse {
   status: number;

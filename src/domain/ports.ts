@@ -32,6 +32,19 @@ export interface IncomingQuery {
   cursor?: string;
 }
 
+/**
+ * A delivery worker in this process that takes the deliveries this process commits, leased to it
+ * before they are visible to anyone else: they need no claim query, and a trigger reaches its
+ * receivers without a database round trip. What it does not take is claimed as usual.
+ */
+export interface LocalDeliveryTaker {
+  readonly workerId: string;
+  /** The lease end for `count` more deliveries, or undefined when it has no room for them now. */
+  reserve(count: number): number | undefined;
+  /** Takes committed deliveries, leased to it until `leaseUntil`. */
+  take(deliveries: ClaimedDelivery[], leaseUntil: number): void;
+}
+
 /** Where Herald keeps everything. Every write is durable when its promise resolves. */
 export interface Store {
   insertWebhook(webhook: Webhook): Promise<void>;
@@ -66,6 +79,10 @@ export interface Store {
    * longer holds the lease, the attempt is kept in the history but the delivery is left alone.
    */
   recordAttempt(update: DeliveryUpdate, workerId: string): Promise<void>;
+  /** Hands the deliveries this process commits to `taker` from now on; undefined stops it. */
+  setLocalTaker(taker: LocalDeliveryTaker | undefined): void;
+  /** Gives back leases `workerId` holds on deliveries it will not send (it is stopping). */
+  releaseLeases(ids: readonly string[], workerId: string): Promise<void>;
   /** Frees leases that ran out at `now` (their worker died); resolves with how many. */
   releaseExpiredLeases(now: number): Promise<number>;
   /** When the earliest pending delivery can next be claimed, if any is pending. */

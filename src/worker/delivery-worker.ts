@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Clock } from "../domain/clock.js";
 import type { AttemptResult, ClaimedDelivery, DeliveryUpdate } from "../domain/deliveries.js";
-import type { Logger, Sender, Store, WakeSignal } from "../domain/ports.js";
+import type { LocalDeliveryTaker, Logger, Sender, Store, WakeSignal } from "../domain/ports.js";
 import {
   type AttemptOutcome,
   decideOutcome,
@@ -36,6 +36,11 @@ export interface DeliveryWorkerOptions {
   pollIntervalMs?: number;
   /** Most deliveries claimed in one query. */
   batchSize?: number;
+  /**
+   * Most deliveries held at once (waiting or in flight) when taking those this process commits;
+   * beyond it, new deliveries wait in the database to be claimed.
+   */
+  holdLimit?: number;
   random?: () => number;
   observer?: DeliveryObserver;
 }
@@ -69,6 +74,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   const { store, sender, clock, wake, logger, schedule, concurrency, timeoutMs } = options;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const batchSize = options.batchSize ?? 100;
+  const holdLimit = options.holdLimit ?? Math.max(concurrency * 16, batchSize);
   const random = options.random ?? Math.random;
   // Host and process id let an operator see which process holds a lease.
   const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -248,6 +254,34 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     );
   }
 
+  /** Takes the deliveries this process commits, so they go out without a claim query. */
+  const taker: LocalDeliveryTaker = {
+    workerId,
+    reserve(count) {
+      if (!running || inFlight + ready.length + count > holdLimit) return undefined;
+      return clock.now() + leaseMs;
+    },
+    take(deliveries, leaseUntil) {
+      if (!running) {
+        giveBack(deliveries.map((delivery) => delivery.id));
+        return;
+      }
+      for (const delivery of deliveries) ready.push({ delivery, leaseUntil });
+      dispatch();
+    },
+  };
+
+  /** Hands back leases on deliveries this worker will not send, so others need not wait them out. */
+  function giveBack(ids: string[]): Promise<void> {
+    if (ids.length === 0) return Promise.resolve();
+    return store.releaseLeases(ids, workerId).catch((error: unknown) => {
+      logger.error(
+        { err: error, deliveries: ids.length },
+        `Could not give back ${ids.length} deliveries on stopping; they will be sent once their lease runs out.`,
+      );
+    });
+  }
+
   function sleep(ms: number): void {
     if (!running) return;
     if (sleepTimer) clearTimeout(sleepTimer);
@@ -263,6 +297,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       if (running) return;
       running = true;
       unsubscribe = wake.subscribe(schedulePump);
+      store.setLocalTaker(taker);
       schedulePump();
       sweepTimer = setInterval(sweep, Math.max(1000, Math.min(leaseMs / 2, 30_000)));
       sweepTimer.unref();
@@ -270,11 +305,13 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
 
     async stop(graceMs) {
       running = false;
-      // Claimed but never started: their leases run out and they are claimed again.
-      ready.length = 0;
+      store.setLocalTaker(undefined);
+      // Claimed but never started: given back, to be claimed again at once.
+      const unsent = giveBack(ready.splice(0).map(({ delivery }) => delivery.id));
       unsubscribe?.();
       if (sleepTimer) clearTimeout(sleepTimer);
       if (sweepTimer) clearInterval(sweepTimer);
+      await unsent;
       if (inFlight === 0 && recording === 0) return;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);

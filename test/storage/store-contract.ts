@@ -1,7 +1,7 @@
 /** The behaviour every store must show; each store's test file runs it against a real database. */
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
-import type { DeliveryUpdate } from "../../src/domain/deliveries.js";
+import type { ClaimedDelivery, DeliveryUpdate } from "../../src/domain/deliveries.js";
 import type { IncomingEvent } from "../../src/domain/incoming.js";
 import type { Store } from "../../src/domain/ports.js";
 import type { Source } from "../../src/domain/sources.js";
@@ -634,6 +634,116 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       const detail = await store.getDelivery(w.id, first.id);
       assert.equal(detail?.status, "success");
       assert.equal(detail?.attemptLog.length, 1);
+    });
+
+    test("a delivery committed while the local worker has room is handed to it, leased", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      const taken: ClaimedDelivery[] = [];
+      const leases: number[] = [];
+      store.setLocalTaker({
+        workerId: "local",
+        reserve: (count) => (count === 1 ? 100 : undefined),
+        take(deliveries, leaseUntil) {
+          taken.push(...deliveries);
+          leases.push(leaseUntil);
+        },
+      });
+      const queued = await store.enqueueEvent(
+        { id: "evt_handed", type: "user.created", body: '{"n":1}', createdAt: 5 },
+        everyone,
+        nextId,
+      );
+      store.setLocalTaker(undefined);
+      assert.equal(queued, 1);
+      assert.deepEqual(leases, [100]);
+      const [handed] = taken;
+      assert.deepEqual(handed && { ...handed, id: "" }, {
+        id: "",
+        webhookId: w.id,
+        eventId: "evt_handed",
+        eventType: "user.created",
+        url: w.url,
+        secret: w.secret,
+        body: '{"n":1}',
+        attempts: 0,
+        createdAt: 5,
+      });
+      // Leased: nobody else claims it before the lease runs out, anyone may after.
+      assert.deepEqual(
+        await store.claimDueDeliveries({ now: 50, limit: 10, workerId: "other", leaseUntil: 90 }),
+        [],
+      );
+      const [after] = await store.claimDueDeliveries({
+        now: 101,
+        limit: 10,
+        workerId: "other",
+        leaseUntil: 200,
+      });
+      assert.equal(after?.id, handed?.id);
+    });
+
+    test("a local worker without room is handed nothing; the delivery waits to be claimed", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      let takes = 0;
+      store.setLocalTaker({
+        workerId: "local",
+        reserve: () => undefined,
+        take() {
+          takes++;
+        },
+      });
+      await store.enqueueEvent(
+        { id: "evt_full", type: "user.created", body: "{}", createdAt: 5 },
+        everyone,
+        nextId,
+      );
+      store.setLocalTaker(undefined);
+      assert.equal(takes, 0);
+      const claimed = await store.claimDueDeliveries({
+        now: 6,
+        limit: 10,
+        workerId: "other",
+        leaseUntil: 90,
+      });
+      assert.equal(claimed.length, 1);
+    });
+
+    test("leases given back by their holder are claimable at once; others' are not touched", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      const taken: ClaimedDelivery[] = [];
+      store.setLocalTaker({
+        workerId: "local",
+        reserve: () => 1000,
+        take: (deliveries) => taken.push(...deliveries),
+      });
+      await store.enqueueEvent(
+        { id: "evt_back", type: "user.created", body: "{}", createdAt: 5 },
+        everyone,
+        nextId,
+      );
+      store.setLocalTaker(undefined);
+      const ids = taken.map((delivery) => delivery.id);
+      assert.equal(ids.length, 1);
+      await store.releaseLeases(ids, "someone-else");
+      assert.equal(
+        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "x", leaseUntil: 90 }))
+          .length,
+        0,
+      );
+      await store.releaseLeases(ids, "local");
+      const claimed = await store.claimDueDeliveries({
+        now: 10,
+        limit: 10,
+        workerId: "x",
+        leaseUntil: 90,
+      });
+      assert.deepEqual(
+        claimed.map((delivery) => delivery.id),
+        ids,
+      );
     });
   });
 }

@@ -7,14 +7,15 @@
  * Limits: times are taken from each process's clock, so keep the machines' clocks in sync (NTP).
  */
 import pg from "pg";
-import type {
-  ClaimedDelivery,
-  DeliveryDetail,
-  DeliveryPage,
-  DeliveryUpdate,
+import {
+  type ClaimedDelivery,
+  type DeliveryDetail,
+  type DeliveryPage,
+  type DeliveryUpdate,
+  freshDelivery,
 } from "../../../domain/deliveries.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
-import type { PendingEvent, Store } from "../../../domain/ports.js";
+import type { LocalDeliveryTaker, PendingEvent, Store } from "../../../domain/ports.js";
 import { BatchQueue } from "../batch-queue.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
 import {
@@ -93,8 +94,28 @@ async function inTransaction<T>(
   }
 }
 
-/** Stores outgoing events and their deliveries on `client`, inside the caller's transaction. */
-async function insertOutgoing(client: pg.PoolClient, items: PendingEvent[]): Promise<number[]> {
+/** Deliveries leased to the local worker inside a transaction, to hand over once it commits. */
+interface Handoff {
+  taker: LocalDeliveryTaker;
+  deliveries: ClaimedDelivery[];
+  leaseUntil: number;
+}
+
+function handOver(handoffs: readonly Handoff[]): void {
+  for (const { taker, deliveries, leaseUntil } of handoffs) taker.take(deliveries, leaseUntil);
+}
+
+/**
+ * Stores outgoing events and their deliveries on `client`, inside the caller's transaction. When
+ * `taker` has room, an event's deliveries are stored already leased to it and listed in
+ * `handoffs`, for the caller to hand over after the commit.
+ */
+async function insertOutgoing(
+  client: pg.PoolClient,
+  items: PendingEvent[],
+  taker: LocalDeliveryTaker | undefined,
+  handoffs: Handoff[],
+): Promise<number[]> {
   if (items.length === 0) return [];
   const { rows } = await client.query<WebhookRow>("SELECT * FROM webhooks WHERE active");
   const active = rows.map(toWebhook);
@@ -110,20 +131,31 @@ async function insertOutgoing(client: pg.PoolClient, items: PendingEvent[]): Pro
     event: [] as string[],
     type: [] as string[],
     at: [] as number[],
+    lockedBy: [] as Array<string | null>,
+    lockedUntil: [] as Array<number | null>,
   };
+  let unleased = 0;
   const counts = items.map(({ event, selectTargets, newDeliveryId }) => {
     events.id.push(event.id);
     events.type.push(event.type);
     events.body.push(event.body);
     events.at.push(event.createdAt);
     const targets = selectTargets(active);
+    const leaseUntil = targets.length > 0 ? taker?.reserve(targets.length) : undefined;
+    const handed: ClaimedDelivery[] = [];
     for (const webhook of targets) {
-      deliveries.id.push(newDeliveryId());
+      const id = newDeliveryId();
+      deliveries.id.push(id);
       deliveries.webhook.push(webhook.id);
       deliveries.event.push(event.id);
       deliveries.type.push(event.type);
       deliveries.at.push(event.createdAt);
+      deliveries.lockedBy.push(leaseUntil === undefined ? null : (taker?.workerId ?? null));
+      deliveries.lockedUntil.push(leaseUntil ?? null);
+      if (leaseUntil === undefined) unleased++;
+      else handed.push(freshDelivery(id, webhook, event));
     }
+    if (taker && leaseUntil !== undefined) handoffs.push({ taker, deliveries: handed, leaseUntil });
     return targets.length;
   });
   await client.query(
@@ -134,14 +166,22 @@ async function insertOutgoing(client: pg.PoolClient, items: PendingEvent[]): Pro
   if (deliveries.id.length > 0) {
     await client.query(
       `INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
-         created_at, updated_at)
-       SELECT id, webhook_id, event_id, event_type, 'pending', 0, at, at, at
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
-         AS u(id, webhook_id, event_id, event_type, at)`,
-      [deliveries.id, deliveries.webhook, deliveries.event, deliveries.type, deliveries.at],
+         created_at, updated_at, locked_by, locked_until)
+       SELECT id, webhook_id, event_id, event_type, 'pending', 0, at, at, at, locked_by, locked_until
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[])
+         AS u(id, webhook_id, event_id, event_type, at, locked_by, locked_until)`,
+      [
+        deliveries.id,
+        deliveries.webhook,
+        deliveries.event,
+        deliveries.type,
+        deliveries.at,
+        deliveries.lockedBy,
+        deliveries.lockedUntil,
+      ],
     );
-    // Delivered to listeners when the transaction commits.
-    await client.query(`NOTIFY ${DELIVERY_CHANNEL}`);
+    // Delivered to listeners when the transaction commits; leased deliveries need nobody woken.
+    if (unleased > 0) await client.query(`NOTIFY ${DELIVERY_CHANNEL}`);
   }
   return counts;
 }
@@ -218,8 +258,10 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
 async function writeIncoming(
   pool: pg.Pool,
   items: IncomingItem[],
+  taker: LocalDeliveryTaker | undefined,
 ): Promise<Array<{ eventId: string; duplicate: boolean; deliveries: number }>> {
-  return inTransaction(pool, async (client) => {
+  const handoffs: Handoff[] = [];
+  const results = await inTransaction(pool, async (client) => {
     const events = items.map((item) => item.event);
     const inserted = await client.query<{ id: string }>(
       `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, content_type,
@@ -250,6 +292,8 @@ async function writeIncoming(
     const counts = await insertOutgoing(
       client,
       routed.map((item) => item.route as PendingEvent),
+      taker,
+      handoffs,
     );
     const deliveriesOf = new Map(routed.map((item, i) => [item.event.id, counts[i] ?? 0]));
     const repeats = events.filter((e) => !stored.has(e.id) && e.dedupeKey !== null);
@@ -272,6 +316,8 @@ async function writeIncoming(
       return { eventId: first, duplicate: true, deliveries: 0 };
     });
   });
+  handOver(handoffs);
+  return results;
 }
 
 /** Opens the PostgreSQL store (running migrations unless told not to). */
@@ -282,8 +328,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   if (options.migrate !== false) await migratePostgres(pool);
 
   const flushes = Math.max(1, Math.floor(options.poolSize / 2));
+  let taker: LocalDeliveryTaker | undefined;
   const enqueue = new BatchQueue<PendingEvent, number>({
-    run: (items) => inTransaction(pool, (client) => insertOutgoing(client, items)),
+    run: async (items) => {
+      const handoffs: Handoff[] = [];
+      const counts = await inTransaction(pool, (client) =>
+        insertOutgoing(client, items, taker, handoffs),
+      );
+      handOver(handoffs);
+      return counts;
+    },
     maxBatch: 500,
     maxInFlight: flushes,
   });
@@ -296,7 +350,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     IncomingItem,
     { eventId: string; duplicate: boolean; deliveries: number }
   >({
-    run: (items) => writeIncoming(pool, items),
+    run: (items) => writeIncoming(pool, items, taker),
     maxBatch: 500,
     maxInFlight: flushes,
   });
@@ -377,6 +431,19 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         [now, limit, workerId, leaseUntil],
       );
       return rows.map(toClaimedDelivery);
+    },
+
+    setLocalTaker(next) {
+      taker = next;
+    },
+
+    async releaseLeases(ids, workerId) {
+      if (ids.length === 0) return;
+      await pool.query(
+        `UPDATE deliveries SET locked_by = NULL, locked_until = NULL
+         WHERE id = ANY($1::text[]) AND locked_by = $2 AND status = 'pending'`,
+        [ids, workerId],
+      );
     },
 
     async recordAttempt(update, workerId) {
@@ -466,15 +533,19 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return rows[0] ? toIncomingEvent(rows[0]) : undefined;
     },
 
-    recordRouting: (id, outcome, route) =>
-      inTransaction(pool, async (client) => {
+    async recordRouting(id, outcome, route) {
+      const handoffs: Handoff[] = [];
+      const deliveries = await inTransaction(pool, async (client) => {
         await client.query(
           "UPDATE incoming_events SET status = $2, outgoing_event_id = $3, route_error = $4 WHERE id = $1",
           [id, outcome.status, outcome.outgoingEventId, outcome.routeError],
         );
-        const [deliveries] = await insertOutgoing(client, route ? [route] : []);
-        return deliveries ?? 0;
-      }),
+        const [queued] = await insertOutgoing(client, route ? [route] : [], taker, handoffs);
+        return queued ?? 0;
+      });
+      handOver(handoffs);
+      return deliveries;
+    },
 
     async insertSource(source) {
       await pool.query(

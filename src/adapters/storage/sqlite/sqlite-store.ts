@@ -9,9 +9,14 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import type { DeliveryDetail, DeliveryPage, DeliveryUpdate } from "../../../domain/deliveries.js";
+import {
+  type DeliveryDetail,
+  type DeliveryPage,
+  type DeliveryUpdate,
+  freshDelivery,
+} from "../../../domain/deliveries.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
-import type { PendingEvent, Store } from "../../../domain/ports.js";
+import type { LocalDeliveryTaker, PendingEvent, Store } from "../../../domain/ports.js";
 import type { Webhook } from "../../../domain/webhooks.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
 import {
@@ -32,7 +37,7 @@ import {
 } from "../rows.js";
 import { SQLITE_MIGRATIONS } from "./migrations.js";
 import { SqliteWriter } from "./sqlite-writer.js";
-import type { OutgoingWrite } from "./write-ops.js";
+import { attemptColumns, type OutgoingWrite } from "./write-ops.js";
 
 function incomingParams(event: IncomingEvent) {
   return {
@@ -128,13 +133,54 @@ export function openSqliteStore(path: string): Store {
   };
 
   /** Chooses the receivers of an outgoing event; the writer skips any deleted or paused meanwhile. */
-  function outgoingWrite({ event, selectTargets, newDeliveryId }: PendingEvent): OutgoingWrite {
+  function outgoingWrite({ event, selectTargets, newDeliveryId }: PendingEvent): {
+    write: OutgoingWrite;
+    targets: Webhook[];
+  } {
     activeWebhooks ??= q.activeWebhooks.all().map(toWebhook);
-    const deliveries = selectTargets(activeWebhooks).map((webhook) => ({
-      id: newDeliveryId(),
-      webhookId: webhook.id,
-    }));
-    return { event, deliveries };
+    const targets = selectTargets(activeWebhooks);
+    const deliveries = targets.map((webhook) => ({ id: newDeliveryId(), webhookId: webhook.id }));
+    return { write: { event, deliveries }, targets };
+  }
+
+  let taker: LocalDeliveryTaker | undefined;
+
+  /**
+   * Writes an outgoing event; when the local worker has room, its deliveries are leased to it
+   * before the commit and handed over after it. If the writer skipped any (a webhook deleted or
+   * paused meanwhile), none is handed over and the claim query finds those that were stored.
+   */
+  function writeOutgoing<T>(
+    chosen: { write: OutgoingWrite; targets: Webhook[] } | undefined,
+    write: (outgoing: OutgoingWrite | undefined) => Promise<T>,
+    queued: (result: T) => number,
+  ): Promise<T> {
+    const deliveries = chosen?.write.deliveries ?? [];
+    const to = taker;
+    const leaseUntil = chosen && deliveries.length > 0 ? to?.reserve(deliveries.length) : undefined;
+    if (!chosen || !to || leaseUntil === undefined) return write(chosen?.write);
+    for (const { id } of deliveries) leases.set(id, { workerId: to.workerId, until: leaseUntil });
+    const release = () => {
+      for (const { id } of deliveries) {
+        if (leases.get(id)?.workerId === to.workerId) leases.delete(id);
+      }
+    };
+    return write(chosen.write).then(
+      (result) => {
+        if (queued(result) === deliveries.length && taker === to) {
+          const { event } = chosen.write;
+          to.take(
+            deliveries.map(({ id }, i) => freshDelivery(id, chosen.targets[i] as Webhook, event)),
+            leaseUntil,
+          );
+        } else release();
+        return result;
+      },
+      (error: unknown) => {
+        release();
+        throw error;
+      },
+    );
   }
 
   const webhookRow = (webhook: Webhook) => ({
@@ -170,10 +216,20 @@ export function openSqliteStore(path: string): Store {
     deleteWebhook: (id) => afterWebhookWrite(writer.write<boolean>({ kind: "deleteWebhook", id })),
 
     enqueueEvent: (event, selectTargets, newDeliveryId) =>
-      writer.write<number>({
-        kind: "outgoing",
-        outgoing: outgoingWrite({ event, selectTargets, newDeliveryId }),
-      }),
+      writeOutgoing(
+        outgoingWrite({ event, selectTargets, newDeliveryId }),
+        (outgoing) =>
+          writer.write<number>({ kind: "outgoing", outgoing: outgoing as OutgoingWrite }),
+        (queued) => queued,
+      ),
+
+    setLocalTaker(next) {
+      taker = next;
+    },
+
+    async releaseLeases(ids, workerId) {
+      for (const id of ids) if (leases.get(id)?.workerId === workerId) leases.delete(id);
+    },
 
     async claimDueDeliveries({ now, limit, workerId, leaseUntil }) {
       const held: string[] = [];
@@ -189,7 +245,11 @@ export function openSqliteStore(path: string): Store {
       // Only the lease holder moves the delivery on; a stale worker's attempt is kept in the history.
       const holdsLease = leases.get(update.deliveryId)?.workerId === workerId;
       try {
-        await writer.write({ kind: "attempt", update, moveDelivery: holdsLease });
+        await writer.write({
+          kind: "attempt",
+          columns: attemptColumns(update),
+          moveDelivery: holdsLease,
+        });
       } finally {
         if (holdsLease) leases.delete(update.deliveryId);
       }
@@ -230,11 +290,16 @@ export function openSqliteStore(path: string): Store {
     },
 
     saveIncoming: (event: IncomingEvent, route?: PendingEvent) =>
-      writer.write<{ eventId: string; duplicate: boolean; deliveries: number }>({
-        kind: "incoming",
-        row: incomingParams(event),
-        outgoing: route ? outgoingWrite(route) : undefined,
-      }),
+      writeOutgoing(
+        route ? outgoingWrite(route) : undefined,
+        (outgoing) =>
+          writer.write<{ eventId: string; duplicate: boolean; deliveries: number }>({
+            kind: "incoming",
+            row: incomingParams(event),
+            outgoing,
+          }),
+        (result) => result.deliveries,
+      ),
 
     async listIncoming({ source, status, since, until, limit, cursor }) {
       const where: string[] = [];
@@ -268,14 +333,19 @@ export function openSqliteStore(path: string): Store {
     },
 
     recordRouting: (id, outcome, route) =>
-      writer.write<number>({
-        kind: "routing",
-        id,
-        status: outcome.status,
-        outgoingEventId: outcome.outgoingEventId,
-        routeError: outcome.routeError,
-        outgoing: route ? outgoingWrite(route) : undefined,
-      }),
+      writeOutgoing(
+        route ? outgoingWrite(route) : undefined,
+        (outgoing) =>
+          writer.write<number>({
+            kind: "routing",
+            id,
+            status: outcome.status,
+            outgoingEventId: outcome.outgoingEventId,
+            routeError: outcome.routeError,
+            outgoing,
+          }),
+        (queued) => queued,
+      ),
 
     async insertSource(source) {
       await writer.write({ kind: "insertSource", columns: sourceColumns(source) });

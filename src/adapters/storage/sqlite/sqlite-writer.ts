@@ -1,12 +1,12 @@
 /**
- * Group commit for SQLite, off the event loop: writes are queued here and sent to the writer thread
- * in batches. While one batch is being committed, the next one fills up; so under load a commit
- * carries many writes, and its fsync never blocks requests or deliveries. A write resolves once
- * the transaction holding it is committed.
+ * Group commit for SQLite, off the event loop: writes are sent to the writer thread as they come,
+ * one message per turn of the event loop. While the thread commits, the next messages queue up, and
+ * it takes them all into its next transaction; so under load a commit carries many writes, and its
+ * fsync never blocks requests or deliveries. A write resolves once its transaction is committed.
  */
 import { Worker } from "node:worker_threads";
 import type { WriteOp, WriteResult } from "./write-ops.js";
-import type { WriterReply } from "./writer-thread.js";
+import type { WriterReply, WriterRequest } from "./writer-thread.js";
 
 interface Pending {
   op: WriteOp;
@@ -38,22 +38,19 @@ function startThread(path: string): Worker {
 export class SqliteWriter {
   private readonly worker: Worker;
   private queue: Pending[] = [];
-  /** Batches sent and not yet answered, oldest first; the thread commits them in order. */
-  private inFlight: Array<{ id: number; batch: Pending[] }> = [];
+  /** Requests sent and not yet answered, by id. */
+  private readonly sent = new Map<number, Pending[]>();
   private nextId = 1;
   private scheduled = false;
   private failure: Error | undefined;
   private idleWaiters: Array<() => void> = [];
   private readonly exited: Promise<void>;
 
-  constructor(
-    path: string,
-    private readonly maxBatch = 2000,
-    /** A second batch waits in the thread while the first commits, so the thread never idles. */
-    private readonly maxInFlight = 2,
-  ) {
+  constructor(path: string) {
     this.worker = startThread(path);
-    this.worker.on("message", (reply: WriterReply) => this.settle(reply));
+    this.worker.on("message", (replies: WriterReply[]) => {
+      for (const reply of replies) this.settle(reply);
+    });
     this.worker.on("error", (error) => this.fail(error));
     this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));
   }
@@ -63,9 +60,10 @@ export class SqliteWriter {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ op, resolve: resolve as (value: WriteResult) => void, reject });
-      if (!this.scheduled && this.inFlight.length < this.maxInFlight) {
+      if (!this.scheduled) {
         this.scheduled = true;
-        // Writes made in this turn of the event loop go out together.
+        // Writes made in this turn of the event loop go out in one message; the thread gathers
+        // the messages that arrive while it commits into its next transaction.
         setImmediate(() => {
           this.scheduled = false;
           this.send();
@@ -76,7 +74,7 @@ export class SqliteWriter {
 
   /** Commits what is queued, then stops the thread. */
   async close(): Promise<void> {
-    if (this.queue.length > 0 || this.inFlight.length > 0) {
+    if (this.queue.length > 0 || this.sent.size > 0) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
     this.worker.postMessage("close");
@@ -84,43 +82,43 @@ export class SqliteWriter {
   }
 
   private send(): void {
-    if (this.inFlight.length >= this.maxInFlight) return;
-    if (this.queue.length === 0) {
-      if (this.inFlight.length === 0) for (const waiter of this.idleWaiters.splice(0)) waiter();
-      return;
-    }
-    const batch = this.queue.splice(0, this.maxBatch);
+    if (this.queue.length === 0 || this.failure) return;
+    const batch = this.queue;
+    this.queue = [];
     const id = this.nextId++;
-    this.inFlight.push({ id, batch });
-    this.worker.postMessage({ id, ops: batch.map((pending) => pending.op) });
+    this.sent.set(id, batch);
+    const request: WriterRequest = { id, ops: batch.map((pending) => pending.op) };
+    this.worker.postMessage(request);
   }
 
   private settle(reply: WriterReply): void {
-    const current = this.inFlight[0];
-    if (!current || current.id !== reply.id) return;
-    this.inFlight.shift();
+    const batch = this.sent.get(reply.id);
+    if (!batch) return;
+    this.sent.delete(reply.id);
     if ("failure" in reply) {
       const error = new SqliteWriteError(
         `The database could not commit: ${reply.failure}`,
         undefined,
       );
-      for (const pending of current.batch) pending.reject(error);
+      for (const pending of batch) pending.reject(error);
     } else {
       reply.results.forEach((result, i) => {
-        const pending = current.batch[i] as Pending;
+        const pending = batch[i] as Pending;
         if (result.ok) pending.resolve(result.value as WriteResult);
         else pending.reject(new SqliteWriteError(result.message, result.code));
       });
     }
-    this.send();
+    if (this.sent.size === 0 && this.queue.length === 0) {
+      for (const waiter of this.idleWaiters.splice(0)) waiter();
+    }
   }
 
   private fail(error: Error): void {
     this.failure = new SqliteWriteError(`The SQLite writer stopped: ${error.message}`, undefined);
-    for (const pending of [...this.inFlight.flatMap((sent) => sent.batch), ...this.queue]) {
+    for (const pending of [...[...this.sent.values()].flat(), ...this.queue]) {
       pending.reject(this.failure);
     }
-    this.inFlight = [];
+    this.sent.clear();
     this.queue = [];
     for (const waiter of this.idleWaiters.splice(0)) waiter();
   }

@@ -19,7 +19,7 @@ export type WriteOp =
   | { kind: "updateWebhook"; row: Columns }
   | { kind: "deleteWebhook"; id: string }
   | { kind: "outgoing"; outgoing: OutgoingWrite }
-  | { kind: "attempt"; update: DeliveryUpdate; moveDelivery: boolean }
+  | { kind: "attempt"; columns: AttemptColumns; moveDelivery: boolean }
   | { kind: "incoming"; row: Columns; outgoing: OutgoingWrite | undefined }
   | {
       kind: "routing";
@@ -32,6 +32,42 @@ export type WriteOp =
   | { kind: "insertSource"; columns: unknown[] }
   | { kind: "saveSource"; columns: unknown[] }
   | { kind: "deleteSource"; name: string };
+
+/**
+ * An attempt and its delivery's new state, flat: the hottest write crosses to the writer thread
+ * cheaply as an array of plain values.
+ */
+export type AttemptColumns = [
+  deliveryId: string,
+  status: string,
+  attempts: number,
+  nextAttemptAt: number | null,
+  attempt: number,
+  startedAt: number,
+  durationMs: number,
+  statusCode: number | null,
+  error: string | null,
+  responseHeaders: string | null,
+  responseBody: string | null,
+];
+
+/** Flattens an attempt for the writer thread. */
+export function attemptColumns(update: DeliveryUpdate): AttemptColumns {
+  const { attempt } = update;
+  return [
+    update.deliveryId,
+    update.status,
+    update.attempts,
+    update.nextAttemptAt,
+    attempt.attempt,
+    attempt.startedAt,
+    attempt.durationMs,
+    attempt.statusCode,
+    attempt.error,
+    attempt.responseHeaders ? JSON.stringify(attempt.responseHeaders) : null,
+    attempt.responseBody,
+  ];
+}
 
 /** What an op answers: a count, a flag, or, for an incoming webhook, its id and deliveries queued. */
 export type WriteResult =
@@ -61,16 +97,18 @@ export function createWriteStatements(db: Database.Database) {
        WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = @webhook_id AND active = 1)`,
     ),
     updateDelivery: db.prepare(
-      `UPDATE deliveries SET status = @status, attempts = @attempts, next_attempt_at = @next_attempt_at,
-       last_status_code = @status_code, last_response_body = @response_body, last_error = @error,
-       last_attempt_at = @started_at, updated_at = @updated_at WHERE id = @id`,
+      `UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status_code = ?,
+       last_response_body = ?, last_error = ?, last_attempt_at = ?, updated_at = ? WHERE id = ?`,
     ),
-    // A delivery deleted with its webhook while in flight has nowhere to keep its attempt.
     insertAttempt: db.prepare(
       `INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code,
+       error, response_headers, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    // A delivery deleted with its webhook while in flight has nowhere to keep its attempt.
+    insertAttemptIfDelivery: db.prepare(
+      `INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code,
        error, response_headers, response_body)
-       SELECT @id, @attempt, @started_at, @duration_ms, @status_code, @error, @headers, @body
-       WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = @id)`,
+       SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?)`,
     ),
     insertIncoming: db.prepare(
       `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, content_type,
@@ -129,31 +167,36 @@ export function applyWriteOp(q: WriteStatements, op: WriteOp): WriteResult {
     case "outgoing":
       return writeOutgoing(q, op.outgoing);
     case "attempt": {
-      const { update } = op;
-      const { attempt } = update;
-      if (op.moveDelivery) {
-        q.updateDelivery.run({
-          id: update.deliveryId,
-          status: update.status,
-          attempts: update.attempts,
-          next_attempt_at: update.nextAttemptAt,
-          status_code: attempt.statusCode,
-          response_body: attempt.responseBody,
-          error: attempt.error,
-          started_at: attempt.startedAt,
-          updated_at: attempt.startedAt + attempt.durationMs,
-        });
-      }
-      q.insertAttempt.run({
-        id: update.deliveryId,
-        attempt: attempt.attempt,
-        started_at: attempt.startedAt,
-        duration_ms: attempt.durationMs,
-        status_code: attempt.statusCode,
-        error: attempt.error,
-        headers: attempt.responseHeaders ? JSON.stringify(attempt.responseHeaders) : null,
-        body: attempt.responseBody,
-      });
+      const [
+        id,
+        status,
+        attempts,
+        next,
+        number,
+        startedAt,
+        durationMs,
+        code,
+        error,
+        headers,
+        body,
+      ] = op.columns;
+      const moved =
+        op.moveDelivery &&
+        q.updateDelivery.run(
+          status,
+          attempts,
+          next,
+          code,
+          body,
+          error,
+          startedAt,
+          startedAt + durationMs,
+          id,
+        ).changes > 0;
+      const attempt = [id, number, startedAt, durationMs, code, error, headers, body];
+      // Once the update has found the delivery, the attempt needs no check of its own.
+      if (moved) q.insertAttempt.run(attempt);
+      else q.insertAttemptIfDelivery.run(...attempt, id);
       return null;
     }
     case "incoming": {
