@@ -98,6 +98,8 @@ export async function fireTriggers(
 }
 
 const PADDING = "x".repeat(2048);
+/** Ingest bodies are unique across runs too, so a warm-up's ids never make the run's duplicates. */
+let ingestSerial = 0;
 
 /** A unique JSON body of exactly `bytes` bytes. */
 function ingestBody(n: number, bytes: number): string {
@@ -121,10 +123,9 @@ export async function postSignedBodies(
   };
   const started = wallClockMs();
   const deadline = started + options.durationMs;
-  let sent = 0;
   const next = (): Post | undefined => {
     if (wallClockMs() >= deadline) return undefined;
-    const body = ingestBody(sent++, options.bodyBytes);
+    const body = ingestBody(ingestSerial++, options.bodyBytes);
     const signature = createHmac("sha256", secret).update(body).digest("hex");
     return {
       path,

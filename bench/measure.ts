@@ -20,6 +20,8 @@ import {
 
 export const WEBHOOKS = 10;
 export const TRIGGERS = 2_000;
+/** Triggers sent before the delivery measurement and not counted. */
+export const WARMUP_TRIGGERS = 500;
 export const CLIENTS = 32;
 /** Herald's default HERALD_DELIVERY_CONCURRENCY, used as the baseline's connections. */
 const BASELINE_CONNECTIONS = 64;
@@ -128,6 +130,10 @@ export async function measureDelivery(
         : await startBaselineDispatcher(urls, BASELINE_CONNECTIONS);
     try {
       await receiver.helper.request({ type: "configure", secrets: target.secrets }, "configured");
+      // Both systems get the same warm-up, so the figures are of steady state, not of the JIT starting.
+      await fireTriggers(target.origin, TRIGGER_PATH, API_KEY, WARMUP_TRIGGERS, CLIENTS);
+      await awaitDeliveries(receiver.helper, WARMUP_TRIGGERS * WEBHOOKS);
+      await receiver.helper.request({ type: "reset" }, "reset");
       const cpuBefore = target.cpuMs();
       const triggers = await fireTriggers(target.origin, TRIGGER_PATH, API_KEY, TRIGGERS, CLIENTS);
       await awaitDeliveries(receiver.helper, TRIGGERS * WEBHOOKS);

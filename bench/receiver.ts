@@ -77,6 +77,16 @@ onBenchMessage((message) => {
       secrets = new Map(Object.entries(message.secrets));
       sendToBench({ type: "configured" });
       break;
+    case "reset":
+      // Forgets the warm-up's deliveries, so the measured run starts from nothing.
+      arrivals.clear();
+      duplicates = 0;
+      badSignatures = 0;
+      malformed = 0;
+      firstRequest = undefined;
+      lastRequest = undefined;
+      sendToBench({ type: "reset" });
+      break;
     case "progress":
       sendToBench({ type: "progress", unique: arrivals.size });
       break;

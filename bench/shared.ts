@@ -26,12 +26,14 @@ export interface ReceiverReport {
 export type ToHelper =
   | { type: "configure"; secrets: Record<string, string> }
   | { type: "progress" }
+  | { type: "reset" }
   | { type: "report" };
 
 /** Messages from a helper to the bench. */
 export type FromHelper =
   | { type: "listening"; port: number }
   | { type: "configured" }
+  | { type: "reset" }
   | { type: "progress"; unique: number }
   | { type: "report"; report: ReceiverReport };
 
