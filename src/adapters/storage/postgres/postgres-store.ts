@@ -106,15 +106,17 @@ function handOver(handoffs: readonly Handoff[]): void {
 }
 
 /**
- * Stores outgoing events and their deliveries on `client`, inside the caller's transaction. When
- * `taker` has room, an event's deliveries are stored already leased to it and listed in
- * `handoffs`, for the caller to hand over after the commit.
+ * Stores outgoing events and their deliveries on `client`, in one statement (so it commits on its
+ * own, or with the caller's transaction). A webhook deleted or paused since it was chosen gets no
+ * delivery. When `taker` has room, an event's deliveries are stored already leased to it and listed
+ * in `handoffs`, for the caller to hand over after the commit.
  */
 async function insertOutgoing(
   client: pg.PoolClient,
   items: PendingEvent[],
   taker: LocalDeliveryTaker | undefined,
   handoffs: Handoff[],
+  inTransaction: boolean,
 ): Promise<number[]> {
   if (items.length === 0) return [];
   const { rows } = await client.query<WebhookRow>("SELECT * FROM webhooks WHERE active");
@@ -134,8 +136,10 @@ async function insertOutgoing(
     lockedBy: [] as Array<string | null>,
     lockedUntil: [] as Array<number | null>,
   };
-  let unleased = 0;
-  const counts = items.map(({ event, selectTargets, newDeliveryId }) => {
+  /** Which item each delivery belongs to, by delivery id. */
+  const itemOf = new Map<string, number>();
+  const leased: Handoff[] = [];
+  items.forEach(({ event, selectTargets, newDeliveryId }, item) => {
     events.id.push(event.id);
     events.type.push(event.type);
     events.body.push(event.body);
@@ -145,6 +149,7 @@ async function insertOutgoing(
     const handed: ClaimedDelivery[] = [];
     for (const webhook of targets) {
       const id = newDeliveryId();
+      itemOf.set(id, item);
       deliveries.id.push(id);
       deliveries.webhook.push(webhook.id);
       deliveries.event.push(event.id);
@@ -152,38 +157,69 @@ async function insertOutgoing(
       deliveries.at.push(event.createdAt);
       deliveries.lockedBy.push(leaseUntil === undefined ? null : (taker?.workerId ?? null));
       deliveries.lockedUntil.push(leaseUntil ?? null);
-      if (leaseUntil === undefined) unleased++;
-      else handed.push(freshDelivery(id, webhook, event));
+      if (leaseUntil !== undefined) handed.push(freshDelivery(id, webhook, event));
     }
-    if (taker && leaseUntil !== undefined) handoffs.push({ taker, deliveries: handed, leaseUntil });
-    return targets.length;
+    if (taker && leaseUntil !== undefined) leased.push({ taker, deliveries: handed, leaseUntil });
   });
-  await client.query(
-    `INSERT INTO events (id, type, body, created_at)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])`,
-    [events.id, events.type, events.body, events.at],
+  const inserted = await client.query<{ id: string; locked: boolean }>(
+    `WITH e AS (
+       INSERT INTO events (id, type, body, created_at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+     )
+     INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
+       created_at, updated_at, locked_by, locked_until)
+     SELECT u.id, u.webhook_id, u.event_id, u.event_type, 'pending', 0, u.at, u.at, u.at, u.locked_by,
+       u.locked_until
+     FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[])
+       AS u(id, webhook_id, event_id, event_type, at, locked_by, locked_until)
+     JOIN webhooks w ON w.id = u.webhook_id AND w.active
+     RETURNING id, locked_by IS NOT NULL AS locked`,
+    [
+      events.id,
+      events.type,
+      events.body,
+      events.at,
+      deliveries.id,
+      deliveries.webhook,
+      deliveries.event,
+      deliveries.type,
+      deliveries.at,
+      deliveries.lockedBy,
+      deliveries.lockedUntil,
+    ],
   );
-  if (deliveries.id.length > 0) {
-    await client.query(
-      `INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
-         created_at, updated_at, locked_by, locked_until)
-       SELECT id, webhook_id, event_id, event_type, 'pending', 0, at, at, at, locked_by, locked_until
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[])
-         AS u(id, webhook_id, event_id, event_type, at, locked_by, locked_until)`,
-      [
-        deliveries.id,
-        deliveries.webhook,
-        deliveries.event,
-        deliveries.type,
-        deliveries.at,
-        deliveries.lockedBy,
-        deliveries.lockedUntil,
-      ],
-    );
-    // Delivered to listeners when the transaction commits; leased deliveries need nobody woken.
-    if (unleased > 0) await client.query(`NOTIFY ${DELIVERY_CHANNEL}`);
+  const counts = items.map(() => 0);
+  const stored = new Set<string>();
+  let unleased = 0;
+  for (const row of inserted.rows) {
+    stored.add(row.id);
+    const item = itemOf.get(row.id) as number;
+    counts[item] = (counts[item] ?? 0) + 1;
+    if (!row.locked) unleased++;
+  }
+  for (const handoff of leased) {
+    const kept = handoff.deliveries.filter((delivery) => stored.has(delivery.id));
+    if (kept.length > 0) handoffs.push({ ...handoff, deliveries: kept });
+  }
+  // Delivered to listeners once the rows are committed; leased deliveries need nobody woken.
+  if (unleased > 0) {
+    const notify = client.query(`NOTIFY ${DELIVERY_CHANNEL}`);
+    // Inside a transaction a failure must fail it; after an autocommit the rows are stored, and
+    // idle workers find them on their next poll.
+    if (inTransaction) await notify;
+    else await notify.catch(() => undefined);
   }
   return counts;
+}
+
+/** Runs `work` on a pooled connection, outside any transaction. */
+async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>) {
+  const client = await pool.connect();
+  try {
+    return await work(client);
+  } finally {
+    client.release();
+  }
 }
 
 async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefined[]> {
@@ -216,42 +252,41 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
     u.attempt.push(attempt.attempt);
     u.worker.push(workerId);
   }
-  await inTransaction(pool, async (client) => {
-    // Only the lease holder moves the delivery on; a worker whose lease ran out keeps its attempt in
-    // the history but leaves the delivery to whoever holds it now.
-    await client.query(
-      `UPDATE deliveries d SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_at,
+  // One statement, so one round trip and one commit. Only the lease holder moves the delivery on;
+  // a worker whose lease ran out keeps its attempt in the history but leaves the delivery to whoever
+  // holds it now. A delivery deleted in flight (with its webhook) has nowhere to keep its attempt.
+  await pool.query(
+    `WITH u AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[],
+                            $7::text[], $8::bigint[], $9::int[], $10::text[], $11::int[], $12::text[])
+         AS u(id, status, attempts, next_at, code, body, error, started, duration, worker, attempt, headers)
+     ), moved AS (
+       UPDATE deliveries d SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_at,
          last_status_code = u.code, last_response_body = u.body, last_error = u.error,
          last_attempt_at = u.started, updated_at = u.started + u.duration,
          locked_by = NULL, locked_until = NULL
-       FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[], $7::text[],
-                   $8::bigint[], $9::int[], $10::text[])
-         AS u(id, status, attempts, next_at, code, body, error, started, duration, worker)
-       WHERE d.id = u.id AND d.locked_by = u.worker`,
-      [
-        u.id,
-        u.status,
-        u.attempts,
-        u.next,
-        u.code,
-        u.body,
-        u.error,
-        u.started,
-        u.duration,
-        u.worker,
-      ],
-    );
-    await client.query(
-      `INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error,
-         response_headers, response_body)
-       SELECT d.id, u.attempt, u.started, u.duration, u.code, u.error, u.headers, u.body
-       FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::text[])
-         AS u(id, attempt, started, duration, code, error, headers, body)
-       JOIN deliveries d ON d.id = u.id
-       ON CONFLICT DO NOTHING`,
-      [u.id, u.attempt, u.started, u.duration, u.code, u.error, u.headers, u.body],
-    );
-  });
+       FROM u WHERE d.id = u.id AND d.locked_by = u.worker
+     )
+     INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error,
+       response_headers, response_body)
+     SELECT d.id, u.attempt, u.started, u.duration, u.code, u.error, u.headers, u.body
+     FROM u JOIN deliveries d ON d.id = u.id
+     ON CONFLICT DO NOTHING`,
+    [
+      u.id,
+      u.status,
+      u.attempts,
+      u.next,
+      u.code,
+      u.body,
+      u.error,
+      u.started,
+      u.duration,
+      u.worker,
+      u.attempt,
+      u.headers,
+    ],
+  );
   return items.map(() => undefined);
 }
 
@@ -294,6 +329,7 @@ async function writeIncoming(
       routed.map((item) => item.route as PendingEvent),
       taker,
       handoffs,
+      true,
     );
     const deliveriesOf = new Map(routed.map((item, i) => [item.event.id, counts[i] ?? 0]));
     const repeats = events.filter((e) => !stored.has(e.id) && e.dedupeKey !== null);
@@ -327,13 +363,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   pool.on("error", () => undefined);
   if (options.migrate !== false) await migratePostgres(pool);
 
-  const flushes = Math.max(1, Math.floor(options.poolSize / 2));
+  // Two batches in flight per kind of write: one commits while the next fills. More would split
+  // the load into smaller batches, and each statement costs the database the same CPU whatever
+  // its size.
+  const flushes = Math.max(1, Math.min(2, Math.floor(options.poolSize / 3)));
   let taker: LocalDeliveryTaker | undefined;
   const enqueue = new BatchQueue<PendingEvent, number>({
     run: async (items) => {
       const handoffs: Handoff[] = [];
-      const counts = await inTransaction(pool, (client) =>
-        insertOutgoing(client, items, taker, handoffs),
+      const counts = await withClient(pool, (client) =>
+        insertOutgoing(client, items, taker, handoffs, false),
       );
       handOver(handoffs);
       return counts;
@@ -540,7 +579,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           "UPDATE incoming_events SET status = $2, outgoing_event_id = $3, route_error = $4 WHERE id = $1",
           [id, outcome.status, outcome.outgoingEventId, outcome.routeError],
         );
-        const [queued] = await insertOutgoing(client, route ? [route] : [], taker, handoffs);
+        const [queued] = await insertOutgoing(client, route ? [route] : [], taker, handoffs, true);
         return queued ?? 0;
       });
       handOver(handoffs);
