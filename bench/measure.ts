@@ -1,4 +1,4 @@
-/** The two measurements, each run against Herald or its baseline. */
+/** The two measurements, each run against Herald in one layout or against its baseline. */
 import { setTimeout as sleep } from "node:timers/promises";
 import { Helper } from "./children.js";
 import { fireTriggers, type IngestRun, postSignedBodies, type TriggerRun } from "./load.js";
@@ -7,7 +7,8 @@ import { type Percentiles, percentiles } from "./stats.js";
 import {
   API_KEY,
   type DeliveryTarget,
-  type HeraldLaunch,
+  type HeraldLayout,
+  type HeraldSettings,
   INCOMING_SECRET,
   INGEST_PATH,
   startBaselineDispatcher,
@@ -31,12 +32,43 @@ export const INGEST_BODY_BYTES = 1024;
 const DELIVERY_IDLE_LIMIT_MS = 15_000;
 const DELIVERY_TIME_LIMIT_MS = 180_000;
 
-export type System = "herald" | "baseline";
+/** A system under test: Herald in one layout, or the baseline. */
+export interface System {
+  /** Its name in progress lines. */
+  name: string;
+  /** Its column heading, narrow so the table fits a terminal. */
+  column: string;
+  /** Undefined for the baseline. */
+  herald: HeraldLayout | undefined;
+}
+
+export const SQLITE: System = {
+  name: "SQLite",
+  column: "SQLite",
+  herald: { store: "sqlite", workers: 0 },
+};
+export const PG_ONE_PROCESS: System = {
+  name: "PostgreSQL 1 process",
+  column: "PG 1 proc",
+  herald: { store: "postgres", workers: 0 },
+};
+export const PG_API_1_WORKER: System = {
+  name: "PostgreSQL api + 1 worker",
+  column: "PG api+1w",
+  herald: { store: "postgres", workers: 1 },
+};
+export const PG_API_2_WORKERS: System = {
+  name: "PostgreSQL api + 2 workers",
+  column: "PG api+2w",
+  herald: { store: "postgres", workers: 2 },
+};
+export const BASELINE: System = { name: "baseline", column: "baseline", herald: undefined };
+
 export type ReceiverMode = "process" | "thread";
 
 export interface MeasureOptions {
   receiver: ReceiverMode;
-  herald: HeraldLaunch;
+  herald: HeraldSettings;
 }
 
 export interface DeliveryResult {
@@ -46,7 +78,7 @@ export interface DeliveryResult {
   missing: number;
   duplicates: number;
   badSignatures: number;
-  /** CPU time of the dispatcher's process (Herald or the baseline) per delivery received, in µs. */
+  /** CPU time of the dispatcher (all of Herald's processes, or the baseline) per delivery, in µs. */
   cpuPerDeliveryUs: number;
   /** Share of the delivery time the receiver's event loop was busy: near 1, it was the bound. */
   receiverBusy: number;
@@ -56,7 +88,7 @@ export interface IngestResult {
   requestsPerSecond: number;
   latency: Percentiles;
   non200: number;
-  /** CPU time of the server's process per request answered 200, in µs. */
+  /** CPU time of the server's processes per request answered 200, in µs. */
   cpuPerRequestUs: number;
 }
 
@@ -124,13 +156,12 @@ export async function measureDelivery(
   const receiver = await Helper.start("./receiver.ts", options.receiver);
   try {
     const urls = Array.from({ length: WEBHOOKS }, (_, i) => `${receiver.url}/hook/${i}`);
-    const target: DeliveryTarget =
-      system === "herald"
-        ? await startHeraldWithWebhooks(urls, options.herald)
-        : await startBaselineDispatcher(urls, BASELINE_CONNECTIONS);
+    const target: DeliveryTarget = system.herald
+      ? await startHeraldWithWebhooks(urls, { ...options.herald, ...system.herald })
+      : await startBaselineDispatcher(urls, BASELINE_CONNECTIONS);
     try {
       await receiver.helper.request({ type: "configure", secrets: target.secrets }, "configured");
-      // Both systems get the same warm-up, so the figures are of steady state, not of the JIT starting.
+      // Every system gets the same warm-up, so the figures are of steady state, not of the JIT starting.
       await fireTriggers(target.origin, TRIGGER_PATH, API_KEY, WARMUP_TRIGGERS, CLIENTS);
       await awaitDeliveries(receiver.helper, WARMUP_TRIGGERS * WEBHOOKS);
       await receiver.helper.request({ type: "reset" }, "reset");
@@ -139,7 +170,7 @@ export async function measureDelivery(
       await awaitDeliveries(receiver.helper, TRIGGERS * WEBHOOKS);
       const cpuAfter = target.cpuMs();
       const { report } = await receiver.helper.request({ type: "report" }, "report");
-      warnAboutFailures(`delivery ${system}`, triggers, report.malformed);
+      warnAboutFailures(`delivery ${system.name}`, triggers, report.malformed);
       const paths = new Set(Object.keys(target.secrets));
       return summarizeDelivery(triggers, report, paths, [cpuBefore, cpuAfter]);
     } finally {
@@ -157,10 +188,11 @@ export async function measureIngest(
   system: System,
   options: MeasureOptions,
 ): Promise<IngestResult> {
-  const target: Target =
-    system === "herald" ? await startHerald(options.herald) : await startSink();
+  const target: Target = system.herald
+    ? await startHerald({ ...options.herald, ...system.herald })
+    : await startSink();
   try {
-    // Both systems get the same warm-up, so the figures are of steady state, not of the JIT starting.
+    // Every system gets the same warm-up, so the figures are of steady state, not of the JIT starting.
     await postSignedBodies(target.origin, INGEST_PATH, INCOMING_SECRET, {
       clients: CLIENTS,
       durationMs: INGEST_WARMUP_MS,
@@ -173,7 +205,7 @@ export async function measureIngest(
       bodyBytes: INGEST_BODY_BYTES,
     });
     const cpuPerRequestUs = cpuPerUnitUs(cpuBefore, target.cpuMs(), run.ok);
-    warnAboutFailures(`ingest ${system}`, run);
+    warnAboutFailures(`ingest ${system.name}`, run);
     return {
       requestsPerSecond: run.ok / (run.elapsedMs / 1000),
       latency: percentiles(run.latencies),

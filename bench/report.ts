@@ -24,27 +24,25 @@ export function describeIngest(r: IngestResult): string {
 }
 
 /**
- * How a row is shown: a figure is the median with the Herald/baseline ratio, a count the worst
- * run, context the median without a ratio.
+ * How a row is shown: a figure is the median with its ratios, a count the worst run, context the
+ * median without ratios.
  */
 type RowKind = "figure" | "count" | "context";
 
-/** A table row: one value per run for each system. */
+/** A table row: one value per run for each system measured. */
 interface Row {
   label: string;
-  herald: number[];
-  baseline: number[];
+  values: Map<System, number[]>;
   digits: number;
   kind: RowKind;
 }
 
 type RowSpec<R> = [label: string, pick: (result: R) => number, digits: number, kind: RowKind];
 
-export function rows<R>(prefix: string, results: Record<System, R[]>, specs: RowSpec<R>[]): Row[] {
+export function rows<R>(prefix: string, results: Map<System, R[]>, specs: RowSpec<R>[]): Row[] {
   return specs.map(([label, pick, digits, kind]) => ({
     label: `${prefix} ${label}`,
-    herald: results.herald.map(pick),
-    baseline: results.baseline.map(pick),
+    values: new Map([...results].map(([system, runs]) => [system, runs.map(pick)])),
     digits,
     kind,
   }));
@@ -79,7 +77,27 @@ export interface RunContext {
   busiest: number;
 }
 
-export function printTable(rows: Row[], context: RunContext): void {
+/** A ratio column: the median of `over` divided by that of `under`. */
+interface Ratio {
+  over: System;
+  under: System;
+}
+
+/** Each Herald column against the baseline, and PostgreSQL in one process against SQLite. */
+function ratios(systems: System[]): Ratio[] {
+  const baseline = systems.find((s) => s.herald === undefined);
+  const sqlite = systems.find((s) => s.herald?.store === "sqlite" && s.herald.workers === 0);
+  const postgres = systems.find((s) => s.herald?.store === "postgres" && s.herald.workers === 0);
+  const list: Ratio[] = [];
+  if (baseline) {
+    for (const over of systems) if (over.herald) list.push({ over, under: baseline });
+  }
+  if (sqlite && postgres) list.push({ over: postgres, under: sqlite });
+  return list;
+}
+
+/** Prints the table: one column per system of `systems`, in that order, then the ratio columns. */
+export function printTable(rows: Row[], systems: System[], context: RunContext): void {
   const cpu = cpus();
   console.log(
     `\nMachine: ${cpu.length} cores (${cpu[0]?.model ?? "unknown"}), Node ${process.version}, ${platform()} ${release()}`,
@@ -92,23 +110,50 @@ export function printTable(rows: Row[], context: RunContext): void {
   console.log(
     `Medians of ${context.runs} run(s); counts are the worst run. Delivery: ${TRIGGERS} triggers × ${WEBHOOKS} webhooks, ${CLIENTS} clients. Ingest: ${INGEST_BODY_BYTES} B signed bodies, ${CLIENTS} clients, ${INGEST_DURATION_MS / 1000} s. Receiver: ${context.receiver}.`,
   );
+  const heralds = systems.filter((s) => s.herald);
+  // PostgreSQL does part of Herald's work in its own server, which the CPU figures leave out.
+  const serverCpu = heralds.some((s) => s.herald?.store === "postgres")
+    ? " (the PostgreSQL server's not included)"
+    : "";
+  console.log(
+    `Herald: ${heralds.map((s) => (s.column === s.name ? s.name : `${s.column} = ${s.name}`)).join(", ")}; CPU is that of all its processes${serverCpu}.`,
+  );
+  const ratioColumns = ratios(systems);
+  // Ratio headings take two lines ("SQLite" over "/baseline") to keep the columns narrow.
+  const headings: [string, string][] = [
+    ["measure", ""],
+    ...systems.map((s): [string, string] => [s.column, ""]),
+    ...ratioColumns.map((r): [string, string] => [r.over.column, `/${r.under.column}`]),
+  ];
   const table = rows.map((row) => {
     const aggregate = row.kind === "count" ? (v: number[]) => Math.max(...v) : median;
-    const herald = aggregate(row.herald);
-    const baseline = aggregate(row.baseline);
-    return {
-      measure: row.label,
-      Herald: formatNumber(herald, row.digits),
-      baseline: formatNumber(baseline, row.digits),
-      "Herald/baseline": row.kind === "figure" ? formatNumber(herald / baseline, 2) : "",
+    const value = (system: System) => {
+      const runs = row.values.get(system);
+      return runs === undefined || runs.length === 0 ? undefined : aggregate(runs);
     };
+    return [
+      row.label,
+      ...systems.map((s) => {
+        const v = value(s);
+        return v === undefined ? "" : formatNumber(v, row.digits);
+      }),
+      ...ratioColumns.map(({ over, under }) => {
+        const [a, b] = [value(over), value(under)];
+        return row.kind !== "figure" || a === undefined || b === undefined
+          ? ""
+          : formatNumber(a / b, 2);
+      }),
+    ];
   });
-  const columns = ["measure", "Herald", "baseline", "Herald/baseline"] as const;
-  const widths = columns.map((c) => Math.max(c.length, ...table.map((t) => t[c].length)));
+  const widths = headings.map((heading, i) =>
+    Math.max(...heading.map((h) => h.length), ...table.map((cells) => cells[i]!.length)),
+  );
   const line = (cells: string[]) =>
     cells
       .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
-      .join("  ");
-  console.log(line([...columns]));
-  for (const t of table) console.log(line(columns.map((c) => t[c])));
+      .join("  ")
+      .trimEnd();
+  console.log(line(headings.map((h) => h[0])));
+  console.log(line(headings.map((h) => h[1])));
+  for (const cells of table) console.log(line(cells));
 }

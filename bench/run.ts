@@ -3,8 +3,11 @@
  * (signed incoming webhooks), each against a baseline measured in the same run.
  *
  *   npm run bench -- [--runs N] [--only delivery|ingest] [--receiver process|thread]
- *                        [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres]
+ *                        [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres|both]
  *
+ * --store picks Herald's database: sqlite (default) or postgres (one process, HERALD_ROLE=all), or
+ * both: delivery on SQLite, on PostgreSQL with 1 process, and with 1 api process + 1 or 2 worker
+ * processes; ingest on SQLite and on PostgreSQL with 1 process.
  * --profile DIR writes a CPU profile of every Herald process into DIR; --env adds a Herald setting.
  */
 import { spawnSync } from "node:child_process";
@@ -13,11 +16,16 @@ import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import {
+  BASELINE,
   type DeliveryResult,
   type IngestResult,
   type MeasureOptions,
   measureDelivery,
   measureIngest,
+  PG_API_1_WORKER,
+  PG_API_2_WORKERS,
+  PG_ONE_PROCESS,
+  SQLITE,
   type System,
 } from "./measure.js";
 import {
@@ -33,13 +41,26 @@ import { ROOT } from "./targets.js";
 
 interface Options extends MeasureOptions {
   runs: number;
-  delivery: boolean;
-  ingest: boolean;
+  /** Systems measured for delivery, and for ingest; empty when that measure is skipped. */
+  delivery: System[];
+  ingest: System[];
 }
+
+type Store = "sqlite" | "postgres" | "both";
+
+/** Systems per --store, in column order. */
+const SYSTEMS: Record<Store, { delivery: System[]; ingest: System[] }> = {
+  sqlite: { delivery: [SQLITE, BASELINE], ingest: [SQLITE, BASELINE] },
+  postgres: { delivery: [PG_ONE_PROCESS, BASELINE], ingest: [PG_ONE_PROCESS, BASELINE] },
+  both: {
+    delivery: [SQLITE, PG_ONE_PROCESS, PG_API_1_WORKER, PG_API_2_WORKERS, BASELINE],
+    ingest: [SQLITE, PG_ONE_PROCESS, BASELINE],
+  },
+};
 
 function usage(problem: string): never {
   console.error(
-    `${problem}\nUsage: npm run bench -- [--runs N] [--only delivery|ingest] [--receiver process|thread] [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres]`,
+    `${problem}\nUsage: npm run bench -- [--runs N] [--only delivery|ingest] [--receiver process|thread] [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres|both]`,
   );
   process.exit(2);
 }
@@ -61,8 +82,8 @@ function parseOptions(argv: string[]): Options {
   if (values.only !== undefined && !["delivery", "ingest"].includes(values.only)) {
     usage("--only must be delivery or ingest.");
   }
-  if (values.store !== "sqlite" && values.store !== "postgres")
-    usage("--store must be sqlite or postgres.");
+  const store = values.store as Store;
+  if (!Object.hasOwn(SYSTEMS, store)) usage("--store must be sqlite, postgres or both.");
   if (values.receiver !== "process" && values.receiver !== "thread") {
     usage("--receiver must be process or thread.");
   }
@@ -75,12 +96,11 @@ function parseOptions(argv: string[]): Options {
   }
   return {
     runs,
-    delivery: values.only !== "ingest",
-    ingest: values.only !== "delivery",
+    delivery: values.only !== "ingest" ? SYSTEMS[store].delivery : [],
+    ingest: values.only !== "delivery" ? SYSTEMS[store].ingest : [],
     receiver: values.receiver,
     herald: {
       profileDir: values.profile === undefined ? undefined : resolve(values.profile),
-      store: values.store,
       env,
     },
   };
@@ -110,16 +130,17 @@ function build(): void {
   }
 }
 
-/** Herald first in odd runs, the baseline first in even runs, so drift hits both alike. */
-function systemsInOrder(run: number): System[] {
-  return run % 2 === 1 ? ["herald", "baseline"] : ["baseline", "herald"];
+/** `systems` rotated by one place per run, so drift hits them all alike. */
+function inOrder(systems: System[], run: number): System[] {
+  const first = (run - 1) % systems.length;
+  return [...systems.slice(first), ...systems.slice(0, first)];
 }
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   build();
-  const delivery: Record<System, DeliveryResult[]> = { herald: [], baseline: [] };
-  const ingest: Record<System, IngestResult[]> = { herald: [], baseline: [] };
+  const delivery = new Map(options.delivery.map((s): [System, DeliveryResult[]] => [s, []]));
+  const ingest = new Map(options.ingest.map((s): [System, IngestResult[]] => [s, []]));
   const busyShares: number[] = [];
   const label = async (run: number, what: string) => {
     const busy = await boxBusyShare(1000);
@@ -127,26 +148,27 @@ async function main(): Promise<void> {
     return `run ${run}/${options.runs} ${what} (box ${formatNumber(busy * 100)}% busy before)`;
   };
   for (let run = 1; run <= options.runs; run++) {
-    for (const system of systemsInOrder(run)) {
-      if (options.delivery) {
-        const prefix = await label(run, `delivery ${system}`);
-        const result = await measureDelivery(system, options);
-        delivery[system].push(result);
-        console.log(`${prefix}: ${describeDelivery(result)}`);
-      }
-      if (options.ingest) {
-        const prefix = await label(run, `ingest ${system}`);
-        const result = await measureIngest(system, options);
-        ingest[system].push(result);
-        console.log(`${prefix}: ${describeIngest(result)}`);
-      }
+    for (const system of inOrder(options.delivery, run)) {
+      const prefix = await label(run, `delivery ${system.name}`);
+      const result = await measureDelivery(system, options);
+      delivery.get(system)!.push(result);
+      console.log(`${prefix}: ${describeDelivery(result)}`);
+    }
+    for (const system of inOrder(options.ingest, run)) {
+      const prefix = await label(run, `ingest ${system.name}`);
+      const result = await measureIngest(system, options);
+      ingest.get(system)!.push(result);
+      console.log(`${prefix}: ${describeIngest(result)}`);
     }
   }
+  // Columns in a fixed order whatever the run order: ingest's systems are among delivery's.
+  const columns = options.delivery.length > 0 ? options.delivery : options.ingest;
   printTable(
     [
-      ...(options.delivery ? rows("delivery", delivery, DELIVERY_ROWS) : []),
-      ...(options.ingest ? rows("ingest", ingest, INGEST_ROWS) : []),
+      ...(options.delivery.length > 0 ? rows("delivery", delivery, DELIVERY_ROWS) : []),
+      ...(options.ingest.length > 0 ? rows("ingest", ingest, INGEST_ROWS) : []),
     ],
+    columns,
     { runs: options.runs, receiver: options.receiver, busiest: Math.max(...busyShares) },
   );
 }

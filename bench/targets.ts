@@ -1,4 +1,4 @@
-/** The systems under test: Herald as a child process, and the two baselines. */
+/** The systems under test: Herald as child processes, and the two baselines. */
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
@@ -40,15 +40,23 @@ function environmentWithoutHeraldSettings(): NodeJS.ProcessEnv {
   return Object.fromEntries(kept);
 }
 
-/** How Herald is started beyond the bench's own settings. */
-export interface HeraldLaunch {
+/** How Herald is started beyond the bench's own settings, the same for every layout. */
+export interface HeraldSettings {
   /** Writes a CPU profile of each Herald process into this dir. */
   profileDir: string | undefined;
-  /** Extra settings, applied last. */
+  /** Extra settings, applied last (HERALD_ROLE excepted: the layout sets it). */
   env: Record<string, string>;
+}
+
+/** Which database Herald uses and how many processes share it. */
+export interface HeraldLayout {
   /** `postgres`: each Herald gets a fresh schema on the PostgreSQL server at HERALD_TEST_PG_URL. */
   store: "sqlite" | "postgres";
+  /** Worker processes beside one api process; 0: one process does both (HERALD_ROLE=all). */
+  workers: number;
 }
+
+export type HeraldLaunch = HeraldSettings & HeraldLayout;
 
 const PG_URL = process.env.HERALD_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
@@ -70,13 +78,26 @@ async function freshSchema(): Promise<{ url: string; drop(): Promise<void> }> {
   return { url: url.toString(), drop: () => run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`) };
 }
 
-/** Starts `node dist/main.js` on a free port with a fresh data dir. */
-export async function startHerald(launch: HeraldLaunch): Promise<Target> {
+type Role = "all" | "api" | "worker";
+
+/** Profiles of one bench invocation share a stamp, so a later invocation never overwrites them. */
+const PROFILE_STAMP = new Date().toISOString().replace(/[-:]|\.\d+/g, "");
+let profileSerial = 0;
+
+/** One Herald process on a free port with a fresh data dir, once its /healthz answers 200. */
+async function startHeraldProcess(
+  launch: HeraldLaunch,
+  role: Role,
+  databaseUrl: string | undefined,
+): Promise<Target> {
   const port = await freePort();
   const dataDir = makeTempDir("herald-bench-");
   const { profileDir } = launch;
-  const database = launch.store === "postgres" ? await freshSchema() : undefined;
-  const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  // Named by role, so the api's and the workers' profiles can be told apart.
+  const profileName = `herald-${PROFILE_STAMP}-${String(++profileSerial).padStart(3, "0")}-${launch.store}-${role}.cpuprofile`;
+  const nodeArgs = profileDir
+    ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${profileName}`]
+    : [];
   const herald = spawnNode([...nodeArgs, "dist/main.js"], ROOT, {
     ...environmentWithoutHeraldSettings(),
     PORT: String(port),
@@ -86,16 +107,18 @@ export async function startHerald(launch: HeraldLaunch): Promise<Target> {
     HERALD_ALLOW_PRIVATE_TARGETS: "true",
     HERALD_INCOMING_SECRET_CUSTOM: INCOMING_SECRET,
     LOG_LEVEL: "warn",
-    ...(database ? { DATABASE_URL: database.url } : {}),
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...launch.env,
+    HERALD_ROLE: role,
   });
   const origin = `http://127.0.0.1:${port}`;
   const stop = async () => {
     const code = await herald.stop(20_000);
     removeTempDir(dataDir);
-    await database?.drop();
     if (code !== 0) {
-      console.warn(`Herald exited with code ${code}; its last output:\n${herald.outputTail()}`);
+      console.warn(
+        `Herald (${role}) exited with code ${code}; its last output:\n${herald.outputTail()}`,
+      );
     }
   };
   try {
@@ -105,6 +128,41 @@ export async function startHerald(launch: HeraldLaunch): Promise<Target> {
     throw error;
   }
   return { origin, cpuMs: () => herald.cpuMs(), stop };
+}
+
+/**
+ * Starts Herald in `launch`'s layout: `node dist/main.js` with a fresh data dir (and, on
+ * PostgreSQL, a fresh schema shared by all its processes). With workers, the api process starts
+ * first, so it alone runs the migrations; triggers go to it, and the CPU is that of all processes.
+ */
+export async function startHerald(launch: HeraldLaunch): Promise<Target> {
+  if (launch.workers > 0 && launch.store !== "postgres") {
+    throw new Error("Separate worker processes need PostgreSQL.");
+  }
+  const database = launch.store === "postgres" ? await freshSchema() : undefined;
+  const roles: Role[] =
+    launch.workers > 0 ? ["api", ...Array<Role>(launch.workers).fill("worker")] : ["all"];
+  const processes: Target[] = [];
+  const stop = async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+    await database?.drop();
+  };
+  try {
+    for (const role of roles) processes.push(await startHeraldProcess(launch, role, database?.url));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const cpuMs = () => {
+    let sum = 0;
+    for (const p of processes) {
+      const ms = p.cpuMs();
+      if (ms === undefined) return undefined;
+      sum += ms;
+    }
+    return sum;
+  };
+  return { origin: processes[0]!.origin, cpuMs, stop };
 }
 
 async function registerWebhook(origin: string, name: string, url: string): Promise<string> {
