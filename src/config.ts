@@ -2,6 +2,7 @@
  * The only reader of the environment. Every setting is typed, validated at start and documented in
  * the README's configuration table; a bad value stops the start with a message naming it.
  */
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import {
   DEFAULT_RETRY_SCHEDULE,
@@ -41,6 +42,8 @@ export interface Config {
   retrySchedule: RetrySchedule;
   deliveryTimeoutMs: number;
   deliveryConcurrency: number;
+  /** Threads that send deliveries; 0 sends from the main thread. */
+  deliveryThreads: number;
   bodyLimitBytes: number;
   shutdownGraceMs: number;
   logLevel: LogLevel;
@@ -167,6 +170,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retrySchedule,
     deliveryTimeoutMs: duration("HERALD_DELIVERY_TIMEOUT", 15_000, 100, 300_000),
     deliveryConcurrency: integer("HERALD_DELIVERY_CONCURRENCY", 64, 1, 10_000),
+    // A delivery thread pays off when it has a core of its own; on two cores or fewer, the main
+    // thread, the SQLite writer and the receivers' side of the network already share them.
+    deliveryThreads: integer("HERALD_DELIVERY_THREADS", availableParallelism() > 2 ? 1 : 0, 0, 64),
     bodyLimitBytes: integer("HERALD_BODY_LIMIT", 1024 * 1024, 1024, 100 * 1024 * 1024),
     shutdownGraceMs: duration("HERALD_SHUTDOWN_GRACE", 10_000, 0, 300_000),
     logLevel: LOG_LEVELS.includes(logLevel) ? logLevel : "info",

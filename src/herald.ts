@@ -15,6 +15,7 @@ import { createHttpSender } from "./adapters/sender.js";
 import { openPostgresStore } from "./adapters/storage/postgres/postgres-store.js";
 import { createPostgresWakeSignal } from "./adapters/storage/postgres/postgres-wake-signal.js";
 import { openSqliteStore } from "./adapters/storage/sqlite/sqlite-store.js";
+import { createThreadedSender } from "./adapters/threaded-sender.js";
 import { createFirstPresentVerifier } from "./adapters/verifiers/first-present.js";
 import { createVerifier } from "./adapters/verifiers/index.js";
 import { createStripeVerifier, STRIPE_SIGNATURE_HEADER } from "./adapters/verifiers/stripe.js";
@@ -146,14 +147,17 @@ export async function createHerald(
     : await openStore(config, logger);
   const { store, wake } = opened;
   const metrics = createMetrics();
+  const senderOptions = {
+    timeoutMs: config.deliveryTimeoutMs,
+    allowPrivateTargets: config.allowPrivateTargets,
+    userAgent: `Herald/${VERSION}`,
+  };
+  // Delivery threads read the system clock, so an injected clock keeps sending on this thread.
   const sender =
     overrides.sender ??
-    createHttpSender({
-      clock,
-      timeoutMs: config.deliveryTimeoutMs,
-      allowPrivateTargets: config.allowPrivateTargets,
-      userAgent: `Herald/${VERSION}`,
-    });
+    (delivers && config.deliveryThreads > 0 && !overrides.clock
+      ? createThreadedSender({ ...senderOptions, clock, threads: config.deliveryThreads })
+      : createHttpSender({ ...senderOptions, clock }));
   const worker = delivers
     ? createDeliveryWorker({
         store,

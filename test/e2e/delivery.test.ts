@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { test } from "node:test";
+import { describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
 import { type RunningHerald, startHerald, waitFor } from "../support/herald.js";
 import { type Receiver, type startReceiver, withReceiver } from "../support/receiver.js";
@@ -52,265 +52,276 @@ async function settledDelivery(herald: RunningHerald, webhookId: string, timeout
 
 /** Starts Herald and a receiver, and stops both when the test ends. */
 async function setup(
+  threads: string,
   t: { after(fn: () => Promise<void>): void },
   env: Record<string, string>,
   respond?: Parameters<typeof startReceiver>[0],
 ): Promise<{ herald: RunningHerald; receiver: Receiver }> {
-  return withReceiver(t, () => startHerald(env), respond);
+  return withReceiver(t, () => startHerald({ HERALD_DELIVERY_THREADS: threads, ...env }), respond);
 }
 
-test("a delivery carries the JSON body, the event headers and signatures that verify with the webhook secret", async (t) => {
-  const { herald, receiver } = await setup(t, FAST_RETRIES);
-  const webhook = await createWebhook(herald, `${receiver.url}/hooks/a`);
-  assert.equal(typeof webhook.secret, "string");
-  assert.notEqual(webhook.secret, "***");
-  const shown = await herald.api("GET", `/api/webhooks/${webhook.id}`);
-  assert.equal(shown.body.webhook.secret, "***");
+/** Every test runs with attempts sent from the main thread and from a delivery thread. */
+function deliveryTests(threads: string): void {
+  test("a delivery carries the JSON body, the event headers and signatures that verify with the webhook secret", async (t) => {
+    const { herald, receiver } = await setup(threads, t, FAST_RETRIES);
+    const webhook = await createWebhook(herald, `${receiver.url}/hooks/a`);
+    assert.equal(typeof webhook.secret, "string");
+    assert.notEqual(webhook.secret, "***");
+    const shown = await herald.api("GET", `/api/webhooks/${webhook.id}`);
+    assert.equal(shown.body.webhook.secret, "***");
 
-  const triggered = await trigger(herald, "user.created", { userId: "123", email: "a@b.c" });
-  assert.equal(triggered.deliveries, 1);
-  assert.match(triggered.eventId, /^evt_/);
-
-  const request = await waitFor(() => receiver.requests[0], 5000, "the delivery to arrive");
-  const delivery = await settledDelivery(herald, webhook.id);
-  assert.equal(delivery.status, "success");
-  assert.equal(delivery.attempts, 1);
-
-  assert.equal(request.method, "POST");
-  assert.equal(request.path, "/hooks/a");
-  assert.match(String(request.headers["content-type"]), /^application\/json/);
-  assert.equal(request.headers["x-webhook-event"], "user.created");
-  assert.equal(request.headers["x-webhook-delivery"], delivery.id);
-  assert.match(String(request.headers["user-agent"]), /^Herald\//);
-
-  const body = JSON.parse(request.body);
-  assert.deepEqual(Object.keys(body).sort(), ["data", "event", "timestamp"]);
-  assert.equal(body.event, "user.created");
-  assert.deepEqual(body.data, { userId: "123", email: "a@b.c" });
-  assert.ok(!Number.isNaN(Date.parse(body.timestamp)), "timestamp is a date");
-  assert.deepEqual(delivery.payload, body);
-
-  const expectedHex = createHmac("sha256", webhook.secret).update(request.body).digest("hex");
-  assert.equal(request.headers["x-webhook-signature"], expectedHex);
-
-  const standard = {
-    "webhook-id": String(request.headers["webhook-id"]),
-    "webhook-timestamp": String(request.headers["webhook-timestamp"]),
-    "webhook-signature": String(request.headers["webhook-signature"]),
-  };
-  const verifier = new Webhook(Buffer.from(webhook.secret).toString("base64"));
-  assert.doesNotThrow(() => verifier.verify(request.body, standard));
-  const tampered = request.body.replace('"123"', '"124"');
-  assert.notEqual(tampered, request.body);
-  assert.throws(() => verifier.verify(tampered, standard));
-  assert.notEqual(
-    createHmac("sha256", webhook.secret).update(tampered).digest("hex"),
-    request.headers["x-webhook-signature"],
-  );
-});
-
-test("only active webhooks subscribed to the triggered event receive it", async (t) => {
-  const { herald, receiver } = await setup(t, FAST_RETRIES);
-  const created = await createWebhook(herald, `${receiver.url}/created`, ["user.created"]);
-  const paused = await createWebhook(herald, `${receiver.url}/paused`, ["user.deleted"]);
-  const put = await herald.api("PUT", `/api/webhooks/${paused.id}`, { active: false });
-  assert.equal(put.status, 200);
-  assert.equal(put.body.webhook.active, false);
-
-  const deleted = await trigger(herald, "user.deleted", { userId: "1" });
-  assert.equal(deleted.deliveries, 0);
-  const login = await trigger(herald, "auth.login", { userId: "1" });
-  assert.equal(login.deliveries, 0);
-  await sleep(400);
-  assert.equal(receiver.requests.length, 0);
-
-  const userCreated = await trigger(herald, "user.created", { userId: "2" });
-  assert.equal(userCreated.deliveries, 1);
-  await waitFor(() => receiver.requests[0], 5000, "the user.created delivery");
-  await sleep(300);
-  assert.equal(receiver.requests.length, 1);
-  assert.equal(receiver.requests[0]?.path, "/created");
-  assert.equal(receiver.requests[0]?.headers["x-webhook-event"], "user.created");
-
-  const pausedHistory = await herald.api("GET", `/api/webhooks/${paused.id}/deliveries`);
-  assert.equal(pausedHistory.body.count, 0);
-  const createdHistory = await herald.api("GET", `/api/webhooks/${created.id}/deliveries`);
-  assert.equal(createdHistory.body.count, 1);
-});
-
-test("a 503 answer is retried and the delivery succeeds on the second attempt", async (t) => {
-  const { herald, receiver } = await setup(t, FAST_RETRIES, (_req, index, res) => {
-    if (index === 0) res.writeHead(503, { "content-type": "text/plain" }).end("busy");
-    else res.writeHead(200, { "content-type": "text/plain" }).end("OK");
-  });
-  const webhook = await createWebhook(herald, receiver.url);
-  await trigger(herald, "user.created", { n: 1 });
-
-  const delivery = await settledDelivery(herald, webhook.id);
-  assert.equal(delivery.status, "success");
-  assert.equal(delivery.attempts, 2);
-  assert.equal(delivery.attemptLog.length, 2);
-  assert.equal(delivery.attemptLog[0].statusCode, 503);
-  assert.equal(delivery.attemptLog[0].attempt, 1);
-  assert.equal(delivery.attemptLog[1].statusCode, 200);
-  assert.equal(delivery.attemptLog[1].attempt, 2);
-  assert.equal(receiver.requests.length, 2);
-  assert.equal(
-    receiver.requests[0]?.headers["x-webhook-delivery"],
-    receiver.requests[1]?.headers["x-webhook-delivery"],
-  );
-  assert.equal(receiver.requests[0]?.body, receiver.requests[1]?.body);
-});
-
-test("a 400 answer is not retried and the delivery fails after one attempt", async (t) => {
-  const { herald, receiver } = await setup(t, FAST_RETRIES, (_req, _index, res) => {
-    res.writeHead(400, { "content-type": "text/plain" }).end("bad");
-  });
-  const webhook = await createWebhook(herald, receiver.url);
-  await trigger(herald, "user.created", { n: 1 });
-
-  const delivery = await settledDelivery(herald, webhook.id);
-  assert.equal(delivery.status, "failed");
-  assert.equal(delivery.attempts, 1);
-  assert.equal(delivery.attemptLog.length, 1);
-  assert.equal(delivery.attemptLog[0].statusCode, 400);
-  await sleep(700);
-  assert.equal(receiver.requests.length, 1);
-  const again = await settledDelivery(herald, webhook.id);
-  assert.equal(again.attempts, 1);
-});
-
-test("a 429 answer with Retry-After: 1 is retried after about one second", async (t) => {
-  const { herald, receiver } = await setup(t, FAST_RETRIES, (_req, index, res) => {
-    if (index === 0) res.writeHead(429, { "retry-after": "1" }).end("slow down");
-    else res.writeHead(200).end("OK");
-  });
-  const webhook = await createWebhook(herald, receiver.url);
-  await trigger(herald, "user.created", { n: 1 });
-
-  await waitFor(() => receiver.requests[1], 5000, "the retry");
-  const first = receiver.requests[0]!;
-  const second = receiver.requests[1]!;
-  const gap = second.receivedAt - first.receivedAt;
-  assert.ok(gap >= 900, `retry came ${gap} ms after the 429, before Retry-After allowed`);
-  assert.ok(gap < 3000, `retry came ${gap} ms after the 429, far later than asked`);
-
-  const delivery = await settledDelivery(herald, webhook.id);
-  assert.equal(delivery.status, "success");
-  assert.equal(delivery.attempts, 2);
-  assert.equal(delivery.attemptLog[0].statusCode, 429);
-  assert.equal(delivery.attemptLog[0].response.headers["retry-after"], "1");
-});
-
-test("a receiver that never answers fails the attempt with a timeout", async (t) => {
-  const { herald, receiver } = await setup(
-    t,
-    { HERALD_DELIVERY_TIMEOUT: "300ms", HERALD_RETRY_SCHEDULE: "none" },
-    () => {
-      // Never answers.
-    },
-  );
-  const webhook = await createWebhook(herald, receiver.url);
-  const started = Date.now();
-  await trigger(herald, "user.created", { n: 1 });
-
-  const delivery = await settledDelivery(herald, webhook.id);
-  const elapsed = Date.now() - started;
-  assert.equal(delivery.status, "failed");
-  assert.equal(delivery.attempts, 1);
-  assert.match(delivery.error, /timed out/);
-  assert.equal(delivery.attemptLog.length, 1);
-  assert.equal(delivery.attemptLog[0].statusCode, null);
-  assert.match(delivery.attemptLog[0].error, /timed out/);
-  assert.ok(delivery.attemptLog[0].durationMs >= 250, `gave up after ${elapsed} ms`);
-  assert.ok(elapsed < 3000, `took ${elapsed} ms to give up`);
-  assert.equal(receiver.requests.length, 1);
-});
-
-test("a redirect is not followed and fails the delivery", async (t) => {
-  const { herald, receiver } = await setup(t, FAST_RETRIES, (req, _index, res) => {
-    if (req.path === "/start") res.writeHead(302, { location: "/elsewhere" }).end();
-    else res.writeHead(200).end("OK");
-  });
-  const webhook = await createWebhook(herald, `${receiver.url}/start`);
-  await trigger(herald, "user.created", { n: 1 });
-
-  const delivery = await settledDelivery(herald, webhook.id);
-  assert.equal(delivery.status, "failed");
-  assert.equal(delivery.attempts, 1);
-  assert.equal(delivery.attemptLog[0].statusCode, 302);
-  assert.equal(delivery.attemptLog[0].response.headers.location, "/elsewhere");
-  await sleep(500);
-  assert.equal(receiver.requests.length, 1);
-  assert.equal(receiver.requests[0]?.path, "/start");
-});
-
-test("with private targets refused, a delivery to a loopback address is blocked before connecting", async (t) => {
-  const { herald, receiver } = await setup(t, {
-    HERALD_ALLOW_PRIVATE_TARGETS: "false",
-    HERALD_RETRY_SCHEDULE: "none",
-  });
-  const webhook = await createWebhook(herald, `${receiver.url}/`);
-  assert.match(webhook.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
-  await trigger(herald, "user.created", { n: 1 });
-
-  const delivery = await settledDelivery(herald, webhook.id);
-  assert.equal(delivery.status, "failed");
-  assert.equal(delivery.attemptLog.length, 1);
-  assert.equal(delivery.attemptLog[0].statusCode, null);
-  assert.match(delivery.attemptLog[0].error, /HERALD_ALLOW_PRIVATE_TARGETS/);
-  await sleep(200);
-  assert.equal(receiver.requests.length, 0);
-});
-
-test("with private targets refused, a host name that resolves to loopback is blocked at connect time", async (t) => {
-  const { herald, receiver } = await setup(t, {
-    HERALD_ALLOW_PRIVATE_TARGETS: "false",
-    HERALD_RETRY_SCHEDULE: "none",
-  });
-  const port = new URL(receiver.url).port;
-  const webhook = await createWebhook(herald, `http://localhost:${port}/`);
-  await trigger(herald, "user.created", { n: 1 });
-
-  const delivery = await settledDelivery(herald, webhook.id);
-  assert.equal(delivery.status, "failed");
-  assert.match(delivery.attemptLog[0].error, /HERALD_ALLOW_PRIVATE_TARGETS/);
-  await sleep(200);
-  assert.equal(receiver.requests.length, 0);
-});
-
-test("delivery history pages newest first and the cursor walks every delivery once", async (t) => {
-  const { herald, receiver } = await setup(t, FAST_RETRIES);
-  const webhook = await createWebhook(herald, receiver.url);
-  for (let n = 0; n < 7; n++) {
-    const triggered = await trigger(herald, "user.created", { n });
+    const triggered = await trigger(herald, "user.created", { userId: "123", email: "a@b.c" });
     assert.equal(triggered.deliveries, 1);
-  }
+    assert.match(triggered.eventId, /^evt_/);
 
-  const ids: string[] = [];
-  const ns: number[] = [];
-  const pageSizes: number[] = [];
-  let cursor: string | null = null;
-  for (let page = 0; page < 10; page++) {
-    const query: string = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`;
-    const list = await herald.api("GET", `/api/webhooks/${webhook.id}/deliveries?limit=3${query}`);
-    assert.equal(list.status, 200, JSON.stringify(list.body));
-    assert.equal(list.body.count, list.body.deliveries.length);
-    pageSizes.push(list.body.deliveries.length);
-    for (const d of list.body.deliveries) {
-      ids.push(d.id);
-      ns.push(d.payload.data.n);
+    const request = await waitFor(() => receiver.requests[0], 5000, "the delivery to arrive");
+    const delivery = await settledDelivery(herald, webhook.id);
+    assert.equal(delivery.status, "success");
+    assert.equal(delivery.attempts, 1);
+
+    assert.equal(request.method, "POST");
+    assert.equal(request.path, "/hooks/a");
+    assert.match(String(request.headers["content-type"]), /^application\/json/);
+    assert.equal(request.headers["x-webhook-event"], "user.created");
+    assert.equal(request.headers["x-webhook-delivery"], delivery.id);
+    assert.match(String(request.headers["user-agent"]), /^Herald\//);
+
+    const body = JSON.parse(request.body);
+    assert.deepEqual(Object.keys(body).sort(), ["data", "event", "timestamp"]);
+    assert.equal(body.event, "user.created");
+    assert.deepEqual(body.data, { userId: "123", email: "a@b.c" });
+    assert.ok(!Number.isNaN(Date.parse(body.timestamp)), "timestamp is a date");
+    assert.deepEqual(delivery.payload, body);
+
+    const expectedHex = createHmac("sha256", webhook.secret).update(request.body).digest("hex");
+    assert.equal(request.headers["x-webhook-signature"], expectedHex);
+
+    const standard = {
+      "webhook-id": String(request.headers["webhook-id"]),
+      "webhook-timestamp": String(request.headers["webhook-timestamp"]),
+      "webhook-signature": String(request.headers["webhook-signature"]),
+    };
+    const verifier = new Webhook(Buffer.from(webhook.secret).toString("base64"));
+    assert.doesNotThrow(() => verifier.verify(request.body, standard));
+    const tampered = request.body.replace('"123"', '"124"');
+    assert.notEqual(tampered, request.body);
+    assert.throws(() => verifier.verify(tampered, standard));
+    assert.notEqual(
+      createHmac("sha256", webhook.secret).update(tampered).digest("hex"),
+      request.headers["x-webhook-signature"],
+    );
+  });
+
+  test("only active webhooks subscribed to the triggered event receive it", async (t) => {
+    const { herald, receiver } = await setup(threads, t, FAST_RETRIES);
+    const created = await createWebhook(herald, `${receiver.url}/created`, ["user.created"]);
+    const paused = await createWebhook(herald, `${receiver.url}/paused`, ["user.deleted"]);
+    const put = await herald.api("PUT", `/api/webhooks/${paused.id}`, { active: false });
+    assert.equal(put.status, 200);
+    assert.equal(put.body.webhook.active, false);
+
+    const deleted = await trigger(herald, "user.deleted", { userId: "1" });
+    assert.equal(deleted.deliveries, 0);
+    const login = await trigger(herald, "auth.login", { userId: "1" });
+    assert.equal(login.deliveries, 0);
+    await sleep(400);
+    assert.equal(receiver.requests.length, 0);
+
+    const userCreated = await trigger(herald, "user.created", { userId: "2" });
+    assert.equal(userCreated.deliveries, 1);
+    await waitFor(() => receiver.requests[0], 5000, "the user.created delivery");
+    await sleep(300);
+    assert.equal(receiver.requests.length, 1);
+    assert.equal(receiver.requests[0]?.path, "/created");
+    assert.equal(receiver.requests[0]?.headers["x-webhook-event"], "user.created");
+
+    const pausedHistory = await herald.api("GET", `/api/webhooks/${paused.id}/deliveries`);
+    assert.equal(pausedHistory.body.count, 0);
+    const createdHistory = await herald.api("GET", `/api/webhooks/${created.id}/deliveries`);
+    assert.equal(createdHistory.body.count, 1);
+  });
+
+  test("a 503 answer is retried and the delivery succeeds on the second attempt", async (t) => {
+    const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (_req, index, res) => {
+      if (index === 0) res.writeHead(503, { "content-type": "text/plain" }).end("busy");
+      else res.writeHead(200, { "content-type": "text/plain" }).end("OK");
+    });
+    const webhook = await createWebhook(herald, receiver.url);
+    await trigger(herald, "user.created", { n: 1 });
+
+    const delivery = await settledDelivery(herald, webhook.id);
+    assert.equal(delivery.status, "success");
+    assert.equal(delivery.attempts, 2);
+    assert.equal(delivery.attemptLog.length, 2);
+    assert.equal(delivery.attemptLog[0].statusCode, 503);
+    assert.equal(delivery.attemptLog[0].attempt, 1);
+    assert.equal(delivery.attemptLog[1].statusCode, 200);
+    assert.equal(delivery.attemptLog[1].attempt, 2);
+    assert.equal(receiver.requests.length, 2);
+    assert.equal(
+      receiver.requests[0]?.headers["x-webhook-delivery"],
+      receiver.requests[1]?.headers["x-webhook-delivery"],
+    );
+    assert.equal(receiver.requests[0]?.body, receiver.requests[1]?.body);
+  });
+
+  test("a 400 answer is not retried and the delivery fails after one attempt", async (t) => {
+    const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (_req, _index, res) => {
+      res.writeHead(400, { "content-type": "text/plain" }).end("bad");
+    });
+    const webhook = await createWebhook(herald, receiver.url);
+    await trigger(herald, "user.created", { n: 1 });
+
+    const delivery = await settledDelivery(herald, webhook.id);
+    assert.equal(delivery.status, "failed");
+    assert.equal(delivery.attempts, 1);
+    assert.equal(delivery.attemptLog.length, 1);
+    assert.equal(delivery.attemptLog[0].statusCode, 400);
+    await sleep(700);
+    assert.equal(receiver.requests.length, 1);
+    const again = await settledDelivery(herald, webhook.id);
+    assert.equal(again.attempts, 1);
+  });
+
+  test("a 429 answer with Retry-After: 1 is retried after about one second", async (t) => {
+    const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (_req, index, res) => {
+      if (index === 0) res.writeHead(429, { "retry-after": "1" }).end("slow down");
+      else res.writeHead(200).end("OK");
+    });
+    const webhook = await createWebhook(herald, receiver.url);
+    await trigger(herald, "user.created", { n: 1 });
+
+    await waitFor(() => receiver.requests[1], 5000, "the retry");
+    const first = receiver.requests[0]!;
+    const second = receiver.requests[1]!;
+    const gap = second.receivedAt - first.receivedAt;
+    assert.ok(gap >= 900, `retry came ${gap} ms after the 429, before Retry-After allowed`);
+    assert.ok(gap < 3000, `retry came ${gap} ms after the 429, far later than asked`);
+
+    const delivery = await settledDelivery(herald, webhook.id);
+    assert.equal(delivery.status, "success");
+    assert.equal(delivery.attempts, 2);
+    assert.equal(delivery.attemptLog[0].statusCode, 429);
+    assert.equal(delivery.attemptLog[0].response.headers["retry-after"], "1");
+  });
+
+  test("a receiver that never answers fails the attempt with a timeout", async (t) => {
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      { HERALD_DELIVERY_TIMEOUT: "300ms", HERALD_RETRY_SCHEDULE: "none" },
+      () => {
+        // Never answers.
+      },
+    );
+    const webhook = await createWebhook(herald, receiver.url);
+    const started = Date.now();
+    await trigger(herald, "user.created", { n: 1 });
+
+    const delivery = await settledDelivery(herald, webhook.id);
+    const elapsed = Date.now() - started;
+    assert.equal(delivery.status, "failed");
+    assert.equal(delivery.attempts, 1);
+    assert.match(delivery.error, /timed out/);
+    assert.equal(delivery.attemptLog.length, 1);
+    assert.equal(delivery.attemptLog[0].statusCode, null);
+    assert.match(delivery.attemptLog[0].error, /timed out/);
+    assert.ok(delivery.attemptLog[0].durationMs >= 250, `gave up after ${elapsed} ms`);
+    assert.ok(elapsed < 3000, `took ${elapsed} ms to give up`);
+    assert.equal(receiver.requests.length, 1);
+  });
+
+  test("a redirect is not followed and fails the delivery", async (t) => {
+    const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (req, _index, res) => {
+      if (req.path === "/start") res.writeHead(302, { location: "/elsewhere" }).end();
+      else res.writeHead(200).end("OK");
+    });
+    const webhook = await createWebhook(herald, `${receiver.url}/start`);
+    await trigger(herald, "user.created", { n: 1 });
+
+    const delivery = await settledDelivery(herald, webhook.id);
+    assert.equal(delivery.status, "failed");
+    assert.equal(delivery.attempts, 1);
+    assert.equal(delivery.attemptLog[0].statusCode, 302);
+    assert.equal(delivery.attemptLog[0].response.headers.location, "/elsewhere");
+    await sleep(500);
+    assert.equal(receiver.requests.length, 1);
+    assert.equal(receiver.requests[0]?.path, "/start");
+  });
+
+  test("with private targets refused, a delivery to a loopback address is blocked before connecting", async (t) => {
+    const { herald, receiver } = await setup(threads, t, {
+      HERALD_ALLOW_PRIVATE_TARGETS: "false",
+      HERALD_RETRY_SCHEDULE: "none",
+    });
+    const webhook = await createWebhook(herald, `${receiver.url}/`);
+    assert.match(webhook.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    await trigger(herald, "user.created", { n: 1 });
+
+    const delivery = await settledDelivery(herald, webhook.id);
+    assert.equal(delivery.status, "failed");
+    assert.equal(delivery.attemptLog.length, 1);
+    assert.equal(delivery.attemptLog[0].statusCode, null);
+    assert.match(delivery.attemptLog[0].error, /HERALD_ALLOW_PRIVATE_TARGETS/);
+    await sleep(200);
+    assert.equal(receiver.requests.length, 0);
+  });
+
+  test("with private targets refused, a host name that resolves to loopback is blocked at connect time", async (t) => {
+    const { herald, receiver } = await setup(threads, t, {
+      HERALD_ALLOW_PRIVATE_TARGETS: "false",
+      HERALD_RETRY_SCHEDULE: "none",
+    });
+    const port = new URL(receiver.url).port;
+    const webhook = await createWebhook(herald, `http://localhost:${port}/`);
+    await trigger(herald, "user.created", { n: 1 });
+
+    const delivery = await settledDelivery(herald, webhook.id);
+    assert.equal(delivery.status, "failed");
+    assert.match(delivery.attemptLog[0].error, /HERALD_ALLOW_PRIVATE_TARGETS/);
+    await sleep(200);
+    assert.equal(receiver.requests.length, 0);
+  });
+
+  test("delivery history pages newest first and the cursor walks every delivery once", async (t) => {
+    const { herald, receiver } = await setup(threads, t, FAST_RETRIES);
+    const webhook = await createWebhook(herald, receiver.url);
+    for (let n = 0; n < 7; n++) {
+      const triggered = await trigger(herald, "user.created", { n });
+      assert.equal(triggered.deliveries, 1);
     }
-    cursor = list.body.nextCursor;
-    if (cursor === null) break;
-  }
-  assert.equal(cursor, null, "the last page has a null nextCursor");
-  assert.deepEqual(pageSizes, [3, 3, 1]);
-  assert.equal(ids.length, 7);
-  assert.equal(new Set(ids).size, 7);
-  assert.deepEqual(ns, [6, 5, 4, 3, 2, 1, 0]);
 
-  const bad = await herald.api("GET", `/api/webhooks/${webhook.id}/deliveries?cursor=nonsense`);
-  assert.equal(bad.status, 400);
-  assert.equal(bad.body.success, false);
-});
+    const ids: string[] = [];
+    const ns: number[] = [];
+    const pageSizes: number[] = [];
+    let cursor: string | null = null;
+    for (let page = 0; page < 10; page++) {
+      const query: string = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`;
+      const list = await herald.api(
+        "GET",
+        `/api/webhooks/${webhook.id}/deliveries?limit=3${query}`,
+      );
+      assert.equal(list.status, 200, JSON.stringify(list.body));
+      assert.equal(list.body.count, list.body.deliveries.length);
+      pageSizes.push(list.body.deliveries.length);
+      for (const d of list.body.deliveries) {
+        ids.push(d.id);
+        ns.push(d.payload.data.n);
+      }
+      cursor = list.body.nextCursor;
+      if (cursor === null) break;
+    }
+    assert.equal(cursor, null, "the last page has a null nextCursor");
+    assert.deepEqual(pageSizes, [3, 3, 1]);
+    assert.equal(ids.length, 7);
+    assert.equal(new Set(ids).size, 7);
+    assert.deepEqual(ns, [6, 5, 4, 3, 2, 1, 0]);
+
+    const bad = await herald.api("GET", `/api/webhooks/${webhook.id}/deliveries?cursor=nonsense`);
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.success, false);
+  });
+}
+
+describe("sent from the main thread", () => deliveryTests("0"));
+describe("sent from a delivery thread", () => deliveryTests("1"));

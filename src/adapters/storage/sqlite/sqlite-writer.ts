@@ -4,7 +4,8 @@
  * it takes them all into its next transaction; so under load a commit carries many writes, and its
  * fsync never blocks requests or deliveries. A write resolves once its transaction is committed.
  */
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { siblingModule, startThread } from "../../threads/start-thread.js";
 import type { WriteOp, WriteResult } from "./write-ops.js";
 import type { WriterReply, WriterRequest } from "./writer-thread.js";
 
@@ -25,15 +26,6 @@ export class SqliteWriteError extends Error {
   }
 }
 
-const FROM_SOURCE = import.meta.url.endsWith(".ts");
-const ENTRY = new URL(FROM_SOURCE ? "./writer-thread.ts" : "./writer-thread.js", import.meta.url);
-/** Starts the writer thread; run from TypeScript sources (tests, development), it loads tsx first. */
-function startThread(path: string): Worker {
-  if (!FROM_SOURCE) return new Worker(ENTRY, { workerData: { path } });
-  const boot = `import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${JSON.stringify(ENTRY.href)}); });`;
-  return new Worker(boot, { eval: true, workerData: { path } });
-}
-
 /** Sends writes to a writer thread that owns the file's write connection. */
 export class SqliteWriter {
   private readonly worker: Worker;
@@ -47,7 +39,7 @@ export class SqliteWriter {
   private readonly exited: Promise<void>;
 
   constructor(path: string) {
-    this.worker = startThread(path);
+    this.worker = startThread(siblingModule(import.meta.url, "writer-thread"), { path });
     this.worker.on("message", (replies: WriterReply[]) => {
       for (const reply of replies) this.settle(reply);
     });
