@@ -85,8 +85,11 @@ export interface Store {
   releaseLeases(ids: readonly string[], workerId: string): Promise<void>;
   /** Frees leases that ran out at `now` (their worker died); resolves with how many. */
   releaseExpiredLeases(now: number): Promise<number>;
-  /** When the earliest pending delivery can next be claimed, if any is pending. */
-  nextDueAt(): Promise<number | undefined>;
+  /**
+   * When the next pending delivery falls due after `after` (a retry waiting for its time), if any.
+   * Deliveries due already are either claimed at once or leased, so they are not counted.
+   */
+  nextDueAt(after: number): Promise<number | undefined>;
   listDeliveries(
     webhookId: string,
     options: { limit: number; cursor?: string },

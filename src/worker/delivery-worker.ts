@@ -230,7 +230,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     // Nothing more is due now: sleep until the next due time, a wake-up, or the poll interval.
     let delay = pollIntervalMs;
     try {
-      const next = await store.nextDueAt();
+      const next = await store.nextDueAt(clock.now());
       if (next !== undefined) delay = Math.min(Math.max(next - clock.now(), 25), pollIntervalMs);
     } catch {
       delay = pollIntervalMs;

@@ -253,9 +253,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
           .length,
         0,
       );
-      assert.equal(await store.nextDueAt(), undefined);
+      assert.equal(await store.nextDueAt(0), undefined);
       await store.updateWebhook({ ...w, active: true });
-      assert.equal(await store.nextDueAt(), 1);
+      assert.equal(await store.nextDueAt(0), 1);
+      assert.equal(await store.nextDueAt(1), undefined, "due already: not a future due time");
       assert.equal(
         (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "w", leaseUntil: 20 }))
           .length,
@@ -297,7 +298,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         },
         "w",
       );
-      assert.equal(await store.nextDueAt(), 7000);
+      assert.equal(await store.nextDueAt(1000), 7000);
+      assert.equal(await store.nextDueAt(7000), undefined);
       assert.equal(
         (await store.claimDueDeliveries({ now: 6999, limit: 1, workerId: "w", leaseUntil: 9000 }))
           .length,
@@ -311,7 +313,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       });
       assert.equal(again?.attempts, 1);
       await store.recordAttempt(success(claimed.id, 2, 7000), "w");
-      assert.equal(await store.nextDueAt(), undefined);
+      assert.equal(await store.nextDueAt(0), undefined);
 
       const detail = await store.getDelivery(w.id, claimed.id);
       assert.ok(detail);

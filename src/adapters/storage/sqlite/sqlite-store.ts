@@ -99,9 +99,11 @@ export function openSqliteStore(path: string): Store {
        WHERE d.id IN (SELECT value FROM json_each(?))
        ORDER BY d.next_attempt_at`,
     ),
-    nextDue: db.prepare<[], { at: number | null }>(
-      `SELECT MIN(d.next_attempt_at) AS at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
-       WHERE d.status = 'pending' AND w.active = 1`,
+    // Walks the due-time index from `after`, so a long queue costs nothing here.
+    nextDue: db.prepare<[number], { at: number }>(
+      `SELECT d.next_attempt_at AS at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+       WHERE d.status = 'pending' AND d.next_attempt_at > ? AND w.active = 1
+       ORDER BY d.next_attempt_at LIMIT 1`,
     ),
     pageFirst: db.prepare<[string, number], DeliveryRow>(
       `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
@@ -266,8 +268,8 @@ export function openSqliteStore(path: string): Store {
       return released;
     },
 
-    async nextDueAt() {
-      return q.nextDue.get()?.at ?? undefined;
+    async nextDueAt(after) {
+      return q.nextDue.get(after)?.at;
     },
 
     async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {
