@@ -37,8 +37,8 @@ export interface DeliveryWorkerOptions {
   /** Most deliveries claimed in one query. */
   batchSize?: number;
   /**
-   * Most deliveries held at once (waiting or in flight) when taking those this process commits;
-   * beyond it, new deliveries wait in the database to be claimed.
+   * Most deliveries held at once (waiting or in flight) when taking those this process commits,
+   * whatever the send rate; beyond it, new deliveries wait in the database to be claimed.
    */
   holdLimit?: number;
   random?: () => number;
@@ -74,7 +74,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   const { store, sender, clock, wake, logger, schedule, concurrency, timeoutMs } = options;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const batchSize = options.batchSize ?? 100;
-  const holdLimit = options.holdLimit ?? Math.max(concurrency * 16, batchSize);
+  const holdLimit = options.holdLimit ?? 20_000;
   const random = options.random ?? Math.random;
   // Host and process id let an operator see which process holds a lease.
   const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -171,6 +171,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       void attempt(delivery).then(
         ({ update, outcome }) => {
           inFlight--;
+          sendRate.count();
           schedulePump();
           return record(delivery, update, outcome);
         },
@@ -254,12 +255,40 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     );
   }
 
+  /** Attempts answered per second, smoothed over a few seconds. */
+  const sendRate = (() => {
+    let answered = 0;
+    let rate = 0;
+    let since = clock.now();
+    return {
+      count() {
+        answered++;
+      },
+      perSecond(now: number): number {
+        const elapsed = now - since;
+        if (elapsed < 1000) return rate;
+        const current = (answered * 1000) / elapsed;
+        // After a quiet spell the old pace says nothing about the new one.
+        rate = elapsed > 3000 ? current : (rate + current) / 2;
+        answered = 0;
+        since = now;
+        return rate;
+      },
+    };
+  })();
+
   /** Takes the deliveries this process commits, so they go out without a claim query. */
   const taker: LocalDeliveryTaker = {
     workerId,
     reserve(count) {
-      if (!running || inFlight + ready.length + count > holdLimit) return undefined;
-      return clock.now() + leaseMs;
+      if (!running) return undefined;
+      const now = clock.now();
+      // Take no more than can be sent well within a lease at the current pace: what is held too
+      // long would have its lease run out before it is sent.
+      const pace = sendRate.perSecond(now) * ((leaseMs - timeoutMs) / 2000);
+      const limit = Math.min(holdLimit, Math.max(concurrency * 4, pace));
+      if (inFlight + ready.length + count > limit) return undefined;
+      return now + leaseMs;
     },
     take(deliveries, leaseUntil) {
       if (!running) {
