@@ -91,6 +91,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE incoming_events ADD COLUMN route_error text;        -- why routing failed
   CREATE INDEX incoming_by_service ON incoming_events (service, seq);
   `,
+  `
+  -- Claims read only rows nobody holds, and expired leases through their own index, so a queue
+  -- with many leased rows (a worker holding what it is about to send) costs a claim nothing.
+  DROP INDEX deliveries_due;
+  CREATE INDEX deliveries_claimable ON deliveries (next_attempt_at)
+    WHERE status = 'pending' AND locked_by IS NULL;
+  CREATE INDEX deliveries_leased ON deliveries (locked_until)
+    WHERE status = 'pending' AND locked_by IS NOT NULL;
+  `,
 ];
 
 /** An arbitrary constant naming Herald's migration lock among the database's advisory locks. */

@@ -452,13 +452,26 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
     async claimDueDeliveries({ now, limit, workerId, leaseUntil }): Promise<ClaimedDelivery[]> {
       const { rows } = await pool.query<ClaimRow>(
-        `WITH due AS (
-           SELECT d.seq FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
-           WHERE d.status = 'pending' AND d.next_attempt_at <= $1
-             AND (d.locked_until IS NULL OR d.locked_until <= $1) AND w.active
+        `WITH fresh AS (
+           SELECT d.seq, d.next_attempt_at FROM deliveries d
+           JOIN webhooks w ON w.id = d.webhook_id AND w.active
+           WHERE d.status = 'pending' AND d.locked_by IS NULL AND d.next_attempt_at <= $1
            ORDER BY d.next_attempt_at
            LIMIT $2
            FOR UPDATE OF d SKIP LOCKED
+         ), expired AS (
+           -- Leases whose worker died; each kind of row has its own index, so neither scan passes
+           -- over rows that are held.
+           SELECT d.seq, d.next_attempt_at FROM deliveries d
+           JOIN webhooks w ON w.id = d.webhook_id AND w.active
+           WHERE d.status = 'pending' AND d.locked_by IS NOT NULL AND d.locked_until <= $1
+           ORDER BY d.locked_until
+           LIMIT $2
+           FOR UPDATE OF d SKIP LOCKED
+         ), due AS (
+           SELECT seq FROM (SELECT * FROM expired UNION ALL SELECT * FROM fresh) AS c
+           ORDER BY next_attempt_at
+           LIMIT $2
          ), claimed AS (
            UPDATE deliveries d SET locked_by = $3, locked_until = $4
            FROM due WHERE d.seq = due.seq
@@ -492,7 +505,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     async releaseExpiredLeases(now) {
       const result = await pool.query(
         `UPDATE deliveries SET locked_by = NULL, locked_until = NULL
-         WHERE status = 'pending' AND locked_until IS NOT NULL AND locked_until <= $1`,
+         WHERE status = 'pending' AND locked_by IS NOT NULL AND locked_until <= $1`,
         [now],
       );
       return result.rowCount ?? 0;
@@ -502,7 +515,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       // Walks the due-time index from `after`, so a long queue costs nothing here.
       const { rows } = await pool.query<{ at: number }>(
         `SELECT d.next_attempt_at AS at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
-         WHERE d.status = 'pending' AND d.next_attempt_at > $1 AND w.active
+         WHERE d.status = 'pending' AND d.locked_by IS NULL AND d.next_attempt_at > $1 AND w.active
          ORDER BY d.next_attempt_at LIMIT 1`,
         [after],
       );
