@@ -4,6 +4,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ERROR_CATALOGUE, type ErrorCode, HeraldError } from "../../domain/errors.js";
+import { isStorageOutage } from "../storage/outage.js";
 
 /** The body of every error answer. */
 export interface ErrorBody {
@@ -143,6 +144,21 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) {
     return reply.status(status).send(errorBody("bad_request", error.message));
+  }
+  if (isStorageOutage(error)) {
+    request.log.error(
+      { err: error },
+      "The database could not serve a request; it was answered 503. Check that the database is running and reachable.",
+    );
+    return reply
+      .status(503)
+      .header("retry-after", "5")
+      .send(
+        errorBody(
+          "unavailable",
+          "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
+        ),
+      );
   }
   request.log.error(
     { err: error },

@@ -90,7 +90,7 @@ export class SqliteWriter {
     if ("failure" in reply) {
       const error = new SqliteWriteError(
         `The database could not commit: ${reply.failure}`,
-        undefined,
+        reply.code,
       );
       for (const pending of batch) pending.reject(error);
     } else {

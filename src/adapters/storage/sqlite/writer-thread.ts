@@ -20,7 +20,9 @@ export interface WriterRequest {
 type Outcome = { ok: true; value: unknown } | { ok: false; message: string; code?: string };
 
 /** The answer to one request: an outcome per write, or why the whole commit failed. */
-export type WriterReply = { id: number; results: Outcome[] } | { id: number; failure: string };
+export type WriterReply =
+  | { id: number; results: Outcome[] }
+  | { id: number; failure: string; code?: string };
 
 /** Most writes in one transaction. */
 const MAX_BATCH = 5000;
@@ -79,7 +81,10 @@ function commitRequests(requests: WriterRequest[]): void {
       at += own.length;
     }
   } catch (error) {
-    for (const { id } of requests) replies.push({ id, failure: (error as Error).message });
+    const { message, code } = error as { message?: string; code?: string };
+    for (const { id } of requests) {
+      replies.push({ id, failure: message ?? String(error), ...(code ? { code } : {}) });
+    }
   }
   port.postMessage(replies);
 }

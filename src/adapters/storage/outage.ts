@@ -1,0 +1,41 @@
+/**
+ * Tells a database that cannot serve right now (down, restarting, out of connections, disk full)
+ * from a bug, by the error codes the drivers use, so the API can answer 503 and ask the client to
+ * send again instead of reporting an internal error.
+ */
+
+/** Network errors of a driver that cannot reach its server. */
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+]);
+
+/** PostgreSQL SQLSTATEs: the server is shutting down, starting, or out of connections or room. */
+const POSTGRES_CODES = new Set(["57P01", "57P02", "57P03", "53000", "53100", "53200", "53300"]);
+
+/** SQLite result codes: the file is locked, full, unreadable or unwritable. */
+const SQLITE_CODE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN|PROTOCOL)/;
+
+/** Messages node-postgres gives when a connection drops or none can be had in time. */
+const POSTGRES_MESSAGES = [
+  "Connection terminated",
+  "timeout exceeded when trying to connect",
+  "Client has encountered a connection error",
+];
+
+/** True when `error` says the database is unavailable rather than that Herald went wrong. */
+export function isStorageOutage(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === "string") {
+    if (NETWORK_CODES.has(code) || POSTGRES_CODES.has(code) || SQLITE_CODE.test(code)) return true;
+    // Connection exceptions (class 08).
+    if (/^08[0-9A-Z]{3}$/.test(code)) return true;
+  }
+  return typeof message === "string" && POSTGRES_MESSAGES.some((m) => message.includes(m));
+}

@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { isStorageOutage } from "../../src/adapters/storage/outage.js";
+
+test("a database that is down, restarting, full or out of connections is an outage", () => {
+  for (const code of [
+    "ECONNREFUSED",
+    "ECONNRESET",
+    "57P01",
+    "57P03",
+    "53300",
+    "08006",
+    "SQLITE_BUSY",
+    "SQLITE_FULL",
+    "SQLITE_IOERR_WRITE",
+  ]) {
+    assert.equal(isStorageOutage(Object.assign(new Error("x"), { code })), true, code);
+  }
+  assert.equal(isStorageOutage(new Error("Connection terminated unexpectedly")), true);
+});
+
+test("constraint violations, bugs and non-errors are not outages", () => {
+  for (const code of ["SQLITE_CONSTRAINT_UNIQUE", "23505", "42P01", "ERR_INVALID_ARG_TYPE"]) {
+    assert.equal(isStorageOutage(Object.assign(new Error("x"), { code })), false, code);
+  }
+  assert.equal(isStorageOutage(new TypeError("cannot read properties of undefined")), false);
+  assert.equal(isStorageOutage(undefined), false);
+  assert.equal(isStorageOutage("ECONNREFUSED"), false);
+});
