@@ -1,6 +1,7 @@
 /**
- * The delivery loop: claims due deliveries in batches, sends them with bounded concurrency, and
- * records each attempt with its next step (delivered, retry at a time, or give up). Retries are rows
+ * The delivery loop: takes the deliveries this process commits (already leased to it) and claims
+ * other due ones in batches, sends them with bounded concurrency, and records each attempt with its
+ * next step (delivered, retry at a time, or give up). Retries are rows
  * with a due time, never timers: the loop wakes when new work is committed, when a retry falls due,
  * or on a slow poll.
  */

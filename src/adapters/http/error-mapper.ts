@@ -150,15 +150,12 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
       { err: error },
       "The database could not serve a request; it was answered 503. Check that the database is running and reachable.",
     );
-    return reply
-      .status(503)
-      .header("retry-after", "5")
-      .send(
-        errorBody(
-          "unavailable",
-          "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
-        ),
-      );
+    const unavailable = new HeraldError(
+      "unavailable",
+      "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
+    );
+    unavailable.retryAfterSeconds = 5;
+    return sendError(reply, unavailable);
   }
   request.log.error(
     { err: error },

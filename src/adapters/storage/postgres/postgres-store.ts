@@ -116,7 +116,7 @@ async function insertOutgoing(
   items: PendingEvent[],
   taker: LocalDeliveryTaker | undefined,
   handoffs: Handoff[],
-  inTransaction: boolean,
+  insideTransaction: boolean,
 ): Promise<number[]> {
   if (items.length === 0) return [];
   const { rows } = await client.query<WebhookRow>("SELECT * FROM webhooks WHERE active");
@@ -206,7 +206,7 @@ async function insertOutgoing(
     const notify = client.query(`NOTIFY ${DELIVERY_CHANNEL}`);
     // Inside a transaction a failure must fail it; after an autocommit the rows are stored, and
     // idle workers find them on their next poll.
-    if (inTransaction) await notify;
+    if (insideTransaction) await notify;
     else await notify.catch(() => undefined);
   }
   return counts;

@@ -152,7 +152,7 @@ export function openSqliteStore(path: string): Store {
    * before the commit and handed over after it. If the writer skipped any (a webhook deleted or
    * paused meanwhile), none is handed over and the claim query finds those that were stored.
    */
-  function writeOutgoing<T>(
+  function writeHandingOver<T>(
     chosen: { write: OutgoingWrite; targets: Webhook[] } | undefined,
     write: (outgoing: OutgoingWrite | undefined) => Promise<T>,
     queued: (result: T) => number,
@@ -218,7 +218,7 @@ export function openSqliteStore(path: string): Store {
     deleteWebhook: (id) => afterWebhookWrite(writer.write<boolean>({ kind: "deleteWebhook", id })),
 
     enqueueEvent: (event, selectTargets, newDeliveryId) =>
-      writeOutgoing(
+      writeHandingOver(
         outgoingWrite({ event, selectTargets, newDeliveryId }),
         (outgoing) =>
           writer.write<number>({ kind: "outgoing", outgoing: outgoing as OutgoingWrite }),
@@ -292,7 +292,7 @@ export function openSqliteStore(path: string): Store {
     },
 
     saveIncoming: (event: IncomingEvent, route?: PendingEvent) =>
-      writeOutgoing(
+      writeHandingOver(
         route ? outgoingWrite(route) : undefined,
         (outgoing) =>
           writer.write<{ eventId: string; duplicate: boolean; deliveries: number }>({
@@ -335,7 +335,7 @@ export function openSqliteStore(path: string): Store {
     },
 
     recordRouting: (id, outcome, route) =>
-      writeOutgoing(
+      writeHandingOver(
         route ? outgoingWrite(route) : undefined,
         (outgoing) =>
           writer.write<number>({

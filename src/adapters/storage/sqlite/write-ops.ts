@@ -47,7 +47,7 @@ export type AttemptColumns = [
   durationMs: number,
   statusCode: number | null,
   error: string | null,
-  responseHeaders: string | null,
+  responseHeaders: Record<string, string> | null,
   responseBody: string | null,
 ];
 
@@ -64,7 +64,7 @@ export function attemptColumns(update: DeliveryUpdate): AttemptColumns {
     attempt.durationMs,
     attempt.statusCode,
     attempt.error,
-    attempt.responseHeaders ? JSON.stringify(attempt.responseHeaders) : null,
+    attempt.responseHeaders,
     attempt.responseBody,
   ];
 }
@@ -193,7 +193,8 @@ export function applyWriteOp(q: WriteStatements, op: WriteOp): WriteResult {
           startedAt + durationMs,
           id,
         ).changes > 0;
-      const attempt = [id, number, startedAt, durationMs, code, error, headers, body];
+      const kept = headers ? JSON.stringify(headers) : null;
+      const attempt = [id, number, startedAt, durationMs, code, error, kept, body];
       // Once the update has found the delivery, the attempt needs no check of its own.
       if (moved) q.insertAttempt.run(attempt);
       else q.insertAttemptIfDelivery.run(...attempt, id);
