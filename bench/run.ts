@@ -8,7 +8,8 @@
  * --store picks Herald's database: sqlite (default) or postgres (one process, HERALD_ROLE=all), or
  * both: delivery on SQLite, on PostgreSQL with 1 process, and with 1 api process + 1 or 2 worker
  * processes; ingest on SQLite and on PostgreSQL with 1 process.
- * --profile DIR writes a CPU profile of every Herald process into DIR; --env adds a Herald setting.
+ * --profile DIR writes CPU profiles of every Herald process into DIR, a folder per process and a
+ * profile per thread; --env adds a Herald setting.
  */
 import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";

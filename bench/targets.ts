@@ -1,5 +1,6 @@
 /** The systems under test: Herald as child processes, and the two baselines. */
 import { randomBytes } from "node:crypto";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { request } from "undici";
@@ -93,10 +94,11 @@ async function startHeraldProcess(
   const port = await freePort();
   const dataDir = makeTempDir("herald-bench-");
   const { profileDir } = launch;
-  // Named by role, so the api's and the workers' profiles can be told apart.
-  const profileName = `herald-${PROFILE_STAMP}-${String(++profileSerial).padStart(3, "0")}-${launch.store}-${role}.cpuprofile`;
+  // A directory per process, named by role, so the api's and the workers' profiles can be told
+  // apart; inside it, one profile per thread (main, SQLite writer, delivery threads).
+  const processDir = `herald-${PROFILE_STAMP}-${String(++profileSerial).padStart(3, "0")}-${launch.store}-${role}`;
   const nodeArgs = profileDir
-    ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${profileName}`]
+    ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, processDir)}`]
     : [];
   const herald = spawnNode([...nodeArgs, "dist/main.js"], ROOT, {
     ...environmentWithoutHeraldSettings(),

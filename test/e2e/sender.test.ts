@@ -1,0 +1,199 @@
+/** The HTTP sender against a real local server: what it keeps of a response, and how it fails. */
+
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { createHttpSender, RESPONSE_BODY_LIMIT } from "../../src/adapters/sender.js";
+import type { ClaimedDelivery } from "../../src/domain/deliveries.js";
+
+type Route = (req: IncomingMessage, res: ServerResponse) => void;
+
+const routes: Record<string, Route> = {
+  "/ok": (_req, res) => res.writeHead(200, { "content-type": "text/plain" }).end("OK"),
+  "/big": (_req, res) => res.writeHead(200, { "content-length": "10000" }).end("a".repeat(10_000)),
+  "/huge": (_req, res) => {
+    // 1 MB in chunks, without a length: the sender must not wait for all of it.
+    res.writeHead(200);
+    const chunk = "b".repeat(16 * 1024);
+    let sent = 0;
+    const more = () => {
+      while (sent < 64 && res.write(chunk)) sent++;
+      if (sent < 64) res.once("drain", more);
+      else res.end();
+    };
+    more();
+  },
+  "/headers": (_req, res) =>
+    res
+      .writeHead(503, {
+        "content-type": "application/json",
+        "content-length": "16",
+        "retry-after": "7",
+        "x-request-id": "req-42",
+        "set-cookie": "session=secret",
+      })
+      .end('{"error":"busy"}'),
+  "/nul": (_req, res) => res.writeHead(200).end("a\u0000b"),
+  "/hang": () => undefined,
+  "/echo": (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () =>
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ headers: req.headers, body: Buffer.concat(chunks).toString() })),
+    );
+  },
+};
+
+let server: Server;
+let origin: string;
+const sockets = new Set<Socket>();
+
+before(async () => {
+  server = createServer((req, res) => {
+    const route = routes[req.url ?? ""];
+    if (route) route(req, res);
+    else res.writeHead(404).end();
+  });
+  server.on("connection", (socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+function delivery(path: string): ClaimedDelivery {
+  return {
+    id: "del_1_abc",
+    webhookId: "wh_1_abc",
+    eventId: "evt_1_abc",
+    eventType: "user.created",
+    url: `${origin}${path}`,
+    secret: "s3cret",
+    body: '{"event":"user.created","timestamp":"2026-11-30T00:00:00.000Z","data":{}}',
+    attempts: 0,
+    createdAt: 1,
+  };
+}
+
+function sender(timeoutMs = 2000) {
+  return createHttpSender({
+    clock: { now: () => Date.now() },
+    timeoutMs,
+    allowPrivateTargets: true,
+    userAgent: "Herald/test",
+  });
+}
+
+describe("HTTP sender", () => {
+  test("sends the signed body with Herald's headers", async () => {
+    const http = sender();
+    try {
+      const result = await http.send(delivery("/echo"));
+      assert.equal(result.error, undefined);
+      const echoed = JSON.parse(result.response?.body ?? "{}") as {
+        headers: Record<string, string>;
+        body: string;
+      };
+      assert.equal(echoed.body, delivery("/echo").body);
+      assert.equal(echoed.headers["user-agent"], "Herald/test");
+      assert.equal(echoed.headers["x-webhook-delivery"], "del_1_abc");
+      assert.equal(echoed.headers["x-webhook-event"], "user.created");
+      assert.equal(
+        echoed.headers["x-webhook-signature"],
+        createHmac("sha256", "s3cret").update(echoed.body).digest("hex"),
+      );
+    } finally {
+      await http.close();
+    }
+  });
+
+  test("keeps the first 4 KB of a larger body and reuses the connection", async () => {
+    const http = sender();
+    try {
+      const before = sockets.size;
+      const results = [];
+      for (let i = 0; i < 6; i++) results.push(await http.send(delivery("/big")));
+      for (const result of results) {
+        assert.equal(result.response?.status, 200);
+        assert.equal(result.response?.body, "a".repeat(RESPONSE_BODY_LIMIT));
+      }
+      // Each body was read to its end, so connections go back to the pool instead of closing.
+      assert.ok(sockets.size - before <= 2, `${sockets.size - before} connections for 6 attempts`);
+    } finally {
+      await http.close();
+    }
+  });
+
+  test("stops reading a huge body and still answers with its start", async () => {
+    const http = sender();
+    try {
+      const result = await http.send(delivery("/huge"));
+      assert.equal(result.error, undefined);
+      assert.equal(result.response?.status, 200);
+      assert.equal(result.response?.body, "b".repeat(RESPONSE_BODY_LIMIT));
+    } finally {
+      await http.close();
+    }
+  });
+
+  test("keeps only the headers of interest", async () => {
+    const http = sender();
+    try {
+      const result = await http.send(delivery("/headers"));
+      assert.equal(result.response?.status, 503);
+      assert.deepEqual(result.response?.headers, {
+        "content-type": "application/json",
+        "content-length": "16",
+        "retry-after": "7",
+        "x-request-id": "req-42",
+      });
+      assert.equal(result.response?.body, '{"error":"busy"}');
+      assert.ok(result.retryAfterMs !== undefined && result.retryAfterMs >= 6000);
+    } finally {
+      await http.close();
+    }
+  });
+
+  test("drops NUL characters, which text columns cannot hold", async () => {
+    const http = sender();
+    try {
+      const result = await http.send(delivery("/nul"));
+      assert.equal(result.response?.body, "ab");
+    } finally {
+      await http.close();
+    }
+  });
+
+  test("a receiver that never answers times out with plain words", async () => {
+    const http = sender(300);
+    try {
+      const result = await http.send(delivery("/hang"));
+      assert.equal(result.response, undefined);
+      assert.match(result.error ?? "", /^timed out: no response within 300 ms/);
+    } finally {
+      await http.close();
+    }
+  });
+
+  test("a closed port is reported as refused", async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const http = sender();
+    try {
+      const result = await http.send({ ...delivery("/"), url: `http://127.0.0.1:${port}/` });
+      assert.equal(result.response, undefined);
+      assert.match(result.error ?? "", /^connection refused/);
+    } finally {
+      await http.close();
+    }
+  });
+});
