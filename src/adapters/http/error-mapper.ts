@@ -147,7 +147,7 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
   }
   if (isStorageOutage(error)) {
     request.log.error(
-      { err: error },
+      { err: error, method: request.method, url: request.url },
       "The database could not serve a request; it was answered 503. Check that the database is running and reachable.",
     );
     const unavailable = new HeraldError(
@@ -158,7 +158,7 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
     return sendError(reply, unavailable);
   }
   request.log.error(
-    { err: error },
+    { err: error, method: request.method, url: request.url },
     "Request failed with an unexpected error; it was not the client's fault.",
   );
   return reply

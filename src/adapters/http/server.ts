@@ -38,6 +38,9 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    // Requests are not logged one by one, so each needs no child logger of its own; the few
+    // error lines name the request themselves.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: deps.bodyLimitBytes,
     return503OnClosing: true,
     forceCloseConnections: "idle",

@@ -247,7 +247,7 @@ export function openSqliteStore(path: string): Store {
       // Only the lease holder moves the delivery on; a stale worker's attempt is kept in the history.
       const holdsLease = leases.get(update.deliveryId)?.workerId === workerId;
       try {
-        await writer.write({
+        await writer.writeLazily({
           kind: "attempt",
           columns: attemptColumns(update),
           moveDelivery: holdsLease,

@@ -15,6 +15,10 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+/** How long a lazy write may wait for company, and how many make a message worth sending now. */
+const LAZY_DELAY_MS = 2;
+const LAZY_BATCH = 256;
+
 /** Error of a write the database refused (a constraint, say); `code` is SQLite's. */
 export class SqliteWriteError extends Error {
   constructor(
@@ -34,6 +38,7 @@ export class SqliteWriter {
   private readonly sent = new Map<number, Pending[]>();
   private nextId = 1;
   private scheduled = false;
+  private lazyTimer: NodeJS.Timeout | undefined;
   private failure: Error | undefined;
   private idleWaiters: Array<() => void> = [];
   private readonly exited: Promise<void>;
@@ -56,13 +61,37 @@ export class SqliteWriter {
         this.scheduled = true;
         // Writes made in this turn of the event loop go out in one message; the thread gathers
         // the messages that arrive while it commits into its next transaction.
-        setImmediate(() => {
-          this.scheduled = false;
-          this.send();
-        });
+        setImmediate(this.flush);
       }
     });
   }
+
+  /**
+   * Queues a write nobody waits on to answer a request (an attempt record): it goes out with the
+   * next urgent write, or within `LAZY_DELAY_MS`, so that under load one message carries many.
+   */
+  writeLazily<T extends WriteResult>(op: WriteOp): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ op, resolve: resolve as (value: WriteResult) => void, reject });
+      if (this.scheduled) return;
+      if (this.queue.length >= LAZY_BATCH) {
+        this.scheduled = true;
+        setImmediate(this.flush);
+      } else {
+        this.lazyTimer ??= setTimeout(this.flush, LAZY_DELAY_MS);
+      }
+    });
+  }
+
+  private readonly flush = () => {
+    this.scheduled = false;
+    if (this.lazyTimer) {
+      clearTimeout(this.lazyTimer);
+      this.lazyTimer = undefined;
+    }
+    this.send();
+  };
 
   /** Commits what is queued, then stops the thread. */
   async close(): Promise<void> {
