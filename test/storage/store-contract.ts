@@ -386,6 +386,29 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
     });
 
+    test("deleting a webhook deletes its deliveries and their attempts", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      await store.enqueueEvent(
+        { id: "evt_cascade", type: "user.created", body: "{}", createdAt: 1 },
+        everyone,
+        nextId,
+      );
+      const [claimed] = await store.claimDueDeliveries({
+        now: 10,
+        limit: 1,
+        workerId: "w",
+        leaseUntil: 100,
+      });
+      assert.ok(claimed);
+      await store.recordAttempt(success(claimed.id, 1, 20), "w");
+      assert.equal(await store.deleteWebhook(w.id), true);
+      // A webhook created again under the same id starts with an empty history.
+      await store.insertWebhook(w);
+      assert.equal((await store.listDeliveries(w.id, { limit: 10 })).deliveries.length, 0);
+      assert.equal(await store.getDelivery(w.id, claimed.id), undefined);
+    });
+
     test("recording an attempt of a delivery deleted in flight is not an error", async () => {
       const w = webhook();
       await store.insertWebhook(w);

@@ -100,6 +100,14 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE INDEX deliveries_leased ON deliveries (locked_until)
     WHERE status = 'pending' AND locked_by IS NOT NULL;
   `,
+  `
+  -- Foreign keys cost a trigger and a row lock per delivery and per attempt. The store keeps these
+  -- links itself: deliveries are inserted only for webhooks locked by the same statement, and
+  -- deleting a webhook deletes its deliveries and their attempts in the same transaction.
+  ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_webhook_id_fkey;
+  ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_event_id_fkey;
+  ALTER TABLE delivery_attempts DROP CONSTRAINT IF EXISTS delivery_attempts_delivery_id_fkey;
+  `,
 ];
 
 /** An arbitrary constant naming Herald's migration lock among the database's advisory locks. */

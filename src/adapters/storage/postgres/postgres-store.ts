@@ -173,6 +173,7 @@ async function insertOutgoing(
      FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[])
        AS u(id, webhook_id, event_id, event_type, at, locked_by, locked_until)
      JOIN webhooks w ON w.id = u.webhook_id AND w.active
+     FOR KEY SHARE OF w
      RETURNING id, locked_by IS NOT NULL AS locked`,
     [
       events.id,
@@ -443,8 +444,19 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
 
     async deleteWebhook(id) {
-      const result = await pool.query("DELETE FROM webhooks WHERE id = $1", [id]);
-      return (result.rowCount ?? 0) > 0;
+      // The webhook row goes first: its lock waits for batches still inserting deliveries for it
+      // (they hold it FOR KEY SHARE), so the deletes after it see those deliveries too.
+      return inTransaction(pool, async (client) => {
+        const result = await client.query("DELETE FROM webhooks WHERE id = $1", [id]);
+        if ((result.rowCount ?? 0) === 0) return false;
+        await client.query(
+          `DELETE FROM delivery_attempts a USING deliveries d
+           WHERE d.webhook_id = $1 AND a.delivery_id = d.id`,
+          [id],
+        );
+        await client.query("DELETE FROM deliveries WHERE webhook_id = $1", [id]);
+        return true;
+      });
     },
 
     enqueueEvent: (event, selectTargets, newDeliveryId) =>
