@@ -329,8 +329,94 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
           [2, 200, "OK"],
         ],
       );
-      assert.deepEqual(detail.attemptLog[0]?.responseHeaders, { "retry-after": "6" });
+      assert.deepEqual(detail.attemptLog[0], {
+        deliveryId: claimed.id,
+        attempt: 1,
+        startedAt: 1000,
+        durationMs: 12,
+        statusCode: 503,
+        error: "receiver answered 503; next attempt in 6 s",
+        responseHeaders: { "retry-after": "6" },
+        responseBody: "busy",
+      });
+      assert.deepEqual(detail.attemptLog[1], {
+        deliveryId: claimed.id,
+        attempt: 2,
+        startedAt: 7000,
+        durationMs: 3,
+        statusCode: 200,
+        error: null,
+        responseHeaders: { "content-type": "text/plain" },
+        responseBody: "OK",
+      });
       assert.equal(await store.getDelivery("wh_other", claimed.id), undefined);
+    });
+
+    test("keeps every attempt of a delivery tried many times, in order", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      await store.enqueueEvent(
+        { id: "evt_many", type: "user.created", body: "{}", createdAt: 1000 },
+        everyone,
+        nextId,
+      );
+      let due = 1000;
+      for (let attempt = 1; attempt <= 4; attempt++) {
+        const [claimed] = await store.claimDueDeliveries({
+          now: due,
+          limit: 1,
+          workerId: "w",
+          leaseUntil: due + 500,
+        });
+        assert.ok(claimed, `attempt ${attempt} is due`);
+        assert.equal(claimed.attempts, attempt - 1);
+        const last = attempt === 4;
+        await store.recordAttempt(
+          {
+            deliveryId: claimed.id,
+            status: last ? "failed" : "pending",
+            attempts: attempt,
+            nextAttemptAt: last ? null : due + 100,
+            attempt: {
+              deliveryId: claimed.id,
+              attempt,
+              startedAt: due,
+              durationMs: attempt * 10,
+              statusCode: 500 + attempt,
+              error: `answered ${500 + attempt}`,
+              responseHeaders: { "x-request-id": `r${attempt}` },
+              responseBody: `body ${attempt}`,
+            },
+          },
+          "w",
+        );
+        due += 100;
+      }
+      const [summary] = (await store.listDeliveries(w.id, { limit: 1 })).deliveries;
+      assert.ok(summary);
+      const detail = await store.getDelivery(w.id, summary.id);
+      assert.equal(detail?.status, "failed");
+      assert.equal(detail?.attempts, 4);
+      assert.deepEqual(
+        detail?.attemptLog.map((a) => [
+          a.attempt,
+          a.startedAt,
+          a.durationMs,
+          a.statusCode,
+          a.error,
+          a.responseHeaders?.["x-request-id"],
+          a.responseBody,
+        ]),
+        [1, 2, 3, 4].map((n) => [
+          n,
+          1000 + (n - 1) * 100,
+          n * 10,
+          500 + n,
+          `answered ${500 + n}`,
+          `r${n}`,
+          `body ${n}`,
+        ]),
+      );
     });
 
     test("pages a webhook's deliveries newest first with a cursor", async () => {

@@ -37,6 +37,9 @@ export interface DeliveryRow {
   last_response_body: string | null;
   last_error: string | null;
   last_attempt_at: number | null;
+  /** With the headers, the rest of the latest attempt; null on rows written before they existed. */
+  last_duration_ms: number | null;
+  last_response_headers: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -67,7 +70,7 @@ export interface ClaimRow {
 /** The delivery columns every history query selects (deliveries `d` joined with events `e`). */
 export const DELIVERY_COLUMNS = `d.seq, d.id, d.webhook_id, d.event_id, d.event_type, e.body, d.status,
   d.attempts, d.next_attempt_at, d.last_status_code, d.last_response_body, d.last_error,
-  d.last_attempt_at, d.created_at, d.updated_at`;
+  d.last_attempt_at, d.last_duration_ms, d.last_response_headers, d.created_at, d.updated_at`;
 
 export function toWebhook(row: WebhookRow): Webhook {
   return {
@@ -109,11 +112,38 @@ export function toAttempt(row: AttemptRow): AttemptRecord {
     durationMs: row.duration_ms,
     statusCode: row.status_code,
     error: row.error,
-    responseHeaders: row.response_headers
-      ? (JSON.parse(row.response_headers) as Record<string, string>)
-      : null,
+    responseHeaders: parseHeaders(row.response_headers),
     responseBody: row.response_body,
   };
+}
+
+function parseHeaders(json: string | null): Record<string, string> | null {
+  return json ? (JSON.parse(json) as Record<string, string>) : null;
+}
+
+/**
+ * A delivery's attempts, oldest first. The latest lives in the delivery's own row (so the usual
+ * delivery, answered at the first attempt, costs one write); earlier ones were moved to the
+ * attempts table as each next attempt was recorded.
+ */
+export function toAttemptLog(row: DeliveryRow, earlier: AttemptRow[]): AttemptRecord[] {
+  const log = earlier.map(toAttempt);
+  if (row.attempts === 0 || row.last_attempt_at === null || row.last_duration_ms === null) {
+    return log;
+  }
+  const latest: AttemptRecord = {
+    deliveryId: row.id,
+    attempt: row.attempts,
+    startedAt: row.last_attempt_at,
+    durationMs: row.last_duration_ms,
+    statusCode: row.last_status_code,
+    error: row.last_error,
+    responseHeaders: parseHeaders(row.last_response_headers),
+    responseBody: row.last_response_body,
+  };
+  const kept = log.filter((attempt) => attempt.attempt !== latest.attempt);
+  kept.push(latest);
+  return kept.sort((a, b) => a.attempt - b.attempt);
 }
 
 export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {

@@ -26,7 +26,7 @@ import {
   type IncomingRow,
   type SourceRow,
   sourceColumns,
-  toAttempt,
+  toAttemptLog,
   toClaimedDelivery,
   toDeliverySummary,
   toIncomingEvent,
@@ -253,25 +253,37 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
     u.attempt.push(attempt.attempt);
     u.worker.push(workerId);
   }
-  // One statement, so one round trip and one commit. Only the lease holder moves the delivery on;
-  // a worker whose lease ran out keeps its attempt in the history but leaves the delivery to whoever
-  // holds it now. A delivery deleted in flight (with its webhook) has nowhere to keep its attempt.
+  // One statement, so one round trip and one commit. The latest attempt goes into the delivery's
+  // row, and the one it held before moves to the attempts table (every sub-statement reads the rows
+  // as they were before the statement). Only the lease holder moves the delivery on; a worker whose
+  // lease ran out keeps its attempt in the history but leaves the delivery to whoever holds it now.
+  // A delivery deleted in flight (with its webhook) has nowhere to keep its attempt.
   await pool.query(
     `WITH u AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[],
                             $7::text[], $8::bigint[], $9::int[], $10::text[], $11::int[], $12::text[])
          AS u(id, status, attempts, next_at, code, body, error, started, duration, worker, attempt, headers)
+     ), previous AS (
+       INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error,
+         response_headers, response_body)
+       SELECT d.id, d.attempts, d.last_attempt_at, d.last_duration_ms, d.last_status_code, d.last_error,
+         d.last_response_headers, d.last_response_body
+       FROM u JOIN deliveries d ON d.id = u.id AND d.locked_by = u.worker
+       WHERE u.attempt > 1 AND d.attempts > 0 AND d.last_duration_ms IS NOT NULL
+       ON CONFLICT DO NOTHING
      ), moved AS (
        UPDATE deliveries d SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_at,
          last_status_code = u.code, last_response_body = u.body, last_error = u.error,
-         last_attempt_at = u.started, updated_at = u.started + u.duration,
-         locked_by = NULL, locked_until = NULL
+         last_attempt_at = u.started, last_duration_ms = u.duration, last_response_headers = u.headers,
+         updated_at = u.started + u.duration, locked_by = NULL, locked_until = NULL
        FROM u WHERE d.id = u.id AND d.locked_by = u.worker
+       RETURNING d.id
      )
      INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error,
        response_headers, response_body)
      SELECT d.id, u.attempt, u.started, u.duration, u.code, u.error, u.headers, u.body
      FROM u JOIN deliveries d ON d.id = u.id
+     WHERE NOT EXISTS (SELECT 1 FROM moved WHERE moved.id = u.id)
      ON CONFLICT DO NOTHING`,
     [
       u.id,
@@ -562,7 +574,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         "SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
         [deliveryId],
       );
-      return { ...toDeliverySummary(row), attemptLog: attempts.rows.map(toAttempt) };
+      return { ...toDeliverySummary(row), attemptLog: toAttemptLog(row, attempts.rows) };
     },
 
     saveIncoming: (event, route) => incoming.push({ event, route }),

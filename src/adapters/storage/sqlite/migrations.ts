@@ -85,4 +85,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE incoming_events ADD COLUMN route_error TEXT;         -- why routing failed
   CREATE INDEX incoming_by_service ON incoming_events(service, seq);
   `,
+  `
+  -- The latest attempt is kept whole in its delivery's row; delivery_attempts holds the earlier ones.
+  ALTER TABLE deliveries ADD COLUMN last_duration_ms INTEGER;
+  ALTER TABLE deliveries ADD COLUMN last_response_headers TEXT;
+  `,
 ];

@@ -27,7 +27,7 @@ import {
   type IncomingRow,
   type SourceRow,
   sourceColumns,
-  toAttempt,
+  toAttemptLog,
   toClaimedDelivery,
   toDeliverySummary,
   toIncomingEvent,
@@ -288,7 +288,10 @@ export function openSqliteStore(path: string): Store {
     async getDelivery(webhookId, deliveryId): Promise<DeliveryDetail | undefined> {
       const row = q.getDelivery.get(deliveryId, webhookId);
       if (!row) return undefined;
-      return { ...toDeliverySummary(row), attemptLog: q.attempts.all(deliveryId).map(toAttempt) };
+      return {
+        ...toDeliverySummary(row),
+        attemptLog: toAttemptLog(row, q.attempts.all(deliveryId)),
+      };
     },
 
     saveIncoming: (event: IncomingEvent, route?: PendingEvent) =>

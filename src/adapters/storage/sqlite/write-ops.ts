@@ -98,11 +98,17 @@ export function createWriteStatements(db: Database.Database) {
     ),
     updateDelivery: db.prepare(
       `UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status_code = ?,
-       last_response_body = ?, last_error = ?, last_attempt_at = ?, updated_at = ? WHERE id = ?`,
+       last_response_body = ?, last_error = ?, last_attempt_at = ?, last_duration_ms = ?,
+       last_response_headers = ?, updated_at = ? WHERE id = ?`,
     ),
-    insertAttempt: db.prepare(
+    // Before a delivery's row takes its new latest attempt, the one it held moves to the attempts
+    // table (rows from before last_duration_ms existed have theirs there already).
+    keepPreviousAttempt: db.prepare(
       `INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code,
-       error, response_headers, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+       error, response_headers, response_body)
+       SELECT id, attempts, last_attempt_at, last_duration_ms, last_status_code, last_error,
+         last_response_headers, last_response_body
+       FROM deliveries WHERE id = ? AND attempts > 0 AND last_duration_ms IS NOT NULL`,
     ),
     // A delivery deleted with its webhook while in flight has nowhere to keep its attempt.
     insertAttemptIfDelivery: db.prepare(
@@ -180,9 +186,10 @@ export function applyWriteOp(q: WriteStatements, op: WriteOp): WriteResult {
         headers,
         body,
       ] = op.columns;
-      const moved =
-        op.moveDelivery &&
-        q.updateDelivery.run(
+      const kept = headers ? JSON.stringify(headers) : null;
+      if (op.moveDelivery) {
+        if (number > 1) q.keepPreviousAttempt.run(id);
+        const moved = q.updateDelivery.run(
           status,
           attempts,
           next,
@@ -190,14 +197,15 @@ export function applyWriteOp(q: WriteStatements, op: WriteOp): WriteResult {
           body,
           error,
           startedAt,
+          durationMs,
+          kept,
           startedAt + durationMs,
           id,
-        ).changes > 0;
-      const kept = headers ? JSON.stringify(headers) : null;
-      const attempt = [id, number, startedAt, durationMs, code, error, kept, body];
-      // Once the update has found the delivery, the attempt needs no check of its own.
-      if (moved) q.insertAttempt.run(attempt);
-      else q.insertAttemptIfDelivery.run(...attempt, id);
+        ).changes;
+        if (moved > 0) return null;
+      }
+      // Sent by a worker whose lease had run out: kept as history, if the delivery still exists.
+      q.insertAttemptIfDelivery.run(id, number, startedAt, durationMs, code, error, kept, body, id);
       return null;
     }
     case "incoming": {
