@@ -7,6 +7,17 @@ import Database from "better-sqlite3";
 import { openSqliteStore } from "../../src/adapters/storage/sqlite/sqlite-store.js";
 import { describeStoreContract } from "./store-contract.js";
 
+const HOOK = {
+  id: "wh_1",
+  name: "a",
+  url: "https://example.com",
+  events: ["user.created"],
+  secret: "s",
+  active: true,
+  createdAt: 1,
+  updatedAt: 1,
+};
+
 describeStoreContract("SQLite", async () => {
   const dir = mkdtempSync(join(tmpdir(), "herald-store-"));
   const path = join(dir, "herald.db");
@@ -32,16 +43,7 @@ test("a restart frees every SQLite lease at once, since only one process uses th
   const path = join(dir, "herald.db");
   try {
     const first = openSqliteStore(path);
-    await first.insertWebhook({
-      id: "wh_1",
-      name: "a",
-      url: "https://example.com",
-      events: ["user.created"],
-      secret: "s",
-      active: true,
-      createdAt: 1,
-      updatedAt: 1,
-    });
+    await first.insertWebhook(HOOK);
     await first.enqueueEvent(
       { id: "evt_1", type: "user.created", body: "{}", createdAt: 1 },
       (a) => [...a],
@@ -73,16 +75,7 @@ test("a restart frees every SQLite lease at once, since only one process uses th
 test("attempts recorded before the latest attempt moved into the delivery row still show", async () => {
   const dir = mkdtempSync(join(tmpdir(), "herald-store-"));
   const path = join(dir, "herald.db");
-  const hook = {
-    id: "wh_old",
-    name: "a",
-    url: "https://example.com",
-    events: ["user.created"],
-    secret: "s",
-    active: true,
-    createdAt: 1,
-    updatedAt: 1,
-  };
+  const hook = { ...HOOK, id: "wh_old" };
   const attempt = (number: number, status: "pending" | "success", code: number) => ({
     deliveryId: "del_old",
     status,

@@ -279,22 +279,23 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         leaseUntil: 5000,
       });
       assert.ok(claimed);
+      const firstAttempt = {
+        deliveryId: claimed.id,
+        attempt: 1,
+        startedAt: 1000,
+        durationMs: 12,
+        statusCode: 503,
+        error: "receiver answered 503; next attempt in 6 s",
+        responseHeaders: { "retry-after": "6" },
+        responseBody: "busy",
+      };
       await store.recordAttempt(
         {
           deliveryId: claimed.id,
           status: "pending",
           attempts: 1,
           nextAttemptAt: 7000,
-          attempt: {
-            deliveryId: claimed.id,
-            attempt: 1,
-            startedAt: 1000,
-            durationMs: 12,
-            statusCode: 503,
-            error: "receiver answered 503; next attempt in 6 s",
-            responseHeaders: { "retry-after": "6" },
-            responseBody: "busy",
-          },
+          attempt: firstAttempt,
         },
         "w",
       );
@@ -329,16 +330,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
           [2, 200, "OK"],
         ],
       );
-      assert.deepEqual(detail.attemptLog[0], {
-        deliveryId: claimed.id,
-        attempt: 1,
-        startedAt: 1000,
-        durationMs: 12,
-        statusCode: 503,
-        error: "receiver answered 503; next attempt in 6 s",
-        responseHeaders: { "retry-after": "6" },
-        responseBody: "busy",
-      });
+      assert.deepEqual(detail.attemptLog[0], firstAttempt);
       assert.deepEqual(detail.attemptLog[1], {
         deliveryId: claimed.id,
         attempt: 2,
