@@ -77,23 +77,35 @@ export interface RunContext {
   busiest: number;
 }
 
-/** A ratio column: the median of `over` divided by that of `under`. */
+/**
+ * A ratio column: `over` divided by `under`, run by run, and the median of those. The systems of
+ * one run are measured back to back, so a slow spell of the box weighs on both sides of a ratio.
+ */
 interface Ratio {
   over: System;
   under: System;
 }
 
-/** Each Herald column against the baseline, and PostgreSQL in one process against SQLite. */
+/** Each Herald column against the baseline, and each PostgreSQL layout against SQLite. */
 function ratios(systems: System[]): Ratio[] {
   const baseline = systems.find((s) => s.herald === undefined);
-  const sqlite = systems.find((s) => s.herald?.store === "sqlite" && s.herald.workers === 0);
-  const postgres = systems.find((s) => s.herald?.store === "postgres" && s.herald.workers === 0);
+  const sqlite = systems.find((s) => s.herald?.store === "sqlite");
   const list: Ratio[] = [];
   if (baseline) {
     for (const over of systems) if (over.herald) list.push({ over, under: baseline });
   }
-  if (sqlite && postgres) list.push({ over: postgres, under: sqlite });
+  if (sqlite) {
+    for (const over of systems) {
+      if (over.herald?.store === "postgres") list.push({ over, under: sqlite });
+    }
+  }
   return list;
+}
+
+/** The median of the run-by-run ratios of two systems' values; undefined without paired runs. */
+function pairedRatio(over: number[] | undefined, under: number[] | undefined): number | undefined {
+  if (!over || !under || over.length === 0 || over.length !== under.length) return undefined;
+  return median(over.map((value, run) => value / (under[run] as number)));
 }
 
 /** Prints the table: one column per system of `systems`, in that order, then the ratio columns. */
@@ -108,7 +120,7 @@ export function printTable(rows: Row[], systems: System[], context: RunContext):
     );
   }
   console.log(
-    `Medians of ${context.runs} run(s); counts are the worst run. Delivery: ${TRIGGERS} triggers × ${WEBHOOKS} webhooks, ${CLIENTS} clients. Ingest: ${INGEST_BODY_BYTES} B signed bodies, ${CLIENTS} clients, ${INGEST_DURATION_MS / 1000} s. Receiver: ${context.receiver}.`,
+    `Medians of ${context.runs} run(s); counts are the worst run; a ratio is the median of the runs' own ratios. Delivery: ${TRIGGERS} triggers × ${WEBHOOKS} webhooks, ${CLIENTS} clients. Ingest: ${INGEST_BODY_BYTES} B signed bodies, ${CLIENTS} clients, ${INGEST_DURATION_MS / 1000} s. Receiver: ${context.receiver}.`,
   );
   const heralds = systems.filter((s) => s.herald);
   // PostgreSQL does part of Herald's work in its own server, which the CPU figures leave out.
@@ -138,10 +150,11 @@ export function printTable(rows: Row[], systems: System[], context: RunContext):
         return v === undefined ? "" : formatNumber(v, row.digits);
       }),
       ...ratioColumns.map(({ over, under }) => {
-        const [a, b] = [value(over), value(under)];
-        return row.kind !== "figure" || a === undefined || b === undefined
-          ? ""
-          : formatNumber(a / b, 2);
+        const ratio =
+          row.kind === "figure"
+            ? pairedRatio(row.values.get(over), row.values.get(under))
+            : undefined;
+        return ratio === undefined ? "" : formatNumber(ratio, 2);
       }),
     ];
   });

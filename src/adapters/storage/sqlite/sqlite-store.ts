@@ -39,6 +39,16 @@ import { SQLITE_MIGRATIONS } from "./migrations.js";
 import { SqliteWriter } from "./sqlite-writer.js";
 import { attemptColumns, type OutgoingWrite } from "./write-ops.js";
 
+/**
+ * The bytes on memory of their own. A small Buffer is a view into an 8 KB pool, and crossing to the
+ * writer thread copies the whole memory a view sits on.
+ */
+function ownBytes(bytes: Buffer): Buffer {
+  return bytes.byteLength === bytes.buffer.byteLength
+    ? bytes
+    : Buffer.from(new Uint8Array(bytes).buffer);
+}
+
 function incomingParams(event: IncomingEvent) {
   return {
     id: event.id,
@@ -46,7 +56,7 @@ function incomingParams(event: IncomingEvent) {
     event_name: event.eventName,
     dedupe_key: event.dedupeKey,
     headers: JSON.stringify(event.headers),
-    raw_body: event.rawBody,
+    raw_body: ownBytes(event.rawBody),
     content_type: event.contentType,
     verified_by: event.verifiedBy,
     verified: event.verified ? 1 : 0,
