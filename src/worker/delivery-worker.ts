@@ -16,6 +16,7 @@ import {
   type RetrySchedule,
   statusAfter,
 } from "../domain/retry-policy.js";
+import { Queue } from "./queue.js";
 
 /** Hears how each attempt ended (metrics). */
 export interface DeliveryObserver {
@@ -91,7 +92,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   let unsubscribe: (() => void) | undefined;
   let inFlight = 0;
   /** Claimed deliveries waiting for a free slot, with the end of their lease. */
-  const ready: Array<{ delivery: ClaimedDelivery; leaseUntil: number }> = [];
+  const ready = new Queue<{ delivery: ClaimedDelivery; leaseUntil: number }>();
   let recording = 0;
   let drained: (() => void) | undefined;
 
@@ -161,10 +162,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   /** Starts attempts from the claimed queue while slots are free. */
   function dispatch(): void {
     while (running && inFlight < concurrency && ready.length > 0) {
-      const { delivery, leaseUntil } = ready.shift() as {
-        delivery: ClaimedDelivery;
-        leaseUntil: number;
-      };
+      const { delivery, leaseUntil } = ready.take();
       // Too close to the end of its lease to finish in time: leave it to be claimed again.
       if (clock.now() + timeoutMs > leaseUntil) continue;
       inFlight++;
@@ -297,7 +295,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         return;
       }
       for (const delivery of deliveries) ready.push({ delivery, leaseUntil });
-      dispatch();
+      // Started on the next turn, so the answers to the requests that committed them go out first.
+      schedulePump();
     },
   };
 
@@ -337,7 +336,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       running = false;
       store.setLocalTaker(undefined);
       // Claimed but never started: given back, to be claimed again at once.
-      const unsent = giveBack(ready.splice(0).map(({ delivery }) => delivery.id));
+      const unsent = giveBack(ready.takeAll().map(({ delivery }) => delivery.id));
       unsubscribe?.();
       if (sleepTimer) clearTimeout(sleepTimer);
       if (sweepTimer) clearInterval(sweepTimer);
