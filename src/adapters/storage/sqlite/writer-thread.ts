@@ -58,7 +58,22 @@ const commitIsolated = db.transaction((ops: WriteOp[]): Outcome[] =>
   }),
 );
 
+/**
+ * Attempt records alone are committed without waiting for the disk. A crash of the process loses
+ * nothing (the OS holds the write); a power loss may forget the latest of them, and their
+ * deliveries are then sent again, which at-least-once delivery allows. Anything a request was
+ * answered for (an event, a webhook, an incoming webhook) commits with fsync, which also makes
+ * every earlier commit durable, since the log is written in order.
+ */
+let synchronous: "FULL" | "NORMAL" = "FULL";
+function setSynchronous(level: "FULL" | "NORMAL"): void {
+  if (synchronous === level) return;
+  db.pragma(`synchronous = ${level}`);
+  synchronous = level;
+}
+
 function commit(ops: WriteOp[]): Outcome[] {
+  setSynchronous(ops.every((op) => op.kind === "attempt") ? "NORMAL" : "FULL");
   try {
     return commitFast.immediate(ops);
   } catch {
