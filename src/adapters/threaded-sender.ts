@@ -22,16 +22,21 @@ interface DeliveryThread {
 
 /** Creates a sender backed by `threads` delivery threads. */
 export function createThreadedSender(
-  options: SenderThreadOptions & { threads: number; clock: Clock },
+  options: SenderThreadOptions & {
+    threads: number;
+    clock: Clock;
+    /** The threads' module: sender-thread by default; tests pass threads of their own. */
+    entry?: URL;
+  },
 ): Sender {
-  const { threads: count, clock, ...threadOptions } = options;
+  const { threads: count, clock, entry = ENTRY, ...threadOptions } = options;
   let closing = false;
   let nextId = 1;
   let turn = 0;
   let scheduled = false;
 
   function start(): DeliveryThread {
-    const worker = startThread(ENTRY, threadOptions);
+    const worker = startThread(entry, threadOptions);
     const thread: DeliveryThread = {
       worker,
       outbox: [],
