@@ -10,6 +10,7 @@ import {
   postgresClientConfig,
 } from "../../src/adapters/storage/postgres/postgres-store.js";
 import { createTestSchema, TEST_PG_URL } from "../support/postgres.js";
+import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
 import { describeStoreContract } from "./store-contract.js";
 
 describeStoreContract("PostgreSQL", async () => {
@@ -53,6 +54,23 @@ test("ten processes migrating one database at once apply each migration exactly 
     );
   } finally {
     await Promise.all(pools.map((pool) => pool.end()));
+    await drop();
+  }
+});
+
+test("attempts recorded before the latest attempt moved into the delivery row still show", async () => {
+  const { schema, drop } = await createTestSchema();
+  const client = new pg.Client(postgresClientConfig({ url: TEST_PG_URL, schema }));
+  await client.connect();
+  try {
+    await checkEarlierAttemptsShow(
+      () => openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema }),
+      async (sql) => {
+        await client.query(sql);
+      },
+    );
+  } finally {
+    await client.end();
     await drop();
   }
 });
