@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import type { DeliveryUpdate } from "../../src/domain/deliveries.js";
 import type { Store } from "../../src/domain/ports.js";
+import { plainWebhook } from "../support/fixtures.js";
 
 /** Turns delivery `del_old` into the shape earlier versions wrote. */
 const EARLIER_SHAPE = [
@@ -43,16 +44,7 @@ export async function checkEarlierAttemptsShow(
   run: (sql: string) => Promise<void>,
 ): Promise<void> {
   const first = await open();
-  await first.insertWebhook({
-    id: "wh_old",
-    name: "a",
-    url: "https://example.com",
-    events: ["user.created"],
-    secret: "s",
-    active: true,
-    createdAt: 1,
-    updatedAt: 1,
-  });
+  await first.insertWebhook(plainWebhook("wh_old"));
   await first.enqueueEvent(
     { id: "evt_old", type: "user.created", body: "{}", createdAt: 1 },
     (active) => [...active],

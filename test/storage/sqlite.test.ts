@@ -5,19 +5,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import Database from "better-sqlite3";
 import { openSqliteStore } from "../../src/adapters/storage/sqlite/sqlite-store.js";
+import { plainWebhook } from "../support/fixtures.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
 import { describeStoreContract } from "./store-contract.js";
-
-const HOOK = {
-  id: "wh_1",
-  name: "a",
-  url: "https://example.com",
-  events: ["user.created"],
-  secret: "s",
-  active: true,
-  createdAt: 1,
-  updatedAt: 1,
-};
 
 describeStoreContract("SQLite", async () => {
   const dir = mkdtempSync(join(tmpdir(), "herald-store-"));
@@ -44,7 +34,7 @@ test("a restart frees every SQLite lease at once, since only one process uses th
   const path = join(dir, "herald.db");
   try {
     const first = openSqliteStore(path);
-    await first.insertWebhook(HOOK);
+    await first.insertWebhook(plainWebhook("wh_1"));
     await first.enqueueEvent(
       { id: "evt_1", type: "user.created", body: "{}", createdAt: 1 },
       (a) => [...a],
