@@ -9,6 +9,7 @@ import {
   openPostgresStore,
   postgresClientConfig,
 } from "../../src/adapters/storage/postgres/postgres-store.js";
+import { plainWebhook } from "../support/fixtures.js";
 import { createTestSchema, TEST_PG_URL } from "../support/postgres.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
 import { describeStoreContract } from "./store-contract.js";
@@ -71,6 +72,40 @@ test("attempts recorded before the latest attempt moved into the delivery row st
     );
   } finally {
     await client.end();
+    await drop();
+  }
+});
+
+test("deleting a webhook while events for it are being stored leaves none of its deliveries behind", async () => {
+  const { schema, drop } = await createTestSchema();
+  const store = await openPostgresStore({ url: TEST_PG_URL, poolSize: 6, schema });
+  const client = new pg.Client(postgresClientConfig({ url: TEST_PG_URL, schema }));
+  await client.connect();
+  try {
+    for (let round = 0; round < 5; round++) {
+      const hook = plainWebhook(`wh_race_${round}`);
+      await store.insertWebhook(hook);
+      let serial = 0;
+      const stored = Array.from({ length: 300 }, (_, i) =>
+        store.enqueueEvent(
+          { id: `evt_race_${round}_${i}`, type: "user.created", body: "{}", createdAt: 1 },
+          (active) => [...active],
+          () => `del_race_${round}_${serial++}`,
+        ),
+      );
+      // The delete lands while batches of those events are in flight.
+      await new Promise((resolve) => setTimeout(resolve, 5 * round));
+      await store.deleteWebhook(hook.id);
+      await Promise.all(stored);
+      const { rows } = await client.query<{ left: string }>(
+        "SELECT count(*) AS left FROM deliveries WHERE webhook_id = $1",
+        [hook.id],
+      );
+      assert.equal(Number(rows[0]?.left), 0, `round ${round}: deliveries of a deleted webhook`);
+    }
+  } finally {
+    await client.end();
+    await store.close();
     await drop();
   }
 });
