@@ -5,9 +5,9 @@
  *   npm run bench -- [--runs N] [--only delivery|ingest] [--receiver process|thread]
  *                        [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres|both]
  *
- * --store picks Herald's database: sqlite (default) or postgres (one process, HERALD_ROLE=all), or
- * both: delivery on SQLite, on PostgreSQL with 1 process, and with 1 api process + 1 or 2 worker
- * processes; ingest on SQLite and on PostgreSQL with 1 process.
+ * --store picks Herald's database: sqlite (default); postgres (delivery with 1 process, and with 1
+ * api process + 1 or 2 worker processes; ingest with 1 process); or both: the PostgreSQL layouts
+ * beside SQLite in the same run.
  * --profile DIR writes CPU profiles of every Herald process into DIR, a folder per process and a
  * profile per thread; --env adds a Herald setting.
  */
@@ -52,7 +52,10 @@ type Store = "sqlite" | "postgres" | "both";
 /** Systems per --store, in column order. */
 const SYSTEMS: Record<Store, { delivery: System[]; ingest: System[] }> = {
   sqlite: { delivery: [SQLITE, BASELINE], ingest: [SQLITE, BASELINE] },
-  postgres: { delivery: [PG_ONE_PROCESS, BASELINE], ingest: [PG_ONE_PROCESS, BASELINE] },
+  postgres: {
+    delivery: [PG_ONE_PROCESS, PG_API_1_WORKER, PG_API_2_WORKERS, BASELINE],
+    ingest: [PG_ONE_PROCESS, BASELINE],
+  },
   both: {
     delivery: [SQLITE, PG_ONE_PROCESS, PG_API_1_WORKER, PG_API_2_WORKERS, BASELINE],
     ingest: [SQLITE, PG_ONE_PROCESS, BASELINE],
