@@ -113,6 +113,24 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       await fixture.destroy();
     });
 
+    /** Registers `w`, stores one event for it and claims its delivery as worker "w". */
+    async function claimOneFor(w: Webhook, eventId: string): Promise<ClaimedDelivery> {
+      await store.insertWebhook(w);
+      await store.enqueueEvent(
+        { id: eventId, type: "user.created", body: "{}", createdAt: 1 },
+        everyone,
+        nextId,
+      );
+      const [claimed] = await store.claimDueDeliveries({
+        now: 10,
+        limit: 1,
+        workerId: "w",
+        leaseUntil: 100,
+      });
+      assert.ok(claimed);
+      return claimed;
+    }
+
     test("keeps webhooks with every field, and lists them in creation order", async () => {
       const a = webhook();
       const b = webhook({ active: false, events: ["user.created", "auth.login"] });
@@ -466,19 +484,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
 
     test("deleting a webhook deletes its deliveries and their attempts", async () => {
       const w = webhook();
-      await store.insertWebhook(w);
-      await store.enqueueEvent(
-        { id: "evt_cascade", type: "user.created", body: "{}", createdAt: 1 },
-        everyone,
-        nextId,
-      );
-      const [claimed] = await store.claimDueDeliveries({
-        now: 10,
-        limit: 1,
-        workerId: "w",
-        leaseUntil: 100,
-      });
-      assert.ok(claimed);
+      const claimed = await claimOneFor(w, "evt_cascade");
       await store.recordAttempt(success(claimed.id, 1, 20), "w");
       assert.equal(await store.deleteWebhook(w.id), true);
       // A webhook created again under the same id starts with an empty history.
@@ -489,19 +495,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
 
     test("recording an attempt of a delivery deleted in flight is not an error", async () => {
       const w = webhook();
-      await store.insertWebhook(w);
-      await store.enqueueEvent(
-        { id: "evt_gone", type: "user.created", body: "{}", createdAt: 1 },
-        everyone,
-        nextId,
-      );
-      const [claimed] = await store.claimDueDeliveries({
-        now: 10,
-        limit: 1,
-        workerId: "w",
-        leaseUntil: 100,
-      });
-      assert.ok(claimed);
+      const claimed = await claimOneFor(w, "evt_gone");
       await store.deleteWebhook(w.id);
       await store.recordAttempt(success(claimed.id, 1, 20), "w");
       assert.equal(await store.getDelivery(w.id, claimed.id), undefined);
