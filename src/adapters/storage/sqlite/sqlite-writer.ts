@@ -54,16 +54,7 @@ export class SqliteWriter {
 
   /** Queues a write; resolves with its result once committed. */
   write<T extends WriteResult>(op: WriteOp): Promise<T> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ op, resolve: resolve as (value: WriteResult) => void, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        // Writes made in this turn of the event loop go out in one message; the thread gathers
-        // the messages that arrive while it commits into its next transaction.
-        setImmediate(this.flush);
-      }
-    });
+    return this.enqueue<T>(op, false);
   }
 
   /**
@@ -71,16 +62,22 @@ export class SqliteWriter {
    * next urgent write, or within `LAZY_DELAY_MS`, so that under load one message carries many.
    */
   writeLazily<T extends WriteResult>(op: WriteOp): Promise<T> {
+    return this.enqueue<T>(op, true);
+  }
+
+  private enqueue<T extends WriteResult>(op: WriteOp, lazy: boolean): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ op, resolve: resolve as (value: WriteResult) => void, reject });
       if (this.scheduled) return;
-      if (this.queue.length >= LAZY_BATCH) {
-        this.scheduled = true;
-        setImmediate(this.flush);
-      } else {
+      if (lazy && this.queue.length < LAZY_BATCH) {
         this.lazyTimer ??= setTimeout(this.flush, LAZY_DELAY_MS);
+        return;
       }
+      this.scheduled = true;
+      // Writes made in this turn of the event loop go out in one message; the thread gathers the
+      // messages that arrive while it commits into its next transaction.
+      setImmediate(this.flush);
     });
   }
 

@@ -1,7 +1,8 @@
 /**
- * The SQLite writer thread: commits batches of writes with synchronous=FULL, so the fsync of each
- * commit waits here and not on the event loop that serves requests and sends deliveries. One failing
- * write rolls back alone: the batch is then run again with a savepoint around each write.
+ * The SQLite writer thread: commits batches of writes, with an fsync (synchronous=FULL) for every
+ * batch that holds more than attempt records, so the fsync waits here and not on the event loop
+ * that serves requests and sends deliveries. One failing write rolls back alone: the batch is then
+ * run again with a savepoint around each write.
  */
 import {
   type MessagePort,
