@@ -105,18 +105,29 @@ test("three processes on one database lose nothing when a worker is killed mid-r
   await db.connect();
   cleanups.push(() => db.end());
   const victim = workers[0]!;
+  const pid = victim.process.pid as number;
   const killer = (async () => {
     while (arrivals.size < (EVENTS * WEBHOOKS) / 3) await new Promise((r) => setTimeout(r, 10));
-    arrivalsAtKill = arrivals.size;
-    await victim.kill();
-    killedAt = Date.now();
-    // The rows the dead worker held: its lease names its process id.
-    const held = await db.query<{ id: string; locked_until: string }>(
-      "SELECT id, locked_until FROM deliveries WHERE status = 'pending' AND locked_by LIKE $1",
-      [`%:${victim.process.pid}:%`],
-    );
-    orphaned = held.rows.map((row) => row.id);
-    leaseEnds = Math.max(...held.rows.map((row) => Number(row.locked_until))) - killedAt;
+    // The worker is frozen until it is caught holding leases, so that the kill always leaves some
+    // behind: a fast worker on a busy box may, at a given instant, hold none.
+    while (arrivals.size < EVENTS * WEBHOOKS) {
+      process.kill(pid, "SIGSTOP");
+      // The rows the worker holds: its lease names its process id.
+      const held = await db.query<{ id: string; locked_until: string }>(
+        "SELECT id, locked_until FROM deliveries WHERE status = 'pending' AND locked_by LIKE $1",
+        [`%:${pid}:%`],
+      );
+      if (held.rows.length > 0) {
+        arrivalsAtKill = arrivals.size;
+        await victim.kill();
+        killedAt = Date.now();
+        orphaned = held.rows.map((row) => row.id);
+        leaseEnds = Math.max(...held.rows.map((row) => Number(row.locked_until))) - killedAt;
+        return;
+      }
+      process.kill(pid, "SIGCONT");
+      await new Promise((r) => setTimeout(r, 20));
+    }
   })();
   await Promise.all(
     Array.from({ length: 32 }, async () => {
