@@ -7,12 +7,26 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "nod
 import { isIP } from "node:net";
 import ipaddr from "ipaddr.js";
 
+/** ipaddr.js range names in words, with their article. */
+const RANGE_WORDS: Record<string, string> = {
+  unspecified: "an unspecified (0.0.0.0 or ::)",
+  loopback: "a loopback",
+  private: "a private-network (RFC 1918)",
+  linkLocal: "a link-local (including cloud metadata)",
+  carrierGradeNat: "a carrier-grade NAT (100.64.0.0/10)",
+  uniqueLocal: "a unique-local IPv6",
+  multicast: "a multicast",
+  broadcast: "a broadcast",
+  unparseable: "an unreadable",
+};
+
 /** The error an attempt records when its target is refused. */
 export class BlockedAddressError extends Error {
   readonly code = "HERALD_BLOCKED_ADDRESS";
   constructor(host: string, address: string, range: string) {
+    const words = RANGE_WORDS[range] ?? `a reserved (${range})`;
     super(
-      `refused to connect to ${host} (${address}): it is a ${range} address, and deliveries to private networks are off. Use a public URL, or set HERALD_ALLOW_PRIVATE_TARGETS=true to allow it.`,
+      `refused to connect to ${host} (${address}): it is ${words} address, and deliveries to private networks are off. Use a public URL, or set HERALD_ALLOW_PRIVATE_TARGETS=true to allow it.`,
     );
     this.name = "BlockedAddressError";
   }

@@ -31,6 +31,11 @@ export interface SenderOptions {
   userAgent: string;
 }
 
+function isBlockedAddress(error: unknown): boolean {
+  const err = error as { code?: string; cause?: { code?: string } };
+  return err.code === "HERALD_BLOCKED_ADDRESS" || err.cause?.code === "HERALD_BLOCKED_ADDRESS";
+}
+
 function describeError(error: unknown, timeoutMs: number): string {
   const err = error as {
     code?: string;
@@ -228,6 +233,7 @@ export function createHttpSender(options: SenderOptions): Sender {
           response: undefined,
           error: describeError(error, timeoutMs),
           retryAfterMs: undefined,
+          ...(isBlockedAddress(error) ? { refused: true } : {}),
         };
       }
     },

@@ -61,6 +61,8 @@ export interface AttemptResult {
   error: string | undefined;
   /** Seconds the receiver asked us to wait (Retry-After), when it asked. */
   retryAfterMs: number | undefined;
+  /** True when trying again cannot help: the target's address is one deliveries may not reach. */
+  refused?: boolean;
 }
 
 /** One attempt, as stored and shown in the history. */

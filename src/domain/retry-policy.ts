@@ -31,9 +31,12 @@ export type AttemptOutcome =
   | { kind: "retry"; delayMs: number }
   | { kind: "give-up"; reason: string };
 
-/** True for responses and failures worth trying again: 408, 429, 5xx, and no response at all. */
+/**
+ * True for responses and failures worth trying again: 408, 429, 5xx, and no response at all,
+ * unless the attempt was refused by policy (a blocked address), which the next try would meet too.
+ */
 export function isRetryable(result: AttemptResult): boolean {
-  if (!result.response) return true;
+  if (!result.response) return result.refused !== true;
   const { status } = result.response;
   return status === 408 || status === 429 || status >= 500;
 }
@@ -51,7 +54,13 @@ export function decideOutcome(
   const status = result.response?.status;
   if (status !== undefined && status >= 200 && status < 300) return { kind: "delivered" };
   if (!isRetryable(result)) {
-    return { kind: "give-up", reason: `receiver answered ${status}, which is not retried` };
+    return {
+      kind: "give-up",
+      reason:
+        status === undefined
+          ? "not retried, since every attempt would be refused the same way"
+          : `receiver answered ${status}, which is not retried`,
+    };
   }
   const scheduled = schedule[attemptNumber - 1];
   if (scheduled === undefined) {

@@ -6,6 +6,7 @@ import { newId, newSecret } from "./ids.js";
 import type { Store, WakeSignal } from "./ports.js";
 import {
   checkEventTypes,
+  checkWebhookName,
   checkWebhookUrl,
   type Webhook,
   type WebhookInput,
@@ -61,7 +62,7 @@ export function createWebhookService(deps: {
       const now = clock.now();
       const webhook: Webhook = {
         id: newId("wh", now),
-        name: input.name.trim(),
+        name: checkWebhookName(input.name),
         url: checkWebhookUrl(input.url),
         events: checkEventTypes(input.events),
         secret: input.secret ?? newSecret(),
@@ -81,7 +82,7 @@ export function createWebhookService(deps: {
       const current = await get(id);
       const next: Webhook = {
         ...current,
-        name: patch.name !== undefined ? patch.name.trim() : current.name,
+        name: patch.name !== undefined ? checkWebhookName(patch.name) : current.name,
         url: patch.url !== undefined ? checkWebhookUrl(patch.url) : current.url,
         events: patch.events !== undefined ? checkEventTypes(patch.events) : current.events,
         active: patch.active ?? current.active,

@@ -61,6 +61,19 @@ export function viewWebhook(webhook: Webhook, revealSecret = false): WebhookView
   };
 }
 
+/** Trims `name`; throws a 400 naming the field when nothing but spaces is left. */
+export function checkWebhookName(name: string): string {
+  const trimmed = name.trim();
+  if (trimmed === "") {
+    throw new HeraldError(
+      "validation_failed",
+      "name must not be empty or only spaces. Give the webhook a name people will recognise.",
+      "name",
+    );
+  }
+  return trimmed;
+}
+
 /** Throws a 400 naming the field unless `url` is an absolute http(s) URL. */
 export function checkWebhookUrl(url: string): string {
   let parsed: URL;

@@ -249,10 +249,10 @@ function deliveryTests(threads: string): void {
     assert.equal(receiver.requests[0]?.path, "/start");
   });
 
-  test("with private targets refused, a delivery to a loopback address is blocked before connecting", async (t) => {
+  test("with private targets refused, a delivery to a loopback address fails at once, without a retry", async (t) => {
     const { herald, receiver } = await setup(threads, t, {
+      ...FAST_RETRIES,
       HERALD_ALLOW_PRIVATE_TARGETS: "false",
-      HERALD_RETRY_SCHEDULE: "none",
     });
     const webhook = await createWebhook(herald, `${receiver.url}/`);
     assert.match(webhook.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
@@ -262,15 +262,18 @@ function deliveryTests(threads: string): void {
     assert.equal(delivery.status, "failed");
     assert.equal(delivery.attemptLog.length, 1);
     assert.equal(delivery.attemptLog[0].statusCode, null);
+    assert.match(delivery.attemptLog[0].error, /it is a loopback address/);
     assert.match(delivery.attemptLog[0].error, /HERALD_ALLOW_PRIVATE_TARGETS/);
-    await sleep(200);
+    await sleep(300);
     assert.equal(receiver.requests.length, 0);
+    const later = await herald.api("GET", `/api/webhooks/${webhook.id}/deliveries`);
+    assert.equal(later.body.deliveries[0].attempts, 1);
   });
 
-  test("with private targets refused, a host name that resolves to loopback is blocked at connect time", async (t) => {
+  test("with private targets refused, a host name that resolves to loopback is blocked at connect time, without a retry", async (t) => {
     const { herald, receiver } = await setup(threads, t, {
+      ...FAST_RETRIES,
       HERALD_ALLOW_PRIVATE_TARGETS: "false",
-      HERALD_RETRY_SCHEDULE: "none",
     });
     const port = new URL(receiver.url).port;
     const webhook = await createWebhook(herald, `http://localhost:${port}/`);
@@ -278,6 +281,7 @@ function deliveryTests(threads: string): void {
 
     const delivery = await settledDelivery(herald, webhook.id);
     assert.equal(delivery.status, "failed");
+    assert.equal(delivery.attemptLog.length, 1);
     assert.match(delivery.attemptLog[0].error, /HERALD_ALLOW_PRIVATE_TARGETS/);
     await sleep(200);
     assert.equal(receiver.requests.length, 0);

@@ -187,6 +187,17 @@ function registerApiTests() {
         404,
       );
     });
+
+    test("DELETE with a JSON content type and no body is an ordinary delete", async () => {
+      const webhook = await register();
+      const response = await call({
+        method: "DELETE",
+        url: `/api/webhooks/${webhook.id}`,
+        headers: { ...auth, "content-type": "application/json" },
+      });
+      assert.equal(response.status, 200, JSON.stringify(response.body));
+      assert.equal(response.body.message, "Webhook deleted successfully");
+    });
   });
 
   describe("validation", () => {
@@ -200,6 +211,25 @@ function registerApiTests() {
         assertError(response, 400, new RegExp(field));
         assert.equal(response.body.field, field);
       }
+    });
+
+    test("a name of only spaces is 400 naming the field, on create and on update", async () => {
+      const created = await post("/api/webhooks", {
+        name: "   ",
+        url: "https://example.com/webhook",
+        events: ["user.created"],
+      });
+      assertError(created, 400, /name/);
+      assert.equal(created.body.field, "name");
+      const webhook = await register();
+      const updated = await call({
+        method: "PUT",
+        url: `/api/webhooks/${webhook.id}`,
+        headers: auth,
+        payload: { name: " \t " },
+      });
+      assertError(updated, 400, /name/);
+      assert.equal(updated.body.field, "name");
     });
 
     test("wrong types, empty lists and non-http URLs are 400", async () => {
@@ -268,6 +298,17 @@ function registerApiTests() {
       );
       const big = { name: "x".repeat(5000), url: "https://e.com", events: ["user.created"] };
       assertError(await post("/api/webhooks", big), 413);
+    });
+
+    test("a __proto__ key is refused with a message that names it, not as invalid JSON", async () => {
+      const response = await call({
+        method: "POST",
+        url: "/api/webhooks/trigger",
+        headers: { ...auth, "content-type": "application/json" },
+        payload: '{"event":"user.created","data":{"__proto__":{"x":1}}}',
+      });
+      assertError(response, 400, /__proto__/);
+      assert.doesNotMatch(response.body.message, /not valid JSON/);
     });
 
     test("an empty update and a non-object body are 400", async () => {
@@ -343,6 +384,22 @@ function registerApiTests() {
     test("unknown routes are 404 in the error format", async () => {
       assertError(await call({ method: "GET", url: "/api/nothing-here" }), 404);
       assertError(await call({ method: "GET", url: "/" }), 404);
+    });
+
+    test("a path the router cannot read is 400 or 414 in the error format", async () => {
+      for (const url of ["/api/webhooks/%ZZ", "/api/webhooks/a%", "/api/webhooks/%ZZ/deliveries"]) {
+        assertError(await call({ method: "GET", url, headers: auth }), 400, /not a valid URL/);
+      }
+      const long = "x".repeat(600);
+      assertError(
+        await call({ method: "GET", url: `/api/webhooks/${long}`, headers: auth }),
+        414,
+        /too long/,
+      );
+      assertError(
+        await call({ method: "POST", url: `/api/incoming-webhooks/${long}`, payload: {} }),
+        414,
+      );
     });
   });
 

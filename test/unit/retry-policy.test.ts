@@ -56,6 +56,13 @@ describe("retry policy", () => {
     }
   });
 
+  test("an attempt refused by policy (a blocked address) gives up at once", () => {
+    const refused: AttemptResult = { ...noResponse, error: "refused to connect", refused: true };
+    const outcome = decideOutcome(refused, 1, DEFAULT_RETRY_SCHEDULE, middle);
+    assert.equal(outcome.kind, "give-up");
+    assert.equal(statusAfter(outcome), "failed");
+  });
+
   test("the default schedule is 5s, 5m, 30m, 2h, 5h, 10h, 10h: eight attempts in all", () => {
     const delays = [1, 2, 3, 4, 5, 6, 7].map((n) => {
       const outcome = decideOutcome(answered(503), n, DEFAULT_RETRY_SCHEDULE, middle);

@@ -2,6 +2,8 @@
  * The single place where failures become HTTP answers in the API contract's error format
  * `{"success":false,"error","message"}` (plus `code`, and `field` when one field is at fault).
  */
+import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ERROR_CATALOGUE, type ErrorCode, HeraldError } from "../../domain/errors.js";
 import { isStorageOutage } from "../storage/outage.js";
@@ -181,4 +183,73 @@ export function handleNotFound(request: FastifyRequest, reply: FastifyReply) {
         `Route not found: ${request.method} ${request.url.split("?")[0]}. The API lives under /api; see the README for its routes.`,
       ),
     );
+}
+
+/**
+ * Fastify's handler for URLs its router cannot read: a broken percent-encoding, or a path
+ * parameter longer than any id or source name.
+ */
+export function handleFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) {
+  const path = request.url.split("?")[0];
+  if (error.code === "FST_ERR_MAX_PARAM_LENGTH") {
+    return reply
+      .status(414)
+      .send(
+        errorBody(
+          "uri_too_long",
+          `A part of the path ${shorten(path)} is too long to be an id or a name. Check the URL.`,
+        ),
+      );
+  }
+  return reply
+    .status(400)
+    .send(
+      errorBody(
+        "bad_request",
+        `The path ${shorten(path)} is not a valid URL: a % must be followed by two hexadecimal digits. Encode special characters in ids and names.`,
+      ),
+    );
+}
+
+function shorten(path: string | undefined): string {
+  const text = path ?? "";
+  return text.length > 80 ? `'${text.slice(0, 80)}…'` : `'${text}'`;
+}
+
+/**
+ * The HTTP server's handler for requests too broken to reach Fastify (headers too large, a body
+ * that does not match its Content-Length, a client too slow to send its request): the answer is
+ * written on the socket directly, still in the contract's error format, and the connection closed.
+ */
+export function handleClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  let body: ErrorBody;
+  if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+    body = errorBody(
+      "request_timeout",
+      "The request was not sent completely in time, so Herald closed the connection. Send it again.",
+    );
+  } else if (error.code === "HPE_HEADER_OVERFLOW") {
+    body = errorBody(
+      "headers_too_large",
+      "The request's headers (with the URL and query string) are larger than 16 KB. Send shorter headers or a shorter query string.",
+    );
+  } else {
+    body = errorBody(
+      "bad_request",
+      "The request is not valid HTTP (for example, its Content-Length does not match the body sent). Check the client that sent it.",
+    );
+  }
+  const status = ERROR_CATALOGUE[body.code].status;
+  const text = JSON.stringify(body);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+    );
+  }
+  socket.destroy(error);
 }

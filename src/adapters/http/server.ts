@@ -11,7 +11,13 @@ import type { IncomingService } from "../../domain/incoming-service.js";
 import type { SourceService } from "../../domain/source-service.js";
 import type { WebhookService } from "../../domain/webhook-service.js";
 import { requireApiKey } from "./api-key.js";
-import { handleError, handleNotFound } from "./error-mapper.js";
+import {
+  handleClientError,
+  handleError,
+  handleFrameworkError,
+  handleNotFound,
+} from "./error-mapper.js";
+import { useJsonBodyParser } from "./json-body.js";
 import { registerIncomingRoutes } from "./routes/incoming.js";
 import { registerIncomingEventRoutes } from "./routes/incoming-events.js";
 import { registerSourceRoutes } from "./routes/sources.js";
@@ -45,6 +51,8 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     return503OnClosing: true,
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    frameworkErrors: handleFrameworkError,
+    clientErrorHandler: handleClientError,
   });
 
   const common = {
@@ -61,6 +69,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
 
   // JSON only: a text/plain body is refused with 415 rather than read as a string.
   app.removeContentTypeParser("text/plain");
+  useJsonBodyParser(app);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
 

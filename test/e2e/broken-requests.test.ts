@@ -1,0 +1,62 @@
+/**
+ * Requests too broken to reach the router (oversized headers, invalid HTTP) still get an answer
+ * in the contract's error format, sent on the raw socket.
+ */
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { type RunningHerald, startHerald } from "../support/herald.js";
+
+/** Writes `raw` on a fresh connection and returns everything the server sent before closing. */
+function exchange(url: string, raw: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(raw));
+    let received = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      received += chunk;
+    });
+    socket.on("error", reject);
+    socket.on("close", () => resolve(received));
+    socket.setTimeout(5000, () => socket.destroy(new Error("no answer within 5 s")));
+  });
+}
+
+function parseAnswer(raw: string): { status: number; body: any } {
+  const [head = "", body = ""] = raw.split("\r\n\r\n");
+  const status = Number(head.split(" ")[1]);
+  return { status, body: JSON.parse(body) };
+}
+
+describe("requests broken below the router", () => {
+  let herald: RunningHerald;
+  before(async () => {
+    herald = await startHerald();
+  });
+  after(() => herald.stop());
+
+  test("headers over 16 KB are 431 in the error format", async () => {
+    const query = "x".repeat(17_000);
+    const answer = parseAnswer(
+      await exchange(herald.url, `GET /api/webhooks?q=${query} HTTP/1.1\r\nHost: a\r\n\r\n`),
+    );
+    assert.equal(answer.status, 431);
+    assert.equal(answer.body.success, false);
+    assert.equal(answer.body.error, "Request Header Fields Too Large");
+    assert.match(answer.body.message, /16 KB/);
+  });
+
+  test("a request that is not valid HTTP is 400 in the error format", async () => {
+    const answer = parseAnswer(
+      await exchange(
+        herald.url,
+        "POST /api/webhooks/trigger HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 9\r\n\r\nhello",
+      ),
+    );
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body.success, false);
+    assert.equal(answer.body.error, "Bad Request");
+    assert.match(answer.body.message, /not valid HTTP/);
+  });
+});
