@@ -201,11 +201,16 @@ export function createIncomingService(deps: {
       const eventName = incomingEventName(request.headers, body);
       const outcome = applyDecision(decide(source, eventName, body), now);
       const verified = verification.scheme !== "none";
-      // An unverified sender's ids are not trusted: it could claim another webhook's id.
+      // An unverified sender's ids are not trusted: it could claim another webhook's id. Without
+      // an id, the same body under another event name is another event, so the name is hashed too.
       const dedupeKey =
         verification.dedupeKey ??
         (verified ? incomingDedupeKey(sourceName, request.headers, body) : null) ??
-        `sha256:${createHash("sha256").update(request.rawBody).digest("hex")}`;
+        `sha256:${createHash("sha256")
+          .update(eventName ?? "")
+          .update("\n")
+          .update(request.rawBody)
+          .digest("hex")}`;
       const result = await store.saveIncoming(
         {
           id: newId("evt", now),

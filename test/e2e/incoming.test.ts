@@ -90,7 +90,7 @@ for (const service of ["xano", "custom"] as const) {
   });
 }
 
-test("without a delivery id, a repeated body is a duplicate and a different body is not", async (t) => {
+test("without a delivery id, a repeated body is a duplicate; another body, or the same body under another event name, is not", async (t) => {
   const herald = await startFor(t);
   const body = recordBody();
   const other = recordBody();
@@ -100,13 +100,17 @@ test("without a delivery id, a repeated body is a duplicate and a different body
   const third = await post(herald, "xano", other, {
     "x-webhook-signature": hexSignature(SECRETS.xano, other),
   });
+  const renamed = await post(herald, "xano", body, { ...headers, "x-webhook-event": "user.login" });
   assertAccepted(first);
   assertAccepted(second);
   assertAccepted(third);
+  assertAccepted(renamed);
   assert.equal(second.body.eventId, first.body.eventId);
   assert.equal(second.body.duplicate, true);
   assert.notEqual(third.body.eventId, first.body.eventId);
   assert.equal(third.body.duplicate, false);
+  assert.notEqual(renamed.body.eventId, first.body.eventId);
+  assert.equal(renamed.body.duplicate, false);
 });
 
 test("a webhook signed with the wrong secret is refused with 401", async (t) => {
