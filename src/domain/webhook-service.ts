@@ -8,6 +8,7 @@ import {
   checkEventTypes,
   checkWebhookName,
   checkWebhookUrl,
+  MASKED_SECRET,
   type Webhook,
   type WebhookInput,
   type WebhookPatch,
@@ -79,6 +80,13 @@ export function createWebhookService(deps: {
     list: () => store.listWebhooks(),
 
     async update(id, patch) {
+      if (patch.secret !== undefined && patch.secret !== MASKED_SECRET) {
+        throw new HeraldError(
+          "validation_failed",
+          `secret cannot be changed once a webhook is registered; leave it out or send it as "${MASKED_SECRET}". For a new secret, register a new webhook and delete this one.`,
+          "secret",
+        );
+      }
       const current = await get(id);
       const next: Webhook = {
         ...current,

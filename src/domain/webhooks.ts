@@ -43,6 +43,8 @@ export interface WebhookPatch {
   url?: string;
   events?: string[];
   active?: boolean;
+  /** Only the masked value is accepted, so a webhook read with GET can be sent back as it is. */
+  secret?: unknown;
 }
 
 export const MASKED_SECRET = "***";

@@ -213,6 +213,18 @@ function registerApiTests() {
       }
     });
 
+    test("an update may send the secret back masked, but cannot change it", async () => {
+      const webhook = await register({ secret: "kept-secret-123" });
+      const put = (payload: Record<string, unknown>) =>
+        call({ method: "PUT", url: `/api/webhooks/${webhook.id}`, headers: auth, payload });
+      const masked = await put({ name: "Renamed", secret: "***" });
+      assert.equal(masked.status, 200, JSON.stringify(masked.body));
+      assert.equal(masked.body.webhook.name, "Renamed");
+      const changed = await put({ secret: "another-secret" });
+      assertError(changed, 400, /secret cannot be changed/);
+      assert.equal(changed.body.field, "secret");
+    });
+
     test("a name of only spaces is 400 naming the field, on create and on update", async () => {
       const created = await post("/api/webhooks", {
         name: "   ",
