@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -27,6 +27,24 @@ describeStoreContract("SQLite", async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+});
+
+test("a new database file, and its write-ahead log, are readable by their owner alone", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "herald-store-"));
+  const path = join(dir, "herald.db");
+  const previous = process.umask(0o022);
+  try {
+    const store = openSqliteStore(path);
+    await store.insertWebhook(plainWebhook("wh_1"));
+    for (const file of [path, `${path}-wal`]) {
+      assert.ok(existsSync(file), file);
+      assert.equal(statSync(file).mode & 0o777, 0o600, file);
+    }
+    await store.close();
+  } finally {
+    process.umask(previous);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a restart frees every SQLite lease at once, since only one process uses the file", async () => {

@@ -6,7 +6,7 @@
  * in this process's memory, so a restart frees them at once; two processes on one file could send
  * a delivery twice. Use PostgreSQL to run several processes.
  */
-import { mkdirSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import {
@@ -81,6 +81,9 @@ function migrate(db: Database.Database): void {
 /** Opens (creating if needed) the SQLite store at `path`. */
 export function openSqliteStore(path: string): Store {
   mkdirSync(dirname(path), { recursive: true });
+  // The file holds webhook secrets: a new one is readable by its owner alone (SQLite gives its
+  // -wal and -shm files the same mode).
+  if (path !== ":memory:" && !existsSync(path)) closeSync(openSync(path, "a", 0o600));
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
   db.pragma("busy_timeout = 5000");
