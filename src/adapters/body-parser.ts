@@ -8,11 +8,34 @@ import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { HeraldError } from "../domain/errors.js";
 import { type BodyKind, parseIncomingJson } from "../domain/incoming.js";
 
+const XML_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+
+/**
+ * Decodes XML's five predefined entities and character references; entities a DOCTYPE declares
+ * are left as they are written, so nothing a sender defines is ever expanded.
+ */
+function decodeXmlText(text: string): string {
+  if (!text.includes("&")) return text;
+  return text.replace(
+    /&(amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-f]{1,6});/gi,
+    (whole, name: string) => {
+      if (name[0] !== "#") return XML_ENTITIES[name.toLowerCase()] ?? whole;
+      const code =
+        name[1] === "x" || name[1] === "X"
+          ? Number.parseInt(name.slice(2), 16)
+          : Number(name.slice(1));
+      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
+    },
+  );
+}
+
 const xml = new XMLParser({
   processEntities: false,
   ignoreAttributes: false,
   ignoreDeclaration: true,
   parseTagValue: false,
+  tagValueProcessor: (_name, value) => decodeXmlText(value),
+  attributeValueProcessor: (_name, value) => decodeXmlText(value),
 });
 
 /** Which kind of body a content type announces; undefined when Herald cannot read it. */
@@ -53,5 +76,14 @@ export function parseBody(rawBody: Buffer, kind: BodyKind): unknown {
       `The request body is not well-formed XML (line ${valid.err.line}: ${valid.err.msg}). Check the XML syntax.`,
     );
   }
-  return xml.parse(text) as unknown;
+  try {
+    return xml.parse(text) as unknown;
+  } catch (error) {
+    // The parser refuses some well-formed documents: external entities, names such as
+    // __proto__, nesting too deep to be data.
+    throw new HeraldError(
+      "bad_request",
+      `Herald cannot read this XML body (${(error as Error).message}). Send plain XML without a DOCTYPE, special element names or extreme nesting.`,
+    );
+  }
 }

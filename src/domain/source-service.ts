@@ -171,6 +171,13 @@ export function createSourceService(deps: {
       if (patch.rules !== undefined) checkRules(patch.rules);
       const settings = current.source.settings;
       const now = clock.now();
+      // A source moving from 'none' to a signed scheme without a secret gets one made for it,
+      // which this answer shows, once, as the creation of a source does.
+      const generated =
+        !current.builtIn &&
+        verifier.type !== "none" &&
+        patch.secret === undefined &&
+        current.source.secret === null;
       const next: Source = {
         ...current.source,
         verifier,
@@ -193,7 +200,7 @@ export function createSourceService(deps: {
       };
       await store.saveSource(next);
       registry.invalidate(name);
-      return show((await registry.resolve(name)) as ResolvedSource);
+      return show((await registry.resolve(name)) as ResolvedSource, generated);
     },
 
     async remove(name) {

@@ -1,11 +1,11 @@
 /**
- * Requests too broken to reach the router (oversized headers, invalid HTTP) still get an answer
- * in the contract's error format, sent on the raw socket.
+ * Requests too broken to reach the router (oversized headers, invalid HTTP) or to be handled (data
+ * nested beyond the stack) still get an answer in the contract's error format.
  */
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { type RunningHerald, startHerald } from "../support/herald.js";
+import { type RunningHerald, startHerald, TEST_API_KEY } from "../support/herald.js";
 
 /** Writes `raw` on a fresh connection and returns everything the server sent before closing. */
 function exchange(url: string, raw: string): Promise<string> {
@@ -29,7 +29,7 @@ function parseAnswer(raw: string): { status: number; body: any } {
   return { status, body: JSON.parse(body) };
 }
 
-describe("requests broken below the router", () => {
+describe("broken requests", () => {
   let herald: RunningHerald;
   before(async () => {
     herald = await startHerald();
@@ -45,6 +45,19 @@ describe("requests broken below the router", () => {
     assert.equal(answer.body.success, false);
     assert.equal(answer.body.error, "Request Header Fields Too Large");
     assert.match(answer.body.message, /16 KB/);
+  });
+
+  test("data nested too deeply to handle is 400, not an internal error", async () => {
+    const deep = `${"[".repeat(20_000)}${"]".repeat(20_000)}`;
+    const response = await fetch(`${herald.url}/api/webhooks/trigger`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
+      body: `{"event":"user.created","data":{"deep":${deep}}}`,
+    });
+    const body = (await response.json()) as { success: boolean; message: string };
+    assert.equal(response.status, 400, JSON.stringify(body));
+    assert.equal(body.success, false);
+    assert.match(body.message, /nested too deeply/);
   });
 
   test("a request that is not valid HTTP is 400 in the error format", async () => {

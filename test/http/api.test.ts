@@ -366,6 +366,28 @@ function registerApiTests() {
   });
 
   describe("not found", () => {
+    test("a NUL character in a name or an id is refused or not found, never an internal error", async () => {
+      const created = await post("/api/webhooks", {
+        name: "nul\u0000name",
+        url: "https://example.com/webhook",
+        events: ["user.created"],
+      });
+      assert.ok([201, 400].includes(created.status), JSON.stringify(created.body));
+      if (created.status === 400) assertError(created, 400, /NUL/);
+      const lookup = await call({ method: "GET", url: "/api/webhooks/a%00b", headers: auth });
+      assert.ok([400, 404].includes(lookup.status), JSON.stringify(lookup.body));
+      assertError(lookup, lookup.status);
+    });
+
+    test("a time filter beyond any date is 400", async () => {
+      for (const query of ["since=99999999999999999999", "until=99999999999999999999"]) {
+        assertError(
+          await call({ method: "GET", url: `/api/incoming-events?${query}`, headers: auth }),
+          400,
+        );
+      }
+    });
+
     test("unknown ids are 404 in the error format, deliveries included", async () => {
       for (const [method, url] of [
         ["GET", "/api/webhooks/wh_missing"],

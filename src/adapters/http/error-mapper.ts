@@ -7,6 +7,7 @@ import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ERROR_CATALOGUE, type ErrorCode, HeraldError } from "../../domain/errors.js";
 import { isStorageOutage } from "../storage/outage.js";
+import { isUnstorableText } from "../storage/refused-text.js";
 
 /** The body of every error answer. */
 export interface ErrorBody {
@@ -146,6 +147,26 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) {
     return reply.status(status).send(errorBody("bad_request", error.message));
+  }
+  if (isUnstorableText(error)) {
+    return reply
+      .status(400)
+      .send(
+        errorBody(
+          "bad_request",
+          "A text value in the request (a name, id, event name or query value) contains the NUL character (\\u0000), which the database cannot store. Remove it and send the request again.",
+        ),
+      );
+  }
+  if (error instanceof RangeError && /call stack/i.test(error.message)) {
+    return reply
+      .status(400)
+      .send(
+        errorBody(
+          "bad_request",
+          "The request body is nested too deeply to be processed. Send data with fewer levels of nesting.",
+        ),
+      );
   }
   if (isStorageOutage(error)) {
     request.log.error(

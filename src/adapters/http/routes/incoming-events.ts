@@ -42,7 +42,8 @@ function viewDetail(event: IncomingEvent) {
 function readTime(value: string | undefined, field: string): number | undefined {
   if (value === undefined) return undefined;
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (Number.isNaN(ms)) {
+  // Beyond ±8.64e15 ms there is no date, in JavaScript or in the database.
+  if (Number.isNaN(ms) || Math.abs(ms) > 8.64e15) {
     throw new HeraldError(
       "validation_failed",
       `${field} must be an ISO 8601 time such as 2025-12-05T07:00:00Z, or Unix milliseconds.`,
