@@ -16,6 +16,7 @@ export const ERROR_CATALOGUE = {
   not_found: { status: 404, error: "Not Found" },
   webhook_not_found: { status: 404, error: "Not Found" },
   delivery_not_found: { status: 404, error: "Not Found" },
+  event_not_found: { status: 404, error: "Not Found" },
   unknown_service: { status: 404, error: "Not Found" },
   incoming_event_not_found: { status: 404, error: "Not Found" },
   source_not_found: { status: 404, error: "Not Found" },

@@ -95,6 +95,8 @@ export interface Store {
     options: { limit: number; cursor?: string },
   ): Promise<DeliveryPage>;
   getDelivery(webhookId: string, deliveryId: string): Promise<DeliveryDetail | undefined>;
+  /** An outgoing event as it was stored: its type and the exact body every delivery sends. */
+  getEvent(id: string): Promise<OutgoingEvent | undefined>;
 
   /**
    * Stores an incoming webhook once per (service, dedupe key), and, when it is new and `route` is

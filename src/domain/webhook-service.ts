@@ -1,5 +1,5 @@
 import type { Clock } from "./clock.js";
-import type { DeliveryDetail, DeliveryPage } from "./deliveries.js";
+import type { DeliveryDetail, DeliveryPage, OutgoingEvent } from "./deliveries.js";
 import { HeraldError } from "./errors.js";
 import { isKnownEventType } from "./event-types.js";
 import { newId, newSecret } from "./ids.js";
@@ -35,6 +35,8 @@ export interface WebhookService {
     options: { limit: number; cursor?: string },
   ): Promise<DeliveryPage>;
   getDelivery(webhookId: string, deliveryId: string): Promise<DeliveryDetail>;
+  /** An outgoing event, made by a trigger or by routing an incoming webhook. */
+  getEvent(id: string): Promise<OutgoingEvent>;
 }
 
 function webhookNotFound(id: string): HeraldError {
@@ -145,6 +147,17 @@ export function createWebhookService(deps: {
         );
       }
       return delivery;
+    },
+
+    async getEvent(id) {
+      const event = await store.getEvent(id);
+      if (!event) {
+        throw new HeraldError(
+          "event_not_found",
+          `Event not found: no outgoing event has the id '${id}'. Event ids are in trigger answers, in delivery histories (eventId) and in incoming events (outgoingEventId).`,
+        );
+      }
+      return event;
     },
   };
 }

@@ -614,7 +614,14 @@ test("received webhooks can be listed, inspected without credentials, and replay
   const [delivery] = await deliveries(receiver, 1);
   assert.equal(delivery?.json.event, "user.created");
   assert.deepEqual(delivery?.json.data, { orderId: 42 });
-  assert.equal((await detail(herald, shop.body.eventId)).status, "routed");
+  const routed = await detail(herald, shop.body.eventId);
+  assert.equal(routed.status, "routed");
+  assert.equal(routed.links.outgoingEvent, `/api/events/${replay.body.event.outgoingEventId}`);
+  const produced = await herald.api("GET", routed.links.outgoingEvent);
+  assert.equal(produced.status, 200, JSON.stringify(produced.body));
+  assert.equal(produced.body.event.id, replay.body.event.outgoingEventId);
+  assert.equal(produced.body.event.event, "user.created");
+  assert.deepEqual(produced.body.event.payload.data, { orderId: 42 });
 
   assertRefused(
     await herald.api("GET", "/api/incoming-events/evt_unknown"),
@@ -627,6 +634,7 @@ test("received webhooks can be listed, inspected without credentials, and replay
     ["GET", `/api/incoming-events/${shop.body.eventId}`],
     ["POST", `/api/incoming-events/${shop.body.eventId}/replay`],
     ["GET", "/api/sources"],
+    ["GET", routed.links.outgoingEvent],
   ];
   for (const [method, path] of anonymous) {
     const response = await fetch(`${herald.url}${path}`, { method });

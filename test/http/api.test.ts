@@ -509,6 +509,19 @@ function registerApiTests() {
       assert.match(response.body.eventId, /^evt_/);
       assert.equal(response.body.deliveries, 1);
 
+      const event = await call({
+        method: "GET",
+        url: `/api/events/${response.body.eventId}`,
+        headers: auth,
+      });
+      assert.equal(event.status, 200, JSON.stringify(event.body));
+      assert.equal(event.body.event.id, response.body.eventId);
+      assert.equal(event.body.event.event, "document.processed");
+      assert.deepEqual(event.body.event.payload.data, { documentId: "d1" });
+      assert.ok(!Number.isNaN(Date.parse(event.body.event.timestamp)));
+      assertError(await call({ method: "GET", url: "/api/events/evt_none", headers: auth }), 404);
+      assertError(await call({ method: "GET", url: `/api/events/${response.body.eventId}` }), 401);
+
       const history = await call({
         method: "GET",
         url: `/api/webhooks/${match.id}/deliveries`,

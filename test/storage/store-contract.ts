@@ -184,6 +184,13 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(claimed[0]?.secret, a.secret);
       assert.equal(claimed[0]?.body, '{"event":"user.created"}');
       assert.equal(claimed[0]?.attempts, 0);
+      assert.deepEqual(await store.getEvent("evt_1"), {
+        id: "evt_1",
+        type: "user.created",
+        body: '{"event":"user.created"}',
+        createdAt: 5000,
+      });
+      assert.equal(await store.getEvent("evt_none"), undefined);
     });
 
     test("many concurrent enqueues all commit", async () => {

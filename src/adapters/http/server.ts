@@ -21,7 +21,7 @@ import { useJsonBodyParser } from "./json-body.js";
 import { registerIncomingRoutes } from "./routes/incoming.js";
 import { registerIncomingEventRoutes } from "./routes/incoming-events.js";
 import { registerSourceRoutes } from "./routes/sources.js";
-import { registerWebhookRoutes } from "./routes/webhooks.js";
+import { registerEventRoutes, registerWebhookRoutes } from "./routes/webhooks.js";
 
 /** The API's use cases; absent in a worker-only process, which serves /healthz and /metrics alone. */
 export interface ApiDeps {
@@ -83,6 +83,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
 
   const managed: Array<[string, (scope: FastifyInstance) => void]> = [
     ["/api/webhooks", (scope) => registerWebhookRoutes(scope, api.webhooks)],
+    ["/api/events", (scope) => registerEventRoutes(scope, api.webhooks)],
     ["/api/sources", (scope) => registerSourceRoutes(scope, api.sources)],
     ["/api/incoming-events", (scope) => registerIncomingEventRoutes(scope, api.incoming)],
   ];

@@ -1,5 +1,10 @@
-/** How deliveries look in API answers: the contract's fields first, extra detail after. */
-import type { AttemptRecord, DeliveryDetail, DeliverySummary } from "../../domain/deliveries.js";
+/** How deliveries and events look in API answers: the contract's fields first, extra detail after. */
+import type {
+  AttemptRecord,
+  DeliveryDetail,
+  DeliverySummary,
+  OutgoingEvent,
+} from "../../domain/deliveries.js";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -46,4 +51,14 @@ function viewAttempt(attempt: AttemptRecord) {
 /** A delivery with every attempt, oldest first. */
 export function viewDeliveryDetail(delivery: DeliveryDetail) {
   return { ...viewDelivery(delivery), attemptLog: delivery.attemptLog.map(viewAttempt) };
+}
+
+/** An outgoing event, with the exact payload its deliveries send. */
+export function viewEvent(event: OutgoingEvent) {
+  return {
+    id: event.id,
+    event: event.type,
+    payload: JSON.parse(event.body) as unknown,
+    timestamp: iso(event.createdAt),
+  };
 }

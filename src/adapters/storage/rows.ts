@@ -4,6 +4,7 @@ import type {
   ClaimedDelivery,
   DeliveryStatus,
   DeliverySummary,
+  OutgoingEvent,
 } from "../../domain/deliveries.js";
 import type { IncomingEvent, IncomingStatus } from "../../domain/incoming.js";
 import type { RoutingRule } from "../../domain/routing.js";
@@ -175,6 +176,17 @@ export interface IncomingRow {
   outgoing_event_id: string | null;
   route_error: string | null;
   received_at: number;
+}
+
+export interface EventRow {
+  id: string;
+  type: string;
+  body: string;
+  created_at: number | string;
+}
+
+export function toOutgoingEvent(row: EventRow): OutgoingEvent {
+  return { id: row.id, type: row.type, body: row.body, createdAt: Number(row.created_at) };
 }
 
 export function toIncomingEvent(row: IncomingRow): IncomingEvent {

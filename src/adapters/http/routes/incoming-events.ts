@@ -35,6 +35,7 @@ function viewDetail(event: IncomingEvent) {
       self: `/api/incoming-events/${event.id}`,
       replay: `/api/incoming-events/${event.id}/replay`,
       source: `/api/sources/${event.service}`,
+      ...(event.outgoingEventId ? { outgoingEvent: `/api/events/${event.outgoingEventId}` } : {}),
     },
   };
 }

@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { EVENT_TYPES } from "../../../domain/event-types.js";
 import type { WebhookService } from "../../../domain/webhook-service.js";
 import { viewWebhook, type WebhookInput, type WebhookPatch } from "../../../domain/webhooks.js";
-import { viewDelivery, viewDeliveryDetail } from "../views.js";
+import { viewDelivery, viewDeliveryDetail, viewEvent } from "../views.js";
 
 const name = { type: "string", minLength: 1, maxLength: 200 } as const;
 const url = { type: "string", minLength: 1, maxLength: 2048 } as const;
@@ -156,6 +156,18 @@ export function registerWebhookRoutes(app: FastifyInstance, service: WebhookServ
       delivery: viewDeliveryDetail(
         await service.getDelivery(request.params.id, request.params.deliveryId),
       ),
+    }),
+  );
+}
+
+/** Registers the outgoing event routes on `app` (mounted at /api/events). */
+export function registerEventRoutes(app: FastifyInstance, service: WebhookService): void {
+  app.get<{ Params: { id: string } }>(
+    "/:id",
+    { schema: { params: idParams } },
+    async (request) => ({
+      success: true,
+      event: viewEvent(await service.getEvent(request.params.id)),
     }),
   );
 }

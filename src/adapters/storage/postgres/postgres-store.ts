@@ -23,6 +23,7 @@ import {
   type ClaimRow,
   DELIVERY_COLUMNS,
   type DeliveryRow,
+  type EventRow,
   type IncomingRow,
   type SourceRow,
   sourceColumns,
@@ -30,6 +31,7 @@ import {
   toClaimedDelivery,
   toDeliverySummary,
   toIncomingEvent,
+  toOutgoingEvent,
   toSource,
   toWebhook,
   type WebhookRow,
@@ -575,6 +577,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         [deliveryId],
       );
       return { ...toDeliverySummary(row), attemptLog: toAttemptLog(row, attempts.rows) };
+    },
+
+    async getEvent(id) {
+      const { rows } = await pool.query<EventRow>(
+        "SELECT id, type, body, created_at FROM events WHERE id = $1",
+        [id],
+      );
+      return rows[0] ? toOutgoingEvent(rows[0]) : undefined;
     },
 
     saveIncoming: (event, route) => incoming.push({ event, route }),

@@ -24,6 +24,7 @@ import {
   type ClaimRow,
   DELIVERY_COLUMNS,
   type DeliveryRow,
+  type EventRow,
   type IncomingRow,
   type SourceRow,
   sourceColumns,
@@ -31,6 +32,7 @@ import {
   toClaimedDelivery,
   toDeliverySummary,
   toIncomingEvent,
+  toOutgoingEvent,
   toSource,
   toWebhook,
   type WebhookRow,
@@ -134,6 +136,9 @@ export function openSqliteStore(path: string): Store {
       "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt",
     ),
     getIncoming: db.prepare<[string], IncomingRow>("SELECT * FROM incoming_events WHERE id = ?"),
+    getEvent: db.prepare<[string], EventRow>(
+      "SELECT id, type, body, created_at FROM events WHERE id = ?",
+    ),
     getSource: db.prepare<[string], SourceRow>("SELECT * FROM sources WHERE name = ?"),
     listSources: db.prepare<[], SourceRow>("SELECT * FROM sources ORDER BY name"),
   };
@@ -305,6 +310,11 @@ export function openSqliteStore(path: string): Store {
         ...toDeliverySummary(row),
         attemptLog: toAttemptLog(row, q.attempts.all(deliveryId)),
       };
+    },
+
+    async getEvent(id) {
+      const row = q.getEvent.get(id);
+      return row ? toOutgoingEvent(row) : undefined;
     },
 
     saveIncoming: (event: IncomingEvent, route?: PendingEvent) =>
