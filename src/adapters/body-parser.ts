@@ -17,13 +17,10 @@ const XML_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot:
 function decodeXmlText(text: string): string {
   if (!text.includes("&")) return text;
   return text.replace(
-    /&(amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-f]{1,6});/gi,
+    /&(amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-fA-F]{1,6});/g,
     (whole, name: string) => {
-      if (name[0] !== "#") return XML_ENTITIES[name.toLowerCase()] ?? whole;
-      const code =
-        name[1] === "x" || name[1] === "X"
-          ? Number.parseInt(name.slice(2), 16)
-          : Number(name.slice(1));
+      if (name[0] !== "#") return XML_ENTITIES[name] ?? whole;
+      const code = name[1] === "x" ? Number.parseInt(name.slice(2), 16) : Number(name.slice(1));
       return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
     },
   );
