@@ -42,6 +42,8 @@ export interface Config {
   retrySchedule: RetrySchedule;
   deliveryTimeoutMs: number;
   deliveryConcurrency: number;
+  /** Most attempts in flight to one webhook; by default a quarter of `deliveryConcurrency`. */
+  deliveryConcurrencyPerWebhook: number;
   /** Threads that send deliveries; 0 sends from the main thread. */
   deliveryThreads: number;
   bodyLimitBytes: number;
@@ -154,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const logLevel = (text("LOG_LEVEL")?.toLowerCase() ?? "info") as LogLevel;
+  const deliveryConcurrency = integer("HERALD_DELIVERY_CONCURRENCY", 64, 1, 10_000);
   if (!LOG_LEVELS.includes(logLevel)) {
     problems.push(`LOG_LEVEL=${logLevel} is not valid: use one of ${LOG_LEVELS.join(", ")}.`);
   }
@@ -169,7 +172,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowPrivateTargets: boolean("HERALD_ALLOW_PRIVATE_TARGETS", false),
     retrySchedule,
     deliveryTimeoutMs: duration("HERALD_DELIVERY_TIMEOUT", 15_000, 100, 300_000),
-    deliveryConcurrency: integer("HERALD_DELIVERY_CONCURRENCY", 64, 1, 10_000),
+    deliveryConcurrency,
+    deliveryConcurrencyPerWebhook: integer(
+      "HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK",
+      Math.ceil(deliveryConcurrency / 4),
+      1,
+      10_000,
+    ),
     // A delivery thread pays off when it has a core of its own; on two cores or fewer, the main
     // thread, the SQLite writer and the receivers' side of the network already share them.
     deliveryThreads: integer("HERALD_DELIVERY_THREADS", availableParallelism() > 2 ? 1 : 0, 0, 64),

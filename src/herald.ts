@@ -167,6 +167,7 @@ export async function createHerald(
         logger,
         schedule: config.retrySchedule,
         concurrency: config.deliveryConcurrency,
+        concurrencyPerWebhook: config.deliveryConcurrencyPerWebhook,
         timeoutMs: config.deliveryTimeoutMs,
         observer: metrics,
         ...(overrides.random ? { random: overrides.random } : {}),

@@ -73,6 +73,8 @@ export interface Store {
     limit: number;
     workerId: string;
     leaseUntil: number;
+    /** Webhooks whose deliveries are not wanted now: the worker holds enough of theirs. */
+    skipWebhooks?: readonly string[];
   }): Promise<ClaimedDelivery[]>;
   /**
    * Records an attempt and its effect on the delivery, and releases the lease. If `workerId` no

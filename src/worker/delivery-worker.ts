@@ -1,7 +1,8 @@
 /**
  * The delivery loop: takes the deliveries this process commits (already leased to it) and claims
- * other due ones in batches, sends them with bounded concurrency, and records each attempt with its
- * next step (delivered, retry at a time, or give up). Retries are rows
+ * other due ones in batches, sends them with bounded concurrency (overall and per webhook, taking
+ * webhooks in turn), and records each attempt with its next step (delivered, retry at a time, or
+ * give up). Retries are rows
  * with a due time, never timers: the loop wakes when new work is committed, when a retry falls due,
  * or on a slow poll.
  */
@@ -16,7 +17,7 @@ import {
   type RetrySchedule,
   statusAfter,
 } from "../domain/retry-policy.js";
-import { Queue } from "./queue.js";
+import { FairQueue } from "./fair-queue.js";
 
 /** Hears how each attempt ended (metrics). */
 export interface DeliveryObserver {
@@ -32,6 +33,11 @@ export interface DeliveryWorkerOptions {
   schedule: RetrySchedule;
   /** Most attempts in flight at once. */
   concurrency: number;
+  /**
+   * Most attempts in flight at once to one webhook, so that a receiver that hangs or a webhook with
+   * a long backlog leaves slots for the others. Defaults to a quarter of `concurrency`.
+   */
+  concurrencyPerWebhook?: number;
   /** Per-attempt time limit; leases outlast it. */
   timeoutMs: number;
   /** Longest sleep when nothing is due. */
@@ -78,6 +84,10 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   const batchSize = options.batchSize ?? 100;
   const holdLimit = options.holdLimit ?? 20_000;
   const random = options.random ?? Math.random;
+  const perWebhook = Math.max(
+    1,
+    Math.min(concurrency, options.concurrencyPerWebhook ?? Math.ceil(concurrency / 4)),
+  );
   // Host and process id let an operator see which process holds a lease.
   const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   // A lease outlasts the longest attempt, with room to record it.
@@ -91,8 +101,42 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   let sweepTimer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
   let inFlight = 0;
-  /** Claimed deliveries waiting for a free slot, with the end of their lease. */
-  const ready = new Queue<{ delivery: ClaimedDelivery; leaseUntil: number }>();
+  /** Attempts in flight per webhook; a webhook with none has no entry. */
+  const inFlightTo = new Map<string, number>();
+  /** Claimed deliveries waiting for a free slot, with the end of their lease, by webhook. */
+  const ready = new FairQueue<{ delivery: ClaimedDelivery; leaseUntil: number }>(
+    ({ delivery }) => delivery.webhookId,
+  );
+  const hasRoom = (webhookId: string) => (inFlightTo.get(webhookId) ?? 0) < perWebhook;
+
+  function started(webhookId: string): void {
+    inFlight++;
+    inFlightTo.set(webhookId, (inFlightTo.get(webhookId) ?? 0) + 1);
+  }
+
+  function finished(webhookId: string): void {
+    inFlight--;
+    const left = (inFlightTo.get(webhookId) ?? 1) - 1;
+    if (left > 0) inFlightTo.set(webhookId, left);
+    else inFlightTo.delete(webhookId);
+  }
+
+  /**
+   * Webhooks at their limit with a full round of deliveries still waiting: claims skip them, and
+   * what waits for them does not count against the room for claiming the others' deliveries.
+   */
+  function saturated(): { webhooks: string[]; waiting: number } {
+    const webhooks: string[] = [];
+    let waiting = 0;
+    for (const webhookId of ready.keys()) {
+      const queued = ready.lengthOf(webhookId);
+      if (!hasRoom(webhookId) && queued >= perWebhook) {
+        webhooks.push(webhookId);
+        waiting += queued;
+      }
+    }
+    return { webhooks, waiting };
+  }
   let recording = 0;
   let drained: (() => void) | undefined;
 
@@ -159,23 +203,25 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     }
   }
 
-  /** Starts attempts from the claimed queue while slots are free. */
+  /** Starts attempts from the claimed queue while slots are free, taking webhooks in turn. */
   function dispatch(): void {
-    while (running && inFlight < concurrency && ready.length > 0) {
-      const { delivery, leaseUntil } = ready.take();
+    while (running && inFlight < concurrency) {
+      const next = ready.take(hasRoom);
+      if (!next) return;
+      const { delivery, leaseUntil } = next;
       // Too close to the end of its lease to finish in time: leave it to be claimed again.
       if (clock.now() + timeoutMs > leaseUntil) continue;
-      inFlight++;
+      started(delivery.webhookId);
       // The slot is free once the receiver has answered; recording goes on beside the next sends.
       void attempt(delivery).then(
         ({ update, outcome }) => {
-          inFlight--;
+          finished(delivery.webhookId);
           sendRate.count();
           schedulePump();
           return record(delivery, update, outcome);
         },
         (error: unknown) => {
-          inFlight--;
+          finished(delivery.webhookId);
           schedulePump();
           logger.error(
             { err: error, deliveryId: delivery.id },
@@ -195,20 +241,28 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     }
     // Claims run ahead of the sends by up to one batch, so a slot that frees up starts its next
     // attempt at once instead of waiting for a database round trip.
-    const room = concurrency + batchSize - inFlight - ready.length;
+    const blocked = saturated();
+    const waiting = ready.length - blocked.waiting;
+    const room = concurrency + batchSize - inFlight - waiting;
     // Claim in large batches: each claim is a query that passes over the rows already held.
     const worthClaiming = Math.min(
       Math.ceil(batchSize / 2),
       Math.ceil((concurrency + batchSize) / 4),
     );
-    if (ready.length >= batchSize / 2 || room < worthClaiming) return;
+    if (waiting >= batchSize / 2 || room < worthClaiming) return;
     const limit = Math.min(room, batchSize);
     claiming = true;
     let claimed: ClaimedDelivery[] = [];
     const now = clock.now();
     const leaseUntil = now + leaseMs;
     try {
-      claimed = await store.claimDueDeliveries({ now, limit, workerId, leaseUntil });
+      claimed = await store.claimDueDeliveries({
+        now,
+        limit,
+        workerId,
+        leaseUntil,
+        skipWebhooks: blocked.webhooks,
+      });
     } catch (error) {
       logger.error(
         { err: error },

@@ -287,6 +287,33 @@ function deliveryTests(threads: string): void {
     assert.equal(receiver.requests.length, 0);
   });
 
+  test("a receiver that hangs holds only its webhook's share of the slots, and other webhooks keep flowing", async (t) => {
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      {
+        HERALD_DELIVERY_CONCURRENCY: "8",
+        HERALD_DELIVERY_TIMEOUT: "3s",
+        HERALD_RETRY_SCHEDULE: "none",
+        HERALD_SHUTDOWN_GRACE: "1s",
+      },
+      (request, _index, res) => {
+        if (request.path === "/hang") return;
+        res.writeHead(200, { "content-type": "text/plain" }).end("OK");
+      },
+    );
+    await createWebhook(herald, `${receiver.url}/hang`);
+    await createWebhook(herald, `${receiver.url}/ok`);
+    for (let n = 0; n < 40; n++) await trigger(herald, "user.created", { n });
+    await waitFor(
+      () => (receiver.requests.filter((r) => r.path === "/ok").length >= 40 ? true : undefined),
+      2500,
+      "the healthy webhook's 40 deliveries, before the hanging one's attempts time out",
+    );
+    const hanging = receiver.requests.filter((r) => r.path === "/hang").length;
+    assert.ok(hanging <= 2, `the hanging webhook holds its 2 slots at most; it held ${hanging}`);
+  });
+
   test("delivery history pages newest first and the cursor walks every delivery once", async (t) => {
     const { herald, receiver } = await setup(threads, t, FAST_RETRIES);
     const webhook = await createWebhook(herald, receiver.url);

@@ -217,6 +217,41 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(claimed.length, 200);
     });
 
+    test("a claim can skip the deliveries of some webhooks, fresh or with an expired lease", async () => {
+      const busy = webhook();
+      const other = webhook();
+      for (const w of [busy, other]) await store.insertWebhook(w);
+      await store.enqueueEvent(
+        { id: "evt_s1", type: "user.created", body: "{}", createdAt: 100 },
+        everyone,
+        nextId,
+      );
+      const claim = (now: number, skipWebhooks: string[]) =>
+        store.claimDueDeliveries({
+          now,
+          limit: 10,
+          workerId: "w",
+          leaseUntil: now + 100,
+          skipWebhooks,
+        });
+      assert.deepEqual(
+        (await claim(100, [busy.id])).map((d) => d.webhookId),
+        [other.id],
+      );
+      assert.deepEqual(await claim(100, [busy.id]), []);
+      assert.deepEqual(
+        (await claim(150, [])).map((d) => d.webhookId),
+        [busy.id],
+      );
+      // Once its lease has run out, the skipped webhook's delivery is still skipped.
+      await store.releaseExpiredLeases(300);
+      assert.deepEqual(await claim(300, [busy.id, other.id]), []);
+      assert.deepEqual(
+        (await claim(300, [other.id])).map((d) => d.webhookId),
+        [busy.id],
+      );
+    });
+
     test("claims only due deliveries, oldest due first, and never hands a leased one out twice", async () => {
       await store.insertWebhook(webhook());
       for (let i = 0; i < 5; i++) {

@@ -16,6 +16,7 @@ describe("configuration", () => {
     assert.deepEqual(config.retrySchedule, DEFAULT_RETRY_SCHEDULE);
     assert.equal(config.deliveryTimeoutMs, 15_000);
     assert.equal(config.deliveryConcurrency, 64);
+    assert.equal(config.deliveryConcurrencyPerWebhook, 16);
     assert.equal(config.bodyLimitBytes, 1024 * 1024);
     assert.equal(config.logLevel, "info");
     assert.deepEqual(config.incomingSecrets, {});
@@ -43,6 +44,11 @@ describe("configuration", () => {
     assert.deepEqual(config.retrySchedule, [1000, 120_000]);
     assert.equal(config.deliveryTimeoutMs, 2000);
     assert.equal(config.deliveryConcurrency, 8);
+    assert.equal(config.deliveryConcurrencyPerWebhook, 2);
+    assert.equal(
+      loadConfig({ HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "40" }).deliveryConcurrencyPerWebhook,
+      40,
+    );
     assert.equal(config.logLevel, "debug");
     assert.deepEqual(loadConfig({ HERALD_RETRY_SCHEDULE: "none" }).retrySchedule, []);
     // A short key is taken (Herald warns about it in its log) rather than refused.

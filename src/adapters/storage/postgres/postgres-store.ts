@@ -476,12 +476,19 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     enqueueEvent: (event, selectTargets, newDeliveryId) =>
       enqueue.push({ event, selectTargets, newDeliveryId }),
 
-    async claimDueDeliveries({ now, limit, workerId, leaseUntil }): Promise<ClaimedDelivery[]> {
+    async claimDueDeliveries({
+      now,
+      limit,
+      workerId,
+      leaseUntil,
+      skipWebhooks = [],
+    }): Promise<ClaimedDelivery[]> {
       const { rows } = await pool.query<ClaimRow>(
         `WITH fresh AS (
            SELECT d.seq, d.next_attempt_at FROM deliveries d
            JOIN webhooks w ON w.id = d.webhook_id AND w.active
            WHERE d.status = 'pending' AND d.locked_by IS NULL AND d.next_attempt_at <= $1
+             AND d.webhook_id <> ALL($5::text[])
            ORDER BY d.next_attempt_at
            LIMIT $2
            FOR UPDATE OF d SKIP LOCKED
@@ -491,6 +498,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
            SELECT d.seq, d.next_attempt_at FROM deliveries d
            JOIN webhooks w ON w.id = d.webhook_id AND w.active
            WHERE d.status = 'pending' AND d.locked_by IS NOT NULL AND d.locked_until <= $1
+             AND d.webhook_id <> ALL($5::text[])
            ORDER BY d.locked_until
            LIMIT $2
            FOR UPDATE OF d SKIP LOCKED
@@ -506,7 +514,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
          SELECT c.id, c.webhook_id, c.event_id, c.event_type, c.attempts, c.created_at, w.url, w.secret, e.body
          FROM claimed c JOIN webhooks w ON w.id = c.webhook_id JOIN events e ON e.id = c.event_id
          ORDER BY c.next_attempt_at`,
-        [now, limit, workerId, leaseUntil],
+        [now, limit, workerId, leaseUntil, skipWebhooks],
       );
       return rows.map(toClaimedDelivery);
     },

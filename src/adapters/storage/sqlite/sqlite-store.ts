@@ -99,10 +99,11 @@ export function openSqliteStore(path: string): Store {
     listWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks ORDER BY created_at, id"),
     activeWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks WHERE active = 1"),
     // Leased rows are skipped inside the query, before anything is read out of them.
-    dueIds: db.prepare<[number, string, number], { id: string }>(
+    dueIds: db.prepare<[number, string, string, number], { id: string }>(
       `SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
        WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.active = 1
          AND d.id NOT IN (SELECT value FROM json_each(?))
+         AND d.webhook_id NOT IN (SELECT value FROM json_each(?))
        ORDER BY d.next_attempt_at
        LIMIT ?`,
     ),
@@ -251,10 +252,12 @@ export function openSqliteStore(path: string): Store {
       for (const id of ids) if (leases.get(id)?.workerId === workerId) leases.delete(id);
     },
 
-    async claimDueDeliveries({ now, limit, workerId, leaseUntil }) {
+    async claimDueDeliveries({ now, limit, workerId, leaseUntil, skipWebhooks = [] }) {
       const held: string[] = [];
       for (const [id, lease] of leases) if (lease.until > now) held.push(id);
-      const ids = q.dueIds.all(now, JSON.stringify(held), limit).map((row) => row.id);
+      const ids = q.dueIds
+        .all(now, JSON.stringify(held), JSON.stringify(skipWebhooks), limit)
+        .map((row) => row.id);
       if (ids.length === 0) return [];
       const claimed = q.claimRows.all(JSON.stringify(ids)).map(toClaimedDelivery);
       for (const delivery of claimed) leases.set(delivery.id, { workerId, until: leaseUntil });
