@@ -483,12 +483,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       leaseUntil,
       skipWebhooks = [],
     }): Promise<ClaimedDelivery[]> {
+      // The usual claim skips nothing, and its plan then carries no filter at all.
+      const skipping = skipWebhooks.length > 0 ? "AND d.webhook_id <> ALL($5::text[])" : "";
       const { rows } = await pool.query<ClaimRow>(
         `WITH fresh AS (
            SELECT d.seq, d.next_attempt_at FROM deliveries d
            JOIN webhooks w ON w.id = d.webhook_id AND w.active
            WHERE d.status = 'pending' AND d.locked_by IS NULL AND d.next_attempt_at <= $1
-             AND d.webhook_id <> ALL($5::text[])
+             ${skipping}
            ORDER BY d.next_attempt_at
            LIMIT $2
            FOR UPDATE OF d SKIP LOCKED
@@ -498,7 +500,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
            SELECT d.seq, d.next_attempt_at FROM deliveries d
            JOIN webhooks w ON w.id = d.webhook_id AND w.active
            WHERE d.status = 'pending' AND d.locked_by IS NOT NULL AND d.locked_until <= $1
-             AND d.webhook_id <> ALL($5::text[])
+             ${skipping}
            ORDER BY d.locked_until
            LIMIT $2
            FOR UPDATE OF d SKIP LOCKED
@@ -514,7 +516,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
          SELECT c.id, c.webhook_id, c.event_id, c.event_type, c.attempts, c.created_at, w.url, w.secret, e.body
          FROM claimed c JOIN webhooks w ON w.id = c.webhook_id JOIN events e ON e.id = c.event_id
          ORDER BY c.next_attempt_at`,
-        [now, limit, workerId, leaseUntil, skipWebhooks],
+        skipWebhooks.length > 0
+          ? [now, limit, workerId, leaseUntil, skipWebhooks]
+          : [now, limit, workerId, leaseUntil],
       );
       return rows.map(toClaimedDelivery);
     },
