@@ -91,8 +91,10 @@ export function parseIncomingJson(rawBody: Buffer): unknown {
   if (rawBody.length === 0) {
     throw new HeraldError("malformed_json", "The request body is empty. Send a JSON body.");
   }
+  const text = rawBody.toString("utf8");
   try {
-    return JSON.parse(rawBody.toString("utf8"));
+    // A UTF-8 byte order mark is skipped for reading; the signature covers the bytes as sent.
+    return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (err) {
     throw new HeraldError(
       "malformed_json",

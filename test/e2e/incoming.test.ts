@@ -113,6 +113,18 @@ test("without a delivery id, a repeated body is a duplicate; another body, or th
   assert.equal(renamed.body.duplicate, false);
 });
 
+test("a signed JSON body that starts with a byte order mark is accepted, verified on the bytes sent", async (t) => {
+  const herald = await startFor(t);
+  const body = `\uFEFF${recordBody()}`;
+  const answer = await post(herald, "xano", body, {
+    "x-webhook-signature": hexSignature(SECRETS.xano, body),
+  });
+  assertAccepted(answer);
+  const stored = await herald.api("GET", `/api/incoming-events/${answer.body.eventId}`);
+  assert.equal(stored.body.event.body, body);
+  assert.equal(stored.body.event.event, "record.created");
+});
+
 test("a webhook signed with the wrong secret is refused with 401", async (t) => {
   const herald = await startFor(t);
   const body = recordBody();

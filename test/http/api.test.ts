@@ -312,6 +312,17 @@ function registerApiTests() {
       assertError(await post("/api/webhooks", big), 413);
     });
 
+    test("a JSON body that starts with a UTF-8 byte order mark is read", async () => {
+      const response = await call({
+        method: "POST",
+        url: "/api/webhooks",
+        headers: { ...auth, "content-type": "application/json" },
+        payload: `\uFEFF${JSON.stringify({ name: "bom", url: "https://example.com/h", events: ["user.created"] })}`,
+      });
+      assert.equal(response.status, 201, JSON.stringify(response.body));
+      assert.equal(response.body.webhook.name, "bom");
+    });
+
     test("a __proto__ key is refused with a message that names it, not as invalid JSON", async () => {
       const response = await call({
         method: "POST",

@@ -1,8 +1,9 @@
 /**
  * The API's JSON body parser: Fastify's own (which refuses `__proto__` and `constructor.prototype`
- * keys), with two differences a client can see. A DELETE whose client sends
- * `Content-Type: application/json` out of habit, with no body, is read as having no body; and a body
- * refused for a forbidden key is told so, rather than called invalid JSON.
+ * keys), with three differences a client can see. A DELETE whose client sends
+ * `Content-Type: application/json` out of habit, with no body, is read as having no body; a UTF-8
+ * byte order mark, which some editors and shells put first, is skipped; and a body refused for a
+ * forbidden key is told so, rather than called invalid JSON.
  */
 import type { FastifyInstance } from "fastify";
 import { HeraldError } from "../../domain/errors.js";
@@ -20,7 +21,8 @@ export function useJsonBodyParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    const text = body as string;
+    const raw = body as string;
+    const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
     if (text.length === 0 && request.method === "DELETE") {
       done(null, undefined);
       return;
