@@ -70,7 +70,11 @@ function deliveryTests(threads: string): void {
     const shown = await herald.api("GET", `/api/webhooks/${webhook.id}`);
     assert.equal(shown.body.webhook.secret, "***");
 
-    const triggered = await trigger(herald, "user.created", { userId: "123", email: "a@b.c" });
+    const triggered = await trigger(herald, "user.created", {
+      userId: "123",
+      email: "a@b.c",
+      name: "Zoë 🎉",
+    });
     assert.equal(triggered.deliveries, 1);
     assert.match(triggered.eventId, /^evt_/);
 
@@ -89,7 +93,9 @@ function deliveryTests(threads: string): void {
     const body = JSON.parse(request.body);
     assert.deepEqual(Object.keys(body).sort(), ["data", "event", "timestamp"]);
     assert.equal(body.event, "user.created");
-    assert.deepEqual(body.data, { userId: "123", email: "a@b.c" });
+    assert.deepEqual(body.data, { userId: "123", email: "a@b.c", name: "Zoë 🎉" });
+    // Signatures cover the UTF-8 bytes of the body, which Content-Length counts.
+    assert.equal(Number(request.headers["content-length"]), Buffer.byteLength(request.body));
     assert.ok(!Number.isNaN(Date.parse(body.timestamp)), "timestamp is a date");
     assert.deepEqual(delivery.payload, body);
 
