@@ -84,7 +84,7 @@ function resolveApiKey(config: Config, logger: PinoLogger): string {
   writeFileSync(path, `${key}\n`, { mode: 0o600 });
   logger.warn(
     { path },
-    `No HERALD_API_KEY was set, so Herald generated one and saved it in ${path} (readable only by this user). Send it on every /api/webhooks request as the header "Authorization: Bearer ${key}". This is the only time it is printed.`,
+    `No HERALD_API_KEY was set, so Herald generated one and saved it in ${path} (readable only by this user). Send it on every /api request (all but /api/incoming-webhooks) as the header "Authorization: Bearer ${key}". This is the only time it is printed.`,
   );
   return key;
 }

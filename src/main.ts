@@ -41,7 +41,9 @@ async function main(): Promise<void> {
     const hint =
       err.code === "EADDRINUSE"
         ? `Port ${config.port} is already in use. Stop the other program or set PORT to a free port.`
-        : `Herald could not start: ${err.message}`;
+        : err.code === "ENOTFOUND" || err.code === "EADDRNOTAVAIL" || err.code === "EAI_AGAIN"
+          ? `HOST '${config.host}' is not an address of this machine (${err.code}). Set HOST to 0.0.0.0 (every interface), 127.0.0.1, or one of this machine's addresses.`
+          : `Herald could not start: ${err.message}`;
     herald.logger.fatal({ err: error }, hint);
     await herald.stop().catch(() => undefined);
     process.exit(1);

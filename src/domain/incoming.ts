@@ -109,10 +109,17 @@ function field(body: unknown, name: string): string | undefined {
   return typeof value === "string" && value.length > 0 ? value : undefined;
 }
 
-/** The incoming event's name: the `X-Webhook-Event` header, else the body's `event` or `type`. */
+/**
+ * The incoming event's name: the `X-Webhook-Event` header, else GitHub's `X-GitHub-Event` (GitHub
+ * names its events only there), else the body's `event` or `type`.
+ */
 export function incomingEventName(headers: Headers, body: unknown): string | null {
   return (
-    headerValue(headers, "x-webhook-event") ?? field(body, "event") ?? field(body, "type") ?? null
+    headerValue(headers, "x-webhook-event") ??
+    headerValue(headers, "x-github-event") ??
+    field(body, "event") ??
+    field(body, "type") ??
+    null
   );
 }
 

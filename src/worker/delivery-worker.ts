@@ -72,9 +72,12 @@ export function formatDelay(ms: number): string {
 
 function describeOutcome(result: AttemptResult, outcome: AttemptOutcome): string | null {
   if (outcome.kind === "delivered") return null;
+  // An error written as sentences ends with a full stop; what follows it starts a new one.
   const what = result.error ?? `receiver answered ${result.response?.status}`;
-  if (outcome.kind === "retry") return `${what}; next attempt in ${formatDelay(outcome.delayMs)}`;
-  return result.error ? `${what}; ${outcome.reason}` : `${outcome.reason}`;
+  const then = (next: string) =>
+    what.endsWith(".") ? `${what} ${next[0]?.toUpperCase()}${next.slice(1)}.` : `${what}; ${next}`;
+  if (outcome.kind === "retry") return then(`next attempt in ${formatDelay(outcome.delayMs)}`);
+  return result.error ? then(outcome.reason) : `${outcome.reason}`;
 }
 
 /** Creates the delivery loop; it does nothing until started. */

@@ -319,6 +319,28 @@ for (const scheme of SCHEMES) {
   });
 }
 
+test("a GitHub delivery is routed by the event GitHub names in X-GitHub-Event", async (t) => {
+  const { herald, receiver } = await setup(t);
+  await subscribe(herald, receiver, ["sync.started"]);
+  const { secret } = await createSource(herald, {
+    name: "github-main",
+    verifier: { type: "github" },
+    rules: [{ event: "push", emit: "sync.started" }],
+  });
+  const payload = JSON.stringify({ ref: "refs/heads/main", after: "abc123" });
+  const answer = await post(herald, "github-main", payload, {
+    "x-hub-signature-256": await githubSign(secret, payload),
+    "x-github-delivery": randomUUID(),
+    "x-github-event": "push",
+  });
+  assertAccepted(answer);
+  assert.equal(answer.body.status, "routed");
+  assert.equal((await detail(herald, answer.body.eventId)).event, "push");
+  const [delivery] = await deliveries(receiver, 1);
+  assert.equal(delivery?.json.event, "sync.started");
+  assert.deepEqual(delivery?.json.data, { ref: "refs/heads/main", after: "abc123" });
+});
+
 test("a source's toleranceSeconds widens the replay window of timestamped schemes", async (t) => {
   const { herald } = await setup(t);
   const scheme = SCHEMES.find((s) => s.name === "std-hooks")!;
