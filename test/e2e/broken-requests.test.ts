@@ -60,6 +60,18 @@ describe("broken requests", () => {
     assert.match(body.message, /nested too deeply/);
   });
 
+  test("an HTTP/1.1 request without a Host header is 400 in the error format", async () => {
+    const answer = parseAnswer(
+      await exchange(
+        herald.url,
+        `GET /api/webhooks HTTP/1.1\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body.success, false);
+    assert.match(answer.body.message, /Host header/);
+  });
+
   test("a request that is not valid HTTP is 400 in the error format", async () => {
     const answer = parseAnswer(
       await exchange(

@@ -10,7 +10,7 @@ import {
   postgresClientConfig,
 } from "../../src/adapters/storage/postgres/postgres-store.js";
 import { plainWebhook } from "../support/fixtures.js";
-import { createTestSchema, TEST_PG_URL } from "../support/postgres.js";
+import { createTestSchema, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
 import { describeStoreContract } from "./store-contract.js";
 
@@ -32,6 +32,29 @@ describeStoreContract("PostgreSQL", async () => {
       await drop();
     },
   };
+});
+
+test("sessions keep the URL's own settings and add Herald's planner cost", async () => {
+  const { schema, drop } = await createTestSchema();
+  try {
+    for (const [config, searchPath] of [
+      [postgresClientConfig({ url: urlWithSchema(schema) }), schema],
+      [postgresClientConfig({ url: TEST_PG_URL, schema }), schema],
+    ] as const) {
+      const client = new pg.Client(config);
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ cost: string; path: string }>(
+          "SELECT current_setting('random_page_cost') AS cost, current_setting('search_path') AS path",
+        );
+        assert.deepEqual(rows[0], { cost: "1.1", path: searchPath });
+      } finally {
+        await client.end();
+      }
+    }
+  } finally {
+    await drop();
+  }
 });
 
 test("ten processes migrating one database at once apply each migration exactly once", async () => {

@@ -12,6 +12,7 @@ import type { SourceService } from "../../domain/source-service.js";
 import type { WebhookService } from "../../domain/webhook-service.js";
 import { requireApiKey } from "./api-key.js";
 import {
+  errorBody,
   handleClientError,
   handleError,
   handleFrameworkError,
@@ -53,6 +54,26 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     frameworkErrors: handleFrameworkError,
     clientErrorHandler: handleClientError,
+    // A client that stops sending halfway through its request is answered 408 and let go, instead
+    // of holding its connection for ever.
+    requestTimeout: 60_000,
+    // Node would refuse a request without Host with an empty 400; Herald answers it in the error
+    // format instead (see below).
+    http: { requireHostHeader: false },
+  });
+  app.addHook("onRequest", (request, reply, done) => {
+    if (request.headers.host === undefined && request.raw.httpVersion === "1.1") {
+      reply
+        .status(400)
+        .send(
+          errorBody(
+            "bad_request",
+            "The request has no Host header, which HTTP/1.1 requires. Check the client that sent it.",
+          ),
+        );
+      return;
+    }
+    done();
   });
 
   const common = {

@@ -63,18 +63,35 @@ interface RecordItem {
   workerId: string;
 }
 
-/** Connection settings shared by the pool and the listener. */
+/**
+ * Herald's rows are read by key from a hot cache, where an index probe costs about what a
+ * sequential page read does. With the default cost of 4, a batch of attempts on a table of some ten
+ * thousand deliveries was joined by scanning the whole table: four times the server's work.
+ */
+const SESSION_SETTINGS = "-c random_page_cost=1.1";
+
+/**
+ * Connection settings shared by the pool and the listener. Session settings travel in the startup
+ * message (`options`), after any the URL gives, since node-postgres lets the URL's win.
+ */
 export function postgresClientConfig(
   options: Pick<PostgresStoreOptions, "url" | "schema">,
 ): pg.ClientConfig {
+  const url = new URL(options.url);
+  const given = url.searchParams.get("options");
+  url.searchParams.delete("options");
+  const settings = [given, options.schema ? `-c search_path=${options.schema}` : undefined]
+    .filter((part): part is string => Boolean(part))
+    .concat(SESSION_SETTINGS)
+    .join(" ");
   return {
-    connectionString: options.url,
+    connectionString: url.toString(),
     // bigint columns hold millisecond times, which fit a JS number exactly.
     types: {
       getTypeParser: ((oid: number, format?: string) =>
         oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format as "text")) as never,
     },
-    ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+    options: settings,
   };
 }
 
@@ -376,12 +393,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   const pool = new pg.Pool({ ...postgresClientConfig(options), max: options.poolSize });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on("error", () => undefined);
-  // Herald's rows are read by key from a hot cache, where an index probe costs about what a
-  // sequential page read does. With the default cost of 4, a batch of attempts on a table of some
-  // ten thousand deliveries was joined by scanning the whole table: four times the server's work.
-  pool.on("connect", (client) => {
-    client.query("SET random_page_cost = 1.1").catch(() => undefined);
-  });
   if (options.migrate !== false) await migratePostgres(pool);
 
   // Two batches in flight per kind of write: one commits while the next fills. More would split
