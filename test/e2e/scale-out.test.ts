@@ -72,6 +72,14 @@ test("three processes on one database lose nothing when a worker is killed mid-r
     headers: { authorization: `Bearer ${TEST_API_KEY}` },
   });
   assert.equal(workerApi.status, 404);
+  const workerPost = await fetch(`${workers[0]!.url}/api/webhooks`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
+    body: "{not json",
+  });
+  assert.equal(workerPost.status, 404, "a worker answers 404 before reading a body");
+  assert.equal(((await workerPost.json()) as { success: boolean }).success, false);
+  assert.equal((await fetch(`${workers[0]!.url}/healthz`)).status, 200);
 
   const client = new Pool(api.url, { connections: 32 });
   cleanups.push(() => client.close());

@@ -100,7 +100,16 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   );
 
   const { api } = deps;
-  if (!api) return app;
+  if (!api) {
+    // A worker has no API: any other path is answered 404 before its body is read, so a bad or
+    // oversize body sent to it is not reported as a 400 or a 413.
+    app.addHook("onRequest", (request, reply, done) => {
+      const path = request.url.split("?")[0];
+      if (path === "/healthz" || path === "/metrics") return done();
+      handleNotFound(request, reply);
+    });
+    return app;
+  }
 
   const managed: Array<[string, (scope: FastifyInstance) => void]> = [
     ["/api/webhooks", (scope) => registerWebhookRoutes(scope, api.webhooks)],
