@@ -47,6 +47,8 @@ export interface Config {
   /** Threads that send deliveries; 0 sends from the main thread. */
   deliveryThreads: number;
   bodyLimitBytes: number;
+  /** Time a client has to send a whole request before it is answered 408. */
+  requestTimeoutMs: number;
   shutdownGraceMs: number;
   logLevel: LogLevel;
 }
@@ -183,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // thread, the SQLite writer and the receivers' side of the network already share them.
     deliveryThreads: integer("HERALD_DELIVERY_THREADS", availableParallelism() > 2 ? 1 : 0, 0, 64),
     bodyLimitBytes: integer("HERALD_BODY_LIMIT", 1024 * 1024, 1024, 100 * 1024 * 1024),
+    requestTimeoutMs: duration("HERALD_REQUEST_TIMEOUT", 60_000, 1000, 600_000),
     shutdownGraceMs: duration("HERALD_SHUTDOWN_GRACE", 10_000, 0, 300_000),
     logLevel: LOG_LEVELS.includes(logLevel) ? logLevel : "info",
   };

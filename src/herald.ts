@@ -206,6 +206,7 @@ export async function createHerald(
       : undefined,
     metrics: metrics.registry,
     bodyLimitBytes: config.bodyLimitBytes,
+    requestTimeoutMs: config.requestTimeoutMs,
     clock,
     logger,
   });

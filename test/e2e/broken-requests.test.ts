@@ -32,7 +32,7 @@ function parseAnswer(raw: string): { status: number; body: any } {
 describe("broken requests", () => {
   let herald: RunningHerald;
   before(async () => {
-    herald = await startHerald();
+    herald = await startHerald({ HERALD_REQUEST_TIMEOUT: "1s" });
   });
   after(() => herald.stop());
 
@@ -70,6 +70,20 @@ describe("broken requests", () => {
     assert.equal(answer.status, 400);
     assert.equal(answer.body.success, false);
     assert.match(answer.body.message, /Host header/);
+  });
+
+  test("a client that stops sending halfway through its body is answered 408 and let go", async () => {
+    const started = Date.now();
+    const answer = parseAnswer(
+      await exchange(
+        herald.url,
+        `POST /api/webhooks/trigger HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Type: application/json\r\nContent-Length: 44\r\n\r\n{"ev`,
+      ),
+    );
+    assert.equal(answer.status, 408);
+    assert.equal(answer.body.success, false);
+    assert.match(answer.body.message, /not sent completely in time/);
+    assert.ok(Date.now() - started < 4000, "answered soon after the 1 s timeout");
   });
 
   test("a request that is not valid HTTP is 400 in the error format", async () => {

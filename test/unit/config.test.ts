@@ -18,6 +18,7 @@ describe("configuration", () => {
     assert.equal(config.deliveryConcurrency, 64);
     assert.equal(config.deliveryConcurrencyPerWebhook, 16);
     assert.equal(config.bodyLimitBytes, 1024 * 1024);
+    assert.equal(config.requestTimeoutMs, 60_000);
     assert.equal(config.logLevel, "info");
     assert.deepEqual(config.incomingSecrets, {});
   });
@@ -45,6 +46,7 @@ describe("configuration", () => {
     assert.equal(config.deliveryTimeoutMs, 2000);
     assert.equal(config.deliveryConcurrency, 8);
     assert.equal(config.deliveryConcurrencyPerWebhook, 2);
+    assert.equal(loadConfig({ HERALD_REQUEST_TIMEOUT: "5s" }).requestTimeoutMs, 5000);
     assert.equal(
       loadConfig({ HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "40" }).deliveryConcurrencyPerWebhook,
       40,

@@ -36,6 +36,8 @@ export interface ServerDeps {
   api: ApiDeps | undefined;
   metrics: Registry;
   bodyLimitBytes: number;
+  /** Time a client has to send a whole request before it is answered 408. */
+  requestTimeoutMs: number;
   clock: { now(): number };
   logger: PinoLogger;
 }
@@ -56,10 +58,16 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     clientErrorHandler: handleClientError,
     // A client that stops sending halfway through its request is answered 408 and let go, instead
     // of holding its connection for ever.
-    requestTimeout: 60_000,
-    // Node would refuse a request without Host with an empty 400; Herald answers it in the error
-    // format instead (see below).
-    http: { requireHostHeader: false },
+    requestTimeout: deps.requestTimeoutMs,
+    http: {
+      // Node would refuse a request without Host with an empty 400; Herald answers it in the error
+      // format instead (see below).
+      requireHostHeader: false,
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(deps.requestTimeoutMs / 2)),
+      // Node checks the request timeout only when the headers' timeout is not longer.
+      headersTimeout: Math.min(60_000, deps.requestTimeoutMs),
+      requestTimeout: deps.requestTimeoutMs,
+    },
   });
   app.addHook("onRequest", (request, reply, done) => {
     if (request.headers.host === undefined && request.raw.httpVersion === "1.1") {
