@@ -158,11 +158,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const logLevel = (text("LOG_LEVEL")?.toLowerCase() ?? "info") as LogLevel;
-  const deliveryConcurrency = integer("HERALD_DELIVERY_CONCURRENCY", 64, 1, 10_000);
   if (!LOG_LEVELS.includes(logLevel)) {
     problems.push(`LOG_LEVEL=${logLevel} is not valid: use one of ${LOG_LEVELS.join(", ")}.`);
   }
 
+  // Read before the config is built: the per-webhook limit defaults to a share of it.
+  const deliveryConcurrency = integer("HERALD_DELIVERY_CONCURRENCY", 64, 1, 10_000);
   const config: Config = {
     role: ROLES.includes(role) ? role : "all",
     port,

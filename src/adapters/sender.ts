@@ -31,9 +31,11 @@ export interface SenderOptions {
   userAgent: string;
 }
 
-function isBlockedAddress(error: unknown): boolean {
-  const err = error as { code?: string; cause?: { code?: string } };
-  return err.code === "HERALD_BLOCKED_ADDRESS" || err.cause?.code === "HERALD_BLOCKED_ADDRESS";
+/** The address guard's refusal, which undici may wrap as the cause of its own error. */
+function blockedAddress(error: unknown): { message?: string } | undefined {
+  type Coded = { code?: string; message?: string };
+  const err = error as Coded & { cause?: Coded };
+  return [err, err.cause].find((e) => e?.code === "HERALD_BLOCKED_ADDRESS");
 }
 
 function describeError(error: unknown, timeoutMs: number): string {
@@ -42,7 +44,7 @@ function describeError(error: unknown, timeoutMs: number): string {
     message?: string;
     cause?: { code?: string; message?: string };
   };
-  const blocked = [err, err.cause].find((e) => e?.code === "HERALD_BLOCKED_ADDRESS");
+  const blocked = blockedAddress(error);
   if (blocked?.message) return blocked.message;
   const code = err.code ?? err.cause?.code;
   const message = err.cause?.message ?? err.message ?? String(error);
@@ -233,7 +235,7 @@ export function createHttpSender(options: SenderOptions): Sender {
           response: undefined,
           error: describeError(error, timeoutMs),
           retryAfterMs: undefined,
-          ...(isBlockedAddress(error) ? { refused: true } : {}),
+          ...(blockedAddress(error) ? { refused: true } : {}),
         };
       }
     },

@@ -216,6 +216,9 @@ export function handleFrameworkError(
   reply: FastifyReply,
 ) {
   const path = request.url.split("?")[0];
+  if (error.code !== "FST_ERR_BAD_URL" && error.code !== "FST_ERR_MAX_PARAM_LENGTH") {
+    return handleError(error, request, reply);
+  }
   if (error.code === "FST_ERR_MAX_PARAM_LENGTH") {
     return reply
       .status(414)

@@ -54,11 +54,16 @@ export function hmacDigest(
 
 /**
  * True when any candidate equals `expected`. Every candidate is compared in constant time and none
- * is skipped, so the time taken does not reveal which one matched.
+ * is skipped, so the time taken does not reveal which one matched. Digests compare with
+ * `digestEqual` (their length is public); secrets such as tokens pass `constantTimeEqual`.
  */
-export function matchesAny(candidates: readonly string[], expected: string): boolean {
+export function matchesAny(
+  candidates: readonly string[],
+  expected: string,
+  equal: (given: string, expected: string) => boolean = digestEqual,
+): boolean {
   let matched = false;
-  for (const candidate of candidates) matched = digestEqual(candidate, expected) || matched;
+  for (const candidate of candidates) matched = equal(candidate, expected) || matched;
   return matched;
 }
 

@@ -8,7 +8,7 @@
 import { headerValue, type Verifier } from "../../domain/incoming.js";
 import { constantTimeEqual } from "../../domain/signing.js";
 import type { TokenSpec } from "../../domain/verifier-specs.js";
-import { accepted, deliveryDedupeKey, displayHeader } from "./hmac.js";
+import { accepted, deliveryDedupeKey, displayHeader, matchesAny } from "./hmac.js";
 
 const BEARER = /^bearer\s+(\S+)$/i;
 
@@ -41,9 +41,7 @@ export function createTokenVerifier(spec: TokenSpec, secret: string): Verifier {
       }
       const candidates = bearerOnly || bearer === undefined ? [bearer ?? value] : [bearer, value];
       // A token's length is as secret as its contents, so both sides are hashed before comparing.
-      let matched = false;
-      for (const candidate of candidates) matched = constantTimeEqual(candidate, secret) || matched;
-      if (!matched) {
+      if (!matchesAny(candidates, secret, constantTimeEqual)) {
         return {
           ok: false,
           code: "signature_invalid",
