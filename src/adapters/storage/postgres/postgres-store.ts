@@ -4,6 +4,9 @@
  * locked_until); an expired lease makes the row claimable again. Trigger, ingest and attempt
  * writes go through group commit with multi-row statements. A committed trigger sends
  * NOTIFY herald_deliveries so idle workers wake at once.
+ * The statements on those paths are named (prepared): each connection parses and plans them once,
+ * where planning a batch statement cost the database about as much as running it. They name their
+ * columns, so a migration that adds a column never changes a cached statement's result.
  * Limits: times are taken from each process's clock, so keep the machines' clocks in sync (NTP).
  */
 import pg from "pg";
@@ -138,7 +141,10 @@ async function insertOutgoing(
   insideTransaction: boolean,
 ): Promise<number[]> {
   if (items.length === 0) return [];
-  const { rows } = await client.query<WebhookRow>("SELECT * FROM webhooks WHERE active");
+  const { rows } = await client.query<WebhookRow>({
+    name: "herald_active_webhooks",
+    text: "SELECT id, name, url, events, secret, active, created_at, updated_at FROM webhooks WHERE active",
+  });
   const active = rows.map(toWebhook);
   const events = {
     id: [] as string[],
@@ -180,8 +186,9 @@ async function insertOutgoing(
     }
     if (taker && leaseUntil !== undefined) leased.push({ taker, deliveries: handed, leaseUntil });
   });
-  const inserted = await client.query<{ id: string; locked: boolean }>(
-    `WITH e AS (
+  const inserted = await client.query<{ id: string; locked: boolean }>({
+    name: "herald_insert_outgoing",
+    text: `WITH e AS (
        INSERT INTO events (id, type, body, created_at)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
      )
@@ -194,7 +201,7 @@ async function insertOutgoing(
      JOIN webhooks w ON w.id = u.webhook_id AND w.active
      FOR KEY SHARE OF w
      RETURNING id, locked_by IS NOT NULL AS locked`,
-    [
+    values: [
       events.id,
       events.type,
       events.body,
@@ -207,7 +214,7 @@ async function insertOutgoing(
       deliveries.lockedBy,
       deliveries.lockedUntil,
     ],
-  );
+  });
   const counts = items.map(() => 0);
   const stored = new Set<string>();
   let unleased = 0;
@@ -277,8 +284,9 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
   // as they were before the statement). Only the lease holder moves the delivery on; a worker whose
   // lease ran out keeps its attempt in the history but leaves the delivery to whoever holds it now.
   // A delivery deleted in flight (with its webhook) has nowhere to keep its attempt.
-  await pool.query(
-    `WITH u AS (
+  await pool.query({
+    name: "herald_record_attempts",
+    text: `WITH u AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[],
                             $7::text[], $8::bigint[], $9::int[], $10::text[], $11::int[], $12::text[])
          AS u(id, status, attempts, next_at, code, body, error, started, duration, worker, attempt, headers)
@@ -304,7 +312,7 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
      FROM u JOIN deliveries d ON d.id = u.id
      WHERE NOT EXISTS (SELECT 1 FROM moved WHERE moved.id = u.id)
      ON CONFLICT DO NOTHING`,
-    [
+    values: [
       u.id,
       u.status,
       u.attempts,
@@ -318,7 +326,7 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
       u.attempt,
       u.headers,
     ],
-  );
+  });
   return items.map(() => undefined);
 }
 
@@ -330,14 +338,15 @@ async function writeIncoming(
   const handoffs: Handoff[] = [];
   const results = await inTransaction(pool, async (client) => {
     const events = items.map((item) => item.event);
-    const inserted = await client.query<{ id: string }>(
-      `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, content_type,
+    const inserted = await client.query<{ id: string }>({
+      name: "herald_insert_incoming",
+      text: `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, content_type,
          verified_by, verified, status, outgoing_event_id, route_error, received_at)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[],
          $7::text[], $8::text[], $9::boolean[], $10::text[], $11::text[], $12::text[], $13::bigint[])
        ON CONFLICT DO NOTHING
        RETURNING id`,
-      [
+      values: [
         events.map((e) => e.id),
         events.map((e) => e.service),
         events.map((e) => e.eventName),
@@ -352,7 +361,7 @@ async function writeIncoming(
         events.map((e) => e.routeError),
         events.map((e) => e.receivedAt),
       ],
-    );
+    });
     const stored = new Set(inserted.rows.map((row) => row.id));
     // Only a webhook stored for the first time is routed; a repeat is not routed again.
     const routed = items.filter((item) => item.route && stored.has(item.event.id));
@@ -502,8 +511,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     }): Promise<ClaimedDelivery[]> {
       // The usual claim skips nothing, and its plan then carries no filter at all.
       const skipping = skipWebhooks.length > 0 ? "AND d.webhook_id <> ALL($5::text[])" : "";
-      const { rows } = await pool.query<ClaimRow>(
-        `WITH fresh AS (
+      const { rows } = await pool.query<ClaimRow>({
+        name: skipping ? "herald_claim_skipping" : "herald_claim",
+        text: `WITH fresh AS (
            SELECT d.seq, d.next_attempt_at FROM deliveries d
            JOIN webhooks w ON w.id = d.webhook_id AND w.active
            WHERE d.status = 'pending' AND d.locked_by IS NULL AND d.next_attempt_at <= $1
@@ -533,10 +543,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
          SELECT c.id, c.webhook_id, c.event_id, c.event_type, c.attempts, c.created_at, w.url, w.secret, e.body
          FROM claimed c JOIN webhooks w ON w.id = c.webhook_id JOIN events e ON e.id = c.event_id
          ORDER BY c.next_attempt_at`,
-        skipWebhooks.length > 0
-          ? [now, limit, workerId, leaseUntil, skipWebhooks]
-          : [now, limit, workerId, leaseUntil],
-      );
+        values:
+          skipWebhooks.length > 0
+            ? [now, limit, workerId, leaseUntil, skipWebhooks]
+            : [now, limit, workerId, leaseUntil],
+      });
       return rows.map(toClaimedDelivery);
     },
 
