@@ -106,7 +106,10 @@ export function parseIncomingJson(rawBody: Buffer): unknown {
 function field(body: unknown, name: string): string | undefined {
   if (body === null || typeof body !== "object" || Array.isArray(body)) return undefined;
   const value = (body as Record<string, unknown>)[name];
-  return typeof value === "string" && value.length > 0 ? value : undefined;
+  if (typeof value !== "string" || value.length === 0) return undefined;
+  // A sender's NUL (U+0000) would make a verified webhook unstorable on PostgreSQL; it becomes
+  // the replacement character on every store alike.
+  return value.includes("\u0000") ? value.replaceAll("\u0000", "\uFFFD") : value;
 }
 
 /**

@@ -73,6 +73,14 @@ export function checkWebhookName(name: string): string {
       "name",
     );
   }
+  // Refused on every store alike: PostgreSQL cannot store it.
+  if (trimmed.includes("\u0000")) {
+    throw new HeraldError(
+      "validation_failed",
+      "name contains the NUL character (\\u0000). Remove it and send the request again.",
+      "name",
+    );
+  }
   return trimmed;
 }
 
