@@ -118,7 +118,7 @@ async function openStore(
     };
   }
   const { url, poolSize } = config.database;
-  const store = await openPostgresStore({ url, poolSize });
+  const store = await openPostgresStore({ url, poolSize, logger });
   if (config.role === "api") {
     // The API never delivers; the store's NOTIFY wakes the workers.
     return { store, wake: createLocalWakeSignal(), closeWake: async () => {} };
@@ -238,7 +238,7 @@ export async function createHerald(
 
     async start() {
       const address = await app.listen({ port: config.port, host: config.host });
-      worker?.start();
+      await worker?.start();
       const what =
         config.role === "worker"
           ? `delivering (health at ${address}/healthz)`

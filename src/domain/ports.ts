@@ -85,7 +85,15 @@ export interface Store {
   setLocalTaker(taker: LocalDeliveryTaker | undefined): void;
   /** Gives back leases `workerId` holds on deliveries it will not send (it is stopping). */
   releaseLeases(ids: readonly string[], workerId: string): Promise<void>;
-  /** Frees leases that ran out at `now` (their worker died); resolves with how many. */
+  /**
+   * Marks `workerId` alive for as long as this process runs. A store that several processes share
+   * uses the mark to tell a dead worker's leases from a live one's; resolves once it is in place.
+   */
+  markWorkerAlive(workerId: string): Promise<void>;
+  /**
+   * Frees leases that ran out at `now`, and those of workers marked alive whose process has since
+   * died, without waiting for them to run out; resolves with how many.
+   */
   releaseExpiredLeases(now: number): Promise<number>;
   /**
    * When the next pending delivery falls due after `after` (a retry waiting for its time), if any.

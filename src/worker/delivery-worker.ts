@@ -55,12 +55,19 @@ export interface DeliveryWorkerOptions {
 
 /** A running delivery loop. */
 export interface DeliveryWorker {
-  start(): void;
+  /** Marks this worker alive in the store, frees the leases of workers that died, and starts. */
+  start(): Promise<void>;
   /** Stops claiming, waits up to `graceMs` for attempts in flight, and resolves. */
   stop(graceMs: number): Promise<void>;
   /** Attempts in flight now. */
   inFlight(): number;
 }
+
+/**
+ * How often leases are swept: those that ran out, and those of workers that died (found at once
+ * where the store can tell, as on PostgreSQL).
+ */
+const SWEEP_INTERVAL_MS = 5_000;
 
 /** A delay in the largest unit that keeps it readable: 250 ms, 5 s, 30 min, 10 h. */
 export function formatDelay(ms: number): string {
@@ -379,13 +386,17 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   }
 
   return {
-    start() {
+    async start() {
       if (running) return;
       running = true;
+      // Alive before it holds any lease, so that no sweep takes this worker for a dead one.
+      await store.markWorkerAlive(workerId);
       unsubscribe = wake.subscribe(schedulePump);
       store.setLocalTaker(taker);
+      // A process started after a crash frees what its dead predecessor held, at once.
+      sweep();
       schedulePump();
-      sweepTimer = setInterval(sweep, Math.max(1000, Math.min(leaseMs / 2, 30_000)));
+      sweepTimer = setInterval(sweep, Math.max(1000, Math.min(leaseMs / 2, SWEEP_INTERVAL_MS)));
       sweepTimer.unref();
     },
 

@@ -229,3 +229,63 @@ test("three processes on one database lose nothing when a worker is killed mid-r
     `killed a worker after ${arrivalsAtKill} of ${expected} deliveries, holding ${orphaned.length} (leases ending ${leaseEnds} ms after the kill); the other worker had sent them ${recoveredAfter} ms later (lease ${LEASE_MS} ms); ${repeated.length} arrived twice`,
   );
 });
+
+test("the only process, killed with SIGKILL and started again, sends what it held at once, not when its leases run out", {
+  timeout: 60_000,
+}, async (t) => {
+  const { schema, drop } = await createTestSchema();
+  cleanups.push(drop);
+  // Until the kill the receiver never answers, so the first process dies holding every delivery.
+  let hanging = true;
+  const answered = new Set<string>();
+  const receiver = await startReceiver((request, _i, res) => {
+    if (hanging) return;
+    answered.add(String(request.headers["x-webhook-delivery"]));
+    res.writeHead(200).end("OK");
+  });
+  cleanups.push(() => receiver.close());
+  const env = {
+    DATABASE_URL: urlWithSchema(schema),
+    HERALD_API_KEY: TEST_API_KEY,
+    HERALD_ALLOW_PRIVATE_TARGETS: "true",
+    // Leases last the timeout plus 10 s: 40 s here.
+    HERALD_DELIVERY_TIMEOUT: "30s",
+    LOG_LEVEL: "warn",
+  };
+  const first = await spawnHerald(env);
+  cleanups.push(() => first.kill());
+  const call = (base: string, path: string, body: unknown) =>
+    fetch(`${base}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const created = await call(first.url, "/api/webhooks", {
+    name: "restart",
+    url: receiver.url,
+    events: ["user.created"],
+  });
+  assert.equal(created.status, 201);
+  const EVENTS_HELD = 20;
+  for (let n = 0; n < EVENTS_HELD; n++) {
+    const triggered = await call(first.url, "/api/webhooks/trigger", {
+      event: "user.created",
+      data: { n },
+    });
+    assert.equal(triggered.status, 200);
+  }
+  while (receiver.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
+
+  await first.kill();
+  hanging = false;
+  const killedAt = Date.now();
+  const second = await spawnHerald(env);
+  cleanups.push(() => second.stop());
+  while (answered.size < EVENTS_HELD && Date.now() < killedAt + 30_000) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const elapsed = Date.now() - killedAt;
+  assert.equal(answered.size, EVENTS_HELD, `${EVENTS_HELD - answered.size} deliveries not sent`);
+  assert.ok(elapsed < 15_000, `sent ${elapsed} ms after the kill; leases last 40 s`);
+  t.diagnostic(`all ${EVENTS_HELD} deliveries sent ${elapsed} ms after the kill (leases: 40 s)`);
+});

@@ -132,3 +132,43 @@ test("deleting a webhook while events for it are being stored leaves none of its
     await drop();
   }
 });
+
+test("a dead worker's leases are freed at once; a live worker's and an unregistered one's are kept until they run out", async () => {
+  const { schema, drop } = await createTestSchema();
+  const open = () => openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
+  // Two stores on one schema stand for two processes.
+  const first = await open();
+  const second = await open();
+  try {
+    await first.insertWebhook(plainWebhook("wh_alive"));
+    let serial = 0;
+    for (let i = 0; i < 3; i++) {
+      await first.enqueueEvent(
+        { id: `evt_alive_${i}`, type: "user.created", body: "{}", createdAt: 1 },
+        (active) => [...active],
+        () => `del_alive_${serial++}`,
+      );
+    }
+    const farAway = 10 ** 12;
+    const claim = (store: typeof first, workerId: string, limit: number) =>
+      store.claimDueDeliveries({ now: 100, limit, workerId, leaseUntil: farAway });
+    await first.markWorkerAlive("worker-first");
+    assert.equal((await claim(first, "worker-first", 2)).length, 2);
+    // Never marked alive: its lease is kept until it runs out, as before.
+    assert.equal((await claim(second, "worker-unregistered", 1)).length, 1);
+
+    assert.equal(await second.releaseExpiredLeases(200), 0, "a live worker's leases were freed");
+    assert.equal((await claim(second, "worker-second", 10)).length, 0);
+
+    // The first process ends: its session, and with it the lock, is gone.
+    await first.close();
+    assert.equal(await second.releaseExpiredLeases(200), 2);
+    const resent = await claim(second, "worker-second", 10);
+    assert.deepEqual(resent.map((d) => d.id).sort(), ["del_alive_0", "del_alive_1"]);
+    assert.equal(await second.releaseExpiredLeases(farAway), 3, "leases that ran out are freed");
+  } finally {
+    await first.close();
+    await second.close();
+    await drop();
+  }
+});

@@ -115,6 +115,14 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE deliveries ADD COLUMN last_duration_ms integer;
   ALTER TABLE deliveries ADD COLUMN last_response_headers text;
   `,
+  `
+  -- Delivering processes: each has a row here and holds a session advisory lock for as long as it
+  -- runs. A worker with a row and no lock has died, and its leases are freed at once.
+  CREATE TABLE herald_workers (
+    id text PRIMARY KEY,
+    started_at bigint NOT NULL
+  );
+  `,
 ];
 
 /** An arbitrary constant naming Herald's migration lock among the database's advisory locks. */

@@ -18,7 +18,7 @@ import {
   freshDelivery,
 } from "../../../domain/deliveries.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
-import type { LocalDeliveryTaker, PendingEvent, Store } from "../../../domain/ports.js";
+import type { LocalDeliveryTaker, Logger, PendingEvent, Store } from "../../../domain/ports.js";
 import { BatchQueue } from "../batch-queue.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
 import {
@@ -39,7 +39,9 @@ import {
   toWebhook,
   type WebhookRow,
 } from "../rows.js";
+import type { HeldSession } from "./held-session.js";
 import { migratePostgres } from "./migrations.js";
+import { DEAD_WORKERS, holdWorkerLiveness } from "./worker-liveness.js";
 
 /** The channel a committed trigger notifies. */
 export const DELIVERY_CHANNEL = "herald_deliveries";
@@ -54,6 +56,8 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Run migrations before use (default true). */
   migrate?: boolean;
+  /** Told when the connection that shows this process's workers alive is lost. */
+  logger?: Logger;
 }
 
 interface IncomingItem {
@@ -436,6 +440,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   });
 
   let closed = false;
+  const liveness: HeldSession[] = [];
 
   return {
     async insertWebhook(webhook) {
@@ -568,10 +573,26 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       await record.push({ update, workerId });
     },
 
+    async markWorkerAlive(workerId) {
+      const held = await holdWorkerLiveness(
+        postgresClientConfig(options),
+        workerId,
+        () => Date.now(),
+        (error) =>
+          options.logger?.warn(
+            { err: error, workerId },
+            "Lost the PostgreSQL connection that shows this worker is alive; reconnecting. Meanwhile other processes may send this worker's deliveries again.",
+          ),
+      );
+      liveness.push(held);
+    },
+
     async releaseExpiredLeases(now) {
       const result = await pool.query(
-        `UPDATE deliveries SET locked_by = NULL, locked_until = NULL
-         WHERE status = 'pending' AND locked_by IS NOT NULL AND locked_until <= $1`,
+        `WITH dead AS (${DEAD_WORKERS})
+         UPDATE deliveries SET locked_by = NULL, locked_until = NULL
+         WHERE status = 'pending' AND locked_by IS NOT NULL
+           AND (locked_until <= $1 OR locked_by IN (SELECT id FROM dead))`,
         [now],
       );
       return result.rowCount ?? 0;
@@ -712,6 +733,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       if (closed) return;
       closed = true;
       await Promise.all([enqueue.drain(), record.drain(), incoming.drain()]);
+      await Promise.all(liveness.map((held) => held.close()));
       await pool.end();
     },
   };

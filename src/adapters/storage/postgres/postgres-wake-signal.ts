@@ -3,8 +3,8 @@
  * PostgreSQL store notifies. The listening connection reconnects after a loss; while it is down,
  * the delivery loop's poll still finds the work, only later.
  */
-import pg from "pg";
 import type { Logger, WakeSignal } from "../../../domain/ports.js";
+import { holdSession } from "./held-session.js";
 import { DELIVERY_CHANNEL, postgresClientConfig } from "./postgres-store.js";
 
 export interface PostgresWakeSignal extends WakeSignal {
@@ -21,39 +21,20 @@ export async function createPostgresWakeSignal(options: {
   const wakeAll = () => {
     for (const listener of listeners) listener();
   };
-  let client: pg.Client | undefined;
-  let closed = false;
-  let retry: NodeJS.Timeout | undefined;
-
-  async function connect(): Promise<void> {
-    const next = new pg.Client(postgresClientConfig(options));
-    next.on("notification", wakeAll);
-    next.on("error", (error) => {
+  const session = await holdSession(
+    postgresClientConfig(options),
+    async (client) => {
+      client.on("notification", wakeAll);
+      await client.query(`LISTEN ${DELIVERY_CHANNEL}`);
+      // Work committed while nobody was listening is picked up now.
+      wakeAll();
+    },
+    (error) =>
       options.logger.warn(
         { err: error },
         "Lost the PostgreSQL connection that wakes delivery workers; reconnecting. Deliveries continue on the poll meanwhile.",
-      );
-      next.end().catch(() => undefined);
-      scheduleReconnect();
-    });
-    await next.connect();
-    await next.query(`LISTEN ${DELIVERY_CHANNEL}`);
-    client = next;
-    // Work committed while we were not listening is picked up now.
-    wakeAll();
-  }
-
-  function scheduleReconnect(): void {
-    if (closed || retry) return;
-    client = undefined;
-    retry = setTimeout(() => {
-      retry = undefined;
-      connect().catch(() => scheduleReconnect());
-    }, 1000);
-    retry.unref();
-  }
-
-  await connect();
+      ),
+  );
 
   return {
     notify: wakeAll,
@@ -61,10 +42,6 @@ export async function createPostgresWakeSignal(options: {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    async close() {
-      closed = true;
-      if (retry) clearTimeout(retry);
-      await client?.end().catch(() => undefined);
-    },
+    close: () => session.close(),
   };
 }

@@ -278,6 +278,9 @@ export function openSqliteStore(path: string): Store {
       }
     },
 
+    // Leases live in this process's memory: they end with it, and a restart finds none.
+    markWorkerAlive: async () => {},
+
     async releaseExpiredLeases(now) {
       let released = 0;
       for (const [id, lease] of leases) {

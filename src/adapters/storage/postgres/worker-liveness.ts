@@ -1,0 +1,52 @@
+/**
+ * A delivering process shows it is alive by holding a session advisory lock on a connection of its
+ * own, with a row in herald_workers naming it. PostgreSQL drops the lock the moment that session
+ * ends, whether the process stopped, crashed or was killed, so a sweep in any process can free a
+ * dead worker's leases at once instead of waiting for them to run out.
+ */
+import type pg from "pg";
+import { type HeldSession, holdSession } from "./held-session.js";
+
+/** First key of Herald's worker locks among the database's advisory locks ("HRLD"). */
+export const WORKER_LOCK_CLASS = 0x48524c44;
+
+/** Deletes, and returns, the registered workers with no lock held under their name: they are gone. */
+export const DEAD_WORKERS = `
+  DELETE FROM herald_workers w
+  WHERE NOT EXISTS (
+    SELECT 1 FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+      AND l.classid = ${WORKER_LOCK_CLASS}::oid
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.objid = hashtext(w.id)::oid)
+  RETURNING w.id`;
+
+/**
+ * Takes the lock for `workerId`, then registers it (again after a lost connection); resolves once
+ * it is registered. While the connection is down, other processes may free this worker's leases
+ * and send those deliveries again, which at-least-once delivery allows. The row outlives the
+ * process: the next sweep finds its lock gone, frees what it still held, and removes it.
+ */
+export function holdWorkerLiveness(
+  config: pg.ClientConfig,
+  workerId: string,
+  now: () => number,
+  onLost: (error: Error) => void,
+): Promise<HeldSession> {
+  return holdSession(
+    config,
+    async (client) => {
+      // Another live worker whose name hashes alike may hold the lock already: this worker's
+      // leases then count as alive until they run out, which is safe.
+      await client.query("SELECT pg_try_advisory_lock($1, hashtext($2))", [
+        WORKER_LOCK_CLASS,
+        workerId,
+      ]);
+      await client.query(
+        "INSERT INTO herald_workers (id, started_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        [workerId, now()],
+      );
+    },
+    onLost,
+  );
+}
