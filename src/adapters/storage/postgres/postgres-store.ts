@@ -587,16 +587,26 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       liveness.push(held);
     },
 
-    async releaseExpiredLeases(now) {
-      const result = await pool.query(
-        `WITH dead AS (${DEAD_WORKERS})
-         UPDATE deliveries SET locked_by = NULL, locked_until = NULL
-         WHERE status = 'pending' AND locked_by IS NOT NULL
-           AND (locked_until <= $1 OR locked_by IN (SELECT id FROM dead))`,
-        [now],
-      );
-      return result.rowCount ?? 0;
-    },
+    releaseExpiredLeases: (now) =>
+      // In one transaction, so a dead worker is forgotten only together with freeing its leases.
+      inTransaction(pool, async (client) => {
+        const dead = (await client.query<{ id: string }>(DEAD_WORKERS)).rows.map((row) => row.id);
+        let released = 0;
+        if (dead.length > 0) {
+          const freed = await client.query(
+            `UPDATE deliveries SET locked_by = NULL, locked_until = NULL
+             WHERE status = 'pending' AND locked_by IS NOT NULL AND locked_by = ANY($1::text[])`,
+            [dead],
+          );
+          released += freed.rowCount ?? 0;
+        }
+        const expired = await client.query(
+          `UPDATE deliveries SET locked_by = NULL, locked_until = NULL
+           WHERE status = 'pending' AND locked_by IS NOT NULL AND locked_until <= $1`,
+          [now],
+        );
+        return released + (expired.rowCount ?? 0);
+      }),
 
     async nextDueAt(after) {
       // Walks the due-time index from `after`, so a long queue costs nothing here.
