@@ -184,10 +184,22 @@ export function createIncomingService(deps: {
           `Content-Type '${request.contentType ?? "(none)"}' is not accepted. Send application/json, application/x-www-form-urlencoded, application/xml or text/plain.`,
         );
       }
-      const body = bodies.parse(request.rawBody, kind);
+      // The body is read only once the signature holds (a scheme may want it then, for the
+      // sender's event id): an unsigned request learns nothing about how its body would be read.
+      let parsed: { value: unknown } | undefined;
+      const readBody = () => {
+        parsed ??= { value: bodies.parse(request.rawBody, kind) };
+        return parsed.value;
+      };
       const now = clock.now();
       const verification = source.verifier.verify(
-        { rawBody: request.rawBody, headers: request.headers, body },
+        {
+          rawBody: request.rawBody,
+          headers: request.headers,
+          get body() {
+            return readBody();
+          },
+        },
         now,
         source.settings.toleranceSeconds,
       );
@@ -198,6 +210,7 @@ export function createIncomingService(deps: {
         );
         throw new HeraldError(verification.code, verification.reason);
       }
+      const body = readBody();
       const eventName = incomingEventName(request.headers, body);
       const outcome = applyDecision(decide(source, eventName, body), now);
       const verified = verification.scheme !== "none";

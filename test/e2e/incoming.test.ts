@@ -176,7 +176,7 @@ test("a webhook for an unknown service is refused with 404", async (t) => {
   assert.equal(answer.body.code, "unknown_service");
 });
 
-test("a signed body that is not valid JSON is refused with 400", async (t) => {
+test("a signed body that is not valid JSON is refused with 400, an unsigned one with 401", async (t) => {
   const herald = await startFor(t);
   const body = '{"event": "record.created", "data": ';
   const answer = await post(herald, "xano", body, {
@@ -184,6 +184,17 @@ test("a signed body that is not valid JSON is refused with 400", async (t) => {
   });
   assert.equal(answer.status, 400);
   assertErrorBody(answer.body);
+  assert.equal(answer.body.code, "malformed_json");
+
+  // Unsigned or wrongly signed, the same body is refused for its signature: its content is never
+  // read for a sender that has not proved who it is.
+  const unsigned = await post(herald, "xano", body);
+  assert.equal(unsigned.status, 401, JSON.stringify(unsigned.body));
+  assertErrorBody(unsigned.body);
+  const forged = await post(herald, "xano", body, {
+    "x-webhook-signature": hexSignature("not-the-secret", body),
+  });
+  assert.equal(forged.status, 401, JSON.stringify(forged.body));
 });
 
 test("a body of a type Herald cannot read is refused with 415", async (t) => {
