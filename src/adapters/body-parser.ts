@@ -51,13 +51,15 @@ export function bodyKind(contentType: string | undefined): BodyKind | undefined 
 }
 
 function parseForm(text: string): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+  // A Map, so that fields named like Object's own properties (constructor, toString, __proto__)
+  // are fields like any other; fromEntries makes each an own property.
+  const fields = new Map<string, string | string[]>();
   for (const [key, value] of new URLSearchParams(text)) {
-    const existing = out[key];
-    if (existing === undefined) out[key] = value;
-    else out[key] = Array.isArray(existing) ? [...existing, value] : [existing, value];
+    const existing = fields.get(key);
+    if (existing === undefined) fields.set(key, value);
+    else fields.set(key, Array.isArray(existing) ? [...existing, value] : [existing, value]);
   }
-  return out;
+  return Object.fromEntries(fields);
 }
 
 /** Parses a body of `kind`, or throws a 400 that says what is wrong. */

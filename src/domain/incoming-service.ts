@@ -79,13 +79,15 @@ export function createIncomingService(deps: {
 }): IncomingService {
   const { store, clock, logger, wake, sources, bodies, rateLimiter } = deps;
 
+  // The answer names no other source: whoever calls this route has shown no key, and a list would
+  // point them at sources that take unverified webhooks.
   function unknown(name: string): Promise<never> {
-    return sources.list().then((all) => {
-      throw new HeraldError(
+    return Promise.reject(
+      new HeraldError(
         "unknown_service",
-        `Unknown incoming source '${name}'. Send webhooks to one of: ${all.map((s) => `/api/incoming-webhooks/${s.source.name}`).join(", ")}; create new sources with POST /api/sources.`,
-      );
-    });
+        `Unknown incoming source '${name}': nothing receives webhooks at /api/incoming-webhooks/${name}. Check the URL the sender uses; GET /api/sources (with the API key) lists the sources, and POST /api/sources creates one.`,
+      ),
+    );
   }
 
   async function resolve(name: string): Promise<ResolvedSource> {

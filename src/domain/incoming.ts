@@ -118,12 +118,17 @@ function field(body: unknown, name: string): string | undefined {
  */
 export function incomingEventName(headers: Headers, body: unknown): string | null {
   return (
-    headerValue(headers, "x-webhook-event") ??
-    headerValue(headers, "x-github-event") ??
+    filledHeader(headers, "x-webhook-event") ??
+    filledHeader(headers, "x-github-event") ??
     field(body, "event") ??
     field(body, "type") ??
     null
   );
+}
+
+/** A header's first value trimmed, or undefined when it is absent or blank. */
+function filledHeader(headers: Headers, name: string): string | undefined {
+  return headerValue(headers, name)?.trim() || undefined;
 }
 
 /**
@@ -132,7 +137,7 @@ export function incomingEventName(headers: Headers, body: unknown): string | nul
  */
 export function incomingDedupeKey(service: string, headers: Headers, body: unknown): string | null {
   const fromHeader =
-    headerValue(headers, "x-webhook-delivery") ?? headerValue(headers, "webhook-id");
+    filledHeader(headers, "x-webhook-delivery") ?? filledHeader(headers, "webhook-id");
   if (fromHeader) return fromHeader;
   if (service === "stripe") return field(body, "id") ?? null;
   return null;

@@ -133,6 +133,10 @@ export interface Store {
   listSources(): Promise<Source[]>;
   /** Inserts or replaces a source. */
   saveSource(source: Source): Promise<void>;
+  /**
+   * Deletes a source. The webhooks it received stay, but their dedupe keys are forgotten, so that
+   * a source created later under the same name takes its sender's ids afresh.
+   */
   deleteSource(name: string): Promise<boolean>;
 
   /** Finishes pending writes and closes. */

@@ -125,6 +125,26 @@ test("a signed JSON body that starts with a byte order mark is accepted, verifie
   assert.equal(stored.body.event.event, "record.created");
 });
 
+test("blank headers count as absent: the body names the event, and a blank Stripe-Signature leaves X-Webhook-Signature to check", async (t) => {
+  const herald = await startFor(t);
+  const body = recordBody();
+  const named = await post(herald, "xano", body, {
+    "x-webhook-signature": hexSignature(SECRETS.xano, body),
+    "x-webhook-event": " ",
+    "x-webhook-delivery": "",
+  });
+  assertAccepted(named);
+  const stored = await herald.api("GET", `/api/incoming-events/${named.body.eventId}`);
+  assert.equal(stored.body.event.event, "record.created");
+  assert.match(stored.body.event.dedupeKey, /^sha256:/);
+
+  const viaContract = await post(herald, "stripe", body, {
+    "stripe-signature": "",
+    "x-webhook-signature": hexSignature(SECRETS.stripe, body),
+  });
+  assertAccepted(viaContract);
+});
+
 test("a webhook signed with the wrong secret is refused with 401", async (t) => {
   const herald = await startFor(t);
   const body = recordBody();
@@ -165,7 +185,7 @@ test("a webhook without a signature is refused with 401", async (t) => {
   assert.match(answer.body.message, /X-Webhook-Signature/);
 });
 
-test("a webhook for an unknown service is refused with 404", async (t) => {
+test("a webhook for an unknown service is refused with 404 that names no other source", async (t) => {
   const herald = await startFor(t);
   const body = recordBody();
   const answer = await post(herald, "github", body, {
@@ -174,6 +194,11 @@ test("a webhook for an unknown service is refused with 404", async (t) => {
   assert.equal(answer.status, 404);
   assertErrorBody(answer.body);
   assert.equal(answer.body.code, "unknown_service");
+  // The caller has shown no key: the sources that exist are not its business.
+  for (const source of ["xano", "stripe", "custom"]) {
+    assert.doesNotMatch(answer.body.message, new RegExp(`incoming-webhooks/${source}\\b`));
+  }
+  assert.match(answer.body.message, /GET \/api\/sources/);
 });
 
 test("a signed body that is not valid JSON is refused with 400, an unsigned one with 401", async (t) => {

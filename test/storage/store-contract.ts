@@ -712,6 +712,26 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(await store.getSource(s.name), undefined);
     });
 
+    test("a deleted source's webhooks stay, but a source made again under its name takes the same ids afresh", async () => {
+      const s = source();
+      await store.insertSource(s);
+      const first = await store.saveIncoming(
+        incoming({ id: "evt_src_1", service: s.name, dedupeKey: "same-id" }),
+      );
+      assert.equal(first.duplicate, false);
+      assert.equal(await store.deleteSource(s.name), true);
+      await store.insertSource(s);
+      const again = await store.saveIncoming(
+        incoming({ id: "evt_src_2", service: s.name, dedupeKey: "same-id" }),
+      );
+      assert.deepEqual(again, { eventId: "evt_src_2", duplicate: false, deliveries: 0 });
+      assert.equal((await store.getIncoming("evt_src_1"))?.service, s.name);
+      const repeat = await store.saveIncoming(
+        incoming({ id: "evt_src_3", service: s.name, dedupeKey: "same-id" }),
+      );
+      assert.deepEqual(repeat, { eventId: "evt_src_2", duplicate: true, deliveries: 0 });
+    });
+
     test("everything committed survives a reopen, and an expired lease frees its delivery", async () => {
       const w = webhook();
       await store.insertWebhook(w);

@@ -1,7 +1,7 @@
 /**
  * Chooses a verifier by which signature header the request carries, so one source can accept
- * several schemes (Stripe's own, or the contract's X-Webhook-Signature). With none present,
- * the last scheme's "missing" answer is given.
+ * several schemes (Stripe's own, or the contract's X-Webhook-Signature). With none present (or
+ * only blank ones), the answer says which headers would do.
  */
 import { headerValue, type Verifier } from "../../domain/incoming.js";
 import { displayHeader } from "./hmac.js";
@@ -13,7 +13,8 @@ export function createFirstPresentVerifier(
   return {
     verify(request, nowMs, toleranceSeconds) {
       for (const [header, verifier] of schemes) {
-        if (headerValue(request.headers, header) !== undefined)
+        // A blank header is no signature: the next scheme's header may hold one.
+        if (headerValue(request.headers, header)?.trim())
           return verifier.verify(request, nowMs, toleranceSeconds);
       }
       const names = schemes.map(([header]) => displayHeader(header)).join(" or ");

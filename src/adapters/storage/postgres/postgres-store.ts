@@ -734,10 +734,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return rows.map(toSource);
     },
 
-    async deleteSource(name) {
-      const result = await pool.query("DELETE FROM sources WHERE name = $1", [name]);
-      return (result.rowCount ?? 0) > 0;
-    },
+    deleteSource: (name) =>
+      inTransaction(pool, async (client) => {
+        const result = await client.query("DELETE FROM sources WHERE name = $1", [name]);
+        if ((result.rowCount ?? 0) === 0) return false;
+        await client.query(
+          "UPDATE incoming_events SET dedupe_key = NULL WHERE service = $1 AND dedupe_key IS NOT NULL",
+          [name],
+        );
+        return true;
+      }),
 
     async close() {
       if (closed) return;

@@ -140,6 +140,9 @@ export function createWriteStatements(db: Database.Database) {
        rules = excluded.rules, settings = excluded.settings, updated_at = excluded.updated_at`,
     ),
     deleteSource: db.prepare("DELETE FROM sources WHERE name = ?"),
+    forgetDedupeKeys: db.prepare(
+      "UPDATE incoming_events SET dedupe_key = NULL WHERE service = ? AND dedupe_key IS NOT NULL",
+    ),
   };
 }
 
@@ -230,7 +233,10 @@ export function applyWriteOp(q: WriteStatements, op: WriteOp): WriteResult {
     case "saveSource":
       q.saveSource.run(...op.columns);
       return null;
-    case "deleteSource":
-      return q.deleteSource.run(op.name).changes > 0;
+    case "deleteSource": {
+      const deleted = q.deleteSource.run(op.name).changes > 0;
+      if (deleted) q.forgetDedupeKeys.run(op.name);
+      return deleted;
+    }
   }
 }
