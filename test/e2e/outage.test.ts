@@ -8,6 +8,7 @@ import { test } from "node:test";
 import pg from "pg";
 import { startHerald, TEST_API_KEY, waitFor } from "../support/herald.js";
 import { TEST_PG_URL } from "../support/postgres.js";
+import { spawnHerald } from "../support/process.js";
 
 test("while the database refuses connections the API answers 503, and recovers after", async (t) => {
   const admin = new pg.Client({ connectionString: TEST_PG_URL });
@@ -62,4 +63,71 @@ test("while the database refuses connections the API answers 503, and recovers a
   const list = await herald.api("GET", "/api/webhooks");
   assert.equal(list.status, 200);
   assert.equal(list.body.webhooks.length, 1);
+});
+
+test("connections cut while requests use them fail those requests, never the process", {
+  timeout: 60_000,
+}, async (t) => {
+  const admin = new pg.Client({ connectionString: TEST_PG_URL });
+  await admin.connect();
+  const role = `herald_cut_${randomBytes(4).toString("hex")}`;
+  await admin.query(`CREATE ROLE ${role} LOGIN`);
+  await admin.query(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`);
+  t.after(async () => {
+    await admin.query(`DROP SCHEMA IF EXISTS ${role} CASCADE`);
+    await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    await admin.end();
+  });
+  const url = new URL(TEST_PG_URL);
+  url.username = role;
+  url.searchParams.set("options", `-c search_path=${role}`);
+  // A child process: an unhandled 'error' event would end it, and the test sees the exit.
+  const herald = await spawnHerald({
+    DATABASE_URL: url.toString(),
+    HERALD_API_KEY: TEST_API_KEY,
+    HERALD_ROLE: "api",
+    LOG_LEVEL: "warn",
+  });
+  t.after(() => herald.stop());
+  const call = (path: string, body: unknown) =>
+    fetch(`${herald.url}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const created = await call("/api/webhooks", {
+    name: "cut",
+    url: "https://example.com/hook",
+    events: ["user.created"],
+  });
+  assert.equal(created.status, 201);
+
+  const statuses = new Map<number, number>();
+  let running = true;
+  const clients = Array.from({ length: 16 }, async () => {
+    while (running) {
+      const response = await call("/api/webhooks/trigger", { event: "user.created", data: {} });
+      await response.arrayBuffer();
+      statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+    }
+  });
+  for (let cut = 0; cut < 8; cut++) {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", [
+      role,
+    ]);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  running = false;
+  await Promise.all(clients);
+
+  assert.equal(herald.process.exitCode, null, `Herald exited:\n${herald.output()}`);
+  assert.deepEqual(
+    [...statuses.keys()].filter((status) => status !== 200 && status !== 503),
+    [],
+    `answers: ${JSON.stringify([...statuses])}`,
+  );
+  assert.ok((statuses.get(200) ?? 0) > 0);
+  const after = await call("/api/webhooks/trigger", { event: "user.created", data: {} });
+  assert.equal(after.status, 200);
 });

@@ -404,8 +404,11 @@ async function writeIncoming(
 /** Opens the PostgreSQL store (running migrations unless told not to). */
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
   const pool = new pg.Pool({ ...postgresClientConfig(options), max: options.poolSize });
-  // An idle client losing its connection must not crash the process; the pool replaces it.
+  // A client losing its connection must not crash the process: while idle, the pool reports it
+  // here and replaces it; while checked out, the pool listens no more, so every client gets a
+  // listener of its own, and the query in flight fails with the error instead.
   pool.on("error", () => undefined);
+  pool.on("connect", (client) => client.on("error", () => undefined));
   if (options.migrate !== false) await migratePostgres(pool);
 
   // Two batches in flight per kind of write: one commits while the next fills. More would split
