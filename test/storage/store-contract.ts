@@ -792,7 +792,54 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
       const detail = await store.getDelivery(w.id, first.id);
       assert.equal(detail?.status, "success");
-      assert.equal(detail?.attemptLog.length, 1);
+      // Both sends are in the history, in the order they started.
+      assert.deepEqual(
+        detail?.attemptLog.map((a) => [a.attempt, a.startedAt, a.statusCode]),
+        [
+          [1, 31, 200],
+          [1, 40, 500],
+        ],
+      );
+    });
+
+    test("a late report from a worker whose lease ran out never hides the attempts of the worker that took over", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      await store.enqueueEvent(
+        { id: "evt_frozen", type: "user.created", body: "{}", createdAt: 1 },
+        everyone,
+        nextId,
+      );
+      const claim = (now: number, workerId: string) =>
+        store.claimDueDeliveries({ now, limit: 1, workerId, leaseUntil: now + 10 });
+      const [held] = await claim(10, "frozen");
+      assert.ok(held);
+      await store.releaseExpiredLeases(30);
+      assert.equal((await claim(30, "other"))[0]?.id, held.id);
+      const failedAt31 = success(held.id, 1, 31);
+      await store.recordAttempt(
+        {
+          ...failedAt31,
+          status: "pending",
+          nextAttemptAt: 50,
+          attempt: { ...failedAt31.attempt, statusCode: 500, responseBody: "busy" },
+        },
+        "other",
+      );
+      // The frozen worker wakes and reports the attempt it started at 12, before the takeover.
+      await store.recordAttempt(success(held.id, 1, 12), "frozen");
+      assert.equal((await claim(50, "other"))[0]?.id, held.id);
+      await store.recordAttempt(success(held.id, 2, 51), "other");
+      const detail = await store.getDelivery(w.id, held.id);
+      assert.equal(detail?.status, "success");
+      assert.deepEqual(
+        detail?.attemptLog.map((a) => [a.attempt, a.startedAt, a.statusCode]),
+        [
+          [1, 12, 200],
+          [1, 31, 500],
+          [2, 51, 200],
+        ],
+      );
     });
 
     test("a delivery committed while the local worker has room is handed to it, leased", async () => {

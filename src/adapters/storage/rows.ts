@@ -142,9 +142,14 @@ export function toAttemptLog(row: DeliveryRow, earlier: AttemptRow[]): AttemptRe
     responseHeaders: parseHeaders(row.last_response_headers),
     responseBody: row.last_response_body,
   };
-  const kept = log.filter((attempt) => attempt.attempt !== latest.attempt);
+  // The table may hold the latest attempt too (rows written before it was kept in the delivery's
+  // row); an attempt of the same number started at another time was sent by a worker whose lease
+  // had run out, and stays.
+  const kept = log.filter(
+    (attempt) => attempt.attempt !== latest.attempt || attempt.startedAt !== latest.startedAt,
+  );
   kept.push(latest);
-  return kept.sort((a, b) => a.attempt - b.attempt);
+  return kept.sort((a, b) => a.attempt - b.attempt || a.startedAt - b.startedAt);
 }
 
 export function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {

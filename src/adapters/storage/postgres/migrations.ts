@@ -123,6 +123,12 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     started_at bigint NOT NULL
   );
   `,
+  `
+  -- A worker whose lease ran out may still report the attempt it had started: it is kept beside
+  -- the same-numbered attempt of the worker that took over, told apart by its start time.
+  ALTER TABLE delivery_attempts DROP CONSTRAINT delivery_attempts_pkey;
+  ALTER TABLE delivery_attempts ADD PRIMARY KEY (delivery_id, attempt, started_at);
+  `,
 ];
 
 /** An arbitrary constant naming Herald's migration lock among the database's advisory locks. */

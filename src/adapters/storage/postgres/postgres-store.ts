@@ -647,7 +647,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       const row = rows[0];
       if (!row) return undefined;
       const attempts = await pool.query<AttemptRow>(
-        "SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
+        "SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, started_at",
         [deliveryId],
       );
       return { ...toDeliverySummary(row), attemptLog: toAttemptLog(row, attempts.rows) };

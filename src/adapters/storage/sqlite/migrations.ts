@@ -90,4 +90,25 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE deliveries ADD COLUMN last_duration_ms INTEGER;
   ALTER TABLE deliveries ADD COLUMN last_response_headers TEXT;
   `,
+  `
+  -- A worker whose lease ran out may still report the attempt it had started: it is kept beside
+  -- the same-numbered attempt of the worker that took over, told apart by its start time.
+  CREATE TABLE delivery_attempts_by_start (
+    delivery_id TEXT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+    attempt INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    response_headers TEXT,
+    response_body TEXT,
+    PRIMARY KEY (delivery_id, attempt, started_at)
+  ) WITHOUT ROWID;
+  INSERT INTO delivery_attempts_by_start (delivery_id, attempt, started_at, duration_ms, status_code,
+    error, response_headers, response_body)
+    SELECT delivery_id, attempt, started_at, duration_ms, status_code, error, response_headers,
+      response_body FROM delivery_attempts;
+  DROP TABLE delivery_attempts;
+  ALTER TABLE delivery_attempts_by_start RENAME TO delivery_attempts;
+  `,
 ];

@@ -134,7 +134,7 @@ export function openSqliteStore(path: string): Store {
        WHERE d.id = ? AND d.webhook_id = ?`,
     ),
     attempts: db.prepare<[string], AttemptRow>(
-      "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt",
+      "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt, started_at",
     ),
     getIncoming: db.prepare<[string], IncomingRow>("SELECT * FROM incoming_events WHERE id = ?"),
     getEvent: db.prepare<[string], EventRow>(
