@@ -287,12 +287,8 @@ export function createIncomingService(deps: {
       const kind = bodies.kind(event.contentType ?? "application/json") ?? "json";
       const body = bodies.parse(event.rawBody, kind);
       const now = clock.now();
-      const outcome = applyDecision(
-        source.source.rules.length === 0
-          ? { kind: "unrouted" }
-          : decide(source, event.eventName, body),
-        now,
-      );
+      // With no rules the outcome is `received`, as when the webhook first came.
+      const outcome = applyDecision(decide(source, event.eventName, body), now);
       const deliveries = await store.recordRouting(
         id,
         {

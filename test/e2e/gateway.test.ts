@@ -623,6 +623,12 @@ test("received webhooks can be listed, inspected without credentials, and replay
   assert.equal(event.links.replay, `/api/incoming-events/${shop.body.eventId}/replay`);
   await deliveries(receiver, 0);
 
+  // A source without rules has nothing to route: a replay leaves its webhook `received`.
+  const unruled = await herald.api("POST", `/api/incoming-events/${xano.body.eventId}/replay`);
+  assert.equal(unruled.status, 200, JSON.stringify(unruled.body));
+  assert.equal(unruled.body.event.status, "received");
+  assert.equal(unruled.body.deliveries, 0);
+
   const put = await herald.api("PUT", "/api/sources/shop", {
     rules: [{ event: "order.created", emit: "user.created", data: "data" }],
   });
