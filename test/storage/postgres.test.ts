@@ -172,3 +172,20 @@ test("a dead worker's leases are freed at once; a live worker's and an unregiste
     await drop();
   }
 });
+
+test("a worker whose liveness lock another session holds is not marked alive", async () => {
+  const { schema, drop } = await createTestSchema();
+  const store = await openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
+  const other = new pg.Client({ connectionString: TEST_PG_URL });
+  await other.connect();
+  try {
+    await other.query("SELECT pg_advisory_lock($1, hashtext($2))", [0x48524c44, "worker-taken"]);
+    await assert.rejects(store.markWorkerAlive("worker-taken"), /holds the liveness lock/);
+    await other.query("SELECT pg_advisory_unlock_all()");
+    await store.markWorkerAlive("worker-taken");
+  } finally {
+    await other.end();
+    await store.close();
+    await drop();
+  }
+});

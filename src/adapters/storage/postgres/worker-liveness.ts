@@ -36,12 +36,18 @@ export function holdWorkerLiveness(
   return holdSession(
     config,
     async (client) => {
-      // Another live worker whose name hashes alike may hold the lock already: this worker's
-      // leases then count as alive until they run out, which is safe.
-      await client.query("SELECT pg_try_advisory_lock($1, hashtext($2))", [
-        WORKER_LOCK_CLASS,
-        workerId,
-      ]);
+      // Held already: by this worker's previous session, after a lost connection, that the server
+      // has not yet noticed is gone (the reconnect tries again each second until it has), or, very
+      // rarely, by a worker whose name hashes alike (a restart draws a new name).
+      const { rows } = await client.query<{ locked: boolean }>(
+        "SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked",
+        [WORKER_LOCK_CLASS, workerId],
+      );
+      if (!rows[0]?.locked) {
+        throw new Error(
+          `Another PostgreSQL session holds the liveness lock of worker ${workerId}. Restart this process if the message repeats.`,
+        );
+      }
       await client.query(
         "INSERT INTO herald_workers (id, started_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         [workerId, now()],
