@@ -62,6 +62,9 @@ export class ConfigError extends Error {
 }
 
 /** Reads and validates settings from `env` (process.env by default). */
+/** The longest wait between two attempts: a retry further off is not a retry anyone waits for. */
+const MAX_RETRY_DELAY_MS = 30 * 24 * 3_600_000;
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
   const text = (name: string): string | undefined => {
@@ -72,7 +75,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const integer = (name: string, fallback: number, min: number, max: number): number => {
     const raw = text(name);
     if (raw === undefined) return fallback;
-    const value = Number(raw);
+    // Digits only: Number() would also read 0x10 as 16 and 1e3 as 1000.
+    const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
     if (!Number.isInteger(value) || value < min || value > max) {
       problems.push(`${name}=${raw} is not valid: use a whole number from ${min} to ${max}.`);
       return fallback;
@@ -128,8 +132,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     } else if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
       database = { kind: "postgres", url: databaseUrl, poolSize };
     } else {
+      // Only the scheme is echoed: the rest of a URL may hold a password.
+      const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(databaseUrl)?.[0];
       problems.push(
-        `DATABASE_URL must start with sqlite: or postgres:// (for example sqlite:./data/herald.db); '${databaseUrl.split(":")[0]}:' is not supported.`,
+        `DATABASE_URL must start with sqlite: or postgres:// (for example sqlite:./data/herald.db)${scheme ? `; '${scheme}' is not supported` : ""}.`,
       );
     }
   }
@@ -150,9 +156,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const rawSchedule = text("HERALD_RETRY_SCHEDULE");
   if (rawSchedule !== undefined) {
     const parsed = rawSchedule.toLowerCase() === "none" ? [] : parseRetrySchedule(rawSchedule);
-    if (parsed === undefined || parsed.length > 50) {
+    if (
+      parsed === undefined ||
+      parsed.length > 50 ||
+      (parsed.length === 0 && rawSchedule.toLowerCase() !== "none") ||
+      parsed.some((delay) => delay > MAX_RETRY_DELAY_MS)
+    ) {
       problems.push(
-        `HERALD_RETRY_SCHEDULE=${rawSchedule} is not valid: list up to 50 delays separated by commas, such as 5s,5m,30m (or none for no retries).`,
+        `HERALD_RETRY_SCHEDULE=${rawSchedule} is not valid: list up to 50 delays of at most 30 days, separated by commas, such as 5s,5m,30m (or none for no retries).`,
       );
     } else retrySchedule = parsed;
   }

@@ -29,7 +29,8 @@ export const JITTER = 0.2;
 export type AttemptOutcome =
   | { kind: "delivered" }
   | { kind: "retry"; delayMs: number }
-  | { kind: "give-up"; reason: string };
+  /** `exhausted`: the schedule ran out, so the reason does not say what the last answer was. */
+  | { kind: "give-up"; reason: string; exhausted?: true };
 
 /**
  * True for responses and failures worth trying again: 408, 429, 5xx, and no response at all,
@@ -64,7 +65,7 @@ export function decideOutcome(
   }
   const scheduled = schedule[attemptNumber - 1];
   if (scheduled === undefined) {
-    return { kind: "give-up", reason: `no attempts left after ${attemptNumber}` };
+    return { kind: "give-up", reason: `no attempts left after ${attemptNumber}`, exhausted: true };
   }
   if (result.retryAfterMs !== undefined) {
     return {

@@ -84,7 +84,8 @@ function describeOutcome(result: AttemptResult, outcome: AttemptOutcome): string
   const then = (next: string) =>
     what.endsWith(".") ? `${what} ${next[0]?.toUpperCase()}${next.slice(1)}.` : `${what}; ${next}`;
   if (outcome.kind === "retry") return then(`next attempt in ${formatDelay(outcome.delayMs)}`);
-  return result.error ? then(outcome.reason) : `${outcome.reason}`;
+  // A refused status names itself; attempts running out need the last answer said too.
+  return result.error || outcome.exhausted ? then(outcome.reason) : outcome.reason;
 }
 
 /** Creates the delivery loop; it does nothing until started. */

@@ -171,6 +171,22 @@ function deliveryTests(threads: string): void {
     assert.equal(receiver.requests[0]?.body, receiver.requests[1]?.body);
   });
 
+  test("a receiver that keeps answering 500 fails the delivery once the schedule runs out, and says why", async (t) => {
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      { HERALD_RETRY_SCHEDULE: "100ms" },
+      (_req, _index, res) => res.writeHead(500, { "content-type": "text/plain" }).end("down"),
+    );
+    const webhook = await createWebhook(herald, receiver.url);
+    await trigger(herald, "user.created", { n: 1 });
+
+    const delivery = await settledDelivery(herald, webhook.id);
+    assert.equal(delivery.status, "failed");
+    assert.equal(delivery.attempts, 2);
+    assert.match(delivery.error, /receiver answered 500; no attempts left after 2/);
+  });
+
   test("a 400 answer is not retried and the delivery fails after one attempt", async (t) => {
     const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (_req, _index, res) => {
       res.writeHead(400, { "content-type": "text/plain" }).end("bad");

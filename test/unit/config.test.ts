@@ -88,4 +88,40 @@ describe("configuration", () => {
       }
     }
   });
+
+  test("refuses numbers written other than in digits, retry delays beyond 30 days, and an empty schedule", () => {
+    const refused = (env: Record<string, string>, name: string) => {
+      assert.throws(
+        () => loadConfig(env),
+        (error: unknown) =>
+          error instanceof ConfigError && error.problems.some((p) => p.startsWith(name)),
+        `${JSON.stringify(env)} was accepted`,
+      );
+    };
+    refused({ PORT: "0x10" }, "PORT");
+    refused({ PORT: "1e3" }, "PORT");
+    refused({ HERALD_DELIVERY_CONCURRENCY: "6.4e1" }, "HERALD_DELIVERY_CONCURRENCY");
+    refused({ HERALD_RETRY_SCHEDULE: "200000000d" }, "HERALD_RETRY_SCHEDULE");
+    refused({ HERALD_RETRY_SCHEDULE: "31d" }, "HERALD_RETRY_SCHEDULE");
+    refused({ HERALD_RETRY_SCHEDULE: "," }, "HERALD_RETRY_SCHEDULE");
+    assert.deepEqual(loadConfig({ HERALD_RETRY_SCHEDULE: "5s,30d" }).retrySchedule, [
+      5000,
+      30 * 24 * 3_600_000,
+    ]);
+    assert.equal(loadConfig({ PORT: "8080" }).port, 8080);
+  });
+
+  test("an unsupported DATABASE_URL is named by its scheme alone, never echoed whole", () => {
+    for (const url of ["mysql://user:hunter2@db/herald", "user-hunter2@h/db"]) {
+      try {
+        loadConfig({ DATABASE_URL: url });
+        assert.fail(`${url} was accepted`);
+      } catch (error) {
+        assert.ok(error instanceof ConfigError);
+        const text = error.problems.join(" ");
+        assert.match(text, /DATABASE_URL must start with sqlite: or postgres:\/\//);
+        assert.doesNotMatch(text, /hunter2/);
+      }
+    }
+  });
 });
