@@ -256,8 +256,13 @@ export async function createHerald(
           {},
           "Herald is stopping: no new requests are taken; attempts in flight may finish.",
         );
+        const deadline = Date.now() + config.shutdownGraceMs;
+        // Requests in flight may finish within the grace; a client that stopped sending halfway
+        // would hold its connection (and the shutdown) until it gave up, so it is cut off then.
+        const cut = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceMs);
         await app.close();
-        await worker?.stop(config.shutdownGraceMs);
+        clearTimeout(cut);
+        await worker?.stop(Math.max(0, deadline - Date.now()));
         await sender.close();
         await opened.closeWake();
         await store.close();

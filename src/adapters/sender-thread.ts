@@ -44,7 +44,7 @@ function reply(id: number, result: AttemptResult): void {
 
 port.on("message", (message: SendRequest[] | "close") => {
   if (message === "close") {
-    // Attempts in flight finish first, and their results go back before the port closes.
+    // Attempts still in flight are cut off; their results go back before the port closes.
     void sender.close().finally(() => {
       flush();
       port.close();

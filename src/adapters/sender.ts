@@ -63,6 +63,8 @@ function describeError(error: unknown, timeoutMs: number): string {
       return `timed out: no response within ${timeoutMs} ms`;
     case "UND_ERR_BODY_TIMEOUT":
       return `timed out: the response body stopped for ${timeoutMs} ms`;
+    case "UND_ERR_DESTROYED":
+      return "Herald was stopping, and the shutdown grace (HERALD_SHUTDOWN_GRACE) ran out before the receiver answered. The delivery is sent again.";
     default:
       return `request failed: ${message}${code ? ` (${code})` : ""}`;
   }
@@ -240,6 +242,8 @@ export function createHttpSender(options: SenderOptions): Sender {
       }
     },
 
-    close: () => agent.close(),
+    // Called once the shutdown grace is over: whatever is still in flight is cut off, rather than
+    // waited for up to the delivery timeout.
+    close: () => agent.destroy(),
   };
 }

@@ -146,6 +146,7 @@ export interface Store {
 /** Sends one signed attempt of a delivery; never throws for receiver failures, it reports them. */
 export interface Sender {
   send(delivery: ClaimedDelivery): Promise<AttemptResult>;
+  /** Ends the sender: attempts still in flight are cut off, and fail with a reason that says so. */
   close(): Promise<void>;
 }
 

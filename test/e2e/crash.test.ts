@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -184,4 +185,73 @@ test("every trigger acknowledged before a SIGKILL is delivered after a restart o
   second.process.kill("SIGTERM");
   const exit = await second.exited;
   assert.equal(exit.code, 0, `Herald did not stop cleanly on SIGTERM:\n${second.output()}`);
+});
+
+test("SIGTERM ends within HERALD_SHUTDOWN_GRACE even with a receiver that never answers and a client that stopped sending; the cut-off attempt is sent again after a restart", {
+  timeout: 60_000,
+}, async () => {
+  let answering = false;
+  const receiver = await startReceiver((_req, _index, res) => {
+    if (answering) res.writeHead(200, { "content-type": "text/plain" }).end("OK");
+  });
+  receivers.push(receiver);
+  const dataDir = mkdtempSync(join(tmpdir(), "herald-grace-"));
+  dirs.push(dataDir);
+  const port = await freePort();
+  const env = {
+    PORT: String(port),
+    HERALD_DATA_DIR: dataDir,
+    HERALD_API_KEY: TEST_API_KEY,
+    HERALD_ALLOW_PRIVATE_TARGETS: "true",
+    LOG_LEVEL: "warn",
+    HERALD_DELIVERY_TIMEOUT: "60s",
+    HERALD_SHUTDOWN_GRACE: "1s",
+  };
+  const first = await spawnHerald(env);
+  children.push(first);
+  const base = `http://127.0.0.1:${port}`;
+  const headers = { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" };
+  const created = await fetch(`${base}/api/webhooks`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ name: "grace", url: receiver.url, events: ["user.created"] }),
+  });
+  assert.equal(created.status, 201);
+  const webhookId = ((await created.json()) as { webhook: { id: string } }).webhook.id;
+  const triggered = await fetch(`${base}/api/webhooks/trigger`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ event: "user.created", data: { n: 1 } }),
+  });
+  assert.equal(triggered.status, 200);
+  while (receiver.requests.length === 0) await sleep(20);
+  // A client that sends half its body and then nothing.
+  const stalled = connect(port, "127.0.0.1");
+  await new Promise((resolve) => stalled.once("connect", resolve));
+  stalled.write(
+    `POST /api/webhooks/trigger HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nAuthorization: Bearer ${TEST_API_KEY}\r\n\r\n{"event":`,
+  );
+  stalled.on("error", () => {});
+  await sleep(100);
+
+  const stopping = Date.now();
+  first.process.kill("SIGTERM");
+  const exit = await first.exited;
+  const took = Date.now() - stopping;
+  stalled.destroy();
+  assert.equal(exit.code, 0, first.output());
+  assert.ok(took < 6_000, `stopping took ${took} ms with a 1 s grace`);
+
+  answering = true;
+  const second = await spawnHerald(env);
+  children.push(second);
+  let status = "";
+  const deadline = Date.now() + 15_000;
+  while (status !== "success" && Date.now() < deadline) {
+    await sleep(100);
+    const list = await fetch(`${base}/api/webhooks/${webhookId}/deliveries`, { headers });
+    status = ((await list.json()) as { deliveries: Array<{ status: string }> }).deliveries[0]
+      ?.status as string;
+  }
+  assert.equal(status, "success", "the cut-off delivery was sent again after the restart");
 });
