@@ -17,9 +17,7 @@ async function main(): Promise<void> {
   try {
     herald = await createHerald(config);
   } catch (error) {
-    process.stderr.write(
-      `Herald could not open its database: ${(error as Error).message}\nCheck DATABASE_URL and that the database server is running, then start Herald again.\n`,
-    );
+    process.stderr.write(`${startupFailure(config, error)}\n`);
     process.exit(1);
   }
   const shutdown = (signal: string) => {
@@ -48,6 +46,32 @@ async function main(): Promise<void> {
     await herald.stop().catch(() => undefined);
     process.exit(1);
   }
+}
+
+/** What went wrong opening Herald's data, and which setting to look at. */
+function startupFailure(config: ReturnType<typeof loadConfig>, error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  if (code === "HERALD_DATABASE_IN_USE") return `${message}`;
+  const files = [
+    "EACCES",
+    "EPERM",
+    "EROFS",
+    "ENOTDIR",
+    "ENOENT",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+  ];
+  if (code !== undefined && files.includes(code)) {
+    const where =
+      config.database.kind === "sqlite"
+        ? `${config.dataDir} (HERALD_DATA_DIR) and the database file ${config.database.path}`
+        : `${config.dataDir} (HERALD_DATA_DIR)`;
+    return `Herald could not write its data: ${message} (${code}).\nCheck that ${where} can be created and written by the user Herald runs as, then start Herald again.`;
+  }
+  if (config.database.kind === "sqlite") {
+    return `Herald could not open its database file ${config.database.path}: ${message}\nCheck the file and DATABASE_URL, then start Herald again.`;
+  }
+  return `Herald could not open its database: ${message}\nCheck DATABASE_URL and that the database server is running, then start Herald again.`;
 }
 
 void main();

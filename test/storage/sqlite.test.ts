@@ -1,10 +1,15 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import Database from "better-sqlite3";
-import { openSqliteStore } from "../../src/adapters/storage/sqlite/sqlite-store.js";
+import {
+  DatabaseInUseError,
+  openSqliteStore,
+} from "../../src/adapters/storage/sqlite/sqlite-store.js";
 import { plainWebhook } from "../support/fixtures.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
 import { describeStoreContract } from "./store-contract.js";
@@ -97,6 +102,45 @@ test("attempts recorded before the latest attempt moved into the delivery row st
       },
     );
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a second process on the same SQLite file refuses to start; after the first one is killed, a new one starts at once", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "herald-store-"));
+  const path = join(dir, "herald.db");
+  // Another process, as the lock is the operating system's and per process.
+  const holder = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "--input-type=module",
+      "-e",
+      `import { openSqliteStore } from ${JSON.stringify(new URL("../../src/adapters/storage/sqlite/sqlite-store.ts", import.meta.url).href)};
+       openSqliteStore(${JSON.stringify(path)}); console.log("open"); setInterval(() => {}, 1000);`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout?.on("data", (chunk: Buffer) => {
+        if (chunk.toString().includes("open")) resolve();
+      });
+      holder.once("exit", (code) => reject(new Error(`the holder exited with ${code}`)));
+    });
+    assert.throws(
+      () => openSqliteStore(path),
+      (error: unknown) =>
+        error instanceof DatabaseInUseError &&
+        /Another Herald process is using/.test(error.message),
+    );
+    holder.kill("SIGKILL");
+    await once(holder, "exit");
+    const store = openSqliteStore(path);
+    await store.close();
+  } finally {
+    holder.kill("SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -81,15 +81,62 @@ function migrate(db: Database.Database): void {
 }
 
 /** Opens (creating if needed) the SQLite store at `path`. */
+/** Error of a second process opening a SQLite database that another Herald process uses. */
+export class DatabaseInUseError extends Error {
+  readonly code = "HERALD_DATABASE_IN_USE";
+}
+
+/**
+ * One process owns a SQLite database: it holds an exclusive lock on `<file>-owner` for as long as
+ * it runs. The operating system drops that lock when the process ends, even by kill -9, so a
+ * restart takes it at once, while a second process on the same file refuses to start instead of
+ * sending every delivery twice.
+ */
+function claimOwnership(path: string): Database.Database {
+  const ownerPath = `${path}-owner`;
+  if (!existsSync(ownerPath)) closeSync(openSync(ownerPath, "a", 0o600));
+  const owner = new Database(ownerPath, { timeout: 0 });
+  try {
+    owner.pragma("locking_mode = EXCLUSIVE");
+    // Nothing here needs a journal on disk: the file exists for its lock.
+    owner.pragma("journal_mode = MEMORY");
+    // The lock is taken, and kept, by the first write.
+    owner.exec("CREATE TABLE IF NOT EXISTS owner (pid INTEGER NOT NULL, since INTEGER NOT NULL)");
+    owner.transaction(() => {
+      owner.exec("DELETE FROM owner");
+      owner.prepare("INSERT INTO owner (pid, since) VALUES (?, ?)").run(process.pid, Date.now());
+    })();
+    return owner;
+  } catch (error) {
+    owner.close();
+    if ((error as { code?: string }).code === "SQLITE_BUSY") {
+      throw new DatabaseInUseError(
+        `Another Herald process is using the database ${path}. A SQLite database serves one process: stop the other one, give this one its own HERALD_DATA_DIR, or run several processes on PostgreSQL (DATABASE_URL=postgres://…).`,
+      );
+    }
+    throw error;
+  }
+}
+
 export function openSqliteStore(path: string): Store {
   mkdirSync(dirname(path), { recursive: true });
   // The file holds webhook secrets: a new one is readable by its owner alone (SQLite gives its
   // -wal and -shm files the same mode).
   if (path !== ":memory:" && !existsSync(path)) closeSync(openSync(path, "a", 0o600));
-  const db = new Database(path);
-  db.pragma("journal_mode = WAL");
-  db.pragma("busy_timeout = 5000");
-  migrate(db);
+  const owner = claimOwnership(path);
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+    db.pragma("journal_mode = WAL");
+    db.pragma("busy_timeout = 5000");
+    migrate(db);
+    // A file this user may read but not write opens without complaint and fails at the first
+    // write: a write now makes that a start-up error rather than a 503 on every request.
+    db.pragma(`user_version = ${db.pragma("user_version", { simple: true }) as number}`);
+  } catch (error) {
+    owner.close();
+    throw error;
+  }
   const writer = new SqliteWriter(path);
   /** Deliveries handed to a worker and not yet recorded. */
   const leases = new Map<string, { workerId: string; until: number }>();
@@ -405,6 +452,7 @@ export function openSqliteStore(path: string): Store {
       closed = true;
       await writer.close();
       db.close();
+      owner.close();
     },
   };
 }
