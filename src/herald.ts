@@ -3,7 +3,7 @@
  * starts them in order and stops them in reverse.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -82,10 +82,12 @@ function resolveApiKey(config: Config, logger: PinoLogger): string {
   mkdirSync(config.dataDir, { recursive: true });
   const key = `hk_${randomBytes(24).toString("base64url")}`;
   writeFileSync(path, `${key}\n`, { mode: 0o600 });
-  logger.warn(
-    { path },
-    `No HERALD_API_KEY was set, so Herald generated one and saved it in ${path} (readable only by this user). Send it on every /api request (all but /api/incoming-webhooks) as the header "Authorization: Bearer ${key}". This is the only time it is printed.`,
-  );
+  // The mode applies only to a new file: one left empty by an earlier run keeps its own.
+  chmodSync(path, 0o600);
+  const message = `No HERALD_API_KEY was set, so Herald generated one and saved it in ${path} (readable only by this user). Send it on every /api request (all but /api/incoming-webhooks) as the header "Authorization: Bearer ${key}". This is the only time it is printed.`;
+  // Printed whatever LOG_LEVEL says: an operator who never sees it could not use the API.
+  if (logger.isLevelEnabled("warn")) logger.warn({ path }, message);
+  else process.stderr.write(`${message}\n`);
   return key;
 }
 

@@ -72,6 +72,10 @@ test("three processes on one database lose nothing when a worker is killed mid-r
     headers: { authorization: `Bearer ${TEST_API_KEY}` },
   });
   assert.equal(workerApi.status, 404);
+  assert.match(
+    ((await workerApi.json()) as { message: string }).message,
+    /delivery worker \(HERALD_ROLE=worker\): it serves only \/healthz and \/metrics/,
+  );
   const workerPost = await fetch(`${workers[0]!.url}/api/webhooks`, {
     method: "POST",
     headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },

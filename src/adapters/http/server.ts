@@ -115,7 +115,14 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     app.addHook("onRequest", (request, reply, done) => {
       const path = request.url.split("?")[0];
       if (path === "/healthz" || path === "/metrics") return done();
-      handleNotFound(request, reply);
+      reply
+        .status(404)
+        .send(
+          errorBody(
+            "not_found",
+            `Route not found: ${request.method} ${path}. This process is a delivery worker (HERALD_ROLE=worker): it serves only /healthz and /metrics. Send API requests to an api or all process.`,
+          ),
+        );
     });
     return app;
   }

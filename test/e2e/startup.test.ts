@@ -1,0 +1,23 @@
+/** End-to-end: what Herald does at start, as a child process, with the data directory it is given. */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { spawnHerald } from "../support/process.js";
+
+test("a generated API key is printed even when LOG_LEVEL hides warnings, and its file is made private", async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "herald-startup-"));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  // An empty key file left behind with a loose mode.
+  writeFileSync(join(dataDir, "api-key"), "", { mode: 0o644 });
+  const herald = await spawnHerald({ HERALD_DATA_DIR: dataDir, LOG_LEVEL: "error" });
+  t.after(() => herald.stop());
+  const key = /Bearer (hk_[\w-]+)/.exec(herald.output())?.[1];
+  assert.ok(key, `no key printed:\n${herald.output()}`);
+  assert.equal(statSync(join(dataDir, "api-key")).mode & 0o777, 0o600);
+  const list = await fetch(`${herald.url}/api/webhooks`, {
+    headers: { authorization: `Bearer ${key}` },
+  });
+  assert.equal(list.status, 200);
+});
