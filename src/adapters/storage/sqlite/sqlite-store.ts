@@ -80,7 +80,6 @@ function migrate(db: Database.Database): void {
   }
 }
 
-/** Opens (creating if needed) the SQLite store at `path`. */
 /** Error of a second process opening a SQLite database that another Herald process uses. */
 export class DatabaseInUseError extends Error {
   readonly code = "HERALD_DATABASE_IN_USE";
@@ -118,6 +117,7 @@ function claimOwnership(path: string): Database.Database {
   }
 }
 
+/** Opens (creating if needed) the SQLite store at `path`, which this process then owns. */
 export function openSqliteStore(path: string): Store {
   mkdirSync(dirname(path), { recursive: true });
   // The file holds webhook secrets: a new one is readable by its owner alone (SQLite gives its
