@@ -127,7 +127,7 @@ export function incomingEventName(headers: Headers, body: unknown): string | nul
 }
 
 /** A header's first value trimmed, or undefined when it is absent or blank. */
-function filledHeader(headers: Headers, name: string): string | undefined {
+export function filledHeader(headers: Headers, name: string): string | undefined {
   return headerValue(headers, name)?.trim() || undefined;
 }
 

@@ -4,7 +4,7 @@
  * timestamp, so there is no replay window (replays are caught by dedupe on the delivery id), and
  * the older SHA-1 `X-Hub-Signature` header is not accepted.
  */
-import { headerValue, type Verifier } from "../../domain/incoming.js";
+import { filledHeader, type Verifier } from "../../domain/incoming.js";
 import { createHmacCheck } from "./hmac.js";
 
 export const GITHUB_SIGNATURE_HEADER = "x-hub-signature-256";
@@ -24,7 +24,7 @@ export function createGithubVerifier(secret: string): Verifier {
         "In the GitHub webhook settings, set the same secret as this source so that GitHub sends X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>.",
       mismatchAdvice:
         "Check that the secret in the GitHub webhook settings is the same as this source's secret, and that the body reaches Herald unchanged.",
-      dedupeKey: (headers) => headerValue(headers, GITHUB_DELIVERY_HEADER)?.trim() || undefined,
+      dedupeKey: (headers) => filledHeader(headers, GITHUB_DELIVERY_HEADER),
     },
     secret,
   );

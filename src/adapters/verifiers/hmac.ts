@@ -10,6 +10,7 @@
  */
 import { createHmac } from "node:crypto";
 import {
+  filledHeader,
   type Headers,
   headerValue,
   type Verification,
@@ -69,10 +70,7 @@ export function matchesAny(
 
 /** The sender's delivery id: `X-Webhook-Delivery`, else `webhook-id`; undefined when neither is sent. */
 export function deliveryDedupeKey(headers: Headers): string | undefined {
-  const key =
-    headerValue(headers, "x-webhook-delivery")?.trim() ||
-    headerValue(headers, "webhook-id")?.trim();
-  return key || undefined;
+  return filledHeader(headers, "x-webhook-delivery") ?? filledHeader(headers, "webhook-id");
 }
 
 /** An accepted verification, with the dedupe key only when there is one. */
