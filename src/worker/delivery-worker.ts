@@ -216,12 +216,16 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
 
   /** Starts attempts from the claimed queue while slots are free, taking webhooks in turn. */
   function dispatch(): void {
+    /** Deliveries whose lease would run out before an attempt could finish. */
+    const expiring: string[] = [];
     while (running && inFlight < concurrency) {
       const next = ready.take(hasRoom);
-      if (!next) return;
+      if (!next) break;
       const { delivery, leaseUntil } = next;
-      // Too close to the end of its lease to finish in time: leave it to be claimed again.
-      if (clock.now() + timeoutMs > leaseUntil) continue;
+      if (clock.now() + timeoutMs > leaseUntil) {
+        expiring.push(delivery.id);
+        continue;
+      }
       started(delivery.webhookId);
       // The slot is free once the receiver has answered; recording goes on beside the next sends.
       void attempt(delivery).then(
@@ -241,6 +245,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         },
       );
     }
+    // Given back rather than dropped, so they are claimed again, with a new lease, at once
+    // instead of once the old lease runs out.
+    if (expiring.length > 0) void giveBack(expiring).then(schedulePump);
   }
 
   async function pump(): Promise<void> {
@@ -371,7 +378,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     return store.releaseLeases(ids, workerId).catch((error: unknown) => {
       logger.error(
         { err: error, deliveries: ids.length },
-        `Could not give back ${ids.length} deliveries on stopping; they will be sent once their lease runs out.`,
+        `Could not give back ${ids.length} deliveries this worker will not send; they will be sent once their lease runs out.`,
       );
     });
   }

@@ -255,3 +255,51 @@ test("SIGTERM ends within HERALD_SHUTDOWN_GRACE even with a receiver that never 
   }
   assert.equal(status, "success", "the cut-off delivery was sent again after the restart");
 });
+
+test("deliveries a paused process held past its lease margin are given back and sent at once, not left until their lease runs out", {
+  timeout: 60_000,
+}, async () => {
+  // One attempt at a time, 200 ms each: most deliveries wait in the process's queue.
+  const receiver = await startReceiver((_req, _index, res) => {
+    setTimeout(() => res.writeHead(200, { "content-type": "text/plain" }).end("OK"), 200);
+  });
+  receivers.push(receiver);
+  const dataDir = mkdtempSync(join(tmpdir(), "herald-turn-"));
+  dirs.push(dataDir);
+  const herald = await spawnHerald({
+    HERALD_DATA_DIR: dataDir,
+    HERALD_API_KEY: TEST_API_KEY,
+    HERALD_ALLOW_PRIVATE_TARGETS: "true",
+    HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "1",
+    LOG_LEVEL: "warn",
+  });
+  children.push(herald);
+  const headers = { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" };
+  const created = await fetch(`${herald.url}/api/webhooks`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ name: "one at a time", url: receiver.url, events: ["user.created"] }),
+  });
+  assert.equal(created.status, 201);
+  const total = 20;
+  await Promise.all(
+    Array.from({ length: total }, (_, n) =>
+      fetch(`${herald.url}/api/webhooks/trigger`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ event: "user.created", data: { n } }),
+      }).then((answer) => assert.equal(answer.status, 200)),
+    ),
+  );
+  while (receiver.requests.length === 0) await sleep(10);
+  // Paused past the lease's margin (10 s beyond the 15 s delivery timeout), not past the lease.
+  herald.process.kill("SIGSTOP");
+  await sleep(11_000);
+  herald.process.kill("SIGCONT");
+  const resumed = Date.now();
+  const sent = () => new Set(receiver.requests.map((r) => r.headers["x-webhook-delivery"])).size;
+  while (sent() < total && Date.now() < resumed + 30_000) await sleep(50);
+  assert.equal(sent(), total);
+  const took = Date.now() - resumed;
+  assert.ok(took < 10_000, `the held deliveries were sent ${took} ms after the pause ended`);
+});

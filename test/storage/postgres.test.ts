@@ -189,3 +189,41 @@ test("a worker whose liveness lock another session holds is not marked alive", a
     await drop();
   }
 });
+
+test("a process's own sweep keeps its workers' leases while their liveness connection is down", async () => {
+  const { schema, drop } = await createTestSchema();
+  const open = () => openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
+  const own = await open();
+  const other = await open();
+  const admin = new pg.Client({ connectionString: TEST_PG_URL });
+  await admin.connect();
+  try {
+    await own.insertWebhook(plainWebhook("wh_own"));
+    await own.enqueueEvent(
+      { id: "evt_own", type: "user.created", body: "{}", createdAt: 1 },
+      (active) => [...active],
+      () => "del_own",
+    );
+    await own.markWorkerAlive("worker-own");
+    const claimed = await own.claimDueDeliveries({
+      now: 100,
+      limit: 1,
+      workerId: "worker-own",
+      leaseUntil: 10 ** 12,
+    });
+    assert.equal(claimed.length, 1);
+    // Its liveness session is cut, as by a network blip.
+    await admin.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_locks
+       WHERE locktype = 'advisory' AND classid = $1::oid AND objid = hashtext($2)::oid`,
+      [0x48524c44, "worker-own"],
+    );
+    assert.equal(await own.releaseExpiredLeases(200), 0, "its own sweep freed its lease");
+    assert.equal(await other.releaseExpiredLeases(200), 1, "another process keeps a dead lease");
+  } finally {
+    await admin.end();
+    await own.close();
+    await other.close();
+    await drop();
+  }
+});

@@ -444,6 +444,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
   let closed = false;
   const liveness: HeldSession[] = [];
+  /** This process's workers: its own sweep never takes them for dead. */
+  const ownWorkers: string[] = [];
 
   return {
     async insertWebhook(webhook) {
@@ -588,12 +590,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           ),
       );
       liveness.push(held);
+      ownWorkers.push(workerId);
     },
 
     releaseExpiredLeases: (now) =>
       // In one transaction, so a dead worker is forgotten only together with freeing its leases.
       inTransaction(pool, async (client) => {
-        const dead = (await client.query<{ id: string }>(DEAD_WORKERS)).rows.map((row) => row.id);
+        const { rows } = await client.query<{ id: string }>(DEAD_WORKERS, [ownWorkers]);
+        const dead = rows.map((row) => row.id);
         let released = 0;
         if (dead.length > 0) {
           const freed = await client.query(

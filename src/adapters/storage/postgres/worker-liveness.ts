@@ -10,10 +10,13 @@ import { type HeldSession, holdSession } from "./held-session.js";
 /** First key of Herald's worker locks among the database's advisory locks ("HRLD"). */
 export const WORKER_LOCK_CLASS = 0x48524c44;
 
-/** Deletes, and returns, the registered workers with no lock held under their name: they are gone. */
+/**
+ * Deletes, and returns, the registered workers with no lock held under their name: they are gone.
+ * `$1` lists the sweeping process's own workers, alive whatever their lock (it may be reconnecting).
+ */
 export const DEAD_WORKERS = `
   DELETE FROM herald_workers w
-  WHERE NOT EXISTS (
+  WHERE w.id <> ALL($1::text[]) AND NOT EXISTS (
     SELECT 1 FROM pg_locks l
     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
       AND l.classid = ${WORKER_LOCK_CLASS}::oid

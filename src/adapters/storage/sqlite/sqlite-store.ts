@@ -6,7 +6,7 @@
  * in this process's memory, so a restart frees them at once; two processes on one file could send
  * a delivery twice. Use PostgreSQL to run several processes.
  */
-import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, realpathSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import {
@@ -92,7 +92,8 @@ export class DatabaseInUseError extends Error {
  * sending every delivery twice.
  */
 function claimOwnership(path: string): Database.Database {
-  const ownerPath = `${path}-owner`;
+  // The real path, so that a link to the same database finds the same lock.
+  const ownerPath = `${realpathSync(path)}-owner`;
   if (!existsSync(ownerPath)) closeSync(openSync(ownerPath, "a", 0o600));
   const owner = new Database(ownerPath, { timeout: 0 });
   try {
