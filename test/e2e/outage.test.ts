@@ -10,11 +10,14 @@ import { startHerald, TEST_API_KEY, waitFor } from "../support/herald.js";
 import { TEST_PG_URL } from "../support/postgres.js";
 import { spawnHerald } from "../support/process.js";
 
-test("while the database refuses connections the API answers 503, and recovers after", async (t) => {
+/**
+ * A PostgreSQL role and schema for one test, so that cutting the role's connections touches no
+ * other test; dropped when the test ends. Returns an admin connection, the role and its URL.
+ */
+async function dedicatedRole(t: { after(fn: () => Promise<void>): void }, prefix: string) {
   const admin = new pg.Client({ connectionString: TEST_PG_URL });
   await admin.connect();
-  // A role of its own, so cutting its connections touches no other test.
-  const role = `herald_outage_${randomBytes(4).toString("hex")}`;
+  const role = `${prefix}_${randomBytes(4).toString("hex")}`;
   await admin.query(`CREATE ROLE ${role} LOGIN`);
   await admin.query(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`);
   t.after(async () => {
@@ -25,6 +28,11 @@ test("while the database refuses connections the API answers 503, and recovers a
   const url = new URL(TEST_PG_URL);
   url.username = role;
   url.searchParams.set("options", `-c search_path=${role}`);
+  return { admin, role, url };
+}
+
+test("while the database refuses connections the API answers 503, and recovers after", async (t) => {
+  const { admin, role, url } = await dedicatedRole(t, "herald_outage");
   const herald = await startHerald({ DATABASE_URL: url.toString(), HERALD_DB_POOL_SIZE: "3" });
   t.after(() => herald.stop());
 
@@ -68,19 +76,7 @@ test("while the database refuses connections the API answers 503, and recovers a
 test("connections cut while requests use them fail those requests, never the process", {
   timeout: 60_000,
 }, async (t) => {
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
-  await admin.connect();
-  const role = `herald_cut_${randomBytes(4).toString("hex")}`;
-  await admin.query(`CREATE ROLE ${role} LOGIN`);
-  await admin.query(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`);
-  t.after(async () => {
-    await admin.query(`DROP SCHEMA IF EXISTS ${role} CASCADE`);
-    await admin.query(`DROP ROLE IF EXISTS ${role}`);
-    await admin.end();
-  });
-  const url = new URL(TEST_PG_URL);
-  url.username = role;
-  url.searchParams.set("options", `-c search_path=${role}`);
+  const { admin, role, url } = await dedicatedRole(t, "herald_cut");
   // A child process: an unhandled 'error' event would end it, and the test sees the exit.
   const herald = await spawnHerald({
     DATABASE_URL: url.toString(),
