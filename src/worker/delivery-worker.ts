@@ -216,13 +216,14 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
 
   /** Starts attempts from the claimed queue while slots are free, taking webhooks in turn. */
   function dispatch(): void {
-    /** Deliveries whose lease would run out before an attempt could finish. */
-    const expiring: string[] = [];
+    /** Deliveries whose lease would run out before an attempt could finish; rarely any. */
+    let expiring: string[] | undefined;
     while (running && inFlight < concurrency) {
       const next = ready.take(hasRoom);
       if (!next) break;
       const { delivery, leaseUntil } = next;
       if (clock.now() + timeoutMs > leaseUntil) {
+        expiring ??= [];
         expiring.push(delivery.id);
         continue;
       }
@@ -247,7 +248,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     }
     // Given back rather than dropped, so they are claimed again, with a new lease, at once
     // instead of once the old lease runs out.
-    if (expiring.length > 0) void giveBack(expiring).then(schedulePump);
+    if (expiring) void giveBack(expiring).then(schedulePump);
   }
 
   async function pump(): Promise<void> {

@@ -74,6 +74,15 @@ function assertError(response: { status: number; body: any }, status: number, pa
   if (pattern) assert.match(response.body.message, pattern);
 }
 
+/** Registers a webhook that differs from a valid one only by its name. */
+const registerNamed = (name: string) =>
+  post("/api/webhooks", { name, url: "https://example.com/webhook", events: ["user.created"] });
+
+function assertNameRefused(response: { status: number; body: any }, pattern: RegExp) {
+  assertError(response, 400, pattern);
+  assert.equal(response.body.field, "name");
+}
+
 async function register(overrides: Record<string, unknown> = {}) {
   const response = await post("/api/webhooks", {
     name: "Production Webhook",
@@ -229,13 +238,7 @@ function registerApiTests() {
     });
 
     test("a name of only spaces is 400 naming the field, on create and on update", async () => {
-      const created = await post("/api/webhooks", {
-        name: "   ",
-        url: "https://example.com/webhook",
-        events: ["user.created"],
-      });
-      assertError(created, 400, /name/);
-      assert.equal(created.body.field, "name");
+      assertNameRefused(await registerNamed("   "), /name/);
       const webhook = await register();
       const updated = await call({
         method: "PUT",
@@ -381,13 +384,7 @@ function registerApiTests() {
 
   describe("not found", () => {
     test("a NUL character in a name is 400 and in an id not found, on every store alike", async () => {
-      const created = await post("/api/webhooks", {
-        name: "nul\u0000name",
-        url: "https://example.com/webhook",
-        events: ["user.created"],
-      });
-      assertError(created, 400, /NUL/);
-      assert.equal(created.body.field, "name");
+      assertNameRefused(await registerNamed("nul\u0000name"), /NUL/);
       const lookup = await call({ method: "GET", url: "/api/webhooks/a%00b", headers: auth });
       assert.ok([400, 404].includes(lookup.status), JSON.stringify(lookup.body));
       assertError(lookup, lookup.status);
