@@ -103,6 +103,8 @@ export interface DeliverySummary {
   lastAttemptAt: number | null;
   createdAt: number;
   updatedAt: number;
+  /** Why a pending delivery is not being sent, in words; absent when nothing holds it. */
+  heldBecause?: string;
 }
 
 /** A delivery with each of its attempts, oldest first. */
@@ -115,4 +117,19 @@ export interface DeliveryPage {
   deliveries: DeliverySummary[];
   /** Pass back as `cursor` to read the next page; absent on the last page. */
   nextCursor: string | undefined;
+}
+
+/**
+ * Marks the pending deliveries of an inactive webhook as held, saying how to release them, so a
+ * `nextAttemptAt` in the past does not read as a stalled queue.
+ */
+export function withHoldReason<D extends DeliverySummary>(
+  delivery: D,
+  webhook: { id: string; active: boolean },
+): D {
+  if (delivery.status !== "pending" || webhook.active) return delivery;
+  return {
+    ...delivery,
+    heldBecause: `Webhook '${webhook.id}' is inactive, so this delivery waits. It is sent once the webhook is active again: PUT /api/webhooks/${webhook.id} with {"active": true}.`,
+  };
 }

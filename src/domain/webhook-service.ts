@@ -1,5 +1,10 @@
 import type { Clock } from "./clock.js";
-import type { DeliveryDetail, DeliveryPage, OutgoingEvent } from "./deliveries.js";
+import {
+  type DeliveryDetail,
+  type DeliveryPage,
+  type OutgoingEvent,
+  withHoldReason,
+} from "./deliveries.js";
 import { HeraldError } from "./errors.js";
 import { isKnownEventType } from "./event-types.js";
 import { newId, newSecret } from "./ids.js";
@@ -133,12 +138,16 @@ export function createWebhookService(deps: {
     },
 
     async listDeliveries(webhookId, options) {
-      await get(webhookId);
-      return store.listDeliveries(webhookId, options);
+      const webhook = await get(webhookId);
+      const page = await store.listDeliveries(webhookId, options);
+      return {
+        ...page,
+        deliveries: page.deliveries.map((delivery) => withHoldReason(delivery, webhook)),
+      };
     },
 
     async getDelivery(webhookId, deliveryId) {
-      await get(webhookId);
+      const webhook = await get(webhookId);
       const delivery = await store.getDelivery(webhookId, deliveryId);
       if (!delivery) {
         throw new HeraldError(
@@ -146,7 +155,7 @@ export function createWebhookService(deps: {
           `Delivery not found: webhook '${webhookId}' has no delivery '${deliveryId}'. GET /api/webhooks/${webhookId}/deliveries lists its deliveries.`,
         );
       }
-      return delivery;
+      return withHoldReason(delivery, webhook);
     },
 
     async getEvent(id) {

@@ -592,6 +592,39 @@ function registerApiTests() {
       assert.equal(detail.status, 200);
       assert.equal(detail.body.delivery.id, delivery.id);
       assert.deepEqual(detail.body.delivery.attemptLog, []);
+      assert.equal(delivery.heldBecause, null);
+    });
+
+    test("a pending delivery of a webhook made inactive says it is held and how to release it", async () => {
+      const w = await register({ events: ["document.processed"] });
+      assert.equal(
+        (await post("/api/webhooks/trigger", { event: "document.processed" })).status,
+        200,
+      );
+      const put = (active: boolean) =>
+        call({ method: "PUT", url: `/api/webhooks/${w.id}`, payload: { active }, headers: auth });
+      const held = async () => {
+        const list = await call({
+          method: "GET",
+          url: `/api/webhooks/${w.id}/deliveries`,
+          headers: auth,
+        });
+        const [delivery] = list.body.deliveries;
+        const detail = await call({
+          method: "GET",
+          url: `/api/webhooks/${w.id}/deliveries/${delivery.id}`,
+          headers: auth,
+        });
+        assert.equal(detail.body.delivery.heldBecause, delivery.heldBecause);
+        return delivery.heldBecause as string | null;
+      };
+
+      assert.equal((await put(false)).status, 200);
+      const reason = await held();
+      assert.match(reason ?? "", /inactive/);
+      assert.ok(reason?.includes(`PUT /api/webhooks/${w.id}`), reason ?? "");
+      assert.equal((await put(true)).status, 200);
+      assert.equal(await held(), null);
     });
 
     test("a trigger without data sends an empty object; without event it is 400", async () => {

@@ -27,6 +27,7 @@ export function viewDelivery(delivery: DeliverySummary) {
     lastAttemptAt: iso(delivery.lastAttemptAt),
     error: delivery.lastError,
     updatedAt: iso(delivery.updatedAt),
+    heldBecause: delivery.heldBecause ?? null,
   };
 }
 
