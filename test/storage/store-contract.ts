@@ -113,20 +113,17 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       await fixture.destroy();
     });
 
+    /** Stores an event of type user.created for every active webhook. */
+    const enqueue = (id: string, createdAt: number, body = "{}") =>
+      store.enqueueEvent({ id, type: "user.created", body, createdAt }, everyone, nextId);
+    const claim = (workerId: string, now: number, leaseUntil: number, limit: number) =>
+      store.claimDueDeliveries({ now, limit, workerId, leaseUntil });
+
     /** Registers `w`, stores one event for it and claims its delivery as worker "w". */
     async function claimOneFor(w: Webhook, eventId: string): Promise<ClaimedDelivery> {
       await store.insertWebhook(w);
-      await store.enqueueEvent(
-        { id: eventId, type: "user.created", body: "{}", createdAt: 1 },
-        everyone,
-        nextId,
-      );
-      const [claimed] = await store.claimDueDeliveries({
-        now: 10,
-        limit: 1,
-        workerId: "w",
-        leaseUntil: 100,
-      });
+      await enqueue(eventId, 1);
+      const [claimed] = await claim("w", 10, 100, 1);
       assert.ok(claimed);
       return claimed;
     }
@@ -172,12 +169,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
       assert.equal(count, 1);
       assert.deepEqual(seen.sort(), [a.id, b.id].sort());
-      const claimed = await store.claimDueDeliveries({
-        now: 5000,
-        limit: 10,
-        workerId: "w1",
-        leaseUntil: 9000,
-      });
+      const claimed = await claim("w1", 5000, 9000, 10);
       assert.equal(claimed.length, 1);
       assert.equal(claimed[0]?.webhookId, a.id);
       assert.equal(claimed[0]?.url, a.url);
@@ -196,24 +188,13 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     test("many concurrent enqueues all commit", async () => {
       await store.insertWebhook(webhook());
       const counts = await Promise.all(
-        Array.from({ length: 200 }, (_, i) =>
-          store.enqueueEvent(
-            { id: `evt_c${i}`, type: "user.created", body: "{}", createdAt: 1 },
-            everyone,
-            nextId,
-          ),
-        ),
+        Array.from({ length: 200 }, (_, i) => enqueue(`evt_c${i}`, 1)),
       );
       assert.equal(
         counts.reduce((sum, n) => sum + n, 0),
         200,
       );
-      const claimed = await store.claimDueDeliveries({
-        now: 10,
-        limit: 500,
-        workerId: "w",
-        leaseUntil: 100,
-      });
+      const claimed = await claim("w", 10, 100, 500);
       assert.equal(claimed.length, 200);
     });
 
@@ -221,11 +202,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       const busy = webhook();
       const other = webhook();
       for (const w of [busy, other]) await store.insertWebhook(w);
-      await store.enqueueEvent(
-        { id: "evt_s1", type: "user.created", body: "{}", createdAt: 100 },
-        everyone,
-        nextId,
-      );
+      await enqueue("evt_s1", 100);
       const claim = (now: number, skipWebhooks: string[]) =>
         store.claimDueDeliveries({
           now,
@@ -255,89 +232,42 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     test("claims only due deliveries, oldest due first, and never hands a leased one out twice", async () => {
       await store.insertWebhook(webhook());
       for (let i = 0; i < 5; i++) {
-        await store.enqueueEvent(
-          { id: `evt_d${i}`, type: "user.created", body: "{}", createdAt: 100 + i },
-          everyone,
-          nextId,
-        );
+        await enqueue(`evt_d${i}`, 100 + i);
       }
-      assert.equal(
-        (await store.claimDueDeliveries({ now: 99, limit: 10, workerId: "w", leaseUntil: 500 }))
-          .length,
-        0,
-      );
-      const first = await store.claimDueDeliveries({
-        now: 102,
-        limit: 2,
-        workerId: "w",
-        leaseUntil: 500,
-      });
+      assert.equal((await claim("w", 99, 500, 10)).length, 0);
+      const first = await claim("w", 102, 500, 2);
       assert.deepEqual(
         first.map((d) => d.eventId),
         ["evt_d0", "evt_d1"],
       );
-      const second = await store.claimDueDeliveries({
-        now: 200,
-        limit: 10,
-        workerId: "w",
-        leaseUntil: 500,
-      });
+      const second = await claim("w", 200, 500, 10);
       assert.deepEqual(
         second.map((d) => d.eventId),
         ["evt_d2", "evt_d3", "evt_d4"],
       );
-      assert.equal(
-        (await store.claimDueDeliveries({ now: 200, limit: 10, workerId: "w", leaseUntil: 500 }))
-          .length,
-        0,
-      );
+      assert.equal((await claim("w", 200, 500, 10)).length, 0);
       // An expired lease makes the delivery claimable again.
-      assert.equal(
-        (await store.claimDueDeliveries({ now: 501, limit: 10, workerId: "w", leaseUntil: 900 }))
-          .length,
-        5,
-      );
+      assert.equal((await claim("w", 501, 900, 10)).length, 5);
     });
 
     test("pending deliveries of an inactive webhook wait until it is active again", async () => {
       const w = webhook();
       await store.insertWebhook(w);
-      await store.enqueueEvent(
-        { id: "evt_p", type: "user.created", body: "{}", createdAt: 1 },
-        everyone,
-        nextId,
-      );
+      await enqueue("evt_p", 1);
       await store.updateWebhook({ ...w, active: false });
-      assert.equal(
-        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "w", leaseUntil: 20 }))
-          .length,
-        0,
-      );
+      assert.equal((await claim("w", 10, 20, 10)).length, 0);
       assert.equal(await store.nextDueAt(0), undefined);
       await store.updateWebhook({ ...w, active: true });
       assert.equal(await store.nextDueAt(0), 1);
       assert.equal(await store.nextDueAt(1), undefined, "due already: not a future due time");
-      assert.equal(
-        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "w", leaseUntil: 20 }))
-          .length,
-        1,
-      );
+      assert.equal((await claim("w", 10, 20, 10)).length, 1);
     });
 
     test("records attempts: a retry is due again later, a success is done, and the history keeps both", async () => {
       const w = webhook();
       await store.insertWebhook(w);
-      await store.enqueueEvent(
-        { id: "evt_r", type: "user.created", body: '{"n":1}', createdAt: 1000 },
-        everyone,
-        nextId,
-      );
-      const [claimed] = await store.claimDueDeliveries({
-        now: 1000,
-        limit: 1,
-        workerId: "w",
-        leaseUntil: 5000,
-      });
+      await enqueue("evt_r", 1000, '{"n":1}');
+      const [claimed] = await claim("w", 1000, 5000, 1);
       assert.ok(claimed);
       const firstAttempt = {
         deliveryId: claimed.id,
@@ -361,17 +291,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
       assert.equal(await store.nextDueAt(1000), 7000);
       assert.equal(await store.nextDueAt(7000), undefined);
-      assert.equal(
-        (await store.claimDueDeliveries({ now: 6999, limit: 1, workerId: "w", leaseUntil: 9000 }))
-          .length,
-        0,
-      );
-      const [again] = await store.claimDueDeliveries({
-        now: 7000,
-        limit: 1,
-        workerId: "w",
-        leaseUntil: 9000,
-      });
+      assert.equal((await claim("w", 6999, 9000, 1)).length, 0);
+      const [again] = await claim("w", 7000, 9000, 1);
       assert.equal(again?.attempts, 1);
       await store.recordAttempt(success(claimed.id, 2, 7000), "w");
       assert.equal(await store.nextDueAt(0), undefined);
@@ -407,19 +328,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     test("keeps every attempt of a delivery tried many times, in order", async () => {
       const w = webhook();
       await store.insertWebhook(w);
-      await store.enqueueEvent(
-        { id: "evt_many", type: "user.created", body: "{}", createdAt: 1000 },
-        everyone,
-        nextId,
-      );
+      await enqueue("evt_many", 1000);
       let due = 1000;
       for (let attempt = 1; attempt <= 4; attempt++) {
-        const [claimed] = await store.claimDueDeliveries({
-          now: due,
-          limit: 1,
-          workerId: "w",
-          leaseUntil: due + 500,
-        });
+        const [claimed] = await claim("w", due, due + 500, 1);
         assert.ok(claimed, `attempt ${attempt} is due`);
         assert.equal(claimed.attempts, attempt - 1);
         const last = attempt === 4;
@@ -511,17 +423,9 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     test("deleting a webhook removes its pending deliveries from the queue", async () => {
       const w = webhook();
       await store.insertWebhook(w);
-      await store.enqueueEvent(
-        { id: "evt_del", type: "user.created", body: "{}", createdAt: 1 },
-        everyone,
-        nextId,
-      );
+      await enqueue("evt_del", 1);
       await store.deleteWebhook(w.id);
-      assert.equal(
-        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "w", leaseUntil: 20 }))
-          .length,
-        0,
-      );
+      assert.equal((await claim("w", 10, 20, 10)).length, 0);
     });
 
     test("deleting a webhook deletes its deliveries and their attempts", async () => {
@@ -599,12 +503,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         route("evt_out2"),
       );
       assert.deepEqual(repeat, { eventId: "evt_rt1", duplicate: true, deliveries: 0 });
-      const claimed = await store.claimDueDeliveries({
-        now: 10,
-        limit: 10,
-        workerId: "w",
-        leaseUntil: 20,
-      });
+      const claimed = await claim("w", 10, 20, 10);
       assert.deepEqual(
         claimed.map((d) => d.eventId),
         ["evt_out1"],
@@ -735,24 +634,11 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     test("everything committed survives a reopen, and an expired lease frees its delivery", async () => {
       const w = webhook();
       await store.insertWebhook(w);
-      await store.enqueueEvent(
-        { id: "evt_re", type: "user.created", body: "{}", createdAt: 1 },
-        everyone,
-        nextId,
-      );
-      assert.equal(
-        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "w", leaseUntil: 50 }))
-          .length,
-        1,
-      );
+      await enqueue("evt_re", 1);
+      assert.equal((await claim("w", 10, 50, 10)).length, 1);
       store = await fixture.reopen();
       assert.deepEqual(await store.getWebhook(w.id), w);
-      const claimed = await store.claimDueDeliveries({
-        now: 60,
-        limit: 10,
-        workerId: "w2",
-        leaseUntil: 100,
-      });
+      const claimed = await claim("w2", 60, 100, 10);
       assert.deepEqual(
         claimed.map((d) => d.eventId),
         ["evt_re"],
@@ -762,24 +648,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     test("a worker whose lease ran out cannot move the delivery on, but its attempt is kept", async () => {
       const w = webhook();
       await store.insertWebhook(w);
-      await store.enqueueEvent(
-        { id: "evt_lost", type: "user.created", body: "{}", createdAt: 1 },
-        everyone,
-        nextId,
-      );
-      const [first] = await store.claimDueDeliveries({
-        now: 10,
-        limit: 1,
-        workerId: "slow",
-        leaseUntil: 20,
-      });
+      await enqueue("evt_lost", 1);
+      const [first] = await claim("slow", 10, 20, 1);
       assert.ok(first);
-      const [second] = await store.claimDueDeliveries({
-        now: 30,
-        limit: 1,
-        workerId: "fast",
-        leaseUntil: 90,
-      });
+      const [second] = await claim("fast", 30, 90, 1);
       assert.equal(second?.id, first.id);
       await store.recordAttempt(success(first.id, 1, 31), "fast");
       await store.recordAttempt(
@@ -805,11 +677,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     test("a late report from a worker whose lease ran out never hides the attempts of the worker that took over", async () => {
       const w = webhook();
       await store.insertWebhook(w);
-      await store.enqueueEvent(
-        { id: "evt_frozen", type: "user.created", body: "{}", createdAt: 1 },
-        everyone,
-        nextId,
-      );
+      await enqueue("evt_frozen", 1);
       const claim = (now: number, workerId: string) =>
         store.claimDueDeliveries({ now, limit: 1, workerId, leaseUntil: now + 10 });
       const [held] = await claim(10, "frozen");
@@ -855,11 +723,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
           leases.push(leaseUntil);
         },
       });
-      const queued = await store.enqueueEvent(
-        { id: "evt_handed", type: "user.created", body: '{"n":1}', createdAt: 5 },
-        everyone,
-        nextId,
-      );
+      const queued = await enqueue("evt_handed", 5, '{"n":1}');
       store.setLocalTaker(undefined);
       assert.equal(queued, 1);
       assert.deepEqual(leases, [100]);
@@ -876,16 +740,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         createdAt: 5,
       });
       // Leased: nobody else claims it before the lease runs out, anyone may after.
-      assert.deepEqual(
-        await store.claimDueDeliveries({ now: 50, limit: 10, workerId: "other", leaseUntil: 90 }),
-        [],
-      );
-      const [after] = await store.claimDueDeliveries({
-        now: 101,
-        limit: 10,
-        workerId: "other",
-        leaseUntil: 200,
-      });
+      assert.deepEqual(await claim("other", 50, 90, 10), []);
+      const [after] = await claim("other", 101, 200, 10);
       assert.equal(after?.id, handed?.id);
     });
 
@@ -900,19 +756,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
           takes++;
         },
       });
-      await store.enqueueEvent(
-        { id: "evt_full", type: "user.created", body: "{}", createdAt: 5 },
-        everyone,
-        nextId,
-      );
+      await enqueue("evt_full", 5);
       store.setLocalTaker(undefined);
       assert.equal(takes, 0);
-      const claimed = await store.claimDueDeliveries({
-        now: 6,
-        limit: 10,
-        workerId: "other",
-        leaseUntil: 90,
-      });
+      const claimed = await claim("other", 6, 90, 10);
       assert.equal(claimed.length, 1);
     });
 
@@ -925,27 +772,14 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         reserve: () => 1000,
         take: (deliveries) => taken.push(...deliveries),
       });
-      await store.enqueueEvent(
-        { id: "evt_back", type: "user.created", body: "{}", createdAt: 5 },
-        everyone,
-        nextId,
-      );
+      await enqueue("evt_back", 5);
       store.setLocalTaker(undefined);
       const ids = taken.map((delivery) => delivery.id);
       assert.equal(ids.length, 1);
       await store.releaseLeases(ids, "someone-else");
-      assert.equal(
-        (await store.claimDueDeliveries({ now: 10, limit: 10, workerId: "x", leaseUntil: 90 }))
-          .length,
-        0,
-      );
+      assert.equal((await claim("x", 10, 90, 10)).length, 0);
       await store.releaseLeases(ids, "local");
-      const claimed = await store.claimDueDeliveries({
-        now: 10,
-        limit: 10,
-        workerId: "x",
-        leaseUntil: 90,
-      });
+      const claimed = await claim("x", 10, 90, 10);
       assert.deepEqual(
         claimed.map((delivery) => delivery.id),
         ids,
