@@ -64,6 +64,8 @@ async function call(options: InjectOptions) {
 
 const post = (url: string, payload: unknown, headers: Record<string, string> = auth) =>
   call({ method: "POST", url, payload: payload as object, headers });
+const get = (url: string) => call({ method: "GET", url, headers: auth });
+const del = (url: string) => call({ method: "DELETE", url, headers: auth });
 
 function assertError(response: { status: number; body: any }, status: number, pattern?: RegExp) {
   assert.equal(response.status, status, JSON.stringify(response.body));
@@ -119,13 +121,13 @@ function registerApiTests() {
     test("a custom secret is kept and shown once", async () => {
       const webhook = await register({ secret: "optional-custom-secret" });
       assert.equal(webhook.secret, "optional-custom-secret");
-      const read = await call({ method: "GET", url: `/api/webhooks/${webhook.id}`, headers: auth });
+      const read = await get(`/api/webhooks/${webhook.id}`);
       assert.equal(read.body.webhook.secret, "***");
     });
 
     test("GET /api/webhooks lists webhooks with count and masked secrets", async () => {
       const webhook = await register();
-      const response = await call({ method: "GET", url: "/api/webhooks", headers: auth });
+      const response = await get("/api/webhooks");
       assert.equal(response.status, 200);
       assert.equal(response.body.success, true);
       assert.equal(response.body.count, response.body.webhooks.length);
@@ -137,11 +139,7 @@ function registerApiTests() {
 
     test("GET /api/webhooks/:id returns one webhook, masked", async () => {
       const webhook = await register();
-      const response = await call({
-        method: "GET",
-        url: `/api/webhooks/${webhook.id}`,
-        headers: auth,
-      });
+      const response = await get(`/api/webhooks/${webhook.id}`);
       assert.equal(response.status, 200);
       assert.deepEqual(response.body, { success: true, webhook: { ...webhook, secret: "***" } });
     });
@@ -183,21 +181,11 @@ function registerApiTests() {
 
     test("DELETE /api/webhooks/:id removes it; a second delete is 404", async () => {
       const webhook = await register();
-      const response = await call({
-        method: "DELETE",
-        url: `/api/webhooks/${webhook.id}`,
-        headers: auth,
-      });
+      const response = await del(`/api/webhooks/${webhook.id}`);
       assert.equal(response.status, 200);
       assert.deepEqual(response.body, { success: true, message: "Webhook deleted successfully" });
-      assertError(
-        await call({ method: "GET", url: `/api/webhooks/${webhook.id}`, headers: auth }),
-        404,
-      );
-      assertError(
-        await call({ method: "DELETE", url: `/api/webhooks/${webhook.id}`, headers: auth }),
-        404,
-      );
+      assertError(await get(`/api/webhooks/${webhook.id}`), 404);
+      assertError(await del(`/api/webhooks/${webhook.id}`), 404);
     });
 
     test("DELETE with a JSON content type and no body is an ordinary delete", async () => {
@@ -370,14 +358,7 @@ function registerApiTests() {
     test("deliveries paging rejects bad limits and cursors", async () => {
       const webhook = await register();
       for (const query of ["limit=0", "limit=501", "limit=abc", "cursor=bogus"]) {
-        assertError(
-          await call({
-            method: "GET",
-            url: `/api/webhooks/${webhook.id}/deliveries?${query}`,
-            headers: auth,
-          }),
-          400,
-        );
+        assertError(await get(`/api/webhooks/${webhook.id}/deliveries?${query}`), 400);
       }
     });
   });
@@ -385,7 +366,7 @@ function registerApiTests() {
   describe("not found", () => {
     test("a NUL character in a name is 400 and in an id not found, on every store alike", async () => {
       assertNameRefused(await registerNamed("nul\u0000name"), /NUL/);
-      const lookup = await call({ method: "GET", url: "/api/webhooks/a%00b", headers: auth });
+      const lookup = await get("/api/webhooks/a%00b");
       assert.ok([400, 404].includes(lookup.status), JSON.stringify(lookup.body));
       assertError(lookup, lookup.status);
     });
@@ -402,11 +383,7 @@ function registerApiTests() {
         },
       });
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
-      const stored = await call({
-        method: "GET",
-        url: `/api/incoming-events/${answer.body.eventId}`,
-        headers: auth,
-      });
+      const stored = await get(`/api/incoming-events/${answer.body.eventId}`);
       assert.equal(stored.status, 200, JSON.stringify(stored.body));
       assert.equal(stored.body.event.event, "odd\uFFFDname");
       assert.equal(stored.body.event.body, body);
@@ -414,10 +391,7 @@ function registerApiTests() {
 
     test("a time filter beyond any date is 400", async () => {
       for (const query of ["since=99999999999999999999", "until=99999999999999999999"]) {
-        assertError(
-          await call({ method: "GET", url: `/api/incoming-events?${query}`, headers: auth }),
-          400,
-        );
+        assertError(await get(`/api/incoming-events?${query}`), 400);
       }
     });
 
@@ -438,14 +412,7 @@ function registerApiTests() {
         assertError(response, 404, /not found/i);
       }
       const webhook = await register();
-      assertError(
-        await call({
-          method: "GET",
-          url: `/api/webhooks/${webhook.id}/deliveries/del_missing`,
-          headers: auth,
-        }),
-        404,
-      );
+      assertError(await get(`/api/webhooks/${webhook.id}/deliveries/del_missing`), 404);
     });
 
     test("unknown routes are 404 in the error format", async () => {
@@ -455,14 +422,10 @@ function registerApiTests() {
 
     test("a path the router cannot read is 400 or 414 in the error format", async () => {
       for (const url of ["/api/webhooks/%ZZ", "/api/webhooks/a%", "/api/webhooks/%ZZ/deliveries"]) {
-        assertError(await call({ method: "GET", url, headers: auth }), 400, /not a valid URL/);
+        assertError(await get(url), 400, /not a valid URL/);
       }
       const long = "x".repeat(600);
-      assertError(
-        await call({ method: "GET", url: `/api/webhooks/${long}`, headers: auth }),
-        414,
-        /too long/,
-      );
+      assertError(await get(`/api/webhooks/${long}`), 414, /too long/);
       assertError(
         await call({ method: "POST", url: `/api/incoming-webhooks/${long}`, payload: {} }),
         414,
@@ -502,11 +465,7 @@ function registerApiTests() {
 
   describe("events and triggers", () => {
     test("GET /api/webhooks/events/types lists the seed's 12 types", async () => {
-      const response = await call({
-        method: "GET",
-        url: "/api/webhooks/events/types",
-        headers: auth,
-      });
+      const response = await get("/api/webhooks/events/types");
       assert.equal(response.status, 200);
       assert.deepEqual(response.body, {
         success: true,
@@ -542,24 +501,16 @@ function registerApiTests() {
       assert.match(response.body.eventId, /^evt_/);
       assert.equal(response.body.deliveries, 1);
 
-      const event = await call({
-        method: "GET",
-        url: `/api/events/${response.body.eventId}`,
-        headers: auth,
-      });
+      const event = await get(`/api/events/${response.body.eventId}`);
       assert.equal(event.status, 200, JSON.stringify(event.body));
       assert.equal(event.body.event.id, response.body.eventId);
       assert.equal(event.body.event.event, "document.processed");
       assert.deepEqual(event.body.event.payload.data, { documentId: "d1" });
       assert.ok(!Number.isNaN(Date.parse(event.body.event.timestamp)));
-      assertError(await call({ method: "GET", url: "/api/events/evt_none", headers: auth }), 404);
+      assertError(await get("/api/events/evt_none"), 404);
       assertError(await call({ method: "GET", url: `/api/events/${response.body.eventId}` }), 401);
 
-      const history = await call({
-        method: "GET",
-        url: `/api/webhooks/${match.id}/deliveries`,
-        headers: auth,
-      });
+      const history = await get(`/api/webhooks/${match.id}/deliveries`);
       assert.equal(history.status, 200);
       assert.equal(history.body.count, 1);
       const [delivery] = history.body.deliveries;
@@ -576,19 +527,11 @@ function registerApiTests() {
       assert.equal(history.body.nextCursor, null);
 
       for (const w of [paused, other]) {
-        const none = await call({
-          method: "GET",
-          url: `/api/webhooks/${w.id}/deliveries`,
-          headers: auth,
-        });
+        const none = await get(`/api/webhooks/${w.id}/deliveries`);
         assert.equal(none.body.count, 0);
       }
 
-      const detail = await call({
-        method: "GET",
-        url: `/api/webhooks/${match.id}/deliveries/${delivery.id}`,
-        headers: auth,
-      });
+      const detail = await get(`/api/webhooks/${match.id}/deliveries/${delivery.id}`);
       assert.equal(detail.status, 200);
       assert.equal(detail.body.delivery.id, delivery.id);
       assert.deepEqual(detail.body.delivery.attemptLog, []);
@@ -604,17 +547,9 @@ function registerApiTests() {
       const put = (active: boolean) =>
         call({ method: "PUT", url: `/api/webhooks/${w.id}`, payload: { active }, headers: auth });
       const held = async () => {
-        const list = await call({
-          method: "GET",
-          url: `/api/webhooks/${w.id}/deliveries`,
-          headers: auth,
-        });
+        const list = await get(`/api/webhooks/${w.id}/deliveries`);
         const [delivery] = list.body.deliveries;
-        const detail = await call({
-          method: "GET",
-          url: `/api/webhooks/${w.id}/deliveries/${delivery.id}`,
-          headers: auth,
-        });
+        const detail = await get(`/api/webhooks/${w.id}/deliveries/${delivery.id}`);
         assert.equal(detail.body.delivery.heldBecause, delivery.heldBecause);
         return delivery.heldBecause as string | null;
       };
