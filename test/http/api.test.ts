@@ -64,6 +64,11 @@ async function call(options: InjectOptions) {
 
 const post = (url: string, payload: unknown, headers: Record<string, string> = auth) =>
   call({ method: "POST", url, payload: payload as object, headers });
+/** A POST whose body is sent as given, with its own content type. */
+const postRaw = (url: string, contentType: string, payload: string) =>
+  call({ method: "POST", url, payload, headers: { ...auth, "content-type": contentType } });
+const put = (url: string, payload: unknown) =>
+  call({ method: "PUT", url, payload: payload as object, headers: auth });
 const get = (url: string) => call({ method: "GET", url, headers: auth });
 const del = (url: string) => call({ method: "DELETE", url, headers: auth });
 
@@ -147,16 +152,11 @@ function registerApiTests() {
     test("PUT /api/webhooks/:id changes the given fields and updatedAt", async () => {
       const webhook = await register();
       await new Promise((resolve) => setTimeout(resolve, 5));
-      const response = await call({
-        method: "PUT",
-        url: `/api/webhooks/${webhook.id}`,
-        headers: auth,
-        payload: {
-          name: "Updated Webhook Name",
-          url: "https://new-url.com/webhook",
-          events: ["user.created", "user.deleted"],
-          active: false,
-        },
+      const response = await put(`/api/webhooks/${webhook.id}`, {
+        name: "Updated Webhook Name",
+        url: "https://new-url.com/webhook",
+        events: ["user.created", "user.deleted"],
+        active: false,
       });
       assert.equal(response.status, 200);
       assert.equal(response.body.message, "Webhook updated successfully");
@@ -169,12 +169,7 @@ function registerApiTests() {
       assert.equal(updated.createdAt, webhook.createdAt);
       assert.ok(updated.updatedAt > webhook.updatedAt);
 
-      const partial = await call({
-        method: "PUT",
-        url: `/api/webhooks/${webhook.id}`,
-        headers: auth,
-        payload: { active: true },
-      });
+      const partial = await put(`/api/webhooks/${webhook.id}`, { active: true });
       assert.equal(partial.body.webhook.name, "Updated Webhook Name");
       assert.equal(partial.body.webhook.active, true);
     });
@@ -215,12 +210,12 @@ function registerApiTests() {
 
     test("an update may send the secret back masked, but cannot change it", async () => {
       const webhook = await register({ secret: "kept-secret-123" });
-      const put = (payload: Record<string, unknown>) =>
-        call({ method: "PUT", url: `/api/webhooks/${webhook.id}`, headers: auth, payload });
-      const masked = await put({ name: "Renamed", secret: "***" });
+      const update = (payload: Record<string, unknown>) =>
+        put(`/api/webhooks/${webhook.id}`, payload);
+      const masked = await update({ name: "Renamed", secret: "***" });
       assert.equal(masked.status, 200, JSON.stringify(masked.body));
       assert.equal(masked.body.webhook.name, "Renamed");
-      const changed = await put({ secret: "another-secret" });
+      const changed = await update({ secret: "another-secret" });
       assertError(changed, 400, /secret cannot be changed/);
       assert.equal(changed.body.field, "secret");
     });
@@ -228,12 +223,7 @@ function registerApiTests() {
     test("a name of only spaces is 400 naming the field, on create and on update", async () => {
       assertNameRefused(await registerNamed("   "), /name/);
       const webhook = await register();
-      const updated = await call({
-        method: "PUT",
-        url: `/api/webhooks/${webhook.id}`,
-        headers: auth,
-        payload: { name: " \t " },
-      });
+      const updated = await put(`/api/webhooks/${webhook.id}`, { name: " \t " });
       assertError(updated, 400, /name/);
       assert.equal(updated.body.field, "name");
     });
@@ -259,95 +249,43 @@ function registerApiTests() {
         /user\.exploded/,
       );
       const webhook = await register();
-      assertError(
-        await call({
-          method: "PUT",
-          url: `/api/webhooks/${webhook.id}`,
-          headers: auth,
-          payload: { events: ["nope"] },
-        }),
-        400,
-        /nope/,
-      );
+      assertError(await put(`/api/webhooks/${webhook.id}`, { events: ["nope"] }), 400, /nope/);
       assertError(await post("/api/webhooks/trigger", { event: "nope", data: {} }), 400, /nope/);
     });
 
     test("malformed JSON is 400, a non-JSON content type 415, an oversize body 413", async () => {
-      assertError(
-        await call({
-          method: "POST",
-          url: "/api/webhooks",
-          headers: { ...auth, "content-type": "application/json" },
-          payload: '{"name":',
-        }),
-        400,
-        /JSON/,
-      );
-      assertError(
-        await call({
-          method: "POST",
-          url: "/api/webhooks",
-          headers: { ...auth, "content-type": "text/plain" },
-          payload: "hello",
-        }),
-        415,
-        /application\/json/,
-      );
-      assertError(
-        await call({
-          method: "POST",
-          url: "/api/webhooks",
-          headers: { ...auth, "content-type": "application/x-www-form-urlencoded" },
-          payload: "a=b",
-        }),
-        415,
-      );
+      assertError(await postRaw("/api/webhooks", "application/json", '{"name":'), 400, /JSON/);
+      assertError(await postRaw("/api/webhooks", "text/plain", "hello"), 415, /application\/json/);
+      assertError(await postRaw("/api/webhooks", "application/x-www-form-urlencoded", "a=b"), 415);
       const big = { name: "x".repeat(5000), url: "https://e.com", events: ["user.created"] };
       assertError(await post("/api/webhooks", big), 413);
     });
 
     test("a JSON body that starts with a UTF-8 byte order mark is read", async () => {
-      const response = await call({
-        method: "POST",
-        url: "/api/webhooks",
-        headers: { ...auth, "content-type": "application/json" },
-        payload: `\uFEFF${JSON.stringify({ name: "bom", url: "https://example.com/h", events: ["user.created"] })}`,
-      });
+      const body = { name: "bom", url: "https://example.com/h", events: ["user.created"] };
+      const response = await postRaw(
+        "/api/webhooks",
+        "application/json",
+        `\uFEFF${JSON.stringify(body)}`,
+      );
       assert.equal(response.status, 201, JSON.stringify(response.body));
       assert.equal(response.body.webhook.name, "bom");
     });
 
     test("a __proto__ key is refused with a message that names it, not as invalid JSON", async () => {
-      const response = await call({
-        method: "POST",
-        url: "/api/webhooks/trigger",
-        headers: { ...auth, "content-type": "application/json" },
-        payload: '{"event":"user.created","data":{"__proto__":{"x":1}}}',
-      });
+      const response = await postRaw(
+        "/api/webhooks/trigger",
+        "application/json",
+        '{"event":"user.created","data":{"__proto__":{"x":1}}}',
+      );
       assertError(response, 400, /__proto__/);
       assert.doesNotMatch(response.body.message, /not valid JSON/);
     });
 
     test("an empty update and a non-object body are 400", async () => {
       const webhook = await register();
-      assertError(
-        await call({
-          method: "PUT",
-          url: `/api/webhooks/${webhook.id}`,
-          headers: auth,
-          payload: {},
-        }),
-        400,
-      );
-      assertError(
-        await call({
-          method: "POST",
-          url: "/api/webhooks",
-          headers: { ...auth, "content-type": "application/json" },
-          payload: "[1,2]",
-        }),
-        400,
-      );
+      assertError(await put(`/api/webhooks/${webhook.id}`, {}), 400);
+      assertError(await postRaw("/api/webhooks", "application/json", "[1,2]"), 400);
       assertError(
         await post("/api/webhooks/trigger", { event: "user.created", data: "text" }),
         400,
@@ -544,8 +482,7 @@ function registerApiTests() {
         (await post("/api/webhooks/trigger", { event: "document.processed" })).status,
         200,
       );
-      const put = (active: boolean) =>
-        call({ method: "PUT", url: `/api/webhooks/${w.id}`, payload: { active }, headers: auth });
+      const setActive = (active: boolean) => put(`/api/webhooks/${w.id}`, { active });
       const held = async () => {
         const list = await get(`/api/webhooks/${w.id}/deliveries`);
         const [delivery] = list.body.deliveries;
@@ -554,11 +491,11 @@ function registerApiTests() {
         return delivery.heldBecause as string | null;
       };
 
-      assert.equal((await put(false)).status, 200);
+      assert.equal((await setActive(false)).status, 200);
       const reason = await held();
       assert.match(reason ?? "", /inactive/);
       assert.ok(reason?.includes(`PUT /api/webhooks/${w.id}`), reason ?? "");
-      assert.equal((await put(true)).status, 200);
+      assert.equal((await setActive(true)).status, 200);
       assert.equal(await held(), null);
     });
 
