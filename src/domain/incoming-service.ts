@@ -134,19 +134,28 @@ export function createIncomingService(deps: {
     };
   }
 
-  function checkLimits(source: ResolvedSource, contentLength: number | undefined): void {
+  /**
+   * Refuses a request over its source's rate. Only a verified request uses up the rate (`take`):
+   * before the body is read, a request is refused only if the rate is already used up, so
+   * forged requests cannot crowd out the real sender's.
+   */
+  function checkRate(source: ResolvedSource, take: boolean): void {
     const limit = source.settings.rateLimitPerSecond;
-    if (limit !== null) {
-      const wait = rateLimiter.take(source.source.name, limit);
-      if (wait > 0) {
-        const error = new HeraldError(
-          "rate_limited",
-          `Source '${source.source.name}' accepts ${limit} requests per second and this one is over the limit. Wait ${wait} s (see Retry-After) and send it again.`,
-        );
-        error.retryAfterSeconds = wait;
-        throw error;
-      }
+    if (limit === null) return;
+    const name = source.source.name;
+    const wait = take ? rateLimiter.take(name, limit) : rateLimiter.check(name, limit);
+    if (wait > 0) {
+      const error = new HeraldError(
+        "rate_limited",
+        `Source '${name}' accepts ${limit} requests per second and this one is over the limit. Wait ${wait} s (see Retry-After) and send it again.`,
+      );
+      error.retryAfterSeconds = wait;
+      throw error;
     }
+  }
+
+  function checkLimits(source: ResolvedSource, contentLength: number | undefined): void {
+    checkRate(source, false);
     if (contentLength !== undefined && contentLength > source.settings.maxBodyBytes)
       throw tooLarge(source);
   }
@@ -212,6 +221,7 @@ export function createIncomingService(deps: {
         );
         throw new HeraldError(verification.code, verification.reason);
       }
+      checkRate(source, true);
       const body = readBody();
       const eventName = incomingEventName(request.headers, body);
       const outcome = applyDecision(decide(source, eventName, body), now);

@@ -17,6 +17,21 @@ export class RateLimiter {
    * before the next request would be.
    */
   take(key: string, perSecond: number): number {
+    const bucket = this.refilled(key, perSecond);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return this.waitFor(bucket, perSecond);
+  }
+
+  /** Like `take`, but takes nothing: whether a request for `key` would be allowed now. */
+  check(key: string, perSecond: number): number {
+    const bucket = this.refilled(key, perSecond);
+    return bucket.tokens >= 1 ? 0 : this.waitFor(bucket, perSecond);
+  }
+
+  private refilled(key: string, perSecond: number): Bucket {
     const now = this.clock.now();
     const capacity = Math.max(1, perSecond * 2);
     const bucket = this.buckets.get(key) ?? { tokens: capacity, updatedAt: now };
@@ -26,10 +41,10 @@ export class RateLimiter {
     );
     bucket.updatedAt = now;
     this.buckets.set(key, bucket);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return 0;
-    }
+    return bucket;
+  }
+
+  private waitFor(bucket: Bucket, perSecond: number): number {
     return Math.max(1, Math.ceil((1 - bucket.tokens) / perSecond));
   }
 }

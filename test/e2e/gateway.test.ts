@@ -563,6 +563,27 @@ test("a source over its rate limit is answered 429 with Retry-After and nothing 
   assert.equal(await storedCount(herald, "bursty"), accepted.length);
 });
 
+test("forged requests do not use up a source's rate: the real sender still gets through", async (t) => {
+  const { herald } = await setup(t);
+  const { secret } = await createSource(herald, {
+    name: "guarded",
+    verifier: { type: "hmac" },
+    rateLimitPerSecond: 1,
+  });
+  const body = JSON.stringify({ event: "ping" });
+  for (let i = 0; i < 12; i++) {
+    const forged = await post(herald, "guarded", body, {
+      "x-webhook-signature": digest("sha256", "not-the-secret", body, "hex"),
+    });
+    assertRefused(forged, 401);
+  }
+  const real = await post(herald, "guarded", body, {
+    "x-webhook-signature": digest("sha256", secret, body, "hex"),
+  });
+  assertAccepted(real);
+  assert.equal(await storedCount(herald, "guarded"), 1);
+});
+
 test("received webhooks can be listed, inspected without credentials, and replayed", async (t) => {
   const { herald, receiver } = await setup(t);
   await subscribe(herald, receiver);
