@@ -428,21 +428,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     maxBatch: 500,
     maxInFlight: flushes,
   });
-  // Claims, lease releases and attempt records commit without waiting for the database's disk
-  // (synchronous_commit off), on connections of their own. A crash of the database server may forget
-  // the latest of them; their deliveries are then sent again, which at-least-once delivery allows.
-  // Events and incoming webhooks, which requests are answered for, keep waiting for the disk; and a
-  // commit that waits for the disk makes every earlier one durable too, since the log is written in
-  // order.
-  const lazyPool = new pg.Pool({ ...postgresClientConfig(options), max: flushes + 1 });
-  lazyPool.on("error", () => undefined);
-  lazyPool.on("connect", (client) => {
-    client.on("error", () => undefined);
-    // Queued ahead of any other query on this client; a failure leaves it synchronous.
-    client.query("SET synchronous_commit = off").catch(() => undefined);
-  });
   const record = new BatchQueue<RecordItem, undefined>({
-    run: (items) => writeAttempts(lazyPool, items),
+    run: (items) => writeAttempts(pool, items),
     maxBatch: 500,
     maxInFlight: flushes,
   });
@@ -534,7 +521,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     }): Promise<ClaimedDelivery[]> {
       // The usual claim skips nothing, and its plan then carries no filter at all.
       const skipping = skipWebhooks.length > 0 ? "AND d.webhook_id <> ALL($5::text[])" : "";
-      const { rows } = await lazyPool.query<ClaimRow>({
+      const { rows } = await pool.query<ClaimRow>({
         name: skipping ? "herald_claim_skipping" : "herald_claim",
         text: `WITH fresh AS (
            SELECT d.seq, d.next_attempt_at FROM deliveries d
@@ -580,7 +567,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
     async releaseLeases(ids, workerId) {
       if (ids.length === 0) return;
-      await lazyPool.query(
+      await pool.query(
         `UPDATE deliveries SET locked_by = NULL, locked_until = NULL
          WHERE id = ANY($1::text[]) AND locked_by = $2 AND status = 'pending'`,
         [ids, workerId],
@@ -771,7 +758,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       await Promise.all([enqueue.drain(), record.drain(), incoming.drain()]);
       await Promise.all(liveness.map((held) => held.close()));
       await pool.end();
-      await lazyPool.end();
     },
   };
 }
