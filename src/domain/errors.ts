@@ -22,6 +22,7 @@ export const ERROR_CATALOGUE = {
   source_not_found: { status: 404, error: "Not Found" },
   method_not_allowed: { status: 405, error: "Method Not Allowed" },
   conflict: { status: 409, error: "Conflict" },
+  delivery_pending: { status: 409, error: "Conflict" },
   payload_too_large: { status: 413, error: "Payload Too Large" },
   unsupported_media_type: { status: 415, error: "Unsupported Media Type" },
   uri_too_long: { status: 414, error: "URI Too Long" },

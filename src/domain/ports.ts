@@ -105,6 +105,15 @@ export interface Store {
     options: { limit: number; cursor?: string },
   ): Promise<DeliveryPage>;
   getDelivery(webhookId: string, deliveryId: string): Promise<DeliveryDetail | undefined>;
+  /**
+   * Makes a delivery that is done (failed or succeeded) pending again, due at `now`, keeping its
+   * attempts. `pending`: it is still waiting to be sent, and is left alone.
+   */
+  requeueDelivery(
+    webhookId: string,
+    deliveryId: string,
+    now: number,
+  ): Promise<"requeued" | "pending" | "not_found">;
   /** An outgoing event as it was stored: its type and the exact body every delivery sends. */
   getEvent(id: string): Promise<OutgoingEvent | undefined>;
 

@@ -40,6 +40,8 @@ export interface WebhookService {
     options: { limit: number; cursor?: string },
   ): Promise<DeliveryPage>;
   getDelivery(webhookId: string, deliveryId: string): Promise<DeliveryDetail>;
+  /** Sends a delivery that is done (failed or succeeded) once more, now; returns it, pending. */
+  retryDelivery(webhookId: string, deliveryId: string): Promise<DeliveryDetail>;
   /** An outgoing event, made by a trigger or by routing an incoming webhook. */
   getEvent(id: string): Promise<OutgoingEvent>;
 }
@@ -48,6 +50,13 @@ function webhookNotFound(id: string): HeraldError {
   return new HeraldError(
     "webhook_not_found",
     `Webhook not found: no webhook has the id '${id}'. GET /api/webhooks lists the registered webhooks.`,
+  );
+}
+
+function deliveryNotFound(webhookId: string, deliveryId: string): HeraldError {
+  return new HeraldError(
+    "delivery_not_found",
+    `Delivery not found: webhook '${webhookId}' has no delivery '${deliveryId}'. GET /api/webhooks/${webhookId}/deliveries lists its deliveries.`,
   );
 }
 
@@ -63,6 +72,12 @@ export function createWebhookService(deps: {
     const webhook = await store.getWebhook(id);
     if (!webhook) throw webhookNotFound(id);
     return webhook;
+  }
+
+  async function deliveryOf(webhook: Webhook, deliveryId: string): Promise<DeliveryDetail> {
+    const delivery = await store.getDelivery(webhook.id, deliveryId);
+    if (!delivery) throw deliveryNotFound(webhook.id, deliveryId);
+    return withHoldReason(delivery, webhook);
   }
 
   return {
@@ -147,15 +162,21 @@ export function createWebhookService(deps: {
     },
 
     async getDelivery(webhookId, deliveryId) {
+      return deliveryOf(await get(webhookId), deliveryId);
+    },
+
+    async retryDelivery(webhookId, deliveryId) {
       const webhook = await get(webhookId);
-      const delivery = await store.getDelivery(webhookId, deliveryId);
-      if (!delivery) {
+      const outcome = await store.requeueDelivery(webhookId, deliveryId, clock.now());
+      if (outcome === "not_found") throw deliveryNotFound(webhookId, deliveryId);
+      if (outcome === "pending") {
         throw new HeraldError(
-          "delivery_not_found",
-          `Delivery not found: webhook '${webhookId}' has no delivery '${deliveryId}'. GET /api/webhooks/${webhookId}/deliveries lists its deliveries.`,
+          "delivery_pending",
+          `Delivery '${deliveryId}' is still pending: it will be sent at its next attempt (nextAttemptAt), so there is nothing to retry. Retry a delivery once it has failed or succeeded.`,
         );
       }
-      return withHoldReason(delivery, webhook);
+      wake.notify();
+      return deliveryOf(webhook, deliveryId);
     },
 
     async getEvent(id) {

@@ -200,7 +200,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       if (outcome.kind === "give-up") {
         logger.warn(
           { deliveryId: delivery.id, webhookId: delivery.webhookId, attempts: update.attempts },
-          `Delivery ${delivery.id} failed for good: ${update.attempt.error}. Every attempt is listed at GET /api/webhooks/${delivery.webhookId}/deliveries/${delivery.id}; check the receiver, then trigger the event again if it is still wanted.`,
+          `Delivery ${delivery.id} failed for good: ${update.attempt.error}. Every attempt is listed at GET /api/webhooks/${delivery.webhookId}/deliveries/${delivery.id}; once the receiver is fixed, POST to that address + /retry sends it again.`,
         );
       }
     } catch (error) {

@@ -205,6 +205,40 @@ function deliveryTests(threads: string): void {
     assert.equal(again.attempts, 1);
   });
 
+  test("a failed delivery retried by hand is sent once more, under the same id, and its history keeps both attempts", async (t) => {
+    const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (_req, index, res) => {
+      if (index === 0) res.writeHead(400, { "content-type": "text/plain" }).end("bad");
+      else res.writeHead(200, { "content-type": "text/plain" }).end("OK");
+    });
+    const webhook = await createWebhook(herald, receiver.url);
+    await trigger(herald, "user.created", { n: 1 });
+    const failed = await settledDelivery(herald, webhook.id);
+    assert.equal(failed.status, "failed");
+
+    const retry = await herald.api(
+      "POST",
+      `/api/webhooks/${webhook.id}/deliveries/${failed.id}/retry`,
+    );
+    assert.equal(retry.status, 200, JSON.stringify(retry.body));
+    assert.equal(retry.body.message, "Delivery queued to be sent again");
+    assert.equal(retry.body.delivery.id, failed.id);
+    assert.equal(retry.body.delivery.status, "pending");
+
+    const delivered = await settledDelivery(herald, webhook.id);
+    assert.equal(delivered.status, "success");
+    assert.equal(delivered.attempts, 2);
+    assert.deepEqual(
+      delivered.attemptLog.map((a: { statusCode: number }) => a.statusCode),
+      [400, 200],
+    );
+    assert.equal(receiver.requests.length, 2);
+    assert.equal(
+      receiver.requests[1]?.headers["x-webhook-delivery"],
+      receiver.requests[0]?.headers["x-webhook-delivery"],
+    );
+    assert.equal(receiver.requests[1]?.body, receiver.requests[0]?.body);
+  });
+
   test("a 429 answer with Retry-After: 1 is retried after about one second", async (t) => {
     const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (_req, index, res) => {
       if (index === 0) res.writeHead(429, { "retry-after": "1" }).end("slow down");

@@ -645,6 +645,26 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
     });
 
+    test("a delivery that is done can be queued again, due at once; a pending one is left alone", async () => {
+      const w = webhook();
+      const claimed = await claimOneFor(w, "evt_again");
+      assert.equal(await store.requeueDelivery(w.id, claimed.id, 50), "pending");
+      await store.recordAttempt(success(claimed.id, 1, 20), "w");
+      assert.equal(await store.requeueDelivery(w.id, claimed.id, 60), "requeued");
+      const detail = await store.getDelivery(w.id, claimed.id);
+      assert.equal(detail?.status, "pending");
+      assert.equal(detail?.nextAttemptAt, 60);
+      assert.equal(detail?.attempts, 1);
+      assert.equal(detail?.attemptLog.length, 1);
+      assert.deepEqual(
+        (await claim("w2", 60, 200, 10)).map((d) => [d.id, d.attempts]),
+        [[claimed.id, 1]],
+      );
+      assert.equal(await store.requeueDelivery(w.id, claimed.id, 70), "pending");
+      assert.equal(await store.requeueDelivery(w.id, "del_none", 70), "not_found");
+      assert.equal(await store.requeueDelivery("wh_other", claimed.id, 70), "not_found");
+    });
+
     test("a worker whose lease ran out cannot move the delivery on, but its attempt is kept", async () => {
       const w = webhook();
       await store.insertWebhook(w);

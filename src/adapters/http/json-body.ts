@@ -1,7 +1,8 @@
 /**
  * The API's JSON body parser: Fastify's own (which refuses `__proto__` and `constructor.prototype`
- * keys), with three differences a client can see. A DELETE whose client sends
- * `Content-Type: application/json` out of habit, with no body, is read as having no body; a UTF-8
+ * keys), with three differences a client can see. A request to a route that takes no body (a
+ * DELETE, a retry) whose client sends `Content-Type: application/json` out of habit, with no body,
+ * is read as having no body; a UTF-8
  * byte order mark, which some editors and shells put first, is skipped; and a body refused for a
  * forbidden key is told so, rather than called invalid JSON.
  */
@@ -23,7 +24,7 @@ export function useJsonBodyParser(app: FastifyInstance): void {
   app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
     const raw = body as string;
     const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
-    if (text.length === 0 && request.method === "DELETE") {
+    if (text.length === 0 && !request.routeOptions.schema?.body) {
       done(null, undefined);
       return;
     }

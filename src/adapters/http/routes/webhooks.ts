@@ -140,17 +140,9 @@ export function registerWebhookRoutes(app: FastifyInstance, service: WebhookServ
     },
   );
 
-  app.get<{ Params: { id: string; deliveryId: string } }>(
+  app.get<{ Params: DeliveryParams }>(
     "/:id/deliveries/:deliveryId",
-    {
-      schema: {
-        params: {
-          type: "object",
-          required: ["id", "deliveryId"],
-          properties: { id: { type: "string" }, deliveryId: { type: "string" } },
-        },
-      },
-    },
+    { schema: { params: deliveryParams } },
     async (request) => ({
       success: true,
       delivery: viewDeliveryDetail(
@@ -158,7 +150,30 @@ export function registerWebhookRoutes(app: FastifyInstance, service: WebhookServ
       ),
     }),
   );
+
+  app.post<{ Params: DeliveryParams }>(
+    "/:id/deliveries/:deliveryId/retry",
+    { schema: { params: deliveryParams } },
+    async (request) => ({
+      success: true,
+      message: "Delivery queued to be sent again",
+      delivery: viewDeliveryDetail(
+        await service.retryDelivery(request.params.id, request.params.deliveryId),
+      ),
+    }),
+  );
 }
+
+interface DeliveryParams {
+  id: string;
+  deliveryId: string;
+}
+
+const deliveryParams = {
+  type: "object",
+  required: ["id", "deliveryId"],
+  properties: { id: { type: "string" }, deliveryId: { type: "string" } },
+} as const;
 
 /** Registers the outgoing event routes on `app` (mounted at /api/events). */
 export function registerEventRoutes(app: FastifyInstance, service: WebhookService): void {

@@ -642,6 +642,26 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       };
     },
 
+    async requeueDelivery(webhookId, deliveryId, now) {
+      const requeued = await pool.query(
+        `UPDATE deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $3,
+           locked_by = NULL, locked_until = NULL
+         WHERE id = $1 AND webhook_id = $2 AND status <> 'pending'`,
+        [deliveryId, webhookId, now],
+      );
+      if ((requeued.rowCount ?? 0) > 0) {
+        // Wakes idle workers in every process, as a committed trigger does; without it they still
+        // find the delivery at their next poll.
+        await pool.query(`NOTIFY ${DELIVERY_CHANNEL}`).catch(() => undefined);
+        return "requeued";
+      }
+      const { rowCount } = await pool.query(
+        "SELECT 1 FROM deliveries WHERE id = $1 AND webhook_id = $2",
+        [deliveryId, webhookId],
+      );
+      return (rowCount ?? 0) > 0 ? "pending" : "not_found";
+    },
+
     async getDelivery(webhookId, deliveryId): Promise<DeliveryDetail | undefined> {
       const { rows } = await pool.query<DeliveryRow>(
         `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id

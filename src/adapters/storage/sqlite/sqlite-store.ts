@@ -357,6 +357,12 @@ export function openSqliteStore(path: string): Store {
       };
     },
 
+    async requeueDelivery(webhookId, deliveryId, now) {
+      const op = { kind: "requeueDelivery" as const, id: deliveryId, webhookId, now };
+      if (await writer.write<boolean>(op)) return "requeued";
+      return q.getDelivery.get(deliveryId, webhookId) ? "pending" : "not_found";
+    },
+
     async getDelivery(webhookId, deliveryId): Promise<DeliveryDetail | undefined> {
       const row = q.getDelivery.get(deliveryId, webhookId);
       if (!row) return undefined;

@@ -20,6 +20,7 @@ export type WriteOp =
   | { kind: "deleteWebhook"; id: string }
   | { kind: "outgoing"; outgoing: OutgoingWrite }
   | { kind: "attempt"; columns: AttemptColumns; moveDelivery: boolean }
+  | { kind: "requeueDelivery"; id: string; webhookId: string; now: number }
   | { kind: "incoming"; row: Columns; outgoing: OutgoingWrite | undefined }
   | {
       kind: "routing";
@@ -116,6 +117,10 @@ export function createWriteStatements(db: Database.Database) {
        error, response_headers, response_body)
        SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?)`,
     ),
+    requeueDelivery: db.prepare(
+      `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+       WHERE id = ? AND webhook_id = ? AND status <> 'pending'`,
+    ),
     insertIncoming: db.prepare(
       `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, content_type,
        verified_by, verified, status, outgoing_event_id, route_error, received_at)
@@ -211,6 +216,8 @@ export function applyWriteOp(q: WriteStatements, op: WriteOp): WriteResult {
       q.insertAttemptIfDelivery.run(id, number, startedAt, durationMs, code, error, kept, body, id);
       return null;
     }
+    case "requeueDelivery":
+      return q.requeueDelivery.run(op.now, op.now, op.id, op.webhookId).changes > 0;
     case "incoming": {
       const id = op.row.id as string;
       const dedupeKey = op.row.dedupe_key as string | null;
