@@ -92,7 +92,8 @@ export interface Store {
   markWorkerAlive(workerId: string): Promise<void>;
   /**
    * Frees leases that ran out at `now`, and those of workers marked alive whose process has since
-   * died, without waiting for them to run out; resolves with how many.
+   * died (a few seconds after, so that a cut connection that comes back costs nothing), without
+   * waiting for them to run out; resolves with how many.
    */
   releaseExpiredLeases(now: number): Promise<number>;
   /**

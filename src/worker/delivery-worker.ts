@@ -64,8 +64,8 @@ export interface DeliveryWorker {
 }
 
 /**
- * How often leases are swept: those that ran out, and those of workers that died (found at once
- * where the store can tell, as on PostgreSQL).
+ * How often leases are swept: those that ran out, and those of workers that died (found within a
+ * few seconds where the store can tell, as on PostgreSQL).
  */
 const SWEEP_INTERVAL_MS = 5_000;
 

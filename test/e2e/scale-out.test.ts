@@ -234,7 +234,7 @@ test("three processes on one database lose nothing when a worker is killed mid-r
   );
 });
 
-test("the only process, killed with SIGKILL and started again, sends what it held at once, not when its leases run out", {
+test("the only process, killed with SIGKILL and started again, sends what it held within seconds, not when its leases run out", {
   timeout: 60_000,
 }, async (t) => {
   const { schema, drop } = await createTestSchema();

@@ -9,6 +9,7 @@ import {
   openPostgresStore,
   postgresClientConfig,
 } from "../../src/adapters/storage/postgres/postgres-store.js";
+import { WORKER_GRACE_MS } from "../../src/adapters/storage/postgres/worker-liveness.js";
 import { plainWebhook } from "../support/fixtures.js";
 import { createTestSchema, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
@@ -133,7 +134,7 @@ test("deleting a webhook while events for it are being stored leaves none of its
   }
 });
 
-test("a dead worker's leases are freed at once; a live worker's and an unregistered one's are kept until they run out", async () => {
+test("a dead worker's leases are freed after a short grace; a live worker's and an unregistered one's are kept until they run out", async () => {
   const { schema, drop } = await createTestSchema();
   const open = () => openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
   // Two stores on one schema stand for two processes.
@@ -160,9 +161,12 @@ test("a dead worker's leases are freed at once; a live worker's and an unregiste
     assert.equal(await second.releaseExpiredLeases(200), 0, "a live worker's leases were freed");
     assert.equal((await claim(second, "worker-second", 10)).length, 0);
 
-    // The first process ends: its session, and with it the lock, is gone.
+    // The first process ends: its session, and with it the lock, is gone. It counts as dead once
+    // the grace has passed.
     await first.close();
-    assert.equal(await second.releaseExpiredLeases(200), 2);
+    assert.equal(await second.releaseExpiredLeases(200), 0, "freed before the grace passed");
+    assert.equal(await second.releaseExpiredLeases(200 + WORKER_GRACE_MS - 1), 0);
+    assert.equal(await second.releaseExpiredLeases(200 + WORKER_GRACE_MS), 2);
     const resent = await claim(second, "worker-second", 10);
     assert.deepEqual(resent.map((d) => d.id).sort(), ["del_alive_0", "del_alive_1"]);
     assert.equal(await second.releaseExpiredLeases(farAway), 3, "leases that ran out are freed");
@@ -190,7 +194,7 @@ test("a worker whose liveness lock another session holds is not marked alive", a
   }
 });
 
-test("a process's own sweep keeps its workers' leases while their liveness connection is down", async () => {
+test("a worker whose liveness connection is cut keeps its leases: its own sweep never frees them, and it is back within the grace", async () => {
   const { schema, drop } = await createTestSchema();
   const open = () => openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
   const own = await open();
@@ -219,7 +223,31 @@ test("a process's own sweep keeps its workers' leases while their liveness conne
       [0x48524c44, "worker-own"],
     );
     assert.equal(await own.releaseExpiredLeases(200), 0, "its own sweep freed its lease");
-    assert.equal(await other.releaseExpiredLeases(200), 1, "another process keeps a dead lease");
+    assert.equal(await other.releaseExpiredLeases(200), 0, "freed before the grace passed");
+    // It reconnects and takes its lock back; a sweep after the grace then leaves it alone.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const held = await admin.query(
+        `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+         AND classid = $1::oid AND objid = hashtext($2)::oid`,
+        [0x48524c44, "worker-own"],
+      );
+      if (held.rowCount) break;
+      assert.ok(Date.now() < deadline, "the worker did not take its lock back");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(await other.releaseExpiredLeases(200 + WORKER_GRACE_MS), 0);
+    assert.equal(
+      (
+        await other.claimDueDeliveries({
+          now: 300,
+          limit: 1,
+          workerId: "worker-other",
+          leaseUntil: 400,
+        })
+      ).length,
+      0,
+    );
   } finally {
     await admin.end();
     await own.close();

@@ -129,6 +129,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE delivery_attempts DROP CONSTRAINT delivery_attempts_pkey;
   ALTER TABLE delivery_attempts ADD PRIMARY KEY (delivery_id, attempt, started_at);
   `,
+  `
+  -- Since when a registered worker has been without its lock; it counts as dead only after a grace.
+  ALTER TABLE herald_workers ADD COLUMN missing_since bigint;
+  `,
 ];
 
 /** An arbitrary constant naming Herald's migration lock among the database's advisory locks. */

@@ -41,7 +41,12 @@ import {
 } from "../rows.js";
 import type { HeldSession } from "./held-session.js";
 import { migratePostgres } from "./migrations.js";
-import { DEAD_WORKERS, holdWorkerLiveness } from "./worker-liveness.js";
+import {
+  DEAD_WORKERS,
+  holdWorkerLiveness,
+  NOTE_MISSING_WORKERS,
+  WORKER_GRACE_MS,
+} from "./worker-liveness.js";
 
 /** The channel a committed trigger notifies. */
 export const DELIVERY_CHANNEL = "herald_deliveries";
@@ -596,7 +601,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     releaseExpiredLeases: (now) =>
       // In one transaction, so a dead worker is forgotten only together with freeing its leases.
       inTransaction(pool, async (client) => {
-        const { rows } = await client.query<{ id: string }>(DEAD_WORKERS, [ownWorkers]);
+        await client.query(NOTE_MISSING_WORKERS, [ownWorkers, now]);
+        const { rows } = await client.query<{ id: string }>(DEAD_WORKERS, [
+          ownWorkers,
+          now - WORKER_GRACE_MS,
+        ]);
         const dead = rows.map((row) => row.id);
         let released = 0;
         if (dead.length > 0) {

@@ -2,7 +2,9 @@
  * A delivering process shows it is alive by holding a session advisory lock on a connection of its
  * own, with a row in herald_workers naming it. PostgreSQL drops the lock the moment that session
  * ends, whether the process stopped, crashed or was killed, so a sweep in any process can free a
- * dead worker's leases at once instead of waiting for them to run out.
+ * dead worker's leases seconds later instead of waiting for them to run out. The few seconds of
+ * grace let a live worker whose connection was cut take its lock back before anyone resends its
+ * deliveries.
  */
 import type pg from "pg";
 import { type HeldSession, holdSession } from "./held-session.js";
@@ -10,18 +12,30 @@ import { type HeldSession, holdSession } from "./held-session.js";
 /** First key of Herald's worker locks among the database's advisory locks ("HRLD"). */
 export const WORKER_LOCK_CLASS = 0x48524c44;
 
-/**
- * Deletes, and returns, the registered workers with no lock held under their name: they are gone.
- * `$1` lists the sweeping process's own workers, alive whatever their lock (it may be reconnecting).
- */
-export const DEAD_WORKERS = `
-  DELETE FROM herald_workers w
-  WHERE w.id <> ALL($1::text[]) AND NOT EXISTS (
+/** How long a registered worker may be without its lock before it counts as dead. */
+export const WORKER_GRACE_MS = 3_000;
+
+/** True when the worker of row `w` holds its lock, i.e. its session is up. */
+const HOLDS_LOCK = `EXISTS (
     SELECT 1 FROM pg_locks l
     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
       AND l.classid = ${WORKER_LOCK_CLASS}::oid
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND l.objid = hashtext(w.id)::oid)
+      AND l.objid = hashtext(w.id)::oid)`;
+
+/**
+ * Notes since when (`$2`, now) each registered worker has been without its lock, and forgets that
+ * for those holding it again: a lost connection that comes back within the grace costs nothing.
+ * `$1` lists the sweeping process's own workers, alive whatever their lock (one may be reconnecting).
+ */
+export const NOTE_MISSING_WORKERS = `
+  UPDATE herald_workers w SET missing_since = CASE WHEN ${HOLDS_LOCK} THEN NULL ELSE $2::bigint END
+  WHERE w.id <> ALL($1::text[]) AND ${HOLDS_LOCK} = (w.missing_since IS NOT NULL)`;
+
+/** Deletes, and returns, the workers without their lock since `$2` (now less the grace) or before. */
+export const DEAD_WORKERS = `
+  DELETE FROM herald_workers w
+  WHERE w.id <> ALL($1::text[]) AND w.missing_since <= $2 AND NOT ${HOLDS_LOCK}
   RETURNING w.id`;
 
 /**
@@ -52,7 +66,8 @@ export function holdWorkerLiveness(
         );
       }
       await client.query(
-        "INSERT INTO herald_workers (id, started_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        `INSERT INTO herald_workers (id, started_at) VALUES ($1, $2)
+         ON CONFLICT (id) DO UPDATE SET missing_since = NULL`,
         [workerId, now()],
       );
     },
