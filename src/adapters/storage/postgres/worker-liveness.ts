@@ -25,11 +25,13 @@ const HOLDS_LOCK = `EXISTS (
 
 /**
  * Notes since when (`$2`, now) each registered worker has been without its lock, and forgets that
- * for those holding it again: a lost connection that comes back within the grace costs nothing.
+ * for those holding it again (only rows whose state changed are written): a lost connection that
+ * comes back within the grace costs nothing.
  * `$1` lists the sweeping process's own workers, alive whatever their lock (one may be reconnecting).
  */
 export const NOTE_MISSING_WORKERS = `
-  UPDATE herald_workers w SET missing_since = CASE WHEN ${HOLDS_LOCK} THEN NULL ELSE $2::bigint END
+  UPDATE herald_workers w
+  SET missing_since = CASE WHEN w.missing_since IS NULL THEN $2::bigint END
   WHERE w.id <> ALL($1::text[]) AND ${HOLDS_LOCK} = (w.missing_since IS NOT NULL)`;
 
 /** Deletes, and returns, the workers without their lock since `$2` (now less the grace) or before. */
