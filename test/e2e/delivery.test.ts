@@ -215,14 +215,28 @@ function deliveryTests(threads: string): void {
     const failed = await settledDelivery(herald, webhook.id);
     assert.equal(failed.status, "failed");
 
+    // Retried while its webhook is inactive, it waits, and says so.
+    const setActive = async (active: boolean) =>
+      assert.equal(
+        (await herald.api("PUT", `/api/webhooks/${webhook.id}`, { active })).status,
+        200,
+      );
+    await setActive(false);
     const retry = await herald.api(
       "POST",
       `/api/webhooks/${webhook.id}/deliveries/${failed.id}/retry`,
     );
     assert.equal(retry.status, 200, JSON.stringify(retry.body));
-    assert.equal(retry.body.message, "Delivery queued to be sent again");
+    assert.match(
+      retry.body.message,
+      /^Delivery queued to be sent again once its webhook is active/,
+    );
     assert.equal(retry.body.delivery.id, failed.id);
     assert.equal(retry.body.delivery.status, "pending");
+    assert.match(retry.body.delivery.heldBecause, /inactive/);
+    await sleep(300);
+    assert.equal(receiver.requests.length, 1, "sent while its webhook was inactive");
+    await setActive(true);
 
     const delivered = await settledDelivery(herald, webhook.id);
     assert.equal(delivered.status, "success");
@@ -237,6 +251,16 @@ function deliveryTests(threads: string): void {
       receiver.requests[0]?.headers["x-webhook-delivery"],
     );
     assert.equal(receiver.requests[1]?.body, receiver.requests[0]?.body);
+
+    // A delivery that succeeded can be sent again too.
+    const again = await herald.api(
+      "POST",
+      `/api/webhooks/${webhook.id}/deliveries/${failed.id}/retry`,
+    );
+    assert.equal(again.body.message, "Delivery queued to be sent again");
+    assert.equal(again.body.delivery.heldBecause, null);
+    await waitFor(async () => receiver.requests.length === 3 || undefined, 5000, "a third send");
+    assert.equal(receiver.requests[2]?.body, receiver.requests[0]?.body);
   });
 
   test("a 429 answer with Retry-After: 1 is retried after about one second", async (t) => {

@@ -154,13 +154,16 @@ export function registerWebhookRoutes(app: FastifyInstance, service: WebhookServ
   app.post<{ Params: DeliveryParams }>(
     "/:id/deliveries/:deliveryId/retry",
     { schema: { params: deliveryParams } },
-    async (request) => ({
-      success: true,
-      message: "Delivery queued to be sent again",
-      delivery: viewDeliveryDetail(
-        await service.retryDelivery(request.params.id, request.params.deliveryId),
-      ),
-    }),
+    async (request) => {
+      const delivery = await service.retryDelivery(request.params.id, request.params.deliveryId);
+      return {
+        success: true,
+        message: delivery.heldBecause
+          ? "Delivery queued to be sent again once its webhook is active (see heldBecause)"
+          : "Delivery queued to be sent again",
+        delivery: viewDeliveryDetail(delivery),
+      };
+    },
   );
 }
 
