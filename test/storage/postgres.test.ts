@@ -9,7 +9,11 @@ import {
   openPostgresStore,
   postgresClientConfig,
 } from "../../src/adapters/storage/postgres/postgres-store.js";
-import { WORKER_GRACE_MS } from "../../src/adapters/storage/postgres/worker-liveness.js";
+import {
+  WORKER_GRACE_MS,
+  WORKER_LOCK_CLASS,
+} from "../../src/adapters/storage/postgres/worker-liveness.js";
+import type { Store } from "../../src/domain/ports.js";
 import { plainWebhook } from "../support/fixtures.js";
 import { createTestSchema, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
@@ -134,13 +138,30 @@ test("deleting a webhook while events for it are being stored leaves none of its
   }
 });
 
-test("a dead worker's leases are freed after a short grace; a live worker's and an unregistered one's are kept until they run out", async () => {
+/**
+ * Runs `body` on a fresh schema. Each store `open` gives stands for one process; all are closed
+ * and the schema dropped afterwards.
+ */
+async function onFreshSchema(body: (open: () => Promise<Store>) => Promise<void>): Promise<void> {
   const { schema, drop } = await createTestSchema();
-  const open = () => openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
-  // Two stores on one schema stand for two processes.
-  const first = await open();
-  const second = await open();
+  const opened: Store[] = [];
   try {
+    await body(async () => {
+      const store = await openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
+      opened.push(store);
+      return store;
+    });
+  } finally {
+    for (const store of opened) await store.close();
+    await drop();
+  }
+}
+
+test("a dead worker's leases are freed after a short grace; a live worker's and an unregistered one's are kept until they run out", () =>
+  onFreshSchema(async (open) => {
+    // Two stores on one schema stand for two processes.
+    const first = await open();
+    const second = await open();
     await first.insertWebhook(plainWebhook("wh_alive"));
     let serial = 0;
     for (let i = 0; i < 3; i++) {
@@ -170,88 +191,80 @@ test("a dead worker's leases are freed after a short grace; a live worker's and 
     const resent = await claim(second, "worker-second", 10);
     assert.deepEqual(resent.map((d) => d.id).sort(), ["del_alive_0", "del_alive_1"]);
     assert.equal(await second.releaseExpiredLeases(farAway), 3, "leases that ran out are freed");
-  } finally {
-    await first.close();
-    await second.close();
-    await drop();
-  }
-});
+  }));
 
-test("a worker whose liveness lock another session holds is not marked alive", async () => {
-  const { schema, drop } = await createTestSchema();
-  const store = await openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
-  const other = new pg.Client({ connectionString: TEST_PG_URL });
-  await other.connect();
-  try {
-    await other.query("SELECT pg_advisory_lock($1, hashtext($2))", [0x48524c44, "worker-taken"]);
-    await assert.rejects(store.markWorkerAlive("worker-taken"), /holds the liveness lock/);
-    await other.query("SELECT pg_advisory_unlock_all()");
-    await store.markWorkerAlive("worker-taken");
-  } finally {
-    await other.end();
-    await store.close();
-    await drop();
-  }
-});
-
-test("a worker whose liveness connection is cut keeps its leases: its own sweep never frees them, and it is back within the grace", async () => {
-  const { schema, drop } = await createTestSchema();
-  const open = () => openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
-  const own = await open();
-  const other = await open();
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
-  await admin.connect();
-  try {
-    await own.insertWebhook(plainWebhook("wh_own"));
-    await own.enqueueEvent(
-      { id: "evt_own", type: "user.created", body: "{}", createdAt: 1 },
-      (active) => [...active],
-      () => "del_own",
-    );
-    await own.markWorkerAlive("worker-own");
-    const claimed = await own.claimDueDeliveries({
-      now: 100,
-      limit: 1,
-      workerId: "worker-own",
-      leaseUntil: 10 ** 12,
-    });
-    assert.equal(claimed.length, 1);
-    // Its liveness session is cut, as by a network blip.
-    await admin.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_locks
-       WHERE locktype = 'advisory' AND classid = $1::oid AND objid = hashtext($2)::oid`,
-      [0x48524c44, "worker-own"],
-    );
-    assert.equal(await own.releaseExpiredLeases(200), 0, "its own sweep freed its lease");
-    assert.equal(await other.releaseExpiredLeases(200), 0, "freed before the grace passed");
-    // It reconnects and takes its lock back; a sweep after the grace then leaves it alone.
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const held = await admin.query(
-        `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-         AND classid = $1::oid AND objid = hashtext($2)::oid`,
-        [0x48524c44, "worker-own"],
-      );
-      if (held.rowCount) break;
-      assert.ok(Date.now() < deadline, "the worker did not take its lock back");
-      await new Promise((resolve) => setTimeout(resolve, 100));
+test("a worker whose liveness lock another session holds is not marked alive", () =>
+  onFreshSchema(async (open) => {
+    const store = await open();
+    const other = new pg.Client({ connectionString: TEST_PG_URL });
+    await other.connect();
+    try {
+      await other.query("SELECT pg_advisory_lock($1, hashtext($2))", [
+        WORKER_LOCK_CLASS,
+        "worker-taken",
+      ]);
+      await assert.rejects(store.markWorkerAlive("worker-taken"), /holds the liveness lock/);
+      await other.query("SELECT pg_advisory_unlock_all()");
+      await store.markWorkerAlive("worker-taken");
+    } finally {
+      await other.end();
     }
-    assert.equal(await other.releaseExpiredLeases(200 + WORKER_GRACE_MS), 0);
-    assert.equal(
-      (
-        await other.claimDueDeliveries({
-          now: 300,
-          limit: 1,
-          workerId: "worker-other",
-          leaseUntil: 400,
-        })
-      ).length,
-      0,
-    );
-  } finally {
-    await admin.end();
-    await own.close();
-    await other.close();
-    await drop();
-  }
-});
+  }));
+
+test("a worker whose liveness connection is cut keeps its leases: its own sweep never frees them, and it is back within the grace", () =>
+  onFreshSchema(async (open) => {
+    const own = await open();
+    const other = await open();
+    const admin = new pg.Client({ connectionString: TEST_PG_URL });
+    await admin.connect();
+    try {
+      await own.insertWebhook(plainWebhook("wh_own"));
+      await own.enqueueEvent(
+        { id: "evt_own", type: "user.created", body: "{}", createdAt: 1 },
+        (active) => [...active],
+        () => "del_own",
+      );
+      await own.markWorkerAlive("worker-own");
+      const claimed = await own.claimDueDeliveries({
+        now: 100,
+        limit: 1,
+        workerId: "worker-own",
+        leaseUntil: 10 ** 12,
+      });
+      assert.equal(claimed.length, 1);
+      // Its liveness session is cut, as by a network blip.
+      await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_locks
+       WHERE locktype = 'advisory' AND classid = $1::oid AND objid = hashtext($2)::oid`,
+        [WORKER_LOCK_CLASS, "worker-own"],
+      );
+      assert.equal(await own.releaseExpiredLeases(200), 0, "its own sweep freed its lease");
+      assert.equal(await other.releaseExpiredLeases(200), 0, "freed before the grace passed");
+      // It reconnects and takes its lock back; a sweep after the grace then leaves it alone.
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const held = await admin.query(
+          `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+         AND classid = $1::oid AND objid = hashtext($2)::oid`,
+          [WORKER_LOCK_CLASS, "worker-own"],
+        );
+        if (held.rowCount) break;
+        assert.ok(Date.now() < deadline, "the worker did not take its lock back");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(await other.releaseExpiredLeases(200 + WORKER_GRACE_MS), 0);
+      assert.equal(
+        (
+          await other.claimDueDeliveries({
+            now: 300,
+            limit: 1,
+            workerId: "worker-other",
+            leaseUntil: 400,
+          })
+        ).length,
+        0,
+      );
+    } finally {
+      await admin.end();
+    }
+  }));

@@ -698,12 +698,10 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       const w = webhook();
       await store.insertWebhook(w);
       await enqueue("evt_frozen", 1);
-      const claim = (now: number, workerId: string) =>
-        store.claimDueDeliveries({ now, limit: 1, workerId, leaseUntil: now + 10 });
-      const [held] = await claim(10, "frozen");
+      const [held] = await claim("frozen", 10, 20, 1);
       assert.ok(held);
       await store.releaseExpiredLeases(30);
-      assert.equal((await claim(30, "other"))[0]?.id, held.id);
+      assert.equal((await claim("other", 30, 40, 1))[0]?.id, held.id);
       const failedAt31 = success(held.id, 1, 31);
       await store.recordAttempt(
         {
@@ -716,7 +714,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
       // The frozen worker wakes and reports the attempt it started at 12, before the takeover.
       await store.recordAttempt(success(held.id, 1, 12), "frozen");
-      assert.equal((await claim(50, "other"))[0]?.id, held.id);
+      assert.equal((await claim("other", 50, 60, 1))[0]?.id, held.id);
       await store.recordAttempt(success(held.id, 2, 51), "other");
       const detail = await store.getDelivery(w.id, held.id);
       assert.equal(detail?.status, "success");
