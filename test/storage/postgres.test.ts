@@ -6,6 +6,7 @@ import {
   POSTGRES_MIGRATIONS,
 } from "../../src/adapters/storage/postgres/migrations.js";
 import {
+  DELIVERY_CHANNEL,
   openPostgresStore,
   postgresClientConfig,
 } from "../../src/adapters/storage/postgres/postgres-store.js";
@@ -266,5 +267,34 @@ test("a worker whose liveness connection is cut keeps its leases: its own sweep 
       );
     } finally {
       await admin.end();
+    }
+  }));
+
+test("a webhook made active again wakes the workers of every process, naming itself", () =>
+  onFreshSchema(async (open) => {
+    const store = await open();
+    const listener = new pg.Client({ connectionString: TEST_PG_URL });
+    await listener.connect();
+    try {
+      const payloads: string[] = [];
+      listener.on("notification", (message) => payloads.push(message.payload ?? ""));
+      await listener.query(`LISTEN ${DELIVERY_CHANNEL}`);
+      // Other suites share the database and its channels: only this webhook's own payload counts.
+      const id = `wh_wake_${process.pid}_${Date.now()}`;
+      const webhook = { ...plainWebhook(id), active: false };
+      await store.insertWebhook(webhook);
+      await store.updateWebhook({ ...webhook, name: "still paused", updatedAt: 2 });
+      await store.updateWebhook({ ...webhook, active: true, updatedAt: 3 });
+      const deadline = Date.now() + 5000;
+      while (!payloads.includes(`webhook ${id} is active`) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.deepEqual(
+        payloads.filter((payload) => payload.includes(id)),
+        [`webhook ${id} is active`],
+        "exactly one wake, from the update that made the webhook active",
+      );
+    } finally {
+      await listener.end();
     }
   }));
