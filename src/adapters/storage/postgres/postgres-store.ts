@@ -497,9 +497,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       );
       const updated = (result.rowCount ?? 0) > 0;
       if (updated && webhook.active) {
-        // A webhook made active again releases the deliveries it held: workers in every process
-        // are woken for them, as for a trigger, instead of finding them at their next poll. The
-        // payload names the webhook, for whoever watches the channel.
+        // An update that leaves the webhook active may have released deliveries it held while
+        // paused: workers in every process are woken for them, as for a trigger, instead of
+        // finding them at their next poll (a needless wake costs one claim query). The payload
+        // names the webhook, for whoever watches the channel.
         await pool
           .query("SELECT pg_notify($1, $2)", [DELIVERY_CHANNEL, `webhook ${webhook.id} is active`])
           .catch(() => undefined);
