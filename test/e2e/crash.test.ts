@@ -1,7 +1,7 @@
 /**
  * End-to-end durability: Herald runs as a child process, is killed with SIGKILL while events are
- * being triggered, and is started again on the same data directory. Every event whose trigger was
- * answered 200 must still reach the receiver.
+ * being triggered (or incoming webhooks received), and is started again on the same data, on SQLite
+ * and on PostgreSQL. Every request answered 200 must still reach the receiver.
  */
 
 import assert from "node:assert/strict";
@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { Agent, request } from "undici";
 import { TEST_API_KEY } from "../support/herald.js";
+import { createTestSchema, urlWithSchema } from "../support/postgres.js";
 import { freePort, type HeraldProcess, spawnHerald } from "../support/process.js";
 import { type Receiver, startReceiver } from "../support/receiver.js";
 
@@ -27,12 +28,26 @@ const dirs: string[] = [];
 const receivers: Receiver[] = [];
 const agents: Agent[] = [];
 
+const schemaDrops: Array<() => Promise<void>> = [];
+
 after(async () => {
   for (const child of children) await child.kill();
   for (const receiver of receivers) await receiver.close();
   for (const agent of agents) await agent.close();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  for (const drop of schemaDrops) await drop();
 });
+
+/** The stores the kill tests run on: SQLite in the data dir, and PostgreSQL in a fresh schema. */
+const STORES = ["SQLite", "PostgreSQL"] as const;
+
+/** The settings that put a child on `store`. */
+async function storeEnv(store: (typeof STORES)[number]): Promise<Record<string, string>> {
+  if (store === "SQLite") return {};
+  const { schema, drop } = await createTestSchema();
+  schemaDrops.push(drop);
+  return { DATABASE_URL: urlWithSchema(schema) };
+}
 
 /** Starts Herald as a child process on `port` with the data in `dataDir`. */
 async function startChild(
@@ -185,151 +200,154 @@ async function postThrough(
   return { status: response.statusCode, text: await response.body.text() };
 }
 
-test("every trigger acknowledged before a SIGKILL is delivered after a restart on the same data", {
-  timeout: 60_000,
-}, async (t) => {
-  const { receiver, received, fast } = await countingReceiver();
-  const dataDir = mkdtempSync(join(tmpdir(), "herald-crash-"));
-  dirs.push(dataDir);
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const first = await startChild(port, dataDir);
-  await registerWebhook(base, receiver.url);
-  const agent = newAgent();
+for (const store of STORES) {
+  test(`${store}: every trigger acknowledged before a SIGKILL is delivered after a restart on the same data`, {
+    timeout: 60_000,
+  }, async (t) => {
+    const { receiver, received, fast } = await countingReceiver();
+    const dataDir = mkdtempSync(join(tmpdir(), "herald-crash-"));
+    dirs.push(dataDir);
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const env = await storeEnv(store);
+    const first = await startChild(port, dataDir, env);
+    await registerWebhook(base, receiver.url);
+    const agent = newAgent();
 
-  let undeliveredAtKill: number[] = [];
-  const headers = { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" };
-  const run = await sendThroughKill(
-    (n) =>
+    let undeliveredAtKill: number[] = [];
+    const headers = { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" };
+    const run = await sendThroughKill(
+      (n) =>
+        postThrough(
+          agent,
+          `${base}/api/webhooks/trigger`,
+          headers,
+          JSON.stringify({ event: "user.created", data: { n } }),
+        ),
+      (status, text) => {
+        if (status !== 200) return undefined;
+        const answer = JSON.parse(text) as { eventId?: unknown; deliveries?: unknown };
+        return typeof answer.eventId === "string" && answer.deliveries === 1
+          ? answer.eventId
+          : undefined;
+      },
+      async (acknowledgedSoFar) => {
+        first.process.kill("SIGKILL");
+        undeliveredAtKill = [...acknowledgedSoFar.keys()].filter((n) => !received.has(n));
+        fast();
+        const exit = await first.exited;
+        assert.equal(exit.signal, "SIGKILL");
+        return startChild(port, dataDir, env);
+      },
+    );
+    const { acknowledged, connectionFailures, second } = run;
+    assert.ok(undeliveredAtKill.length > 0, "the kill left acknowledged events undelivered");
+
+    const missing = await undelivered(acknowledged, received);
+    assert.deepEqual(
+      missing.slice(0, 20),
+      [],
+      `${missing.length} acknowledged events never reached the receiver, e.g. ${missing
+        .slice(0, 5)
+        .map((n) => `${n} (${acknowledged.get(n)})`)
+        .join(", ")}\n${second.output()}`,
+    );
+
+    t.diagnostic(
+      `acknowledged ${acknowledged.size} (${undeliveredAtKill.length} not yet delivered at the kill), cut off ${connectionFailures.size} (${[
+        ...new Set(connectionFailures.values()),
+      ].join(", ")}), deliveries received ${receiver.requests.length}`,
+    );
+
+    second.process.kill("SIGTERM");
+    const exit = await second.exited;
+    assert.equal(exit.code, 0, `Herald did not stop cleanly on SIGTERM:\n${second.output()}`);
+  });
+
+  test(`${store}: every incoming webhook acknowledged before a SIGKILL is stored, routed and delivered after a restart, and its replay stays a duplicate`, {
+    timeout: 60_000,
+  }, async (t) => {
+    const secret = "crash-incoming-secret";
+    const { receiver, received, fast } = await countingReceiver();
+    const dataDir = mkdtempSync(join(tmpdir(), "herald-crash-in-"));
+    dirs.push(dataDir);
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const env = { ...(await storeEnv(store)), HERALD_INCOMING_SECRET_XANO: secret };
+    const first = await startChild(port, dataDir, env);
+    await registerWebhook(base, receiver.url);
+    const routed = await fetch(`${base}/api/sources/xano`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        rules: [{ event: "record.created", emit: "user.created", data: "data" }],
+      }),
+    });
+    assert.equal(routed.status, 200);
+    const agent = newAgent();
+
+    const bodyOf = (n: number) => JSON.stringify({ event: "record.created", data: { n } });
+    const post = (n: number) =>
       postThrough(
         agent,
-        `${base}/api/webhooks/trigger`,
-        headers,
-        JSON.stringify({ event: "user.created", data: { n } }),
-      ),
-    (status, text) => {
-      if (status !== 200) return undefined;
-      const answer = JSON.parse(text) as { eventId?: unknown; deliveries?: unknown };
-      return typeof answer.eventId === "string" && answer.deliveries === 1
-        ? answer.eventId
-        : undefined;
-    },
-    async (acknowledgedSoFar) => {
-      first.process.kill("SIGKILL");
-      undeliveredAtKill = [...acknowledgedSoFar.keys()].filter((n) => !received.has(n));
-      fast();
-      const exit = await first.exited;
-      assert.equal(exit.signal, "SIGKILL");
-      return startChild(port, dataDir);
-    },
-  );
-  const { acknowledged, connectionFailures, second } = run;
-  assert.ok(undeliveredAtKill.length > 0, "the kill left acknowledged events undelivered");
-
-  const missing = await undelivered(acknowledged, received);
-  assert.deepEqual(
-    missing.slice(0, 20),
-    [],
-    `${missing.length} acknowledged events never reached the receiver, e.g. ${missing
-      .slice(0, 5)
-      .map((n) => `${n} (${acknowledged.get(n)})`)
-      .join(", ")}\n${second.output()}`,
-  );
-
-  t.diagnostic(
-    `acknowledged ${acknowledged.size} (${undeliveredAtKill.length} not yet delivered at the kill), cut off ${connectionFailures.size} (${[
-      ...new Set(connectionFailures.values()),
-    ].join(", ")}), deliveries received ${receiver.requests.length}`,
-  );
-
-  second.process.kill("SIGTERM");
-  const exit = await second.exited;
-  assert.equal(exit.code, 0, `Herald did not stop cleanly on SIGTERM:\n${second.output()}`);
-});
-
-test("every incoming webhook acknowledged before a SIGKILL is stored, routed and delivered after a restart, and its replay stays a duplicate", {
-  timeout: 60_000,
-}, async (t) => {
-  const secret = "crash-incoming-secret";
-  const { receiver, received, fast } = await countingReceiver();
-  const dataDir = mkdtempSync(join(tmpdir(), "herald-crash-in-"));
-  dirs.push(dataDir);
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const env = { HERALD_INCOMING_SECRET_XANO: secret };
-  const first = await startChild(port, dataDir, env);
-  await registerWebhook(base, receiver.url);
-  const routed = await fetch(`${base}/api/sources/xano`, {
-    method: "PUT",
-    headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
-    body: JSON.stringify({
-      rules: [{ event: "record.created", emit: "user.created", data: "data" }],
-    }),
-  });
-  assert.equal(routed.status, 200);
-  const agent = newAgent();
-
-  const bodyOf = (n: number) => JSON.stringify({ event: "record.created", data: { n } });
-  const post = (n: number) =>
-    postThrough(
-      agent,
-      `${base}/api/incoming-webhooks/xano`,
-      {
-        "content-type": "application/json",
-        "x-webhook-delivery": `crash-${n}`,
-        "x-webhook-signature": createHmac("sha256", secret).update(bodyOf(n)).digest("hex"),
+        `${base}/api/incoming-webhooks/xano`,
+        {
+          "content-type": "application/json",
+          "x-webhook-delivery": `crash-${n}`,
+          "x-webhook-signature": createHmac("sha256", secret).update(bodyOf(n)).digest("hex"),
+        },
+        bodyOf(n),
+      );
+    type Ack = { eventId?: unknown; status?: unknown; duplicate?: unknown };
+    const run = await sendThroughKill(
+      post,
+      (status, text) => {
+        if (status !== 200) return undefined;
+        const answer = JSON.parse(text) as Ack;
+        // A request cut off by the kill may have been stored: sent again after the restart it is a
+        // duplicate, answered with the first one's id.
+        return typeof answer.eventId === "string" ? answer.eventId : undefined;
       },
-      bodyOf(n),
+      async () => {
+        first.process.kill("SIGKILL");
+        fast();
+        await first.exited;
+        return startChild(port, dataDir, env);
+      },
     );
-  type Ack = { eventId?: unknown; status?: unknown; duplicate?: unknown };
-  const run = await sendThroughKill(
-    post,
-    (status, text) => {
-      if (status !== 200) return undefined;
-      const answer = JSON.parse(text) as Ack;
-      // A request cut off by the kill may have been stored: sent again after the restart it is a
-      // duplicate, answered with the first one's id.
-      return typeof answer.eventId === "string" ? answer.eventId : undefined;
-    },
-    async () => {
-      first.process.kill("SIGKILL");
-      fast();
-      await first.exited;
-      return startChild(port, dataDir, env);
-    },
-  );
-  const { acknowledged, second } = run;
+    const { acknowledged, second } = run;
 
-  const missing = await undelivered(acknowledged, received);
-  assert.deepEqual(
-    missing.slice(0, 20),
-    [],
-    `${missing.length} acknowledged webhooks never reached the receiver`,
-  );
+    const missing = await undelivered(acknowledged, received);
+    assert.deepEqual(
+      missing.slice(0, 20),
+      [],
+      `${missing.length} acknowledged webhooks never reached the receiver`,
+    );
 
-  const headers = { authorization: `Bearer ${TEST_API_KEY}` };
-  for (const [n, eventId] of acknowledged) {
-    const stored = await fetch(`${base}/api/incoming-events/${eventId}`, { headers });
-    assert.equal(stored.status, 200, `incoming webhook ${n} (${eventId}) was not stored`);
-    const { event } = (await stored.json()) as { event: { status: string } };
-    assert.equal(event.status, "routed", `incoming webhook ${n}`);
-  }
-  // The sender retries what was acknowledged just before the kill: each is a duplicate of the
-  // stored one, not routed again.
-  const lastBeforeKill = [...acknowledged.keys()].slice(KILL_AFTER_ACKS - 20, KILL_AFTER_ACKS);
-  const deliveredBefore = receiver.requests.length;
-  for (const n of lastBeforeKill) {
-    const again = await post(n);
-    assert.equal(again.status, 200);
-    const answer = JSON.parse(again.text) as Ack;
-    assert.equal(answer.duplicate, true, `replay of ${n}`);
-    assert.equal(answer.eventId, acknowledged.get(n));
-  }
-  await sleep(300);
-  assert.equal(receiver.requests.length, deliveredBefore, "a replay was routed again");
-  t.diagnostic(`acknowledged ${acknowledged.size}, cut off ${run.connectionFailures.size}`);
-  await second.stop();
-});
+    const headers = { authorization: `Bearer ${TEST_API_KEY}` };
+    for (const [n, eventId] of acknowledged) {
+      const stored = await fetch(`${base}/api/incoming-events/${eventId}`, { headers });
+      assert.equal(stored.status, 200, `incoming webhook ${n} (${eventId}) was not stored`);
+      const { event } = (await stored.json()) as { event: { status: string } };
+      assert.equal(event.status, "routed", `incoming webhook ${n}`);
+    }
+    // The sender retries what was acknowledged just before the kill: each is a duplicate of the
+    // stored one, not routed again.
+    const lastBeforeKill = [...acknowledged.keys()].slice(KILL_AFTER_ACKS - 20, KILL_AFTER_ACKS);
+    const deliveredBefore = receiver.requests.length;
+    for (const n of lastBeforeKill) {
+      const again = await post(n);
+      assert.equal(again.status, 200);
+      const answer = JSON.parse(again.text) as Ack;
+      assert.equal(answer.duplicate, true, `replay of ${n}`);
+      assert.equal(answer.eventId, acknowledged.get(n));
+    }
+    await sleep(300);
+    assert.equal(receiver.requests.length, deliveredBefore, "a replay was routed again");
+    t.diagnostic(`acknowledged ${acknowledged.size}, cut off ${run.connectionFailures.size}`);
+    await second.stop();
+  });
+}
 
 test("SIGTERM ends within HERALD_SHUTDOWN_GRACE even with a receiver that never answers and a client that stopped sending; the cut-off attempt is sent again after a restart", {
   timeout: 60_000,
