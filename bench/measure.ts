@@ -23,6 +23,7 @@ export const WEBHOOKS = 10;
 export const TRIGGERS = 2_000;
 /** Triggers sent before the delivery measurement and not counted. */
 export const WARMUP_TRIGGERS = 500;
+/** Concurrent clients of the load generator, unless --clients says otherwise. */
 export const CLIENTS = 32;
 /** Herald's default HERALD_DELIVERY_CONCURRENCY, used as the baseline's connections. */
 const BASELINE_CONNECTIONS = 64;
@@ -68,6 +69,8 @@ export type ReceiverMode = "process" | "thread";
 
 export interface MeasureOptions {
   receiver: ReceiverMode;
+  /** Concurrent clients sending triggers or incoming webhooks. */
+  clients: number;
   herald: HeraldSettings;
 }
 
@@ -162,11 +165,17 @@ export async function measureDelivery(
     try {
       await receiver.helper.request({ type: "configure", secrets: target.secrets }, "configured");
       // Every system gets the same warm-up, so the figures are of steady state, not of the JIT starting.
-      await fireTriggers(target.origin, TRIGGER_PATH, API_KEY, WARMUP_TRIGGERS, CLIENTS);
+      await fireTriggers(target.origin, TRIGGER_PATH, API_KEY, WARMUP_TRIGGERS, options.clients);
       await awaitDeliveries(receiver.helper, WARMUP_TRIGGERS * WEBHOOKS);
       await receiver.helper.request({ type: "reset" }, "reset");
       const cpuBefore = target.cpuMs();
-      const triggers = await fireTriggers(target.origin, TRIGGER_PATH, API_KEY, TRIGGERS, CLIENTS);
+      const triggers = await fireTriggers(
+        target.origin,
+        TRIGGER_PATH,
+        API_KEY,
+        TRIGGERS,
+        options.clients,
+      );
       await awaitDeliveries(receiver.helper, TRIGGERS * WEBHOOKS);
       const cpuAfter = target.cpuMs();
       const { report } = await receiver.helper.request({ type: "report" }, "report");
@@ -194,13 +203,13 @@ export async function measureIngest(
   try {
     // Every system gets the same warm-up, so the figures are of steady state, not of the JIT starting.
     await postSignedBodies(target.origin, INGEST_PATH, INCOMING_SECRET, {
-      clients: CLIENTS,
+      clients: options.clients,
       durationMs: INGEST_WARMUP_MS,
       bodyBytes: INGEST_BODY_BYTES,
     });
     const cpuBefore = target.cpuMs();
     const run = await postSignedBodies(target.origin, INGEST_PATH, INCOMING_SECRET, {
-      clients: CLIENTS,
+      clients: options.clients,
       durationMs: INGEST_DURATION_MS,
       bodyBytes: INGEST_BODY_BYTES,
     });

@@ -1,7 +1,6 @@
 /** The bench's output: one line per measurement and the table of medians. */
 import { cpus, platform, release } from "node:os";
 import {
-  CLIENTS,
   type DeliveryResult,
   INGEST_BODY_BYTES,
   INGEST_DURATION_MS,
@@ -72,6 +71,7 @@ export const INGEST_ROWS: RowSpec<IngestResult>[] = [
 /** What the table's heading says about the run. */
 export interface RunContext {
   runs: number;
+  clients: number;
   receiver: ReceiverMode;
   /** The largest share of the box that other programs kept busy before a measurement. */
   busiest: number;
@@ -120,7 +120,7 @@ export function printTable(rows: Row[], systems: System[], context: RunContext):
     );
   }
   console.log(
-    `Medians of ${context.runs} run(s); counts are the worst run; a ratio is the median of the runs' own ratios. Delivery: ${TRIGGERS} triggers × ${WEBHOOKS} webhooks, ${CLIENTS} clients. Ingest: ${INGEST_BODY_BYTES} B signed bodies, ${CLIENTS} clients, ${INGEST_DURATION_MS / 1000} s. Receiver: ${context.receiver}.`,
+    `Medians of ${context.runs} run(s); counts are the worst run; a ratio is the median of the runs' own ratios. Delivery: ${TRIGGERS} triggers × ${WEBHOOKS} webhooks, ${context.clients} clients. Ingest: ${INGEST_BODY_BYTES} B signed bodies, ${context.clients} clients, ${INGEST_DURATION_MS / 1000} s. Receiver: ${context.receiver}.`,
   );
   const heralds = systems.filter((s) => s.herald);
   // PostgreSQL does part of Herald's work in its own server, which the CPU figures leave out.

@@ -2,7 +2,7 @@
  * Herald benchmark: delivery (triggers in, signed deliveries out to a local receiver) and ingest
  * (signed incoming webhooks), each against a baseline measured in the same run.
  *
- *   npm run bench -- [--runs N] [--only delivery|ingest] [--receiver process|thread]
+ *   npm run bench -- [--runs N] [--only delivery|ingest] [--clients N] [--receiver process|thread]
  *                        [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres|both]
  *
  * --store picks Herald's database: sqlite (default); postgres (delivery with 1 process, and with 1
@@ -18,6 +18,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import {
   BASELINE,
+  CLIENTS,
   type DeliveryResult,
   type IngestResult,
   type MeasureOptions,
@@ -64,7 +65,7 @@ const SYSTEMS: Record<Store, { delivery: System[]; ingest: System[] }> = {
 
 function usage(problem: string): never {
   console.error(
-    `${problem}\nUsage: npm run bench -- [--runs N] [--only delivery|ingest] [--receiver process|thread] [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres|both]`,
+    `${problem}\nUsage: npm run bench -- [--runs N] [--only delivery|ingest] [--clients N] [--receiver process|thread] [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres|both]`,
   );
   process.exit(2);
 }
@@ -74,6 +75,7 @@ function parseOptions(argv: string[]): Options {
     args: argv,
     options: {
       runs: { type: "string", default: "3" },
+      clients: { type: "string", default: String(CLIENTS) },
       only: { type: "string" },
       receiver: { type: "string", default: "process" },
       profile: { type: "string" },
@@ -83,6 +85,10 @@ function parseOptions(argv: string[]): Options {
   });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > 20) usage("--runs must be from 1 to 20.");
+  const clients = Number(values.clients);
+  if (!Number.isInteger(clients) || clients < 1 || clients > 1024) {
+    usage("--clients must be from 1 to 1024.");
+  }
   if (values.only !== undefined && !["delivery", "ingest"].includes(values.only)) {
     usage("--only must be delivery or ingest.");
   }
@@ -103,6 +109,7 @@ function parseOptions(argv: string[]): Options {
     delivery: values.only !== "ingest" ? SYSTEMS[store].delivery : [],
     ingest: values.only !== "delivery" ? SYSTEMS[store].ingest : [],
     receiver: values.receiver,
+    clients,
     herald: {
       profileDir: values.profile === undefined ? undefined : resolve(values.profile),
       env,
@@ -173,7 +180,12 @@ async function main(): Promise<void> {
       ...(options.ingest.length > 0 ? rows("ingest", ingest, INGEST_ROWS) : []),
     ],
     columns,
-    { runs: options.runs, receiver: options.receiver, busiest: Math.max(...busyShares) },
+    {
+      runs: options.runs,
+      clients: options.clients,
+      receiver: options.receiver,
+      busiest: Math.max(...busyShares),
+    },
   );
 }
 
