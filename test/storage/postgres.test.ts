@@ -140,19 +140,32 @@ test("deleting a webhook while events for it are being stored leaves none of its
 });
 
 /**
- * Runs `body` on a fresh schema. Each store `open` gives stands for one process; all are closed
- * and the schema dropped afterwards.
+ * Runs `body` on a fresh schema. Each store `open` gives stands for one process; `connect` gives a
+ * plain session on the server, for what a test does beside the stores. All are closed and the
+ * schema dropped afterwards.
  */
-async function onFreshSchema(body: (open: () => Promise<Store>) => Promise<void>): Promise<void> {
+async function onFreshSchema(
+  body: (open: () => Promise<Store>, connect: () => Promise<pg.Client>) => Promise<void>,
+): Promise<void> {
   const { schema, drop } = await createTestSchema();
   const opened: Store[] = [];
+  const sessions: pg.Client[] = [];
   try {
-    await body(async () => {
-      const store = await openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
-      opened.push(store);
-      return store;
-    });
+    await body(
+      async () => {
+        const store = await openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
+        opened.push(store);
+        return store;
+      },
+      async () => {
+        const session = new pg.Client({ connectionString: TEST_PG_URL });
+        await session.connect();
+        sessions.push(session);
+        return session;
+      },
+    );
   } finally {
+    for (const session of sessions) await session.end();
     for (const store of opened) await store.close();
     await drop();
   }
@@ -195,106 +208,91 @@ test("a dead worker's leases are freed after a short grace; a live worker's and 
   }));
 
 test("a worker whose liveness lock another session holds is not marked alive", () =>
-  onFreshSchema(async (open) => {
+  onFreshSchema(async (open, connect) => {
     const store = await open();
-    const other = new pg.Client({ connectionString: TEST_PG_URL });
-    await other.connect();
-    try {
-      await other.query("SELECT pg_advisory_lock($1, hashtext($2))", [
-        WORKER_LOCK_CLASS,
-        "worker-taken",
-      ]);
-      await assert.rejects(store.markWorkerAlive("worker-taken"), /holds the liveness lock/);
-      await other.query("SELECT pg_advisory_unlock_all()");
-      await store.markWorkerAlive("worker-taken");
-    } finally {
-      await other.end();
-    }
+    const other = await connect();
+    await other.query("SELECT pg_advisory_lock($1, hashtext($2))", [
+      WORKER_LOCK_CLASS,
+      "worker-taken",
+    ]);
+    await assert.rejects(store.markWorkerAlive("worker-taken"), /holds the liveness lock/);
+    await other.query("SELECT pg_advisory_unlock_all()");
+    await store.markWorkerAlive("worker-taken");
   }));
 
 test("a worker whose liveness connection is cut keeps its leases: its own sweep never frees them, and it is back within the grace", () =>
-  onFreshSchema(async (open) => {
+  onFreshSchema(async (open, connect) => {
     const own = await open();
     const other = await open();
-    const admin = new pg.Client({ connectionString: TEST_PG_URL });
-    await admin.connect();
-    try {
-      await own.insertWebhook(plainWebhook("wh_own"));
-      await own.enqueueEvent(
-        { id: "evt_own", type: "user.created", body: "{}", createdAt: 1 },
-        (active) => [...active],
-        () => "del_own",
-      );
-      await own.markWorkerAlive("worker-own");
-      const claimed = await own.claimDueDeliveries({
-        now: 100,
-        limit: 1,
-        workerId: "worker-own",
-        leaseUntil: 10 ** 12,
-      });
-      assert.equal(claimed.length, 1);
-      // Its liveness session is cut, as by a network blip.
-      await admin.query(
-        `SELECT pg_terminate_backend(pid) FROM pg_locks
+    const admin = await connect();
+    await own.insertWebhook(plainWebhook("wh_own"));
+    await own.enqueueEvent(
+      { id: "evt_own", type: "user.created", body: "{}", createdAt: 1 },
+      (active) => [...active],
+      () => "del_own",
+    );
+    await own.markWorkerAlive("worker-own");
+    const claimed = await own.claimDueDeliveries({
+      now: 100,
+      limit: 1,
+      workerId: "worker-own",
+      leaseUntil: 10 ** 12,
+    });
+    assert.equal(claimed.length, 1);
+    // Its liveness session is cut, as by a network blip.
+    await admin.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_locks
        WHERE locktype = 'advisory' AND classid = $1::oid AND objid = hashtext($2)::oid`,
+      [WORKER_LOCK_CLASS, "worker-own"],
+    );
+    assert.equal(await own.releaseExpiredLeases(200), 0, "its own sweep freed its lease");
+    assert.equal(await other.releaseExpiredLeases(200), 0, "freed before the grace passed");
+    // It reconnects and takes its lock back; a sweep after the grace then leaves it alone.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const held = await admin.query(
+        `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+         AND classid = $1::oid AND objid = hashtext($2)::oid`,
         [WORKER_LOCK_CLASS, "worker-own"],
       );
-      assert.equal(await own.releaseExpiredLeases(200), 0, "its own sweep freed its lease");
-      assert.equal(await other.releaseExpiredLeases(200), 0, "freed before the grace passed");
-      // It reconnects and takes its lock back; a sweep after the grace then leaves it alone.
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const held = await admin.query(
-          `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-         AND classid = $1::oid AND objid = hashtext($2)::oid`,
-          [WORKER_LOCK_CLASS, "worker-own"],
-        );
-        if (held.rowCount) break;
-        assert.ok(Date.now() < deadline, "the worker did not take its lock back");
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      assert.equal(await other.releaseExpiredLeases(200 + WORKER_GRACE_MS), 0);
-      assert.equal(
-        (
-          await other.claimDueDeliveries({
-            now: 300,
-            limit: 1,
-            workerId: "worker-other",
-            leaseUntil: 400,
-          })
-        ).length,
-        0,
-      );
-    } finally {
-      await admin.end();
+      if (held.rowCount) break;
+      assert.ok(Date.now() < deadline, "the worker did not take its lock back");
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    assert.equal(await other.releaseExpiredLeases(200 + WORKER_GRACE_MS), 0);
+    assert.equal(
+      (
+        await other.claimDueDeliveries({
+          now: 300,
+          limit: 1,
+          workerId: "worker-other",
+          leaseUntil: 400,
+        })
+      ).length,
+      0,
+    );
   }));
 
 test("a webhook made active again wakes the workers of every process, naming itself", () =>
-  onFreshSchema(async (open) => {
+  onFreshSchema(async (open, connect) => {
     const store = await open();
-    const listener = new pg.Client({ connectionString: TEST_PG_URL });
-    await listener.connect();
-    try {
-      const payloads: string[] = [];
-      listener.on("notification", (message) => payloads.push(message.payload ?? ""));
-      await listener.query(`LISTEN ${DELIVERY_CHANNEL}`);
-      // Other suites share the database and its channels: only this webhook's own payload counts.
-      const id = `wh_wake_${process.pid}_${Date.now()}`;
-      const webhook = { ...plainWebhook(id), active: false };
-      await store.insertWebhook(webhook);
-      await store.updateWebhook({ ...webhook, name: "still paused", updatedAt: 2 });
-      await store.updateWebhook({ ...webhook, active: true, updatedAt: 3 });
-      const deadline = Date.now() + 5000;
-      while (!payloads.includes(`webhook ${id} is active`) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      assert.deepEqual(
-        payloads.filter((payload) => payload.includes(id)),
-        [`webhook ${id} is active`],
-        "exactly one wake, from the update that made the webhook active",
-      );
-    } finally {
-      await listener.end();
+    const listener = await connect();
+    const payloads: string[] = [];
+    listener.on("notification", (message) => payloads.push(message.payload ?? ""));
+    await listener.query(`LISTEN ${DELIVERY_CHANNEL}`);
+    // Other suites share the database and its channels: only this webhook's own payload counts.
+    const id = `wh_wake_${process.pid}_${Date.now()}`;
+    const webhook = { ...plainWebhook(id), active: false };
+    await store.insertWebhook(webhook);
+    await store.updateWebhook({ ...webhook, name: "still paused", updatedAt: 2 });
+    await store.updateWebhook({ ...webhook, active: true, updatedAt: 3 });
+    const deadline = Date.now() + 5000;
+    while (!payloads.includes(`webhook ${id} is active`) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
+    assert.deepEqual(
+      payloads.filter((payload) => payload.includes(id)),
+      [`webhook ${id} is active`],
+      "exactly one wake, from the update that made the webhook active",
+    );
   }));
