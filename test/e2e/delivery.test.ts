@@ -61,6 +61,18 @@ async function setup(
 }
 
 /** Every test runs with attempts sent from the main thread and from a delivery thread. */
+/** A receiver's answers: the first request gets `status` with `headers` and `text`, the rest 200. */
+function firstAnswered(
+  status: number,
+  headers: Record<string, string>,
+  text: string,
+): Parameters<typeof startReceiver>[0] {
+  return (_req, index, res) => {
+    if (index === 0) res.writeHead(status, headers).end(text);
+    else res.writeHead(200, { "content-type": "text/plain" }).end("OK");
+  };
+}
+
 function deliveryTests(threads: string): void {
   test("a delivery carries the JSON body, the event headers and signatures that verify with the webhook secret", async (t) => {
     const { herald, receiver } = await setup(threads, t, FAST_RETRIES);
@@ -148,10 +160,12 @@ function deliveryTests(threads: string): void {
   });
 
   test("a 503 answer is retried and the delivery succeeds on the second attempt", async (t) => {
-    const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (_req, index, res) => {
-      if (index === 0) res.writeHead(503, { "content-type": "text/plain" }).end("busy");
-      else res.writeHead(200, { "content-type": "text/plain" }).end("OK");
-    });
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      FAST_RETRIES,
+      firstAnswered(503, { "content-type": "text/plain" }, "busy"),
+    );
     const webhook = await createWebhook(herald, receiver.url);
     await trigger(herald, "user.created", { n: 1 });
 
@@ -206,10 +220,12 @@ function deliveryTests(threads: string): void {
   });
 
   test("a failed delivery retried by hand is sent once more, under the same id, and its history keeps both attempts", async (t) => {
-    const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (_req, index, res) => {
-      if (index === 0) res.writeHead(400, { "content-type": "text/plain" }).end("bad");
-      else res.writeHead(200, { "content-type": "text/plain" }).end("OK");
-    });
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      FAST_RETRIES,
+      firstAnswered(400, { "content-type": "text/plain" }, "bad"),
+    );
     const webhook = await createWebhook(herald, receiver.url);
     await trigger(herald, "user.created", { n: 1 });
     const failed = await settledDelivery(herald, webhook.id);
@@ -264,10 +280,12 @@ function deliveryTests(threads: string): void {
   });
 
   test("a 429 answer with Retry-After: 1 is retried after about one second", async (t) => {
-    const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (_req, index, res) => {
-      if (index === 0) res.writeHead(429, { "retry-after": "1" }).end("slow down");
-      else res.writeHead(200).end("OK");
-    });
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      FAST_RETRIES,
+      firstAnswered(429, { "retry-after": "1" }, "slow down"),
+    );
     const webhook = await createWebhook(herald, receiver.url);
     await trigger(herald, "user.created", { n: 1 });
 
