@@ -12,6 +12,7 @@ import {
   INCOMING_SECRET,
   INGEST_PATH,
   startBaselineDispatcher,
+  startDurableFloor,
   startHerald,
   startHeraldWithWebhooks,
   startSink,
@@ -39,8 +40,10 @@ export interface System {
   name: string;
   /** Its column heading, narrow so the table fits a terminal. */
   column: string;
-  /** Undefined for the baseline. */
+  /** Undefined for the baseline and the durable floor. */
   herald: HeraldLayout | undefined;
+  /** True for the durable floor, an ingest reference that is neither Herald nor the baseline. */
+  floor?: true;
 }
 
 export const SQLITE: System = {
@@ -64,6 +67,13 @@ export const PG_API_2_WORKERS: System = {
   herald: { store: "postgres", workers: 2 },
 };
 export const BASELINE: System = { name: "baseline", column: "baseline", herald: undefined };
+/** Ingest only: node:http + HMAC + SQLite group commit, the least a durable receiver does. */
+export const DURABLE_FLOOR: System = {
+  name: "durable floor",
+  column: "floor",
+  herald: undefined,
+  floor: true,
+};
 
 export type ReceiverMode = "process" | "thread";
 
@@ -199,7 +209,9 @@ export async function measureIngest(
 ): Promise<IngestResult> {
   const target: Target = system.herald
     ? await startHerald({ ...options.herald, ...system.herald })
-    : await startSink();
+    : system.floor
+      ? await startDurableFloor()
+      : await startSink();
   try {
     // Every system gets the same warm-up, so the figures are of steady state, not of the JIT starting.
     await postSignedBodies(target.origin, INGEST_PATH, INCOMING_SECRET, {

@@ -86,13 +86,18 @@ interface Ratio {
   under: System;
 }
 
-/** Each Herald column against the baseline, and each PostgreSQL layout against SQLite. */
+/**
+ * Each Herald column and the durable floor against the baseline, and each PostgreSQL layout
+ * against SQLite.
+ */
 function ratios(systems: System[]): Ratio[] {
-  const baseline = systems.find((s) => s.herald === undefined);
+  const baseline = systems.find((s) => s.herald === undefined && !s.floor);
   const sqlite = systems.find((s) => s.herald?.store === "sqlite");
   const list: Ratio[] = [];
   if (baseline) {
-    for (const over of systems) if (over.herald) list.push({ over, under: baseline });
+    for (const over of systems) {
+      if (over.herald || over.floor) list.push({ over, under: baseline });
+    }
   }
   if (sqlite) {
     for (const over of systems) {
@@ -130,6 +135,11 @@ export function printTable(rows: Row[], systems: System[], context: RunContext):
   console.log(
     `Herald: ${heralds.map((s) => (s.column === s.name ? s.name : `${s.column} = ${s.name}`)).join(", ")}; CPU is that of all its processes${serverCpu}.`,
   );
+  if (systems.some((s) => s.floor)) {
+    console.log(
+      "floor = durable floor, ingest only: node:http, the HMAC checked, body and headers stored under a unique key by SQLite group commit (WAL, synchronous=FULL), 200 after the commit; nothing else.",
+    );
+  }
   const ratioColumns = ratios(systems);
   // Ratio headings take two lines ("SQLite" over "/baseline") to keep the columns narrow.
   const headings: [string, string][] = [

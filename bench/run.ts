@@ -1,6 +1,8 @@
 /**
  * Herald benchmark: delivery (triggers in, signed deliveries out to a local receiver) and ingest
- * (signed incoming webhooks), each against a baseline measured in the same run.
+ * (signed incoming webhooks), each against a baseline measured in the same run. Ingest also
+ * measures the durable floor (durable-sink.ts): the least a verified, deduplicated, durable
+ * receiver does on this machine, so Herald's ingest can be read against what durability costs.
  *
  *   npm run bench -- [--runs N] [--only delivery|ingest] [--clients N] [--receiver process|thread]
  *                        [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres|both]
@@ -20,6 +22,7 @@ import {
   BASELINE,
   CLIENTS,
   type DeliveryResult,
+  DURABLE_FLOOR,
   type IngestResult,
   type MeasureOptions,
   measureDelivery,
@@ -52,14 +55,14 @@ type Store = "sqlite" | "postgres" | "both";
 
 /** Systems per --store, in column order. */
 const SYSTEMS: Record<Store, { delivery: System[]; ingest: System[] }> = {
-  sqlite: { delivery: [SQLITE, BASELINE], ingest: [SQLITE, BASELINE] },
+  sqlite: { delivery: [SQLITE, BASELINE], ingest: [SQLITE, DURABLE_FLOOR, BASELINE] },
   postgres: {
     delivery: [PG_ONE_PROCESS, PG_API_1_WORKER, PG_API_2_WORKERS, BASELINE],
-    ingest: [PG_ONE_PROCESS, BASELINE],
+    ingest: [PG_ONE_PROCESS, DURABLE_FLOOR, BASELINE],
   },
   both: {
     delivery: [SQLITE, PG_ONE_PROCESS, PG_API_1_WORKER, PG_API_2_WORKERS, BASELINE],
-    ingest: [SQLITE, PG_ONE_PROCESS, BASELINE],
+    ingest: [SQLITE, PG_ONE_PROCESS, DURABLE_FLOOR, BASELINE],
   },
 };
 
@@ -172,8 +175,11 @@ async function main(): Promise<void> {
       console.log(`${prefix}: ${describeIngest(result)}`);
     }
   }
-  // Columns in a fixed order whatever the run order: ingest's systems are among delivery's.
-  const columns = options.delivery.length > 0 ? options.delivery : options.ingest;
+  // Columns in a fixed order whatever the run order: delivery's systems, with those measured for
+  // ingest alone (the durable floor) before the baseline.
+  const columns = options.delivery.filter((s) => s !== BASELINE);
+  for (const system of options.ingest) if (!columns.includes(system)) columns.push(system);
+  if (options.delivery.includes(BASELINE) && !columns.includes(BASELINE)) columns.push(BASELINE);
   printTable(
     [
       ...(options.delivery.length > 0 ? rows("delivery", delivery, DELIVERY_ROWS) : []),

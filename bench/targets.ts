@@ -222,3 +222,20 @@ export async function startSink(): Promise<Target> {
   const { helper, url } = await Helper.start("./sink.ts", "process");
   return { origin: url, cpuMs: () => helper.cpuMs(), stop: () => helper.stop() };
 }
+
+/** Starts the durable floor (durable-sink.ts) on a database of its own. */
+export async function startDurableFloor(): Promise<Target> {
+  const dir = makeTempDir("herald-bench-floor-");
+  const { helper, url } = await Helper.start("./durable-sink.ts", "process", [
+    INCOMING_SECRET,
+    dir,
+  ]);
+  return {
+    origin: url,
+    cpuMs: () => helper.cpuMs(),
+    stop: async () => {
+      await helper.stop();
+      removeTempDir(dir);
+    },
+  };
+}
