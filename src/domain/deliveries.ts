@@ -8,6 +8,8 @@ export interface OutgoingEvent {
   /** The JSON body `{"event","timestamp","data"}`, serialised once so every attempt signs the same bytes. */
   body: string;
   createdAt: number;
+  /** The incoming webhook it was routed from; absent for a trigger. */
+  incomingEventId?: string;
 }
 
 /** One delivery picked up by a worker, with everything needed to attempt it. */

@@ -7,6 +7,7 @@ import {
   type BodyKind,
   type Headers,
   type IncomingEvent,
+  type IncomingEventDetail,
   type IncomingStatus,
   incomingDedupeKey,
   incomingEventName,
@@ -49,10 +50,14 @@ export interface IncomingService {
   admit(sourceName: string, contentLength: number | undefined): Promise<void> | undefined;
   receive(sourceName: string, request: IncomingHttpRequest): Promise<ReceiveResult>;
   list(query: IncomingQuery): Promise<{ events: IncomingEvent[]; nextCursor: string | undefined }>;
-  get(id: string): Promise<IncomingEvent>;
+  /** A stored webhook with the outgoing events it was routed to. */
+  get(id: string): Promise<IncomingEventDetail>;
   /** Routes a stored webhook again with its source's current rules. */
-  replay(id: string): Promise<{ event: IncomingEvent; deliveries: number }>;
+  replay(id: string): Promise<{ event: IncomingEventDetail; deliveries: number }>;
 }
+
+/** Most outgoing events shown with one incoming webhook: replays add one each. */
+const ROUTED_EVENTS_SHOWN = 100;
 
 function tooLarge(source: ResolvedSource): HeraldError {
   return new HeraldError(
@@ -98,6 +103,7 @@ export function createIncomingService(deps: {
   /** Turns a routing decision into the incoming record's outcome and the event to store with it. */
   function applyDecision(
     decision: RouteDecision | undefined,
+    incomingEventId: string,
     now: number,
   ): {
     status: IncomingStatus;
@@ -120,6 +126,7 @@ export function createIncomingService(deps: {
         data: decision.data,
       }),
       createdAt: now,
+      incomingEventId,
     };
     return {
       status: "routed",
@@ -224,7 +231,8 @@ export function createIncomingService(deps: {
       checkRate(source, true);
       const body = readBody();
       const eventName = incomingEventName(request.headers, body);
-      const outcome = applyDecision(decide(source, eventName, body), now);
+      const id = newId("evt", now);
+      const outcome = applyDecision(decide(source, eventName, body), id, now);
       const verified = verification.scheme !== "none";
       // An unverified sender's ids are not trusted: it could claim another webhook's id. Without
       // an id, the same body under another event name is another event, so the name is hashed too.
@@ -238,7 +246,7 @@ export function createIncomingService(deps: {
           .digest("hex")}`;
       const result = await store.saveIncoming(
         {
-          id: newId("evt", now),
+          id,
           service: sourceName,
           eventName,
           dedupeKey,
@@ -281,14 +289,17 @@ export function createIncomingService(deps: {
     list: (query) => store.listIncoming(query),
 
     async get(id) {
-      const event = await store.getIncoming(id);
+      const [event, routedEvents] = await Promise.all([
+        store.getIncoming(id),
+        store.routedEvents(id, ROUTED_EVENTS_SHOWN),
+      ]);
       if (!event) {
         throw new HeraldError(
           "incoming_event_not_found",
           `Incoming webhook not found: nothing has the id '${id}'. GET /api/incoming-events lists what was received.`,
         );
       }
-      return event;
+      return { ...event, routedEvents };
     },
 
     async replay(id) {
@@ -298,7 +309,7 @@ export function createIncomingService(deps: {
       const body = bodies.parse(event.rawBody, kind);
       const now = clock.now();
       // With no rules the outcome is `received`, as when the webhook first came.
-      const outcome = applyDecision(decide(source, event.eventName, body), now);
+      const outcome = applyDecision(decide(source, event.eventName, body), id, now);
       const deliveries = await store.recordRouting(
         id,
         {
@@ -309,12 +320,19 @@ export function createIncomingService(deps: {
         outcome.route,
       );
       if (deliveries > 0) wake.notify();
+      const produced = outcome.route?.event;
       return {
         event: {
           ...event,
           status: outcome.status,
           outgoingEventId: outcome.outgoingEventId,
           routeError: outcome.routeError,
+          routedEvents: produced
+            ? [
+                { id: produced.id, type: produced.type, createdAt: produced.createdAt },
+                ...event.routedEvents,
+              ].slice(0, ROUTED_EVENTS_SHOWN)
+            : event.routedEvents,
         },
         deliveries,
       };

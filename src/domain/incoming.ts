@@ -61,6 +61,18 @@ export interface IncomingEvent {
   receivedAt: number;
 }
 
+/** An outgoing event an incoming webhook was routed to: when it came, or when it was replayed. */
+export interface RoutedEvent {
+  id: string;
+  type: string;
+  createdAt: number;
+}
+
+/** An incoming webhook with the outgoing events it was routed to, newest first. */
+export interface IncomingEventDetail extends IncomingEvent {
+  routedEvents: RoutedEvent[];
+}
+
 /** The first value of a header, if any. */
 export function headerValue(headers: Headers, name: string): string | undefined {
   const value = headers[name];

@@ -6,7 +6,7 @@ import type {
   DeliveryUpdate,
   OutgoingEvent,
 } from "./deliveries.js";
-import type { IncomingEvent, IncomingStatus } from "./incoming.js";
+import type { IncomingEvent, IncomingStatus, RoutedEvent } from "./incoming.js";
 import type { Source } from "./sources.js";
 import type { Webhook } from "./webhooks.js";
 
@@ -131,6 +131,11 @@ export interface Store {
     query: IncomingQuery,
   ): Promise<{ events: IncomingEvent[]; nextCursor: string | undefined }>;
   getIncoming(id: string): Promise<IncomingEvent | undefined>;
+  /**
+   * The outgoing events an incoming webhook was routed to, newest first, at most `limit`: one when
+   * it came, and one more for each replay that routed it.
+   */
+  routedEvents(incomingEventId: string, limit: number): Promise<RoutedEvent[]>;
   /** Records a new routing outcome of a stored incoming webhook, with its outgoing event if routed. */
   recordRouting(
     id: string,

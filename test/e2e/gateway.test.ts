@@ -671,6 +671,33 @@ test("received webhooks can be listed, inspected without credentials, and replay
   assert.equal(produced.body.event.id, replay.body.event.outgoingEventId);
   assert.equal(produced.body.event.event, "user.created");
   assert.deepEqual(produced.body.event.payload.data, { orderId: 42 });
+  assert.equal(produced.body.event.incomingEventId, shop.body.eventId);
+  assert.equal(
+    produced.body.event.links.incomingEvent,
+    `/api/incoming-events/${shop.body.eventId}`,
+  );
+
+  // A second replay routes it again: both events stay linked, newest first.
+  const again = await herald.api("POST", `/api/incoming-events/${shop.body.eventId}/replay`);
+  assert.equal(again.status, 200, JSON.stringify(again.body));
+  const newest = again.body.event.outgoingEventId;
+  assert.notEqual(newest, replay.body.event.outgoingEventId);
+  const expectedRouted = [newest, replay.body.event.outgoingEventId];
+  assert.deepEqual(
+    again.body.event.routedEvents.map((e: { id: string }) => e.id),
+    expectedRouted,
+  );
+  await deliveries(receiver, 2);
+  const twice = await detail(herald, shop.body.eventId);
+  assert.deepEqual(
+    twice.routedEvents.map((e: { id: string }) => e.id),
+    expectedRouted,
+  );
+  assert.equal(twice.routedEvents[0].event, "user.created");
+  assert.equal(twice.routedEvents[0].link, `/api/events/${newest}`);
+  assert.equal(twice.links.outgoingEvent, `/api/events/${newest}`);
+  const unroutedDetail = await detail(herald, xano.body.eventId);
+  assert.deepEqual(unroutedDetail.routedEvents, []);
 
   assertRefused(
     await herald.api("GET", "/api/incoming-events/evt_unknown"),

@@ -445,6 +445,9 @@ function registerApiTests() {
       assert.equal(event.body.event.event, "document.processed");
       assert.deepEqual(event.body.event.payload.data, { documentId: "d1" });
       assert.ok(!Number.isNaN(Date.parse(event.body.event.timestamp)));
+      // A trigger's event came from no incoming webhook.
+      assert.equal(event.body.event.incomingEventId, null);
+      assert.equal(event.body.event.links, undefined);
       assertError(await get("/api/events/evt_none"), 404);
       assertError(await call({ method: "GET", url: `/api/events/${response.body.eventId}` }), 401);
 

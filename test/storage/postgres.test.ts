@@ -296,3 +296,43 @@ test("a webhook made active again wakes the workers of every process, naming its
       "exactly one wake, from the update that made the webhook active",
     );
   }));
+
+test("upgrading links the events that incoming webhooks were already routed to", async () => {
+  const { schema, drop } = await createTestSchema();
+  const client = new pg.Client(postgresClientConfig({ url: TEST_PG_URL, schema }));
+  await client.connect();
+  let store: Store | undefined;
+  try {
+    // A schema as the version before the link was stored left it.
+    const before = POSTGRES_MIGRATIONS.length - 1;
+    await client.query(
+      "CREATE TABLE herald_schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    );
+    for (let version = 0; version < before; version++) {
+      await client.query(POSTGRES_MIGRATIONS[version] as string);
+      await client.query("INSERT INTO herald_schema_migrations (version) VALUES ($1)", [
+        version + 1,
+      ]);
+    }
+    await client.query(
+      `INSERT INTO events (id, type, body, created_at)
+       VALUES ('evt_routed', 'user.created', '{}', 10), ('evt_triggered', 'user.created', '{}', 20)`,
+    );
+    await client.query(
+      `INSERT INTO incoming_events (id, service, headers, raw_body, verified_by, status,
+       outgoing_event_id, received_at)
+       VALUES ('evt_in', 'xano', '{}', '\\x7b7d', 'xano', 'routed', 'evt_routed', 5)`,
+    );
+
+    store = await openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
+    assert.deepEqual(await store.routedEvents("evt_in", 10), [
+      { id: "evt_routed", type: "user.created", createdAt: 10 },
+    ]);
+    assert.equal((await store.getEvent("evt_routed"))?.incomingEventId, "evt_in");
+    assert.equal((await store.getEvent("evt_triggered"))?.incomingEventId, undefined);
+  } finally {
+    await store?.close();
+    await client.end();
+    await drop();
+  }
+});

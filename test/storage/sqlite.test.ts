@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import Database from "better-sqlite3";
+import { SQLITE_MIGRATIONS } from "../../src/adapters/storage/sqlite/migrations.js";
 import {
   DatabaseInUseError,
   openSqliteStore,
@@ -141,6 +142,47 @@ test("a second process on the same SQLite file refuses to start; after the first
     await store.close();
   } finally {
     holder.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("upgrading links the events that incoming webhooks were already routed to", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "herald-store-"));
+  const path = join(dir, "herald.db");
+  try {
+    // A database as the version before the link was stored left it.
+    const old = new Database(path);
+    SQLITE_MIGRATIONS.slice(0, 4).forEach((migration, version) => {
+      old.exec(migration);
+      old.pragma(`user_version = ${version + 1}`);
+    });
+    old
+      .prepare(
+        "INSERT INTO events (id, type, body, created_at) VALUES (?, 'user.created', '{}', ?)",
+      )
+      .run("evt_routed", 10);
+    old
+      .prepare(
+        "INSERT INTO events (id, type, body, created_at) VALUES (?, 'user.created', '{}', ?)",
+      )
+      .run("evt_triggered", 20);
+    old
+      .prepare(
+        `INSERT INTO incoming_events (id, service, headers, raw_body, verified_by, status,
+         outgoing_event_id, received_at) VALUES ('evt_in', 'xano', '{}', x'7b7d', 'xano', 'routed',
+         'evt_routed', 5)`,
+      )
+      .run();
+    old.close();
+
+    const store = openSqliteStore(path);
+    assert.deepEqual(await store.routedEvents("evt_in", 10), [
+      { id: "evt_routed", type: "user.created", createdAt: 10 },
+    ]);
+    assert.equal((await store.getEvent("evt_routed"))?.incomingEventId, "evt_in");
+    assert.equal((await store.getEvent("evt_triggered"))?.incomingEventId, undefined);
+    await store.close();
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

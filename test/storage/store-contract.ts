@@ -592,6 +592,62 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal((await store.getIncoming("evt_rp"))?.outgoingEventId, "evt_rp_out");
     });
 
+    test("lists every event an incoming webhook was routed to, newest first, and each names it", async () => {
+      await store.insertWebhook(webhook());
+      const routed = (id: string, type: string, createdAt: number) => ({
+        event: { id, type, body: "{}", createdAt, incomingEventId: "evt_many" },
+        selectTargets: everyone,
+        newDeliveryId: nextId,
+      });
+      await store.saveIncoming(
+        incoming({ id: "evt_many", status: "routed", outgoingEventId: "evt_many_1" }),
+        routed("evt_many_1", "user.created", 10),
+      );
+      for (const [id, at] of [
+        ["evt_many_2", 20],
+        ["evt_many_3", 30],
+      ] as const) {
+        await store.recordRouting(
+          "evt_many",
+          { status: "routed", outgoingEventId: id, routeError: null },
+          routed(id, "user.updated", at),
+        );
+      }
+      // A trigger, and another incoming webhook's event, are not among them.
+      await store.enqueueEvent(
+        { id: "evt_many_trigger", type: "user.created", body: "{}", createdAt: 40 },
+        everyone,
+        nextId,
+      );
+      await store.saveIncoming(
+        incoming({ id: "evt_other", status: "routed", outgoingEventId: "evt_other_1" }),
+        {
+          event: {
+            id: "evt_other_1",
+            type: "user.created",
+            body: "{}",
+            createdAt: 50,
+            incomingEventId: "evt_other",
+          },
+          selectTargets: everyone,
+          newDeliveryId: nextId,
+        },
+      );
+      assert.deepEqual(await store.routedEvents("evt_many", 10), [
+        { id: "evt_many_3", type: "user.updated", createdAt: 30 },
+        { id: "evt_many_2", type: "user.updated", createdAt: 20 },
+        { id: "evt_many_1", type: "user.created", createdAt: 10 },
+      ]);
+      assert.deepEqual(
+        (await store.routedEvents("evt_many", 2)).map((e) => e.id),
+        ["evt_many_3", "evt_many_2"],
+      );
+      assert.deepEqual(await store.routedEvents("evt_unknown", 10), []);
+      assert.equal((await store.getEvent("evt_many_2"))?.incomingEventId, "evt_many");
+      assert.equal((await store.getEvent("evt_many_trigger"))?.incomingEventId, undefined);
+      assert.equal((await store.getIncoming("evt_many"))?.outgoingEventId, "evt_many_3");
+    });
+
     test("keeps sources with every field; names are unique; save replaces", async () => {
       const s = source();
       await store.insertSource(s);

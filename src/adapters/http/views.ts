@@ -61,5 +61,10 @@ export function viewEvent(event: OutgoingEvent) {
     event: event.type,
     payload: JSON.parse(event.body) as unknown,
     timestamp: iso(event.createdAt),
+    // The incoming webhook it was routed from; null for a trigger.
+    incomingEventId: event.incomingEventId ?? null,
+    ...(event.incomingEventId
+      ? { links: { incomingEvent: `/api/incoming-events/${event.incomingEventId}` } }
+      : {}),
   };
 }

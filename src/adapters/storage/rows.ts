@@ -6,7 +6,7 @@ import type {
   DeliverySummary,
   OutgoingEvent,
 } from "../../domain/deliveries.js";
-import type { IncomingEvent, IncomingStatus } from "../../domain/incoming.js";
+import type { IncomingEvent, IncomingStatus, RoutedEvent } from "../../domain/incoming.js";
 import type { RoutingRule } from "../../domain/routing.js";
 import type { Source, SourceSettings } from "../../domain/sources.js";
 import type { VerifierSpec } from "../../domain/verifier-specs.js";
@@ -188,10 +188,27 @@ export interface EventRow {
   type: string;
   body: string;
   created_at: number | string;
+  incoming_event_id: string | null;
 }
 
 export function toOutgoingEvent(row: EventRow): OutgoingEvent {
-  return { id: row.id, type: row.type, body: row.body, createdAt: Number(row.created_at) };
+  return {
+    id: row.id,
+    type: row.type,
+    body: row.body,
+    createdAt: Number(row.created_at),
+    ...(row.incoming_event_id === null ? {} : { incomingEventId: row.incoming_event_id }),
+  };
+}
+
+export interface RoutedEventRow {
+  id: string;
+  type: string;
+  created_at: number | string;
+}
+
+export function toRoutedEvent(row: RoutedEventRow): RoutedEvent {
+  return { id: row.id, type: row.type, createdAt: Number(row.created_at) };
 }
 
 export function toIncomingEvent(row: IncomingRow): IncomingEvent {

@@ -1,7 +1,11 @@
 /** Inspecting and replaying received webhooks: `/api/incoming-events…`, behind the API key. */
 import type { FastifyInstance } from "fastify";
 import { HeraldError } from "../../../domain/errors.js";
-import type { IncomingEvent, IncomingStatus } from "../../../domain/incoming.js";
+import type {
+  IncomingEvent,
+  IncomingEventDetail,
+  IncomingStatus,
+} from "../../../domain/incoming.js";
 import type { IncomingService } from "../../../domain/incoming-service.js";
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -23,7 +27,7 @@ function viewSummary(event: IncomingEvent) {
   };
 }
 
-function viewDetail(event: IncomingEvent) {
+function viewDetail(event: IncomingEventDetail) {
   const text = event.rawBody.toString("utf8");
   const isText = Buffer.from(text, "utf8").equals(event.rawBody);
   return {
@@ -31,6 +35,13 @@ function viewDetail(event: IncomingEvent) {
     headers: event.headers,
     body: isText ? text : event.rawBody.toString("base64"),
     bodyEncoding: isText ? "utf8" : "base64",
+    // Newest first: the event it was routed to when it came, and one more per replay that routed it.
+    routedEvents: event.routedEvents.map((routed) => ({
+      id: routed.id,
+      event: routed.type,
+      timestamp: iso(routed.createdAt),
+      link: `/api/events/${routed.id}`,
+    })),
     links: {
       self: `/api/incoming-events/${event.id}`,
       replay: `/api/incoming-events/${event.id}/replay`,

@@ -133,6 +133,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   -- Since when a registered worker has been without its lock; it counts as dead only after a grace.
   ALTER TABLE herald_workers ADD COLUMN missing_since bigint;
   `,
+  `
+  -- Every outgoing event an incoming webhook was routed to (a replay adds one) names it, so all of
+  -- them can be listed; incoming_events.outgoing_event_id keeps the latest.
+  ALTER TABLE events ADD COLUMN incoming_event_id text;
+  UPDATE events e SET incoming_event_id = i.id
+    FROM incoming_events i WHERE i.outgoing_event_id = e.id;
+  CREATE INDEX events_by_incoming ON events (incoming_event_id, created_at)
+    WHERE incoming_event_id IS NOT NULL;
+  `,
 ];
 
 /** An arbitrary constant naming Herald's migration lock among the database's advisory locks. */

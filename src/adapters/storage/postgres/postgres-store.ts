@@ -28,6 +28,7 @@ import {
   type DeliveryRow,
   type EventRow,
   type IncomingRow,
+  type RoutedEventRow,
   type SourceRow,
   sourceColumns,
   toAttemptLog,
@@ -35,6 +36,7 @@ import {
   toDeliverySummary,
   toIncomingEvent,
   toOutgoingEvent,
+  toRoutedEvent,
   toSource,
   toWebhook,
   type WebhookRow,
@@ -160,6 +162,7 @@ async function insertOutgoing(
     type: [] as string[],
     body: [] as string[],
     at: [] as number[],
+    incoming: [] as Array<string | null>,
   };
   const deliveries = {
     id: [] as string[],
@@ -178,6 +181,7 @@ async function insertOutgoing(
     events.type.push(event.type);
     events.body.push(event.body);
     events.at.push(event.createdAt);
+    events.incoming.push(event.incomingEventId ?? null);
     const targets = selectTargets(active);
     const leaseUntil = targets.length > 0 ? taker?.reserve(targets.length) : undefined;
     const handed: ClaimedDelivery[] = [];
@@ -198,14 +202,14 @@ async function insertOutgoing(
   const inserted = await client.query<{ id: string; locked: boolean }>({
     name: "herald_insert_outgoing",
     text: `WITH e AS (
-       INSERT INTO events (id, type, body, created_at)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+       INSERT INTO events (id, type, body, created_at, incoming_event_id)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])
      )
      INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
        created_at, updated_at, locked_by, locked_until)
      SELECT u.id, u.webhook_id, u.event_id, u.event_type, 'pending', 0, u.at, u.at, u.at, u.locked_by,
        u.locked_until
-     FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[])
+     FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::bigint[])
        AS u(id, webhook_id, event_id, event_type, at, locked_by, locked_until)
      JOIN webhooks w ON w.id = u.webhook_id AND w.active
      FOR KEY SHARE OF w
@@ -215,6 +219,7 @@ async function insertOutgoing(
       events.type,
       events.body,
       events.at,
+      events.incoming,
       deliveries.id,
       deliveries.webhook,
       deliveries.event,
@@ -698,10 +703,19 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
     async getEvent(id) {
       const { rows } = await pool.query<EventRow>(
-        "SELECT id, type, body, created_at FROM events WHERE id = $1",
+        "SELECT id, type, body, created_at, incoming_event_id FROM events WHERE id = $1",
         [id],
       );
       return rows[0] ? toOutgoingEvent(rows[0]) : undefined;
+    },
+
+    async routedEvents(incomingEventId, limit) {
+      const { rows } = await pool.query<RoutedEventRow>(
+        `SELECT id, type, created_at FROM events WHERE incoming_event_id = $1
+         ORDER BY created_at DESC, id DESC LIMIT $2`,
+        [incomingEventId, limit],
+      );
+      return rows.map(toRoutedEvent);
     },
 
     saveIncoming: (event, route) => incoming.push({ event, route }),

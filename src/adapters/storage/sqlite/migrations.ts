@@ -111,4 +111,14 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   DROP TABLE delivery_attempts;
   ALTER TABLE delivery_attempts_by_start RENAME TO delivery_attempts;
   `,
+  `
+  -- Every outgoing event an incoming webhook was routed to (a replay adds one) names it, so all of
+  -- them can be listed; incoming_events.outgoing_event_id keeps the latest.
+  ALTER TABLE events ADD COLUMN incoming_event_id TEXT;
+  UPDATE events SET incoming_event_id =
+    (SELECT i.id FROM incoming_events i WHERE i.outgoing_event_id = events.id)
+  WHERE id IN (SELECT outgoing_event_id FROM incoming_events WHERE outgoing_event_id IS NOT NULL);
+  CREATE INDEX events_by_incoming ON events(incoming_event_id, created_at)
+    WHERE incoming_event_id IS NOT NULL;
+  `,
 ];

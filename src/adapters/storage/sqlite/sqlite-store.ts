@@ -26,6 +26,7 @@ import {
   type DeliveryRow,
   type EventRow,
   type IncomingRow,
+  type RoutedEventRow,
   type SourceRow,
   sourceColumns,
   toAttemptLog,
@@ -33,6 +34,7 @@ import {
   toDeliverySummary,
   toIncomingEvent,
   toOutgoingEvent,
+  toRoutedEvent,
   toSource,
   toWebhook,
   type WebhookRow,
@@ -186,7 +188,11 @@ export function openSqliteStore(path: string): Store {
     ),
     getIncoming: db.prepare<[string], IncomingRow>("SELECT * FROM incoming_events WHERE id = ?"),
     getEvent: db.prepare<[string], EventRow>(
-      "SELECT id, type, body, created_at FROM events WHERE id = ?",
+      "SELECT id, type, body, created_at, incoming_event_id FROM events WHERE id = ?",
+    ),
+    routedEvents: db.prepare<[string, number], RoutedEventRow>(
+      `SELECT id, type, created_at FROM events WHERE incoming_event_id = ?
+       ORDER BY created_at DESC, id DESC LIMIT ?`,
     ),
     getSource: db.prepare<[string], SourceRow>("SELECT * FROM sources WHERE name = ?"),
     listSources: db.prepare<[], SourceRow>("SELECT * FROM sources ORDER BY name"),
@@ -375,6 +381,10 @@ export function openSqliteStore(path: string): Store {
     async getEvent(id) {
       const row = q.getEvent.get(id);
       return row ? toOutgoingEvent(row) : undefined;
+    },
+
+    async routedEvents(incomingEventId, limit) {
+      return q.routedEvents.all(incomingEventId, limit).map(toRoutedEvent);
     },
 
     saveIncoming: (event: IncomingEvent, route?: PendingEvent) =>

@@ -89,7 +89,9 @@ export function createWriteStatements(db: Database.Database) {
        updated_at = @updated_at WHERE id = @id`,
     ),
     deleteWebhook: db.prepare("DELETE FROM webhooks WHERE id = ?"),
-    insertEvent: db.prepare("INSERT INTO events (id, type, body, created_at) VALUES (?, ?, ?, ?)"),
+    insertEvent: db.prepare(
+      "INSERT INTO events (id, type, body, created_at, incoming_event_id) VALUES (?, ?, ?, ?, ?)",
+    ),
     // A webhook deleted or paused since it was chosen gets no delivery.
     insertDelivery: db.prepare(
       `INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
@@ -154,7 +156,13 @@ export function createWriteStatements(db: Database.Database) {
 export type WriteStatements = ReturnType<typeof createWriteStatements>;
 
 function writeOutgoing(q: WriteStatements, { event, deliveries }: OutgoingWrite): number {
-  q.insertEvent.run(event.id, event.type, event.body, event.createdAt);
+  q.insertEvent.run(
+    event.id,
+    event.type,
+    event.body,
+    event.createdAt,
+    event.incomingEventId ?? null,
+  );
   let queued = 0;
   for (const delivery of deliveries) {
     queued += q.insertDelivery.run({
