@@ -177,9 +177,13 @@ async function main(): Promise<void> {
   }
   // Columns in a fixed order whatever the run order: delivery's systems, with those measured for
   // ingest alone (the durable floor) before the baseline.
-  const columns = options.delivery.filter((s) => s !== BASELINE);
-  for (const system of options.ingest) if (!columns.includes(system)) columns.push(system);
-  if (options.delivery.includes(BASELINE) && !columns.includes(BASELINE)) columns.push(BASELINE);
+  const columns = [
+    ...new Set([
+      ...options.delivery.filter((s) => s !== BASELINE),
+      ...options.ingest,
+      ...options.delivery,
+    ]),
+  ];
   printTable(
     [
       ...(options.delivery.length > 0 ? rows("delivery", delivery, DELIVERY_ROWS) : []),

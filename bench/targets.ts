@@ -235,6 +235,7 @@ export async function startDurableFloor(): Promise<Target> {
     cpuMs: () => helper.cpuMs(),
     stop: async () => {
       await helper.stop();
+      // The helper removes it as it exits; this covers one stopped by force.
       removeTempDir(dir);
     },
   };

@@ -59,6 +59,13 @@ export interface IncomingService {
 /** Most outgoing events shown with one incoming webhook: replays add one each. */
 const ROUTED_EVENTS_SHOWN = 100;
 
+function notFound(id: string): HeraldError {
+  return new HeraldError(
+    "incoming_event_not_found",
+    `Incoming webhook not found: nothing has the id '${id}'. GET /api/incoming-events lists what was received.`,
+  );
+}
+
 function tooLarge(source: ResolvedSource): HeraldError {
   return new HeraldError(
     "payload_too_large",
@@ -293,17 +300,13 @@ export function createIncomingService(deps: {
         store.getIncoming(id),
         store.routedEvents(id, ROUTED_EVENTS_SHOWN),
       ]);
-      if (!event) {
-        throw new HeraldError(
-          "incoming_event_not_found",
-          `Incoming webhook not found: nothing has the id '${id}'. GET /api/incoming-events lists what was received.`,
-        );
-      }
+      if (!event) throw notFound(id);
       return { ...event, routedEvents };
     },
 
     async replay(id) {
-      const event = await this.get(id);
+      const event = await store.getIncoming(id);
+      if (!event) throw notFound(id);
       const source = await resolve(event.service);
       const kind = bodies.kind(event.contentType ?? "application/json") ?? "json";
       const body = bodies.parse(event.rawBody, kind);
@@ -320,22 +323,8 @@ export function createIncomingService(deps: {
         outcome.route,
       );
       if (deliveries > 0) wake.notify();
-      const produced = outcome.route?.event;
-      return {
-        event: {
-          ...event,
-          status: outcome.status,
-          outgoingEventId: outcome.outgoingEventId,
-          routeError: outcome.routeError,
-          routedEvents: produced
-            ? [
-                { id: produced.id, type: produced.type, createdAt: produced.createdAt },
-                ...event.routedEvents,
-              ].slice(0, ROUTED_EVENTS_SHOWN)
-            : event.routedEvents,
-        },
-        deliveries,
-      };
+      // Read back, so the answer lists the new event among those routed before, as GET does.
+      return { event: await this.get(id), deliveries };
     },
   };
 }
