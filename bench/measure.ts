@@ -13,6 +13,7 @@ import {
   INGEST_PATH,
   startBaselineDispatcher,
   startDurableFloor,
+  startDurableOutbox,
   startHerald,
   startHeraldWithWebhooks,
   startSink,
@@ -42,7 +43,7 @@ export interface System {
   column: string;
   /** Undefined for the baseline and the durable floor. */
   herald: HeraldLayout | undefined;
-  /** True for the durable floor, an ingest reference that is neither Herald nor the baseline. */
+  /** True for the durable floor, a reference that is neither Herald nor the baseline. */
   floor?: true;
 }
 
@@ -67,7 +68,11 @@ export const PG_API_2_WORKERS: System = {
   herald: { store: "postgres", workers: 2 },
 };
 export const BASELINE: System = { name: "baseline", column: "baseline", herald: undefined };
-/** Ingest only: node:http + HMAC + SQLite group commit, the least a durable receiver does. */
+/**
+ * The least a durable system does: for delivery, the baseline dispatcher plus SQLite group commits
+ * of each trigger's deliveries and of their outcomes (durable-outbox.ts); for ingest, node:http +
+ * HMAC + SQLite group commit under a unique key (durable-sink.ts).
+ */
 export const DURABLE_FLOOR: System = {
   name: "durable floor",
   column: "floor",
@@ -91,7 +96,7 @@ export interface DeliveryResult {
   missing: number;
   duplicates: number;
   badSignatures: number;
-  /** CPU time of the dispatcher (all of Herald's processes, or the baseline) per delivery, in µs. */
+  /** CPU time of the dispatcher (all of Herald's processes, or the reference's) per delivery, in µs. */
   cpuPerDeliveryUs: number;
   /** Share of the delivery time the receiver's event loop was busy: near 1, it was the bound. */
   receiverBusy: number;
@@ -171,7 +176,9 @@ export async function measureDelivery(
     const urls = Array.from({ length: WEBHOOKS }, (_, i) => `${receiver.url}/hook/${i}`);
     const target: DeliveryTarget = system.herald
       ? await startHeraldWithWebhooks(urls, { ...options.herald, ...system.herald })
-      : await startBaselineDispatcher(urls, BASELINE_CONNECTIONS);
+      : system.floor
+        ? await startDurableOutbox(urls, BASELINE_CONNECTIONS)
+        : await startBaselineDispatcher(urls, BASELINE_CONNECTIONS);
     try {
       await receiver.helper.request({ type: "configure", secrets: target.secrets }, "configured");
       // Every system gets the same warm-up, so the figures are of steady state, not of the JIT starting.

@@ -137,7 +137,7 @@ export function printTable(rows: Row[], systems: System[], context: RunContext):
   );
   if (systems.some((s) => s.floor)) {
     console.log(
-      "floor = durable floor, ingest only: node:http, the HMAC checked, body and headers stored under a unique key by SQLite group commit (WAL, synchronous=FULL), 200 after the commit; nothing else.",
+      "floor = durable floor, the least a durable system does here. Delivery: the baseline dispatcher, plus each trigger's event and delivery rows committed before the 200 and each delivery's outcome committed after its answer (SQLite group commit, WAL, synchronous=FULL). Ingest: node:http, the HMAC checked, body and headers stored under a unique key by the same group commit, 200 after the commit. Nothing else.",
     );
   }
   const ratioColumns = ratios(systems);

@@ -1,4 +1,4 @@
-/** The systems under test: Herald as child processes, and the two baselines. */
+/** The systems under test: Herald as child processes, the baselines and the durable floors. */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,7 +12,7 @@ import {
   spawnNode,
   waitForHttp,
 } from "./children.js";
-import type { DispatcherSettings } from "./dispatcher.js";
+import type { DispatcherSettings } from "./trigger-dispatch.js";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const TRIGGER_PATH = "/api/webhooks/trigger";
@@ -198,10 +198,15 @@ export async function startHeraldWithWebhooks(
   }
 }
 
-/** Starts the naive dispatcher baseline, sending to `urls` with `connections` per origin. */
-export async function startBaselineDispatcher(
+/**
+ * Starts a reference dispatcher (`script`: the naive baseline or the durable outbox), sending to
+ * `urls` with `connections` per origin; `dir` is the durable outbox's database directory.
+ */
+async function startDispatcher(
+  script: string,
   urls: string[],
   connections: number,
+  dir?: string,
 ): Promise<DeliveryTarget> {
   const targets = urls.map((url) => ({ url, secret: randomBytes(24).toString("base64url") }));
   const settings: DispatcherSettings = {
@@ -209,12 +214,35 @@ export async function startBaselineDispatcher(
     triggerPath: TRIGGER_PATH,
     connections,
     targets,
+    ...(dir ? { dir } : {}),
   };
-  const { helper, url } = await Helper.start("./dispatcher.ts", "process", [
-    JSON.stringify(settings),
-  ]);
+  const { helper, url } = await Helper.start(script, "process", [JSON.stringify(settings)]);
   const secrets = Object.fromEntries(targets.map((t) => [new URL(t.url).pathname, t.secret]));
-  return { origin: url, secrets, cpuMs: () => helper.cpuMs(), stop: () => helper.stop() };
+  return {
+    origin: url,
+    secrets,
+    cpuMs: () => helper.cpuMs(),
+    stop: async () => {
+      await helper.stop();
+      // The helper removes it as it exits; this covers one stopped by force.
+      if (dir) removeTempDir(dir);
+    },
+  };
+}
+
+/** Starts the naive dispatcher baseline, sending to `urls` with `connections` per origin. */
+export function startBaselineDispatcher(urls: string[], connections: number) {
+  return startDispatcher("./dispatcher.ts", urls, connections);
+}
+
+/** Starts the delivery floor (durable-outbox.ts) on a database of its own. */
+export function startDurableOutbox(urls: string[], connections: number) {
+  return startDispatcher(
+    "./durable-outbox.ts",
+    urls,
+    connections,
+    makeTempDir("herald-bench-outbox-"),
+  );
 }
 
 /** Starts the bare node:http server that only answers 200. */
@@ -223,7 +251,7 @@ export async function startSink(): Promise<Target> {
   return { origin: url, cpuMs: () => helper.cpuMs(), stop: () => helper.stop() };
 }
 
-/** Starts the durable floor (durable-sink.ts) on a database of its own. */
+/** Starts the ingest floor (durable-sink.ts) on a database of its own. */
 export async function startDurableFloor(): Promise<Target> {
   const dir = makeTempDir("herald-bench-floor-");
   const { helper, url } = await Helper.start("./durable-sink.ts", "process", [
