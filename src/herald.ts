@@ -192,7 +192,6 @@ export async function createHerald(
             store,
             clock,
             logger,
-            wake,
             sources: registry,
             bodies: { kind: bodyKind, parse: parseBody },
             rateLimiter: new RateLimiter(clock),

@@ -13,7 +13,7 @@ import {
   incomingEventName,
   storableHeaders,
 } from "./incoming.js";
-import type { IncomingQuery, Logger, PendingEvent, Store, WakeSignal } from "./ports.js";
+import type { IncomingQuery, Logger, PendingEvent, Store } from "./ports.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { type RouteDecision, routeIncoming } from "./routing.js";
 import type { ResolvedSource, SourceRegistry } from "./source-registry.js";
@@ -84,12 +84,11 @@ export function createIncomingService(deps: {
   store: Store;
   clock: Clock;
   logger: Logger;
-  wake: WakeSignal;
   sources: SourceRegistry;
   bodies: BodyReader;
   rateLimiter: RateLimiter;
 }): IncomingService {
-  const { store, clock, logger, wake, sources, bodies, rateLimiter } = deps;
+  const { store, clock, logger, sources, bodies, rateLimiter } = deps;
 
   // The answer names no other source: whoever calls this route has shown no key, and a list would
   // point them at sources that take unverified webhooks.
@@ -269,7 +268,6 @@ export function createIncomingService(deps: {
         },
         outcome.route,
       );
-      if (result.deliveries > 0) wake.notify();
       if (result.duplicate) {
         const first = await store.getIncoming(result.eventId);
         return {
@@ -322,7 +320,6 @@ export function createIncomingService(deps: {
         },
         outcome.route,
       );
-      if (deliveries > 0) wake.notify();
       // Read back, so the answer lists the new event among those routed before, as GET does.
       return { event: await this.get(id), deliveries };
     },

@@ -43,6 +43,11 @@ export interface LocalDeliveryTaker {
   reserve(count: number): number | undefined;
   /** Takes committed deliveries, leased to it until `leaseUntil`. */
   take(deliveries: ClaimedDelivery[], leaseUntil: number): void;
+  /**
+   * Hears that a write committed deliveries it did not take (it had no room): they wait in the
+   * store to be claimed. Told after the commit, so a claim then finds them.
+   */
+  untaken(): void;
 }
 
 /** Where Herald keeps everything. Every write is durable when its promise resolves. */

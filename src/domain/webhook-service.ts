@@ -148,7 +148,6 @@ export function createWebhookService(deps: {
         (active) => active.filter((webhook) => webhookReceives(webhook, eventType)),
         () => newId("del", now),
       );
-      if (deliveries > 0) wake.notify();
       return { eventId, deliveries };
     },
 

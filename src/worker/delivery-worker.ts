@@ -106,7 +106,13 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
 
   let running = false;
   let claiming = false;
-  let pumpMissed = false;
+  /**
+   * Whether the store may hold due deliveries that nobody has leased: set by a wake-up, a due time
+   * or poll, leases given back or freed, and a claim that filled its batch or skipped webhooks;
+   * cleared by a claim. An answered attempt does not set it, so a worker fed by its own commits
+   * sends without querying for work that is not there.
+   */
+  let claimDue = true;
   let pumpQueued = false;
   let sleepTimer: NodeJS.Timeout | undefined;
   let sweepTimer: NodeJS.Timeout | undefined;
@@ -160,6 +166,12 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     });
   }
 
+  /** Pumps with a claim: the store may hold due deliveries nobody has leased. */
+  function scheduleClaim(): void {
+    claimDue = true;
+    schedulePump();
+  }
+
   /** Sends one attempt and decides what follows it. */
   async function attempt(
     delivery: ClaimedDelivery,
@@ -197,6 +209,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     try {
       await store.recordAttempt(update, workerId);
       options.observer?.attemptFinished(outcome.kind, update.attempt.durationMs);
+      // The retry is a row with a due time now: the next claim sets the sleep to wake for it.
+      if (outcome.kind === "retry") scheduleClaim();
       if (outcome.kind === "give-up") {
         logger.warn(
           { deliveryId: delivery.id, webhookId: delivery.webhookId, attempts: update.attempts },
@@ -248,16 +262,13 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     }
     // Given back rather than dropped, so they are claimed again, with a new lease, at once
     // instead of once the old lease runs out.
-    if (expiring) void giveBack(expiring).then(schedulePump);
+    if (expiring) void giveBack(expiring).then(scheduleClaim);
   }
 
   async function pump(): Promise<void> {
     if (!running) return;
     dispatch();
-    if (claiming) {
-      pumpMissed = true;
-      return;
-    }
+    if (claiming || !claimDue) return;
     // Claims run ahead of the sends by up to one batch, so a slot that frees up starts its next
     // attempt at once instead of waiting for a database round trip.
     const blocked = saturated();
@@ -271,6 +282,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     if (waiting >= batchSize / 2 || room < worthClaiming) return;
     const limit = Math.min(room, batchSize);
     claiming = true;
+    claimDue = false;
     let claimed: ClaimedDelivery[] = [];
     const now = clock.now();
     const leaseUntil = now + leaseMs;
@@ -288,6 +300,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         "Could not read due deliveries from the database; trying again in 1 s.",
       );
       claiming = false;
+      claimDue = true;
       sleep(1000);
       return;
     }
@@ -295,8 +308,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     for (const delivery of claimed) ready.push({ delivery, leaseUntil });
     dispatch();
     if (!running) return;
-    if (pumpMissed || claimed.length === limit) {
-      pumpMissed = false;
+    // More may be due: the batch was full, webhooks were skipped, or a wake-up came meanwhile.
+    if (claimed.length === limit || blocked.webhooks.length > 0) claimDue = true;
+    if (claimDue) {
       schedulePump();
       return;
     }
@@ -320,7 +334,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
           { released },
           `${released} deliveries were held by a worker that stopped answering; they are back in the queue and will be sent again.`,
         );
-        schedulePump();
+        scheduleClaim();
       },
       (error: unknown) =>
         logger.error({ err: error }, "Could not free expired delivery leases; trying again later."),
@@ -371,6 +385,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       // Started on the next turn, so the answers to the requests that committed them go out first.
       schedulePump();
     },
+    untaken: scheduleClaim,
   };
 
   /** Hands back leases on deliveries this worker will not send, so others need not wait them out. */
@@ -389,7 +404,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     if (sleepTimer) clearTimeout(sleepTimer);
     sleepTimer = setTimeout(() => {
       sleepTimer = undefined;
-      schedulePump();
+      scheduleClaim();
     }, ms);
     sleepTimer.unref();
   }
@@ -400,11 +415,11 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       running = true;
       // Alive before it holds any lease, so that no sweep takes this worker for a dead one.
       await store.markWorkerAlive(workerId);
-      unsubscribe = wake.subscribe(schedulePump);
+      unsubscribe = wake.subscribe(scheduleClaim);
       store.setLocalTaker(taker);
       // A process started after a crash frees what its dead predecessor held, at once.
       sweep();
-      schedulePump();
+      scheduleClaim();
       sweepTimer = setInterval(sweep, Math.max(1000, Math.min(leaseMs / 2, SWEEP_INTERVAL_MS)));
       sweepTimer.unref();
     },

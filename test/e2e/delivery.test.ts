@@ -2,8 +2,13 @@
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
+import { openSqliteStore } from "../../src/adapters/storage/sqlite/sqlite-store.js";
+import type { Store } from "../../src/domain/ports.js";
 import { type RunningHerald, startHerald, waitFor } from "../support/herald.js";
 import { type Receiver, type startReceiver, withReceiver } from "../support/receiver.js";
 
@@ -454,3 +459,42 @@ function deliveryTests(threads: string): void {
 
 describe("sent from the main thread", () => deliveryTests("0"));
 describe("sent from a delivery thread", () => deliveryTests("1"));
+
+describe("the delivery loop", () => {
+  test("sends the deliveries this process commits without asking the database for due work", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "herald-claims-"));
+    const store = openSqliteStore(join(dir, "herald.db"));
+    let claims = 0;
+    // The real store, with its claims counted.
+    const counted = new Proxy(store, {
+      get(target, property, receiver) {
+        if (property !== "claimDueDeliveries") return Reflect.get(target, property, receiver);
+        return (options: Parameters<Store["claimDueDeliveries"]>[0]) => {
+          claims++;
+          return target.claimDueDeliveries(options);
+        };
+      },
+    });
+    const { herald, receiver } = await withReceiver(t, () =>
+      startHerald({ HERALD_DELIVERY_THREADS: "0" }, { store: counted }),
+    );
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    await createWebhook(herald, `${receiver.url}/a`);
+    await createWebhook(herald, `${receiver.url}/b`);
+    // Settled first: the claim made at start, and the poll it arms.
+    await sleep(100);
+    const before = claims;
+    const started = Date.now();
+    for (let n = 0; n < 60; n++) await trigger(herald, "user.created", { n });
+    await waitFor(
+      () => (receiver.requests.length >= 120 ? true : undefined),
+      5000,
+      "120 deliveries",
+    );
+    const polls = Math.ceil((Date.now() - started) / 1000);
+    assert.ok(
+      claims - before <= polls + 1,
+      `at most one claim per poll (${polls}) and one more; there were ${claims - before} for 60 triggers`,
+    );
+  });
+});

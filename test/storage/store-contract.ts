@@ -789,6 +789,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       await store.insertWebhook(w);
       const taken: ClaimedDelivery[] = [];
       const leases: number[] = [];
+      let untaken = 0;
       store.setLocalTaker({
         workerId: "local",
         reserve: (count) => (count === 1 ? 100 : undefined),
@@ -796,11 +797,13 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
           taken.push(...deliveries);
           leases.push(leaseUntil);
         },
+        untaken: () => untaken++,
       });
       const queued = await enqueue("evt_handed", 5, '{"n":1}');
       store.setLocalTaker(undefined);
       assert.equal(queued, 1);
       assert.deepEqual(leases, [100]);
+      assert.equal(untaken, 0, "everything was taken, so nothing waits to be claimed");
       const [handed] = taken;
       assert.deepEqual(handed && { ...handed, id: "" }, {
         id: "",
@@ -819,22 +822,42 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(after?.id, handed?.id);
     });
 
-    test("a local worker without room is handed nothing; the delivery waits to be claimed", async () => {
+    test("a local worker without room is handed nothing and told, after the commit, that the delivery waits to be claimed", async () => {
       const w = webhook();
       await store.insertWebhook(w);
       let takes = 0;
+      const claimsWhenTold: Array<Promise<ClaimedDelivery[]>> = [];
       store.setLocalTaker({
         workerId: "local",
         reserve: () => undefined,
         take() {
           takes++;
         },
+        untaken() {
+          claimsWhenTold.push(claim("other", 6, 90, 10));
+        },
       });
       await enqueue("evt_full", 5);
       store.setLocalTaker(undefined);
       assert.equal(takes, 0);
-      const claimed = await claim("other", 6, 90, 10);
-      assert.equal(claimed.length, 1);
+      assert.equal(claimsWhenTold.length, 1, "told once");
+      const claimed = await claimsWhenTold[0];
+      assert.equal(claimed?.length, 1, "a claim made when told finds the delivery committed");
+    });
+
+    test("a local worker is not told of an event that reached no active webhook", async () => {
+      await store.insertWebhook(webhook({ active: false }));
+      let untaken = 0;
+      store.setLocalTaker({
+        workerId: "local",
+        reserve: () => undefined,
+        take() {},
+        untaken: () => untaken++,
+      });
+      const queued = await enqueue("evt_nobody", 5);
+      store.setLocalTaker(undefined);
+      assert.equal(queued, 0);
+      assert.equal(untaken, 0);
     });
 
     test("leases given back by their holder are claimable at once; others' are not touched", async () => {
@@ -845,6 +868,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
         workerId: "local",
         reserve: () => 1000,
         take: (deliveries) => taken.push(...deliveries),
+        untaken() {},
       });
       await enqueue("evt_back", 5);
       store.setLocalTaker(undefined);

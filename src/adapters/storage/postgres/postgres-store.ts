@@ -134,21 +134,39 @@ interface Handoff {
   leaseUntil: number;
 }
 
-function handOver(handoffs: readonly Handoff[]): void {
-  for (const { taker, deliveries, leaseUntil } of handoffs) taker.take(deliveries, leaseUntil);
+/** What a write tells the local worker once it commits: what it leased to it, and what it left. */
+class Handover {
+  private readonly handoffs: Handoff[] = [];
+  private leftTo: LocalDeliveryTaker | undefined;
+
+  lease(handoff: Handoff): void {
+    this.handoffs.push(handoff);
+  }
+
+  /** Deliveries were stored that `taker` did not take; they wait to be claimed. */
+  left(taker: LocalDeliveryTaker): void {
+    this.leftTo = taker;
+  }
+
+  /** Called once the write has committed. */
+  committed(): void {
+    for (const { taker, deliveries, leaseUntil } of this.handoffs)
+      taker.take(deliveries, leaseUntil);
+    this.leftTo?.untaken();
+  }
 }
 
 /**
  * Stores outgoing events and their deliveries on `client`, in one statement (so it commits on its
  * own, or with the caller's transaction). A webhook deleted or paused since it was chosen gets no
- * delivery. When `taker` has room, an event's deliveries are stored already leased to it and listed
- * in `handoffs`, for the caller to hand over after the commit.
+ * delivery. When `taker` has room, an event's deliveries are stored already leased to it; `handover`
+ * keeps them, and whether any were left unleased, for the caller to tell the taker after the commit.
  */
 async function insertOutgoing(
   client: pg.PoolClient,
   items: PendingEvent[],
   taker: LocalDeliveryTaker | undefined,
-  handoffs: Handoff[],
+  handover: Handover,
   insideTransaction: boolean,
 ): Promise<number[]> {
   if (items.length === 0) return [];
@@ -240,8 +258,9 @@ async function insertOutgoing(
   }
   for (const handoff of leased) {
     const kept = handoff.deliveries.filter((delivery) => stored.has(delivery.id));
-    if (kept.length > 0) handoffs.push({ ...handoff, deliveries: kept });
+    if (kept.length > 0) handover.lease({ ...handoff, deliveries: kept });
   }
+  if (unleased > 0 && taker) handover.left(taker);
   // Delivered to listeners once the rows are committed; leased deliveries need nobody woken.
   if (unleased > 0) {
     const notify = client.query(`NOTIFY ${DELIVERY_CHANNEL}`);
@@ -349,7 +368,7 @@ async function writeIncoming(
   items: IncomingItem[],
   taker: LocalDeliveryTaker | undefined,
 ): Promise<Array<{ eventId: string; duplicate: boolean; deliveries: number }>> {
-  const handoffs: Handoff[] = [];
+  const handover = new Handover();
   const results = await inTransaction(pool, async (client) => {
     const events = items.map((item) => item.event);
     const inserted = await client.query<{ id: string }>({
@@ -383,7 +402,7 @@ async function writeIncoming(
       client,
       routed.map((item) => item.route as PendingEvent),
       taker,
-      handoffs,
+      handover,
       true,
     );
     const deliveriesOf = new Map(routed.map((item, i) => [item.event.id, counts[i] ?? 0]));
@@ -407,7 +426,7 @@ async function writeIncoming(
       return { eventId: first, duplicate: true, deliveries: 0 };
     });
   });
-  handOver(handoffs);
+  handover.committed();
   return results;
 }
 
@@ -428,11 +447,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   let taker: LocalDeliveryTaker | undefined;
   const enqueue = new BatchQueue<PendingEvent, number>({
     run: async (items) => {
-      const handoffs: Handoff[] = [];
+      const handover = new Handover();
       const counts = await withClient(pool, (client) =>
-        insertOutgoing(client, items, taker, handoffs, false),
+        insertOutgoing(client, items, taker, handover, false),
       );
-      handOver(handoffs);
+      handover.committed();
       return counts;
     },
     maxBatch: 500,
@@ -753,16 +772,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
 
     async recordRouting(id, outcome, route) {
-      const handoffs: Handoff[] = [];
+      const handover = new Handover();
       const deliveries = await inTransaction(pool, async (client) => {
         await client.query(
           "UPDATE incoming_events SET status = $2, outgoing_event_id = $3, route_error = $4 WHERE id = $1",
           [id, outcome.status, outcome.outgoingEventId, outcome.routeError],
         );
-        const [queued] = await insertOutgoing(client, route ? [route] : [], taker, handoffs, true);
+        const [queued] = await insertOutgoing(client, route ? [route] : [], taker, handover, true);
         return queued ?? 0;
       });
-      handOver(handoffs);
+      handover.committed();
       return deliveries;
     },
 

@@ -223,7 +223,8 @@ export function openSqliteStore(path: string): Store {
   /**
    * Writes an outgoing event; when the local worker has room, its deliveries are leased to it
    * before the commit and handed over after it. If the writer skipped any (a webhook deleted or
-   * paused meanwhile), none is handed over and the claim query finds those that were stored.
+   * paused meanwhile), none is handed over; the worker hears that those stored wait to be claimed,
+   * as it does when it had no room.
    */
   function writeHandingOver<T>(
     chosen: { write: OutgoingWrite; targets: Webhook[] } | undefined,
@@ -232,8 +233,14 @@ export function openSqliteStore(path: string): Store {
   ): Promise<T> {
     const deliveries = chosen?.write.deliveries ?? [];
     const to = taker;
-    const leaseUntil = chosen && deliveries.length > 0 ? to?.reserve(deliveries.length) : undefined;
-    if (!chosen || !to || leaseUntil === undefined) return write(chosen?.write);
+    if (!chosen || !to || deliveries.length === 0) return write(chosen?.write);
+    const leaseUntil = to.reserve(deliveries.length);
+    if (leaseUntil === undefined) {
+      return write(chosen.write).then((result) => {
+        if (queued(result) > 0) to.untaken();
+        return result;
+      });
+    }
     for (const { id } of deliveries) leases.set(id, { workerId: to.workerId, until: leaseUntil });
     const release = () => {
       for (const { id } of deliveries) {
@@ -242,13 +249,17 @@ export function openSqliteStore(path: string): Store {
     };
     return write(chosen.write).then(
       (result) => {
-        if (queued(result) === deliveries.length && taker === to) {
+        const stored = queued(result);
+        if (stored === deliveries.length && taker === to) {
           const { event } = chosen.write;
           to.take(
             deliveries.map(({ id }, i) => freshDelivery(id, chosen.targets[i] as Webhook, event)),
             leaseUntil,
           );
-        } else release();
+        } else {
+          release();
+          if (stored > 0) to.untaken();
+        }
         return result;
       },
       (error: unknown) => {
