@@ -65,6 +65,24 @@ async function setup(
   return withReceiver(t, () => startHerald({ HERALD_DELIVERY_THREADS: threads, ...env }), respond);
 }
 
+/**
+ * Starts Herald and a receiver, registers one user.created webhook at `path` on the receiver,
+ * triggers one event and waits for its delivery to settle.
+ */
+async function deliverOne(
+  threads: string,
+  t: { after(fn: () => Promise<void>): void },
+  env: Record<string, string>,
+  respond?: Parameters<typeof startReceiver>[0],
+  path = "",
+) {
+  const { herald, receiver } = await setup(threads, t, env, respond);
+  const webhook = await createWebhook(herald, `${receiver.url}${path}`);
+  await trigger(herald, "user.created", { n: 1 });
+  const delivery = await settledDelivery(herald, webhook.id);
+  return { herald, receiver, webhook, delivery };
+}
+
 /** Every test runs with attempts sent from the main thread and from a delivery thread. */
 /** A receiver's answers: the first request gets `status` with `headers` and `text`, the rest 200. */
 function firstAnswered(
@@ -165,16 +183,12 @@ function deliveryTests(threads: string): void {
   });
 
   test("a 503 answer is retried and the delivery succeeds on the second attempt", async (t) => {
-    const { herald, receiver } = await setup(
+    const { receiver, delivery } = await deliverOne(
       threads,
       t,
       FAST_RETRIES,
       firstAnswered(503, { "content-type": "text/plain" }, "busy"),
     );
-    const webhook = await createWebhook(herald, receiver.url);
-    await trigger(herald, "user.created", { n: 1 });
-
-    const delivery = await settledDelivery(herald, webhook.id);
     assert.equal(delivery.status, "success");
     assert.equal(delivery.attempts, 2);
     assert.equal(delivery.attemptLog.length, 2);
@@ -191,29 +205,24 @@ function deliveryTests(threads: string): void {
   });
 
   test("a receiver that keeps answering 500 fails the delivery once the schedule runs out, and says why", async (t) => {
-    const { herald, receiver } = await setup(
+    const { delivery } = await deliverOne(
       threads,
       t,
       { HERALD_RETRY_SCHEDULE: "100ms" },
       (_req, _index, res) => res.writeHead(500, { "content-type": "text/plain" }).end("down"),
     );
-    const webhook = await createWebhook(herald, receiver.url);
-    await trigger(herald, "user.created", { n: 1 });
-
-    const delivery = await settledDelivery(herald, webhook.id);
     assert.equal(delivery.status, "failed");
     assert.equal(delivery.attempts, 2);
     assert.match(delivery.error, /receiver answered 500; no attempts left after 2/);
   });
 
   test("a 400 answer is not retried and the delivery fails after one attempt", async (t) => {
-    const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (_req, _index, res) => {
-      res.writeHead(400, { "content-type": "text/plain" }).end("bad");
-    });
-    const webhook = await createWebhook(herald, receiver.url);
-    await trigger(herald, "user.created", { n: 1 });
-
-    const delivery = await settledDelivery(herald, webhook.id);
+    const { herald, receiver, webhook, delivery } = await deliverOne(
+      threads,
+      t,
+      FAST_RETRIES,
+      (_req, _index, res) => res.writeHead(400, { "content-type": "text/plain" }).end("bad"),
+    );
     assert.equal(delivery.status, "failed");
     assert.equal(delivery.attempts, 1);
     assert.equal(delivery.attemptLog.length, 1);
@@ -225,15 +234,17 @@ function deliveryTests(threads: string): void {
   });
 
   test("a failed delivery retried by hand is sent once more, under the same id, and its history keeps both attempts", async (t) => {
-    const { herald, receiver } = await setup(
+    const {
+      herald,
+      receiver,
+      webhook,
+      delivery: failed,
+    } = await deliverOne(
       threads,
       t,
       FAST_RETRIES,
       firstAnswered(400, { "content-type": "text/plain" }, "bad"),
     );
-    const webhook = await createWebhook(herald, receiver.url);
-    await trigger(herald, "user.created", { n: 1 });
-    const failed = await settledDelivery(herald, webhook.id);
     assert.equal(failed.status, "failed");
 
     // Retried while its webhook is inactive, it waits, and says so.
@@ -335,14 +346,16 @@ function deliveryTests(threads: string): void {
   });
 
   test("a redirect is not followed and fails the delivery", async (t) => {
-    const { herald, receiver } = await setup(threads, t, FAST_RETRIES, (req, _index, res) => {
-      if (req.path === "/start") res.writeHead(302, { location: "/elsewhere" }).end();
-      else res.writeHead(200).end("OK");
-    });
-    const webhook = await createWebhook(herald, `${receiver.url}/start`);
-    await trigger(herald, "user.created", { n: 1 });
-
-    const delivery = await settledDelivery(herald, webhook.id);
+    const { receiver, delivery } = await deliverOne(
+      threads,
+      t,
+      FAST_RETRIES,
+      (req, _index, res) => {
+        if (req.path === "/start") res.writeHead(302, { location: "/elsewhere" }).end();
+        else res.writeHead(200).end("OK");
+      },
+      "/start",
+    );
     assert.equal(delivery.status, "failed");
     assert.equal(delivery.attempts, 1);
     assert.equal(delivery.attemptLog[0].statusCode, 302);
@@ -353,15 +366,14 @@ function deliveryTests(threads: string): void {
   });
 
   test("with private targets refused, a delivery to a loopback address fails at once, without a retry", async (t) => {
-    const { herald, receiver } = await setup(threads, t, {
-      ...FAST_RETRIES,
-      HERALD_ALLOW_PRIVATE_TARGETS: "false",
-    });
-    const webhook = await createWebhook(herald, `${receiver.url}/`);
+    const { herald, receiver, webhook, delivery } = await deliverOne(
+      threads,
+      t,
+      { ...FAST_RETRIES, HERALD_ALLOW_PRIVATE_TARGETS: "false" },
+      undefined,
+      "/",
+    );
     assert.match(webhook.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
-    await trigger(herald, "user.created", { n: 1 });
-
-    const delivery = await settledDelivery(herald, webhook.id);
     assert.equal(delivery.status, "failed");
     assert.equal(delivery.attemptLog.length, 1);
     assert.equal(delivery.attemptLog[0].statusCode, null);

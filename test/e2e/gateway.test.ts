@@ -57,6 +57,16 @@ async function createSource(herald: RunningHerald, input: Record<string, unknown
   return created.body.source;
 }
 
+/** Creates a source verified by hex HMAC-SHA256 of the body, with `settings`; returns its secret. */
+async function createHmacSource(
+  herald: RunningHerald,
+  name: string,
+  settings: Record<string, unknown>,
+): Promise<string> {
+  const source = await createSource(herald, { name, verifier: { type: "hmac" }, ...settings });
+  return source.secret;
+}
+
 /** Registers a webhook on the receiver and returns it with its secret in full. */
 async function subscribe(herald: RunningHerald, receiver: Receiver, events = ["user.created"]) {
   const created = await herald.api("POST", "/api/webhooks", {
@@ -423,11 +433,7 @@ test("form and XML bodies are verified on their raw bytes and routed by their fi
     { event: "record.created", where: { table: "users" }, emit: "user.created" },
     { where: { "event.table": "users" }, emit: "user.updated", data: "event" },
   ];
-  const { secret } = await createSource(herald, {
-    name: "legacy",
-    verifier: { type: "hmac" },
-    rules,
-  });
+  const secret = await createHmacSource(herald, "legacy", { rules });
   const send = (body: string, type: string) =>
     post(
       herald,
@@ -480,9 +486,7 @@ test("form and XML bodies are verified on their raw bytes and routed by their fi
 test("XML's predefined entities and character references are decoded in the routed data", async (t) => {
   const { herald, receiver } = await setup(t);
   await subscribe(herald, receiver);
-  const { secret } = await createSource(herald, {
-    name: "xml-text",
-    verifier: { type: "hmac" },
+  const secret = await createHmacSource(herald, "xml-text", {
     rules: [{ where: { "event.note": { exists: true } }, emit: "user.created", data: "event" }],
   });
   const xml = '<event><note kind="a &amp; b">Tom &amp; Jerry &lt;3 &#233;t&#xE9;</note></event>';
@@ -505,11 +509,7 @@ test("an XML entity bomb is not expanded and Herald stays responsive", async (t)
   const { herald, receiver } = await setup(t);
   await subscribe(herald, receiver);
   const rules = [{ where: { x: { exists: true } }, emit: "user.created", data: "x" }];
-  const { secret } = await createSource(herald, {
-    name: "xml-in",
-    verifier: { type: "hmac" },
-    rules,
-  });
+  const secret = await createHmacSource(herald, "xml-in", { rules });
   const entities = [`<!ENTITY a "${"a".repeat(50)}">`];
   for (let i = 1; i <= 8; i++)
     entities.push(`<!ENTITY e${i} "${`&${i === 1 ? "a" : `e${i - 1}`};`.repeat(10)}">`);
@@ -539,11 +539,7 @@ test("an XML entity bomb is not expanded and Herald stays responsive", async (t)
 
 test("a source over its rate limit is answered 429 with Retry-After and nothing is stored", async (t) => {
   const { herald } = await setup(t);
-  const { secret } = await createSource(herald, {
-    name: "bursty",
-    verifier: { type: "hmac" },
-    rateLimitPerSecond: 2,
-  });
+  const secret = await createHmacSource(herald, "bursty", { rateLimitPerSecond: 2 });
   const answers = await Promise.all(
     Array.from({ length: 10 }, (_, i) => {
       const body = JSON.stringify({ event: "ping", n: i });
@@ -565,11 +561,7 @@ test("a source over its rate limit is answered 429 with Retry-After and nothing 
 
 test("forged requests do not use up a source's rate: the real sender still gets through", async (t) => {
   const { herald } = await setup(t);
-  const { secret } = await createSource(herald, {
-    name: "guarded",
-    verifier: { type: "hmac" },
-    rateLimitPerSecond: 1,
-  });
+  const secret = await createHmacSource(herald, "guarded", { rateLimitPerSecond: 1 });
   const body = JSON.stringify({ event: "ping" });
   for (let i = 0; i < 12; i++) {
     const forged = await post(herald, "guarded", body, {
@@ -587,9 +579,7 @@ test("forged requests do not use up a source's rate: the real sender still gets 
 test("received webhooks can be listed, inspected without credentials, and replayed", async (t) => {
   const { herald, receiver } = await setup(t);
   await subscribe(herald, receiver);
-  const { secret } = await createSource(herald, {
-    name: "shop",
-    verifier: { type: "hmac" },
+  const secret = await createHmacSource(herald, "shop", {
     rules: [{ event: "order.paid", emit: "user.updated" }],
   });
   const body = JSON.stringify({ event: "order.created", data: { orderId: 42 } });
