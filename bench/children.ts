@@ -36,17 +36,25 @@ function killAtExit(child: ChildProcess): void {
   child.once("exit", () => exitHooks.delete(child));
 }
 
-/** CPU time (user + system) process `pid` has used, in ms; undefined without Linux's /proc. */
-function processCpuMs(pid: number | undefined): number | undefined {
+/**
+ * CPU time (user + system) process `pid` has used, in ms (or the thread whose `stat` file is
+ * given); undefined without Linux's /proc.
+ */
+function processCpuMs(pid: number | undefined, statFile = `/proc/${pid}/stat`): number | undefined {
   if (pid === undefined) return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(statFile, "utf8");
     // Fields after the command name start at field 3; utime and stime are fields 14 and 15, in 1/100 s.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
     return undefined;
   }
+}
+
+/** CPU time (user + system) of process `pid`'s main thread, in ms; undefined without /proc. */
+function mainThreadCpuMs(pid: number | undefined): number | undefined {
+  return pid === undefined ? undefined : processCpuMs(pid, `/proc/${pid}/task/${pid}/stat`);
 }
 
 /** Sends `signal`, waits up to `graceMs` for the exit, then kills. Resolves with the exit code. */
@@ -129,6 +137,11 @@ export class Helper {
     return this.host instanceof Worker ? undefined : processCpuMs(this.host.pid);
   }
 
+  /** CPU time of the helper process's main thread, in ms; undefined for a thread. */
+  mainThreadCpuMs(): number | undefined {
+    return this.host instanceof Worker ? undefined : mainThreadCpuMs(this.host.pid);
+  }
+
   async stop(): Promise<void> {
     if (this.host instanceof Worker) await this.host.terminate();
     else await stopProcess(this.host, "SIGTERM", 5_000);
@@ -152,6 +165,8 @@ export interface Spawned {
   outputTail(): string;
   /** CPU time used so far, in ms; undefined without Linux's /proc. */
   cpuMs(): number | undefined;
+  /** CPU time of its main thread so far, in ms; undefined without Linux's /proc. */
+  mainThreadCpuMs(): number | undefined;
 }
 
 /** Spawns `node args` in `cwd` with `env`, keeping the last 8 KB of its output. */
@@ -169,6 +184,7 @@ export function spawnNode(args: string[], cwd: string, env: NodeJS.ProcessEnv): 
     stop: (graceMs) => stopProcess(child, "SIGTERM", graceMs),
     outputTail: () => tail,
     cpuMs: () => processCpuMs(child.pid),
+    mainThreadCpuMs: () => mainThreadCpuMs(child.pid),
   };
 }
 

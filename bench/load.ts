@@ -1,5 +1,6 @@
-/** The load generator: concurrent clients on one undici Pool per target. */
+/** The load generator: concurrent clients, or a steady rate, on one undici Pool per target. */
 import { createHmac } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Pool } from "undici";
 import { wallClockMs } from "./shared.js";
 
@@ -64,7 +65,27 @@ function describe(answer: number | Error): string {
   return typeof answer === "number" ? `HTTP ${answer}` : answer.message;
 }
 
-/** Fires `count` triggers of user.created carrying data.n = 0…count-1. */
+/** The body of trigger n: user.created carrying data.n = n. */
+function triggerBody(n: number): string {
+  const data = { n, user: { id: `user_${n}`, email: `user${n}@example.test` } };
+  return JSON.stringify({ event: "user.created", data });
+}
+
+function emptyTriggerRun(count: number): TriggerRun {
+  return { sentAt: new Float64Array(count), latencies: [], failed: 0, firstFailure: undefined };
+}
+
+/** Records trigger n's answer in `run`. */
+function recordTrigger(run: TriggerRun, n: number, answer: number | Error, sentAt: number): void {
+  run.sentAt[n] = sentAt;
+  if (answer === 200) run.latencies.push(wallClockMs() - sentAt);
+  else {
+    run.failed++;
+    run.firstFailure ??= describe(answer);
+  }
+}
+
+/** Fires `count` triggers of user.created carrying data.n = 0…count-1, as fast as answered. */
 export async function fireTriggers(
   origin: string,
   path: string,
@@ -72,28 +93,55 @@ export async function fireTriggers(
   count: number,
   clients: number,
 ): Promise<TriggerRun> {
-  const run: TriggerRun = {
-    sentAt: new Float64Array(count),
-    latencies: [],
-    failed: 0,
-    firstFailure: undefined,
-  };
+  const run = emptyTriggerRun(count);
   const headers = { authorization: `Bearer ${apiKey}`, "content-type": "application/json" };
   let sent = 0;
   const next = (): (Post & { n: number }) | undefined => {
     if (sent >= count) return undefined;
     const n = sent++;
-    const data = { n, user: { id: `user_${n}`, email: `user${n}@example.test` } };
-    return { n, path, headers, body: JSON.stringify({ event: "user.created", data }) };
+    return { n, path, headers, body: triggerBody(n) };
   };
-  await runClients(origin, clients, next, ({ n }, answer, sentAt) => {
-    run.sentAt[n] = sentAt;
-    if (answer === 200) run.latencies.push(wallClockMs() - sentAt);
-    else {
-      run.failed++;
-      run.firstFailure ??= describe(answer);
+  await runClients(origin, clients, next, ({ n }, answer, sentAt) =>
+    recordTrigger(run, n, answer, sentAt),
+  );
+  return run;
+}
+
+/**
+ * Fires `count` triggers like `fireTriggers`, but at a steady `rate` per second whatever the
+ * answers (an open loop on up to `clients` connections), so a system is measured below saturation.
+ */
+export async function fireTriggersAtRate(
+  origin: string,
+  path: string,
+  apiKey: string,
+  count: number,
+  options: { rate: number; clients: number },
+): Promise<TriggerRun> {
+  const run = emptyTriggerRun(count);
+  const headers = { authorization: `Bearer ${apiKey}`, "content-type": "application/json" };
+  const pool = new Pool(origin, { connections: options.clients });
+  const answers: Array<Promise<void>> = [];
+  const started = wallClockMs();
+  try {
+    for (let n = 0; n < count; n++) {
+      const wait = started + (n * 1000) / options.rate - wallClockMs();
+      if (wait >= 1) await sleep(wait);
+      const sentAt = wallClockMs();
+      answers.push(
+        pool.request({ method: "POST", path, headers, body: triggerBody(n) }).then(
+          async (response) => {
+            await response.body.dump();
+            recordTrigger(run, n, response.statusCode, sentAt);
+          },
+          (error: Error) => recordTrigger(run, n, error, sentAt),
+        ),
+      );
     }
-  });
+    await Promise.all(answers);
+  } finally {
+    await pool.close();
+  }
   return run;
 }
 

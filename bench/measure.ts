@@ -1,7 +1,13 @@
 /** The two measurements, each run against Herald in one layout or against its baseline. */
 import { setTimeout as sleep } from "node:timers/promises";
 import { Helper } from "./children.js";
-import { fireTriggers, type IngestRun, postSignedBodies, type TriggerRun } from "./load.js";
+import {
+  fireTriggers,
+  fireTriggersAtRate,
+  type IngestRun,
+  postSignedBodies,
+  type TriggerRun,
+} from "./load.js";
 import type { ReceiverReport } from "./shared.js";
 import { type Percentiles, percentiles } from "./stats.js";
 import {
@@ -167,10 +173,16 @@ function warnAboutFailures(what: string, run: TriggerRun | IngestRun, malformed 
   if (malformed > 0) console.warn(`  ${what}: ${malformed} deliveries had no numeric data.n`);
 }
 
-export async function measureDelivery(
+/**
+ * Starts the receiver and `system` with one webhook per receiver path, configured and warmed up
+ * alike for every system, runs `measure`, and stops both.
+ */
+async function withDeliveryTarget<T>(
   system: System,
   options: MeasureOptions,
-): Promise<DeliveryResult> {
+  warmUp: (target: DeliveryTarget) => Promise<TriggerRun>,
+  measure: (target: DeliveryTarget, receiver: Helper) => Promise<T>,
+): Promise<T> {
   const receiver = await Helper.start("./receiver.ts", options.receiver);
   try {
     const urls = Array.from({ length: WEBHOOKS }, (_, i) => `${receiver.url}/hook/${i}`);
@@ -182,9 +194,28 @@ export async function measureDelivery(
     try {
       await receiver.helper.request({ type: "configure", secrets: target.secrets }, "configured");
       // Every system gets the same warm-up, so the figures are of steady state, not of the JIT starting.
-      await fireTriggers(target.origin, TRIGGER_PATH, API_KEY, WARMUP_TRIGGERS, options.clients);
-      await awaitDeliveries(receiver.helper, WARMUP_TRIGGERS * WEBHOOKS);
+      const warmUpRun = await warmUp(target);
+      await awaitDeliveries(receiver.helper, warmUpRun.sentAt.length * WEBHOOKS);
       await receiver.helper.request({ type: "reset" }, "reset");
+      return await measure(target, receiver.helper);
+    } finally {
+      await target.stop();
+    }
+  } finally {
+    await receiver.helper.stop();
+  }
+}
+
+export async function measureDelivery(
+  system: System,
+  options: MeasureOptions,
+): Promise<DeliveryResult> {
+  return withDeliveryTarget(
+    system,
+    options,
+    (target) =>
+      fireTriggers(target.origin, TRIGGER_PATH, API_KEY, WARMUP_TRIGGERS, options.clients),
+    async (target, receiver) => {
       const cpuBefore = target.cpuMs();
       const triggers = await fireTriggers(
         target.origin,
@@ -193,18 +224,72 @@ export async function measureDelivery(
         TRIGGERS,
         options.clients,
       );
-      await awaitDeliveries(receiver.helper, TRIGGERS * WEBHOOKS);
+      await awaitDeliveries(receiver, TRIGGERS * WEBHOOKS);
       const cpuAfter = target.cpuMs();
-      const { report } = await receiver.helper.request({ type: "report" }, "report");
+      const { report } = await receiver.request({ type: "report" }, "report");
       warnAboutFailures(`delivery ${system.name}`, triggers, report.malformed);
       const paths = new Set(Object.keys(target.secrets));
       return summarizeDelivery(triggers, report, paths, [cpuBefore, cpuAfter]);
-    } finally {
-      await target.stop();
-    }
-  } finally {
-    await receiver.helper.stop();
-  }
+    },
+  );
+}
+
+/** How long the steady measurement sends triggers, and its warm-up before. */
+export const STEADY_SECONDS = 8;
+const STEADY_WARMUP_SECONDS = 2;
+
+export interface SteadyResult {
+  /** CPU time of all the system's threads per delivery, in µs. */
+  cpuPerDeliveryUs: number;
+  /** CPU time of its main threads alone per delivery, in µs. */
+  mainThreadPerDeliveryUs: number;
+  trigger: Percentiles;
+  endToEnd: Percentiles;
+  missing: number;
+  duplicates: number;
+  badSignatures: number;
+}
+
+/**
+ * Delivery below saturation: triggers at a steady `rate` per second for STEADY_SECONDS, so the
+ * CPU each delivery costs is read without the box's contention blurring it, and latency is that
+ * of a system with room to spare.
+ */
+export async function measureSteady(
+  system: System,
+  options: MeasureOptions,
+  rate: number,
+): Promise<SteadyResult> {
+  const fire = (target: DeliveryTarget, seconds: number) =>
+    fireTriggersAtRate(target.origin, TRIGGER_PATH, API_KEY, Math.round(rate * seconds), {
+      rate,
+      clients: options.clients,
+    });
+  return withDeliveryTarget(
+    system,
+    options,
+    (target) => fire(target, STEADY_WARMUP_SECONDS),
+    async (target, receiver) => {
+      const before = [target.cpuMs(), target.mainThreadCpuMs()];
+      const triggers = await fire(target, STEADY_SECONDS);
+      await awaitDeliveries(receiver, triggers.sentAt.length * WEBHOOKS);
+      const after = [target.cpuMs(), target.mainThreadCpuMs()];
+      const { report } = await receiver.request({ type: "report" }, "report");
+      warnAboutFailures(`steady ${system.name}`, triggers, report.malformed);
+      const paths = new Set(Object.keys(target.secrets));
+      const result = summarizeDelivery(triggers, report, paths, [before[0], after[0]]);
+      const delivered = paths.size * triggers.sentAt.length - result.missing;
+      return {
+        cpuPerDeliveryUs: result.cpuPerDeliveryUs,
+        mainThreadPerDeliveryUs: cpuPerUnitUs(before[1], after[1], delivered),
+        trigger: result.trigger,
+        endToEnd: result.endToEnd,
+        missing: result.missing,
+        duplicates: result.duplicates,
+        badSignatures: result.badSignatures,
+      };
+    },
+  );
 }
 
 /** Load sent before the ingest measurement and not counted. */

@@ -6,6 +6,8 @@ import {
   INGEST_DURATION_MS,
   type IngestResult,
   type ReceiverMode,
+  STEADY_SECONDS,
+  type SteadyResult,
   type System,
   TRIGGERS,
   WEBHOOKS,
@@ -16,6 +18,10 @@ const ms = (value: number) => `${formatNumber(value, 1)} ms`;
 
 export function describeDelivery(r: DeliveryResult): string {
   return `${formatNumber(r.deliveriesPerSecond)} deliveries/s, trigger p50 ${ms(r.trigger.p50)} p99 ${ms(r.trigger.p99)}, end-to-end p50 ${ms(r.endToEnd.p50)} p99 ${ms(r.endToEnd.p99)}, missing ${r.missing}, duplicates ${r.duplicates}, bad signatures ${r.badSignatures}, CPU ${formatNumber(r.cpuPerDeliveryUs)} µs/delivery, receiver ${formatNumber(r.receiverBusy * 100)}% busy`;
+}
+
+export function describeSteady(r: SteadyResult): string {
+  return `CPU ${formatNumber(r.cpuPerDeliveryUs)} µs/delivery (main thread ${formatNumber(r.mainThreadPerDeliveryUs)}), trigger p50 ${ms(r.trigger.p50)} p99 ${ms(r.trigger.p99)}, end-to-end p50 ${ms(r.endToEnd.p50)} p99 ${ms(r.endToEnd.p99)}, missing ${r.missing}, duplicates ${r.duplicates}, bad signatures ${r.badSignatures}`;
 }
 
 export function describeIngest(r: IngestResult): string {
@@ -60,6 +66,18 @@ export const DELIVERY_ROWS: RowSpec<DeliveryResult>[] = [
   ["bad signatures", (r) => r.badSignatures, 0, "count"],
 ];
 
+export const STEADY_ROWS: RowSpec<SteadyResult>[] = [
+  ["CPU µs/delivery", (r) => r.cpuPerDeliveryUs, 0, "figure"],
+  ["main thread µs/delivery", (r) => r.mainThreadPerDeliveryUs, 0, "figure"],
+  ["trigger p50 ms", (r) => r.trigger.p50, 1, "figure"],
+  ["trigger p99 ms", (r) => r.trigger.p99, 1, "figure"],
+  ["end-to-end p50 ms", (r) => r.endToEnd.p50, 1, "figure"],
+  ["end-to-end p99 ms", (r) => r.endToEnd.p99, 1, "figure"],
+  ["missing", (r) => r.missing, 0, "count"],
+  ["duplicates", (r) => r.duplicates, 0, "count"],
+  ["bad signatures", (r) => r.badSignatures, 0, "count"],
+];
+
 export const INGEST_ROWS: RowSpec<IngestResult>[] = [
   ["requests/s", (r) => r.requestsPerSecond, 0, "figure"],
   ["p50 ms", (r) => r.latency.p50, 1, "figure"],
@@ -73,6 +91,8 @@ export interface RunContext {
   runs: number;
   clients: number;
   receiver: ReceiverMode;
+  /** Triggers a second of the steady measurement; 0 when it was skipped. */
+  steady: number;
   /** The largest share of the box that other programs kept busy before a measurement. */
   busiest: number;
 }
@@ -125,7 +145,7 @@ export function printTable(rows: Row[], systems: System[], context: RunContext):
     );
   }
   console.log(
-    `Medians of ${context.runs} run(s); counts are the worst run; a ratio is the median of the runs' own ratios. Delivery: ${TRIGGERS} triggers × ${WEBHOOKS} webhooks, ${context.clients} clients. Ingest: ${INGEST_BODY_BYTES} B signed bodies, ${context.clients} clients, ${INGEST_DURATION_MS / 1000} s. Receiver: ${context.receiver}.`,
+    `Medians of ${context.runs} run(s); counts are the worst run; a ratio is the median of the runs' own ratios. Delivery: ${TRIGGERS} triggers × ${WEBHOOKS} webhooks, ${context.clients} clients. Ingest: ${INGEST_BODY_BYTES} B signed bodies, ${context.clients} clients, ${INGEST_DURATION_MS / 1000} s. Receiver: ${context.receiver}.${context.steady > 0 ? ` Steady: ${context.steady} triggers/s × ${WEBHOOKS} webhooks for ${STEADY_SECONDS} s, ${context.clients} connections.` : ""}`,
   );
   const heralds = systems.filter((s) => s.herald);
   // PostgreSQL does part of Herald's work in its own server, which the CPU figures leave out.

@@ -7,12 +7,15 @@
  *
  *   npm run bench -- [--runs N] [--only delivery|ingest] [--clients N] [--receiver process|thread]
  *                        [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres|both]
+ *                        [--steady RATE]
  *
  * --store picks Herald's database: sqlite (default); postgres (delivery with 1 process, and with 1
  * api process + 1 or 2 worker processes; ingest with 1 process); or both: the PostgreSQL layouts
  * beside SQLite in the same run.
  * --profile DIR writes CPU profiles of every Herald process into DIR, a folder per process and a
- * profile per thread; --env adds a Herald setting.
+ * profile per thread; --env adds a Herald setting. --steady RATE adds a delivery measurement below
+ * saturation: RATE triggers a second, steadily, for each system delivery measures; it reports the
+ * CPU per delivery (all threads, and the main thread alone) and the latency at that load.
  */
 import { spawnSync } from "node:child_process";
 import { cpus } from "node:os";
@@ -28,25 +31,31 @@ import {
   type MeasureOptions,
   measureDelivery,
   measureIngest,
+  measureSteady,
   PG_API_1_WORKER,
   PG_API_2_WORKERS,
   PG_ONE_PROCESS,
   SQLITE,
+  type SteadyResult,
   type System,
 } from "./measure.js";
 import {
   DELIVERY_ROWS,
   describeDelivery,
   describeIngest,
+  describeSteady,
   INGEST_ROWS,
   printTable,
   rows,
+  STEADY_ROWS,
 } from "./report.js";
 import { formatNumber } from "./stats.js";
 import { ROOT } from "./targets.js";
 
 interface Options extends MeasureOptions {
   runs: number;
+  /** Triggers a second of the steady measurement; 0 skips it. */
+  steady: number;
   /** Systems measured for delivery, and for ingest; empty when that measure is skipped. */
   delivery: System[];
   ingest: System[];
@@ -72,7 +81,7 @@ const SYSTEMS: Record<Store, { delivery: System[]; ingest: System[] }> = {
 
 function usage(problem: string): never {
   console.error(
-    `${problem}\nUsage: npm run bench -- [--runs N] [--only delivery|ingest] [--clients N] [--receiver process|thread] [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres|both]`,
+    `${problem}\nUsage: npm run bench -- [--runs N] [--only delivery|ingest] [--clients N] [--receiver process|thread] [--profile DIR] [--env NAME=VALUE]... [--store sqlite|postgres|both] [--steady RATE]`,
   );
   process.exit(2);
 }
@@ -88,6 +97,7 @@ function parseOptions(argv: string[]): Options {
       profile: { type: "string" },
       env: { type: "string", multiple: true, default: [] },
       store: { type: "string", default: "sqlite" },
+      steady: { type: "string", default: "0" },
     },
   });
   const runs = Number(values.runs);
@@ -98,6 +108,10 @@ function parseOptions(argv: string[]): Options {
   }
   if (values.only !== undefined && !["delivery", "ingest"].includes(values.only)) {
     usage("--only must be delivery or ingest.");
+  }
+  const steady = Number(values.steady);
+  if (!Number.isInteger(steady) || steady < 0 || steady > 5000) {
+    usage("--steady must be a rate from 1 to 5000 triggers a second (0 skips it).");
   }
   const store = values.store as Store;
   if (!Object.hasOwn(SYSTEMS, store)) usage("--store must be sqlite, postgres or both.");
@@ -113,6 +127,7 @@ function parseOptions(argv: string[]): Options {
   }
   return {
     runs,
+    steady,
     delivery: values.only !== "ingest" ? SYSTEMS[store].delivery : [],
     ingest: values.only !== "delivery" ? SYSTEMS[store].ingest : [],
     receiver: values.receiver,
@@ -159,6 +174,8 @@ async function main(): Promise<void> {
   build();
   const delivery = new Map(options.delivery.map((s): [System, DeliveryResult[]] => [s, []]));
   const ingest = new Map(options.ingest.map((s): [System, IngestResult[]] => [s, []]));
+  const steadySystems = options.steady > 0 ? options.delivery : [];
+  const steady = new Map(steadySystems.map((s): [System, SteadyResult[]] => [s, []]));
   const busyShares: number[] = [];
   const label = async (run: number, what: string) => {
     const busy = await boxBusyShare(1000);
@@ -171,6 +188,12 @@ async function main(): Promise<void> {
       const result = await measureDelivery(system, options);
       delivery.get(system)!.push(result);
       console.log(`${prefix}: ${describeDelivery(result)}`);
+    }
+    for (const system of inOrder(steadySystems, run)) {
+      const prefix = await label(run, `steady ${system.name}`);
+      const result = await measureSteady(system, options, options.steady);
+      steady.get(system)!.push(result);
+      console.log(`${prefix}: ${describeSteady(result)}`);
     }
     for (const system of inOrder(options.ingest, run)) {
       const prefix = await label(run, `ingest ${system.name}`);
@@ -191,6 +214,7 @@ async function main(): Promise<void> {
   printTable(
     [
       ...(options.delivery.length > 0 ? rows("delivery", delivery, DELIVERY_ROWS) : []),
+      ...(steadySystems.length > 0 ? rows("steady", steady, STEADY_ROWS) : []),
       ...(options.ingest.length > 0 ? rows("ingest", ingest, INGEST_ROWS) : []),
     ],
     columns,
@@ -198,6 +222,7 @@ async function main(): Promise<void> {
       runs: options.runs,
       clients: options.clients,
       receiver: options.receiver,
+      steady: options.steady,
       busiest: Math.max(...busyShares),
     },
   );

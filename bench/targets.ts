@@ -23,8 +23,10 @@ export const INCOMING_SECRET = `whsec_${randomBytes(16).toString("hex")}`;
 /** A running system under test. */
 export interface Target {
   origin: string;
-  /** CPU time its process has used, in ms; undefined where it cannot be read. */
+  /** CPU time its processes have used, in ms; undefined where it cannot be read. */
   cpuMs(): number | undefined;
+  /** CPU time of their main threads, in ms; undefined where it cannot be read. */
+  mainThreadCpuMs(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -129,7 +131,12 @@ async function startHeraldProcess(
     await stop();
     throw error;
   }
-  return { origin, cpuMs: () => herald.cpuMs(), stop };
+  return {
+    origin,
+    cpuMs: () => herald.cpuMs(),
+    mainThreadCpuMs: () => herald.mainThreadCpuMs(),
+    stop,
+  };
 }
 
 /**
@@ -155,16 +162,22 @@ export async function startHerald(launch: HeraldLaunch): Promise<Target> {
     await stop();
     throw error;
   }
-  const cpuMs = () => {
-    let sum = 0;
+  /** The sum of `read` over the processes; undefined if any cannot be read. */
+  const sum = (read: (p: Target) => number | undefined) => () => {
+    let total = 0;
     for (const p of processes) {
-      const ms = p.cpuMs();
+      const ms = read(p);
       if (ms === undefined) return undefined;
-      sum += ms;
+      total += ms;
     }
-    return sum;
+    return total;
   };
-  return { origin: processes[0]!.origin, cpuMs, stop };
+  return {
+    origin: processes[0]!.origin,
+    cpuMs: sum((p) => p.cpuMs()),
+    mainThreadCpuMs: sum((p) => p.mainThreadCpuMs()),
+    stop,
+  };
 }
 
 async function registerWebhook(origin: string, name: string, url: string): Promise<string> {
@@ -222,6 +235,7 @@ async function startDispatcher(
     origin: url,
     secrets,
     cpuMs: () => helper.cpuMs(),
+    mainThreadCpuMs: () => helper.mainThreadCpuMs(),
     stop: async () => {
       await helper.stop();
       // The helper removes it as it exits; this covers one stopped by force.
@@ -248,7 +262,12 @@ export function startDurableOutbox(urls: string[], connections: number) {
 /** Starts the bare node:http server that only answers 200. */
 export async function startSink(): Promise<Target> {
   const { helper, url } = await Helper.start("./sink.ts", "process");
-  return { origin: url, cpuMs: () => helper.cpuMs(), stop: () => helper.stop() };
+  return {
+    origin: url,
+    cpuMs: () => helper.cpuMs(),
+    mainThreadCpuMs: () => helper.mainThreadCpuMs(),
+    stop: () => helper.stop(),
+  };
 }
 
 /** Starts the ingest floor (durable-sink.ts) on a database of its own. */
@@ -261,6 +280,7 @@ export async function startDurableFloor(): Promise<Target> {
   return {
     origin: url,
     cpuMs: () => helper.cpuMs(),
+    mainThreadCpuMs: () => helper.mainThreadCpuMs(),
     stop: async () => {
       await helper.stop();
       // The helper removes it as it exits; this covers one stopped by force.
