@@ -113,6 +113,12 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
    * sends without querying for work that is not there.
    */
   let claimDue = true;
+  /**
+   * Whether the next due time may have moved since the sleep was set: a retry was recorded, leases
+   * were freed, or the sleep ended. A claim after a mere wake-up leaves the sleep as it was, so it
+   * costs no second query.
+   */
+  let dueTimeStale = true;
   let pumpQueued = false;
   let sleepTimer: NodeJS.Timeout | undefined;
   let sweepTimer: NodeJS.Timeout | undefined;
@@ -172,6 +178,12 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     schedulePump();
   }
 
+  /** Pumps with a claim, and then reads the next due time again. */
+  function scheduleDueCheck(): void {
+    dueTimeStale = true;
+    scheduleClaim();
+  }
+
   /** Sends one attempt and decides what follows it. */
   async function attempt(
     delivery: ClaimedDelivery,
@@ -210,7 +222,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       await store.recordAttempt(update, workerId);
       options.observer?.attemptFinished(outcome.kind, update.attempt.durationMs);
       // The retry is a row with a due time now: the next claim sets the sleep to wake for it.
-      if (outcome.kind === "retry") scheduleClaim();
+      if (outcome.kind === "retry") scheduleDueCheck();
       if (outcome.kind === "give-up") {
         logger.warn(
           { deliveryId: delivery.id, webhookId: delivery.webhookId, attempts: update.attempts },
@@ -262,7 +274,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     }
     // Given back rather than dropped, so they are claimed again, with a new lease, at once
     // instead of once the old lease runs out.
-    if (expiring) void giveBack(expiring).then(scheduleClaim);
+    if (expiring) void giveBack(expiring).then(scheduleDueCheck);
   }
 
   async function pump(): Promise<void> {
@@ -315,6 +327,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       return;
     }
     // Nothing more is due now: sleep until the next due time, a wake-up, or the poll interval.
+    if (!dueTimeStale && sleepTimer) return;
+    dueTimeStale = false;
     let delay = pollIntervalMs;
     try {
       const next = await store.nextDueAt(clock.now());
@@ -334,7 +348,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
           { released },
           `${released} deliveries were held by a worker that stopped answering; they are back in the queue and will be sent again.`,
         );
-        scheduleClaim();
+        scheduleDueCheck();
       },
       (error: unknown) =>
         logger.error({ err: error }, "Could not free expired delivery leases; trying again later."),
@@ -404,7 +418,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     if (sleepTimer) clearTimeout(sleepTimer);
     sleepTimer = setTimeout(() => {
       sleepTimer = undefined;
-      scheduleClaim();
+      scheduleDueCheck();
     }, ms);
     sleepTimer.unref();
   }
@@ -419,7 +433,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       store.setLocalTaker(taker);
       // A process started after a crash frees what its dead predecessor held, at once.
       sweep();
-      scheduleClaim();
+      scheduleDueCheck();
       sweepTimer = setInterval(sweep, Math.max(1000, Math.min(leaseMs / 2, SWEEP_INTERVAL_MS)));
       sweepTimer.unref();
     },

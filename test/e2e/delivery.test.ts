@@ -472,30 +472,43 @@ function deliveryTests(threads: string): void {
 describe("sent from the main thread", () => deliveryTests("0"));
 describe("sent from a delivery thread", () => deliveryTests("1"));
 
-describe("the delivery loop", () => {
-  test("sends the deliveries this process commits without asking the database for due work", async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), "herald-claims-"));
-    const store = openSqliteStore(join(dir, "herald.db"));
-    let claims = 0;
-    // The real store, with its claims counted.
-    const counted = new Proxy(store, {
-      get(target, property, receiver) {
-        if (property !== "claimDueDeliveries") return Reflect.get(target, property, receiver);
+/** A real SQLite store whose claim and due-time queries are counted, removed when the test ends. */
+function countedStore(t: { after(fn: () => void): void }) {
+  const dir = mkdtempSync(join(tmpdir(), "herald-claims-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = openSqliteStore(join(dir, "herald.db"));
+  const calls = { claims: 0, dueTimes: 0 };
+  const counted = new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === "claimDueDeliveries") {
         return (options: Parameters<Store["claimDueDeliveries"]>[0]) => {
-          claims++;
+          calls.claims++;
           return target.claimDueDeliveries(options);
         };
-      },
-    });
+      }
+      if (property === "nextDueAt") {
+        return (after: number) => {
+          calls.dueTimes++;
+          return target.nextDueAt(after);
+        };
+      }
+      return Reflect.get(target, property, receiver);
+    },
+  });
+  return { store: counted, calls };
+}
+
+describe("the delivery loop", () => {
+  test("sends the deliveries this process commits without asking the database for due work", async (t) => {
+    const { store, calls } = countedStore(t);
     const { herald, receiver } = await withReceiver(t, () =>
-      startHerald({ HERALD_DELIVERY_THREADS: "0" }, { store: counted }),
+      startHerald({ HERALD_DELIVERY_THREADS: "0" }, { store }),
     );
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
     await createWebhook(herald, `${receiver.url}/a`);
     await createWebhook(herald, `${receiver.url}/b`);
     // Settled first: the claim made at start, and the poll it arms.
     await sleep(100);
-    const before = claims;
+    const before = calls.claims;
     const started = Date.now();
     for (let n = 0; n < 60; n++) await trigger(herald, "user.created", { n });
     await waitFor(
@@ -504,9 +517,38 @@ describe("the delivery loop", () => {
       "120 deliveries",
     );
     const polls = Math.ceil((Date.now() - started) / 1000);
+    const claims = calls.claims - before;
     assert.ok(
-      claims - before <= polls + 1,
-      `at most one claim per poll (${polls}) and one more; there were ${claims - before} for 60 triggers`,
+      claims <= polls + 1,
+      `at most one claim per poll (${polls}) and one more; there were ${claims} for 60 triggers`,
+    );
+  });
+
+  test("a claim after a wake-up keeps the sleep it had, without reading the next due time again", async (t) => {
+    const { store, calls } = countedStore(t);
+    const { herald, receiver } = await withReceiver(t, () =>
+      startHerald({ HERALD_DELIVERY_THREADS: "0" }, { store }),
+    );
+    const webhook = await createWebhook(herald, receiver.url);
+    await sleep(100);
+    const before = { ...calls };
+    const started = Date.now();
+    // Each time the webhook becomes active again, the worker is woken to claim what it held back.
+    for (let i = 0; i < 20; i++) {
+      for (const active of [false, true]) {
+        const answer = await herald.api("PUT", `/api/webhooks/${webhook.id}`, { active });
+        assert.equal(answer.status, 200);
+      }
+      await sleep(5);
+    }
+    await sleep(50);
+    const polls = Math.ceil((Date.now() - started) / 1000);
+    const claims = calls.claims - before.claims;
+    const dueTimes = calls.dueTimes - before.dueTimes;
+    assert.ok(claims >= 10, `the wake-ups led to claims; there were ${claims}`);
+    assert.ok(
+      dueTimes <= polls + 1,
+      `the next due time is read once per poll (${polls}) and once more at most; it was read ${dueTimes} times for ${claims} claims`,
     );
   });
 });
