@@ -15,8 +15,11 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-/** How long a lazy write may wait for company, and how many make a message worth sending now. */
-const LAZY_DELAY_MS = 2;
+/**
+ * How long a lazy write may wait for company, and how many make a message worth sending now. Below
+ * saturation each message costs a commit: a longer wait makes fewer, larger ones.
+ */
+const LAZY_DELAY_MS = 10;
 const LAZY_BATCH = 256;
 
 /** Error of a write the database refused (a constraint, say); `code` is SQLite's. */
