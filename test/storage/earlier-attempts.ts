@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { DeliveryUpdate } from "../../src/domain/deliveries.js";
 import type { Store } from "../../src/domain/ports.js";
-import { plainWebhook } from "../support/fixtures.js";
+import { storeOneDelivery } from "../support/fixtures.js";
 
 /** Turns delivery `del_old` into the shape earlier versions wrote. */
 const EARLIER_SHAPE = [
@@ -44,12 +44,7 @@ export async function checkEarlierAttemptsShow(
   run: (sql: string) => Promise<void>,
 ): Promise<void> {
   const first = await open();
-  await first.insertWebhook(plainWebhook("wh_old"));
-  await first.enqueueEvent(
-    { id: "evt_old", type: "user.created", body: "{}", createdAt: 1 },
-    (active) => [...active],
-    () => "del_old",
-  );
+  await storeOneDelivery(first, "old");
   await first.claimDueDeliveries({ now: 5, limit: 1, workerId: "w", leaseUntil: 1e15 });
   await first.recordAttempt(attempt(1, "pending", 503), "w");
   await first.close();

@@ -15,7 +15,7 @@ import {
   WORKER_LOCK_CLASS,
 } from "../../src/adapters/storage/postgres/worker-liveness.js";
 import type { Store } from "../../src/domain/ports.js";
-import { plainWebhook } from "../support/fixtures.js";
+import { plainWebhook, storeOneDelivery } from "../support/fixtures.js";
 import { createTestSchema, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
 import { describeStoreContract } from "./store-contract.js";
@@ -225,12 +225,7 @@ test("a worker whose liveness connection is cut keeps its leases: its own sweep 
     const own = await open();
     const other = await open();
     const admin = await connect();
-    await own.insertWebhook(plainWebhook("wh_own"));
-    await own.enqueueEvent(
-      { id: "evt_own", type: "user.created", body: "{}", createdAt: 1 },
-      (active) => [...active],
-      () => "del_own",
-    );
+    await storeOneDelivery(own, "own");
     await own.markWorkerAlive("worker-own");
     const claimed = await own.claimDueDeliveries({
       now: 100,

@@ -11,7 +11,7 @@ import {
   DatabaseInUseError,
   openSqliteStore,
 } from "../../src/adapters/storage/sqlite/sqlite-store.js";
-import { plainWebhook } from "../support/fixtures.js";
+import { plainWebhook, storeOneDelivery } from "../support/fixtures.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
 import { describeStoreContract } from "./store-contract.js";
 
@@ -58,12 +58,7 @@ test("a restart frees every SQLite lease at once, since only one process uses th
   const path = join(dir, "herald.db");
   try {
     const first = openSqliteStore(path);
-    await first.insertWebhook(plainWebhook("wh_1"));
-    await first.enqueueEvent(
-      { id: "evt_1", type: "user.created", body: "{}", createdAt: 1 },
-      (a) => [...a],
-      () => "del_1",
-    );
+    await storeOneDelivery(first, "1");
     assert.equal(
       (await first.claimDueDeliveries({ now: 5, limit: 5, workerId: "w", leaseUntil: 1e15 }))
         .length,
