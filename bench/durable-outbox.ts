@@ -55,6 +55,10 @@ type Outcome = [number, number];
 let triggers: Trigger[] = [];
 let outcomes: Outcome[] = [];
 
+/**
+ * Stores a batch of triggers; returns, per trigger, the seq of its first delivery row. A trigger's
+ * rows are inserted one after another by the only writer, so their seqs follow on from it.
+ */
 const commitTriggers = db.transaction((batch: Trigger[]) => {
   const now = Date.now();
   const firstDeliveries: number[] = [];

@@ -95,13 +95,17 @@ export interface MeasureOptions {
   herald: HeraldSettings;
 }
 
-export interface DeliveryResult {
-  deliveriesPerSecond: number;
+/** What both delivery measures report: latency, and what the receiver counted. */
+export interface DeliveryOutcome {
   trigger: Percentiles;
   endToEnd: Percentiles;
   missing: number;
   duplicates: number;
   badSignatures: number;
+}
+
+export interface DeliveryResult extends DeliveryOutcome {
+  deliveriesPerSecond: number;
   /** CPU time of the dispatcher (all of Herald's processes, or the reference's) per delivery, in µs. */
   cpuPerDeliveryUs: number;
   /** Share of the delivery time the receiver's event loop was busy: near 1, it was the bound. */
@@ -238,16 +242,11 @@ export async function measureDelivery(
 export const STEADY_SECONDS = 8;
 const STEADY_WARMUP_SECONDS = 2;
 
-export interface SteadyResult {
+export interface SteadyResult extends DeliveryOutcome {
   /** CPU time of all the system's threads per delivery, in µs. */
   cpuPerDeliveryUs: number;
   /** CPU time of its main threads alone per delivery, in µs. */
   mainThreadPerDeliveryUs: number;
-  trigger: Percentiles;
-  endToEnd: Percentiles;
-  missing: number;
-  duplicates: number;
-  badSignatures: number;
 }
 
 /**
@@ -277,16 +276,17 @@ export async function measureSteady(
       const { report } = await receiver.request({ type: "report" }, "report");
       warnAboutFailures(`steady ${system.name}`, triggers, report.malformed);
       const paths = new Set(Object.keys(target.secrets));
-      const result = summarizeDelivery(triggers, report, paths, [before[0], after[0]]);
-      const delivered = paths.size * triggers.sentAt.length - result.missing;
+      const { trigger, endToEnd, missing, duplicates, badSignatures, cpuPerDeliveryUs } =
+        summarizeDelivery(triggers, report, paths, [before[0], after[0]]);
+      const delivered = paths.size * triggers.sentAt.length - missing;
       return {
-        cpuPerDeliveryUs: result.cpuPerDeliveryUs,
+        trigger,
+        endToEnd,
+        missing,
+        duplicates,
+        badSignatures,
+        cpuPerDeliveryUs,
         mainThreadPerDeliveryUs: cpuPerUnitUs(before[1], after[1], delivered),
-        trigger: result.trigger,
-        endToEnd: result.endToEnd,
-        missing: result.missing,
-        duplicates: result.duplicates,
-        badSignatures: result.badSignatures,
       };
     },
   );

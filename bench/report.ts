@@ -1,6 +1,7 @@
 /** The bench's output: one line per measurement and the table of medians. */
 import { cpus, platform, release } from "node:os";
 import {
+  type DeliveryOutcome,
   type DeliveryResult,
   INGEST_BODY_BYTES,
   INGEST_DURATION_MS,
@@ -12,7 +13,7 @@ import {
   TRIGGERS,
   WEBHOOKS,
 } from "./measure.js";
-import { formatNumber, median, type Percentiles } from "./stats.js";
+import { formatNumber, median } from "./stats.js";
 
 const ms = (value: number) => `${formatNumber(value, 1)} ms`;
 
@@ -51,15 +52,6 @@ export function rows<R>(prefix: string, results: Map<System, R[]>, specs: RowSpe
     digits,
     kind,
   }));
-}
-
-/** What both delivery measures report: latency, and what the receiver counted. */
-interface DeliveryOutcome {
-  trigger: Percentiles;
-  endToEnd: Percentiles;
-  missing: number;
-  duplicates: number;
-  badSignatures: number;
 }
 
 const latencyRows = <R extends DeliveryOutcome>(): RowSpec<R>[] => [
