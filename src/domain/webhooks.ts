@@ -84,8 +84,29 @@ export function checkWebhookName(name: string): string {
   return trimmed;
 }
 
-/** Throws a 400 naming the field unless `url` is an absolute http(s) URL. */
-export function checkWebhookUrl(url: string): string {
+/** True when `text` holds a C0 control character or DEL. */
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
+/**
+ * Throws a 400 naming the field unless `url` is an absolute http(s) URL; returns it as given, less
+ * surrounding spaces, so a user reads back the URL they registered.
+ */
+export function checkWebhookUrl(input: string): string {
+  const url = input.trim();
+  // The URL parser would drop tabs and line breaks silently; no store keeps NUL.
+  if (hasControlCharacter(url)) {
+    throw new HeraldError(
+      "validation_failed",
+      "url contains a control character (a tab, a line break or similar). Remove it and send the request again.",
+      "url",
+    );
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -110,7 +131,7 @@ export function checkWebhookUrl(url: string): string {
       "url",
     );
   }
-  return parsed.toString();
+  return url;
 }
 
 /** Throws a 400 naming the first unknown event type; returns the list without repeats. */

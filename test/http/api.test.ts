@@ -123,6 +123,25 @@ function registerApiTests() {
       assert.equal(webhook.updatedAt, webhook.createdAt);
     });
 
+    test("the URL is kept as registered, not rewritten", async () => {
+      for (const url of [
+        "http://localhost:4000",
+        "https://Example.com:443/Hook?b=2&a=1",
+        "https://example.com/a%20b",
+      ]) {
+        const webhook = await register({ url });
+        assert.equal(webhook.url, url);
+        assert.equal((await get(`/api/webhooks/${webhook.id}`)).body.webhook.url, url);
+      }
+      assert.equal(
+        (await register({ url: "  https://example.com/h  " })).url,
+        "https://example.com/h",
+      );
+      const webhook = await register();
+      const updated = await put(`/api/webhooks/${webhook.id}`, { url: "http://localhost:4001" });
+      assert.equal(updated.body.webhook.url, "http://localhost:4001");
+    });
+
     test("a custom secret is kept and shown once", async () => {
       const webhook = await register({ secret: "optional-custom-secret" });
       assert.equal(webhook.secret, "optional-custom-secret");
@@ -234,6 +253,8 @@ function registerApiTests() {
         [{ name: "x", url: "https://e.com", events: [] }, /events/],
         [{ name: "x", url: "ftp://e.com/hook", events: ["user.created"] }, /url/],
         [{ name: "x", url: "not a url", events: ["user.created"] }, /url/],
+        [{ name: "x", url: "https://e.com/a\u0000b", events: ["user.created"] }, /control/],
+        [{ name: "x", url: "https://e.com/a\nb", events: ["user.created"] }, /control/],
         [{ name: "", url: "https://e.com", events: ["user.created"] }, /name/],
         [{ name: 5, url: "https://e.com", events: ["user.created"] }, /name/],
         [{ name: "x", url: "https://e.com", events: ["user.created"], active: "false" }, /active/],
