@@ -227,6 +227,21 @@ function registerApiTests() {
       }
     });
 
+    test("an update with no field it can change is 400 and changes nothing", async () => {
+      const webhook = await register();
+      for (const payload of [
+        { nmae: "typo" },
+        { secret: "***" },
+        { id: "wh_other", createdAt: 1 },
+      ]) {
+        const response = await put(`/api/webhooks/${webhook.id}`, payload);
+        assertError(response, 400, /name, url, events or active/);
+      }
+      const read = await get(`/api/webhooks/${webhook.id}`);
+      assert.equal(read.body.webhook.updatedAt, webhook.updatedAt);
+      assert.equal(read.body.webhook.name, webhook.name);
+    });
+
     test("an update may send the secret back masked, but cannot change it", async () => {
       const webhook = await register({ secret: "kept-secret-123" });
       const update = (payload: Record<string, unknown>) =>
