@@ -102,24 +102,23 @@ export function createWebhookService(deps: {
     list: () => store.listWebhooks(),
 
     async update(id, patch) {
-      // A body of only unknown or read-only fields is most likely a misspelt one.
-      if (
-        patch.name === undefined &&
-        patch.url === undefined &&
-        patch.events === undefined &&
-        patch.active === undefined &&
-        (patch.secret === undefined || patch.secret === MASKED_SECRET)
-      ) {
-        throw new HeraldError(
-          "validation_failed",
-          "The request body has no field that can be changed. Send at least one of name, url, events or active.",
-        );
-      }
       if (patch.secret !== undefined && patch.secret !== MASKED_SECRET) {
         throw new HeraldError(
           "validation_failed",
           `secret cannot be changed once a webhook is registered; leave it out or send it as "${MASKED_SECRET}". For a new secret, register a new webhook and delete this one.`,
           "secret",
+        );
+      }
+      // An empty body, or one of only unknown or read-only fields (most likely a misspelt one).
+      if (
+        patch.name === undefined &&
+        patch.url === undefined &&
+        patch.events === undefined &&
+        patch.active === undefined
+      ) {
+        throw new HeraldError(
+          "validation_failed",
+          "The request body has no field that can be changed. Send at least one of name, url, events or active.",
         );
       }
       const current = await get(id);

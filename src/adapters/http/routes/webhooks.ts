@@ -33,7 +33,6 @@ const createBody = {
 
 const updateBody = {
   type: "object",
-  minProperties: 1,
   properties: { name, url, events, active: { type: "boolean" } },
 } as const;
 
