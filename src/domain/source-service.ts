@@ -15,6 +15,7 @@ import {
   viewSource,
 } from "./sources.js";
 import type { VerifierSpec } from "./verifier-specs.js";
+import { checkSecret, MASKED_SECRET } from "./webhooks.js";
 
 /** Managing sources through the API. */
 export interface SourceService {
@@ -100,6 +101,7 @@ export function createSourceService(deps: {
           "name",
         );
       }
+      if (input.secret !== undefined) checkSecret(input.secret);
       checkVerifier(input.verifier, input.allowUnverified, input.secret);
       checkRules(input.rules ?? []);
       const now = clock.now();
@@ -151,7 +153,12 @@ export function createSourceService(deps: {
       return show(await find(name));
     },
 
-    async update(name, patch) {
+    async update(name, requested) {
+      // The mask an answer shows stands for the secret as it is, so a source read with GET can be
+      // sent back as it is.
+      const { secret: sent, ...unmasked } = requested;
+      const patch: SourcePatch =
+        sent === MASKED_SECRET || sent === undefined ? unmasked : { ...unmasked, secret: sent };
       const current = await find(name);
       if (current.builtIn && (patch.verifier !== undefined || patch.secret !== undefined)) {
         throw new HeraldError(
@@ -160,6 +167,7 @@ export function createSourceService(deps: {
           patch.verifier !== undefined ? "verifier" : "secret",
         );
       }
+      if (patch.secret !== undefined) checkSecret(patch.secret);
       const verifier = patch.verifier ?? current.source.verifier;
       if (patch.verifier !== undefined) {
         checkVerifier(

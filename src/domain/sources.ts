@@ -80,10 +80,17 @@ const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** Throws a 400 unless `name` can be part of a URL path as it is. */
 export function checkSourceName(name: string): void {
-  if (!NAME.test(name) || name === "health") {
+  if (name === "health") {
     throw new HeraldError(
       "validation_failed",
-      `name '${name}' cannot name a source: use 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit ('health' is taken).`,
+      "name 'health' is taken: /api/incoming-webhooks/health is Herald's health check. Choose another name.",
+      "name",
+    );
+  }
+  if (!NAME.test(name)) {
+    throw new HeraldError(
+      "validation_failed",
+      `name '${name}' cannot name a source: use 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit.`,
       "name",
     );
   }

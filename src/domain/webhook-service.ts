@@ -11,6 +11,7 @@ import { newId, newSecret } from "./ids.js";
 import type { Store, WakeSignal } from "./ports.js";
 import {
   checkEventTypes,
+  checkSecret,
   checkWebhookName,
   checkWebhookUrl,
   MASKED_SECRET,
@@ -60,6 +61,26 @@ function deliveryNotFound(webhookId: string, deliveryId: string): HeraldError {
   );
 }
 
+/**
+ * The path (`data.a[2].b`) of a number in `data` that is not finite: a JSON number beyond
+ * the range of a double parses as Infinity. Walks without recursion, for deeply nested payloads.
+ */
+function overflowingNumber(data: unknown): string | undefined {
+  const stack: Array<{ value: unknown; path: string }> = [{ value: data, path: "data" }];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const { value, path } = next;
+    if (typeof value === "number") {
+      if (!Number.isFinite(value)) return path;
+    } else if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) stack.push({ value: value[i], path: `${path}[${i}]` });
+    } else if (value !== null && typeof value === "object") {
+      for (const [key, item] of Object.entries(value))
+        stack.push({ value: item, path: `${path}.${key}` });
+    }
+  }
+  return undefined;
+}
+
 /** Builds the outgoing webhook use cases on a store. */
 export function createWebhookService(deps: {
   store: Store;
@@ -88,7 +109,7 @@ export function createWebhookService(deps: {
         name: checkWebhookName(input.name),
         url: checkWebhookUrl(input.url),
         events: checkEventTypes(input.events),
-        secret: input.secret ?? newSecret(),
+        secret: input.secret !== undefined ? checkSecret(input.secret) : newSecret(),
         active: input.active ?? true,
         createdAt: now,
         updatedAt: now,
@@ -155,6 +176,15 @@ export function createWebhookService(deps: {
         timestamp: new Date(now).toISOString(),
         data,
       });
+      // JSON turns a number too large for a double into null; only then is the walk needed.
+      const overflow = body.includes("null") ? overflowingNumber(data) : undefined;
+      if (overflow !== undefined) {
+        throw new HeraldError(
+          "validation_failed",
+          `${overflow} is a number too large to be sent as JSON (it would arrive as null). Send it as a string.`,
+          overflow,
+        );
+      }
       const deliveries = await store.enqueueEvent(
         { id: eventId, type: eventType, body, createdAt: now },
         (active) => active.filter((webhook) => webhookReceives(webhook, eventType)),

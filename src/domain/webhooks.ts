@@ -1,5 +1,6 @@
 import { HeraldError } from "./errors.js";
 import { isKnownEventType } from "./event-types.js";
+import { hasControlCharacter, hasLoneSurrogate } from "./text.js";
 
 /** A registered webhook endpoint, as stored. */
 export interface Webhook {
@@ -81,16 +82,46 @@ export function checkWebhookName(name: string): string {
       "name",
     );
   }
+  if (hasLoneSurrogate(trimmed)) throw loneSurrogate("name");
   return trimmed;
 }
 
-/** True when `text` holds a C0 control character or DEL. */
-function hasControlCharacter(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) return true;
+function loneSurrogate(field: string): HeraldError {
+  return new HeraldError(
+    "validation_failed",
+    `${field} contains half of a UTF-16 surrogate pair (such as \\ud800) without its other half, which is not a character. Send the full character, or remove it.`,
+    field,
+  );
+}
+
+/**
+ * Throws a 400 naming `field` unless `secret` can sign deliveries exactly as given: not the mask
+ * every answer after creation shows, not only spaces, and only characters every store keeps.
+ */
+export function checkSecret(secret: string, field = "secret"): string {
+  if (secret === MASKED_SECRET) {
+    throw new HeraldError(
+      "validation_failed",
+      `${field} cannot be "${MASKED_SECRET}": that is how Herald hides secrets in its answers. Leave ${field} out and Herald generates one, or send a secret of your own.`,
+      field,
+    );
   }
-  return false;
+  if (secret.trim() === "") {
+    throw new HeraldError(
+      "validation_failed",
+      `${field} must not be empty or only spaces. Leave it out and Herald generates one.`,
+      field,
+    );
+  }
+  if (hasControlCharacter(secret)) {
+    throw new HeraldError(
+      "validation_failed",
+      `${field} contains a control character (a NUL, a tab, a line break or similar). Remove it and send the request again.`,
+      field,
+    );
+  }
+  if (hasLoneSurrogate(secret)) throw loneSurrogate(field);
+  return secret;
 }
 
 /**
@@ -104,6 +135,23 @@ export function checkWebhookUrl(input: string): string {
     throw new HeraldError(
       "validation_failed",
       "url contains a control character (a tab, a line break or similar). Remove it and send the request again.",
+      "url",
+    );
+  }
+  if (hasLoneSurrogate(url)) throw loneSurrogate("url");
+  // The URL parser would turn these into something else than what is shown: encoded spaces, and
+  // backslashes read as slashes.
+  if (/\s/.test(url)) {
+    throw new HeraldError(
+      "validation_failed",
+      "url contains a space. Encode spaces as %20 and send the request again.",
+      "url",
+    );
+  }
+  if (url.includes("\\")) {
+    throw new HeraldError(
+      "validation_failed",
+      "url contains a backslash (\\). Separate the parts of a URL with / and send the request again.",
       "url",
     );
   }
@@ -121,6 +169,15 @@ export function checkWebhookUrl(input: string): string {
     throw new HeraldError(
       "validation_failed",
       `url must use http:// or https://; '${parsed.protocol}' cannot receive webhooks.`,
+      "url",
+    );
+  }
+  // The parser takes 'http:host' and 'http:///host' as 'http://host'; a URL is shown as registered,
+  // so it must already be written in full.
+  if (!/^https?:\/\/[^/?#@]/i.test(url)) {
+    throw new HeraldError(
+      "validation_failed",
+      `url must start with http:// or https:// followed by a host name, for example https://example.com/webhook; got '${url}'.`,
       "url",
     );
   }

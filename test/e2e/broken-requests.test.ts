@@ -98,4 +98,64 @@ describe("broken requests", () => {
     assert.equal(answer.body.error, "Bad Request");
     assert.match(answer.body.message, /not valid HTTP/);
   });
+
+  test("two Authorization headers are refused, whichever comes first", async () => {
+    for (const [first, second] of [
+      [TEST_API_KEY, "wrong-key"],
+      ["wrong-key", TEST_API_KEY],
+    ]) {
+      const answer = parseAnswer(
+        await exchange(
+          herald.url,
+          `GET /api/webhooks HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${first}\r\nAuthorization: Bearer ${second}\r\nConnection: close\r\n\r\n`,
+        ),
+      );
+      assert.equal(answer.status, 401);
+      assert.match(answer.body.message, /more than one Authorization header/);
+    }
+  });
+
+  describe("Expect: 100-continue", () => {
+    const ask = (headers: string[]) =>
+      `POST /api/webhooks/trigger HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n${headers.join("\r\n")}\r\n\r\n`;
+
+    test("a request refused for its key or its declared size is answered before any 100 Continue", async () => {
+      for (const [headers, status] of [
+        [["Authorization: Bearer wrong-key", "Content-Length: 2000000"], 401],
+        [[`Authorization: Bearer ${TEST_API_KEY}`, "Content-Length: 2000000"], 413],
+      ] as const) {
+        // The body is never sent: the answer must come without it, and then the connection close.
+        const raw = await exchange(herald.url, ask([...headers]));
+        assert.doesNotMatch(raw, /100 Continue/);
+        assert.equal(parseAnswer(raw).status, status, raw);
+      }
+    });
+
+    test("an accepted request is told to continue, and its body is read", async () => {
+      const body = '{"event":"user.created","data":{}}';
+      const { hostname, port } = new URL(herald.url);
+      const raw = await new Promise<string>((resolve, reject) => {
+        let received = "";
+        const socket = connect(Number(port), hostname, () =>
+          socket.write(
+            ask([
+              `Authorization: Bearer ${TEST_API_KEY}`,
+              `Content-Length: ${body.length}`,
+              "Connection: close",
+            ]),
+          ),
+        );
+        socket.setEncoding("utf8");
+        socket.on("data", (chunk: string) => {
+          if (received === "" && chunk.startsWith("HTTP/1.1 100")) socket.write(body);
+          received += chunk;
+        });
+        socket.on("error", reject);
+        socket.on("close", () => resolve(received));
+        socket.setTimeout(5000, () => socket.destroy(new Error("no answer within 5 s")));
+      });
+      assert.match(raw, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+      assert.match(raw, /Webhook event triggered successfully/);
+    });
+  });
 });

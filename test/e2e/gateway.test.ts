@@ -366,6 +366,29 @@ test("a source's toleranceSeconds widens the replay window of timestamped scheme
   assertRefused(await post(herald, scheme.name, other, stale), 401, "signature_expired");
 });
 
+test("a source sent back with its masked secret keeps its secret; a blank secret is refused", async (t) => {
+  const { herald } = await setup(t);
+  const scheme = SCHEMES.find((s) => s.name === "std-hooks")!;
+  const secret = await createSchemeSource(herald, scheme);
+  const read = await herald.api("GET", `/api/sources/${scheme.name}`);
+  assert.equal(read.body.source.secret, "***");
+  const put = await herald.api("PUT", `/api/sources/${scheme.name}`, {
+    secret: read.body.source.secret,
+    toleranceSeconds: 120,
+  });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  const id = `msg_${randomUUID()}`;
+  const payload = smallPayload(id);
+  assertAccepted(
+    await post(herald, scheme.name, payload, await scheme.sign(payload, secret, Date.now(), id)),
+  );
+  for (const blank of ["   ", "a\u0000b"]) {
+    const refused = await herald.api("PUT", `/api/sources/${scheme.name}`, { secret: blank });
+    assertRefused(refused, 400, "validation_failed");
+    assert.equal(refused.body.field, "secret");
+  }
+});
+
 const xanoBody = (table: string) =>
   JSON.stringify({ event: "record.created", data: { table, record: { name: "John Doe" } } });
 
@@ -798,6 +821,12 @@ test("sources can be created, listed, shown, changed and deleted", async (t) => 
     "validation_failed",
   );
   assertRefused(await bad({ name: "pay", verifier: { type: "stripe" } }), 400, "validation_failed");
+  const health = await bad({ name: "health", verifier: { type: "token" } });
+  assertRefused(health, 400, "validation_failed");
+  assert.match(health.body.message, /health check/);
+  const unknownType = await bad({ name: "kind", verifier: { type: "nope" } });
+  assertRefused(unknownType, 400, "validation_failed");
+  assert.match(unknownType.body.message, /one of 'hmac', 'token'/);
   const unknownEmit = await bad({
     name: "emits",
     verifier: { type: "token" },

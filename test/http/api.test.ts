@@ -290,11 +290,79 @@ function registerApiTests() {
     });
 
     test("malformed JSON is 400, a non-JSON content type 415, an oversize body 413", async () => {
-      assertError(await postRaw("/api/webhooks", "application/json", '{"name":'), 400, /JSON/);
+      const broken = await postRaw("/api/webhooks", "application/json", '{"name":}');
+      assertError(broken, 400, /not valid JSON \(Unexpected/);
+      assert.doesNotMatch(broken.body.message, /content-type is set/);
       assertError(await postRaw("/api/webhooks", "text/plain", "hello"), 415, /application\/json/);
       assertError(await postRaw("/api/webhooks", "application/x-www-form-urlencoded", "a=b"), 415);
       const big = { name: "x".repeat(5000), url: "https://e.com", events: ["user.created"] };
       assertError(await post("/api/webhooks", big), 413);
+    });
+
+    test("a secret that is the mask, blank, or holds a character no store keeps is 400", async () => {
+      for (const secret of ["***", "   ", "a\u0000b", "tab\there", "half\ud800"]) {
+        const response = await post("/api/webhooks", {
+          name: "n",
+          url: "https://example.com/h",
+          events: ["user.created"],
+          secret,
+        });
+        assertError(response, 400);
+        assert.equal(response.body.field, "secret", JSON.stringify(response.body));
+      }
+      assert.equal(
+        (await register({ secret: "caf\u00e9 \ud83d\ude00" })).secret,
+        "caf\u00e9 \ud83d\ude00",
+      );
+    });
+
+    test("half a surrogate pair in a name or URL is 400, since no store could keep it", async () => {
+      assertNameRefused(await registerNamed("bad\ud800"), /surrogate/);
+      const webhook = await register();
+      assertNameRefused(await put(`/api/webhooks/${webhook.id}`, { name: "\udc00" }), /surrogate/);
+      const url = await post("/api/webhooks", {
+        name: "n",
+        url: "https://example.com/\ud800",
+        events: ["user.created"],
+      });
+      assertError(url, 400, /surrogate/);
+      assert.equal(url.body.field, "url");
+    });
+
+    test("a URL the parser would read as another is 400 naming url", async () => {
+      for (const url of [
+        "http:///example.com/triple",
+        "http:example.com/h",
+        "https:\\\\example.com\\h",
+        "https://example.com/a b",
+        "https://@example.com/h",
+      ]) {
+        const response = await post("/api/webhooks", { name: "n", url, events: ["user.created"] });
+        assertError(response, 400);
+        assert.equal(response.body.field, "url", url);
+      }
+    });
+
+    test("a body in another charset or compressed is 415; bytes that are not UTF-8 are 400", async () => {
+      const body = JSON.stringify({ name: "café", url: "https://e.com/h", events: ["auth.login"] });
+      const send = (contentType: string, payload: string | Buffer, extra = {}) =>
+        call({
+          method: "POST",
+          url: "/api/webhooks",
+          payload,
+          headers: { ...auth, "content-type": contentType, ...extra },
+        });
+      assertError(await send("application/json; charset=iso-8859-1", body), 415, /iso-8859-1/);
+      assertError(
+        await send("application/json", body, { "content-encoding": "gzip" }),
+        415,
+        /gzip/,
+      );
+      const latin1 = Buffer.from(body, "latin1");
+      assertError(await send("application/json", latin1), 400, /UTF-8/);
+      const utf8 = await send('application/json; charset="UTF-8"', body);
+      assert.equal(utf8.status, 201, JSON.stringify(utf8.body));
+      assert.equal(utf8.body.webhook.name, "café");
     });
 
     test("a JSON body that starts with a UTF-8 byte order mark is read", async () => {
@@ -389,6 +457,14 @@ function registerApiTests() {
       assertError(await get(`/api/webhooks/${webhook.id}/deliveries/del_missing`), 404);
     });
 
+    test("an id or a source name too long to exist is 404, not a validation error", async () => {
+      const long = "x".repeat(300);
+      assertError(await get(`/api/webhooks/${long}`), 404);
+      assertError(await get(`/api/webhooks/${long}/deliveries`), 404);
+      assertError(await get(`/api/incoming-events/${long}`), 404);
+      assertError(await get(`/api/sources/${long}`), 404);
+    });
+
     test("unknown routes are 404 in the error format", async () => {
       assertError(await call({ method: "GET", url: "/api/nothing-here" }), 404);
       assertError(await call({ method: "GET", url: "/" }), 404);
@@ -426,6 +502,22 @@ function registerApiTests() {
         );
         assertError(await call({ method, url, headers: { authorization: KEY } }), 401);
       }
+    });
+
+    test("another scheme than Bearer is 401 saying so; X-API-Key also carries the key", async () => {
+      const basic = await call({
+        method: "GET",
+        url: "/api/webhooks",
+        headers: { authorization: "Basic YTpi", "x-api-key": KEY },
+      });
+      assertError(basic, 401, /Bearer/);
+      assert.doesNotMatch(basic.body.message, /needs an API key/);
+      const header = await call({
+        method: "GET",
+        url: "/api/webhooks",
+        headers: { "x-api-key": KEY },
+      });
+      assert.equal(header.status, 200, JSON.stringify(header.body));
     });
 
     test("the incoming health check needs no key", async () => {
@@ -553,6 +645,22 @@ function registerApiTests() {
       assert.ok(reason?.includes(`PUT /api/webhooks/${w.id}`), reason ?? "");
       assert.equal((await setActive(true)).status, 200);
       assert.equal(await held(), null);
+    });
+
+    test("a number too large for JSON in data is 400 naming where it is", async () => {
+      const response = await postRaw(
+        "/api/webhooks/trigger",
+        "application/json",
+        '{"event":"user.created","data":{"ok":null,"list":[1,{"big":-1e400}]}}',
+      );
+      assertError(response, 400, /too large/);
+      assert.equal(response.body.field, "data.list[1].big");
+      const fine = await postRaw(
+        "/api/webhooks/trigger",
+        "application/json",
+        '{"event":"user.created","data":{"ok":null,"large":1e300}}',
+      );
+      assert.equal(fine.status, 200, JSON.stringify(fine.body));
     });
 
     test("a trigger without data sends an empty object; without event it is 400", async () => {

@@ -3,31 +3,57 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { constantTimeEqual } from "../../domain/signing.js";
 import { errorBody } from "./error-mapper.js";
 
-function presentedKey(request: FastifyRequest): string | undefined {
-  const authorization = request.headers.authorization;
-  if (authorization) {
-    const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
-    return match?.[1]?.trim();
+type Presented = { key: string } | { refusal: string };
+
+const NO_KEY =
+  "This route needs an API key. Send the header Authorization: Bearer <your API key> (the key is HERALD_API_KEY, or the one saved in the data directory's api-key file).";
+
+/** How many times `name` (lower case) appears among the request's raw headers. */
+function headerCount(rawHeaders: string[], name: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).length === name.length && rawHeaders[i]?.toLowerCase() === name)
+      count++;
   }
-  const header = request.headers["x-api-key"];
-  return Array.isArray(header) ? header[0] : header;
+  return count;
+}
+
+function moreThanOne(header: string): Presented {
+  return {
+    refusal: `The request carries more than one ${header} header, and Herald does not guess which one is meant. Send exactly one, with your API key.`,
+  };
+}
+
+function presentedKey(request: FastifyRequest): Presented {
+  const { authorization } = request.headers;
+  if (authorization !== undefined) {
+    // Node keeps only the first of several Authorization headers.
+    if (headerCount(request.raw.rawHeaders, "authorization") > 1)
+      return moreThanOne("Authorization");
+    const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
+    const key = match?.[1]?.trim();
+    if (key !== undefined) return { key };
+    return {
+      refusal:
+        "The Authorization header must have the form Bearer <your API key>; Herald takes no other scheme.",
+    };
+  }
+  const apiKeyHeader = request.headers["x-api-key"];
+  if (apiKeyHeader !== undefined) {
+    if (headerCount(request.raw.rawHeaders, "x-api-key") > 1) return moreThanOne("X-API-Key");
+    return { key: String(apiKeyHeader).trim() };
+  }
+  return { refusal: NO_KEY };
 }
 
 /** An onRequest hook that refuses requests without the right key. */
 export function requireApiKey(apiKey: string) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    const key = presentedKey(request);
-    if (key === undefined) {
-      return reply
-        .status(401)
-        .send(
-          errorBody(
-            "unauthorized",
-            "This route needs an API key. Send the header Authorization: Bearer <your API key> (the key is HERALD_API_KEY, or the one saved in the data directory's api-key file).",
-          ),
-        );
+    const presented = presentedKey(request);
+    if ("refusal" in presented) {
+      return reply.status(401).send(errorBody("unauthorized", presented.refusal));
     }
-    if (!constantTimeEqual(key, apiKey)) {
+    if (!constantTimeEqual(presented.key, apiKey)) {
       return reply
         .status(401)
         .send(

@@ -55,7 +55,7 @@ function describeValidation(
   if (first.keyword === "minProperties") {
     return {
       field: undefined,
-      message: "The request body is empty: send at least one field to change.",
+      message: "The request body has no field to change: send at least one field to change.",
     };
   }
   if (!path) {
@@ -76,6 +76,13 @@ function describeValidation(
       return { field: path, message: `${path} must list at least ${first.params.limit} item.` };
     case "maxItems":
       return { field: path, message: `${path} must list at most ${first.params.limit} items.` };
+    case "enum": {
+      const allowed = (first.params.allowedValues as unknown[] | undefined) ?? [];
+      return {
+        field: path,
+        message: `${path} must be one of ${allowed.map((value) => `'${String(value)}'`).join(", ")}.`,
+      };
+    }
     case "minimum":
     case "maximum":
       return { field: path, message: `${path} ${first.message ?? "is out of range"}.` };
@@ -234,7 +241,7 @@ export function handleFrameworkError(
     .send(
       errorBody(
         "bad_request",
-        `The path ${shorten(path)} is not a valid URL: a % must be followed by two hexadecimal digits. Encode special characters in ids and names.`,
+        `The path ${shorten(path)} is not a valid URL: each % must start an escape of two hexadecimal digits, and the escapes must spell UTF-8 text. Encode special characters in ids and names as UTF-8, for example with encodeURIComponent.`,
       ),
     );
 }

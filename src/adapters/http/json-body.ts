@@ -1,45 +1,83 @@
 /**
  * The API's JSON body parser: Fastify's own (which refuses `__proto__` and `constructor.prototype`
- * keys), with three differences a client can see. A request to a route that takes no body (a
- * DELETE, a retry) whose client sends `Content-Type: application/json` out of habit, with no body,
- * is read as having no body; a UTF-8
- * byte order mark, which some editors and shells put first, is skipped; and a body refused for a
- * forbidden key is told so, rather than called invalid JSON.
+ * keys), with these differences a client can see:
+ * - a request to a route that takes no body (a DELETE, a retry) whose client sends
+ *   `Content-Type: application/json` out of habit, with no body, is read as having no body;
+ * - a UTF-8 byte order mark, which some editors and shells put first, is skipped;
+ * - a body is read as UTF-8 only: another declared charset is a 415 and bytes that are not UTF-8
+ *   a 400, where they would otherwise turn silently into replacement characters;
+ * - a body refused for a forbidden key is told so, rather than called invalid JSON, and invalid
+ *   JSON is told where the syntax breaks.
  */
+import { isUtf8 } from "node:buffer";
 import type { FastifyInstance } from "fastify";
 import { HeraldError } from "../../domain/errors.js";
 
-function isJson(text: string): boolean {
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?/i;
+
+/** The charset a Content-Type declares, when it is not UTF-8. */
+function foreignCharset(contentType: string | undefined): string | undefined {
+  const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1];
+  return charset === undefined || /^utf-?8$/i.test(charset) ? undefined : charset;
+}
+
+/** Why `text` is not JSON, or undefined when it is. */
+function syntaxError(text: string): string | undefined {
   try {
     JSON.parse(text);
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
   }
 }
 
 export function useJsonBodyParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    const raw = body as string;
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    const bytes = body as Buffer;
+    const charset = foreignCharset(request.headers["content-type"]);
+    if (charset !== undefined) {
+      done(
+        new HeraldError(
+          "unsupported_media_type",
+          `The body is declared as charset '${charset}', and Herald reads JSON only as UTF-8. Send the body in UTF-8 with Content-Type: application/json.`,
+        ),
+        undefined,
+      );
+      return;
+    }
+    if (!isUtf8(bytes)) {
+      done(
+        new HeraldError(
+          "malformed_json",
+          "The request body is not valid UTF-8 text. Send the JSON encoded as UTF-8.",
+        ),
+        undefined,
+      );
+      return;
+    }
+    const raw = bytes.toString("utf8");
     const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
     if (text.length === 0 && !request.routeOptions.schema?.body) {
       done(null, undefined);
       return;
     }
     parseJson(request, text, (error, value) => {
-      if (error && isJson(text)) {
-        done(
-          new HeraldError(
-            "malformed_json",
-            "The JSON body has a key named __proto__ or constructor.prototype, which Herald refuses for safety. Rename that key and send the request again.",
-          ),
-          undefined,
-        );
+      if (!error || text.length === 0) {
+        done(error, value);
         return;
       }
-      done(error, value);
+      const syntax = syntaxError(text);
+      done(
+        new HeraldError(
+          "malformed_json",
+          syntax !== undefined
+            ? `The request body is not valid JSON (${syntax}). Check the JSON syntax.`
+            : "The JSON body has a key named __proto__ or constructor.prototype, which Herald refuses for safety. Rename that key and send the request again.",
+        ),
+        undefined,
+      );
     });
   });
 }

@@ -3,8 +3,15 @@
  * JSON Schema on every route, and one error format everywhere. Bodies are validated without type
  * coercion, so `"active": "false"` is an error rather than a guess; query strings are coerced.
  */
+
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { Ajv } from "ajv";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
+import Fastify, {
+  errorCodes,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  LogController,
+} from "fastify";
 import type { Logger as PinoLogger } from "pino";
 import type { Registry } from "prom-client";
 import type { IncomingService } from "../../domain/incoming-service.js";
@@ -40,6 +47,31 @@ export interface ServerDeps {
   requestTimeoutMs: number;
   clock: { now(): number };
   logger: PinoLogger;
+}
+
+/**
+ * A client that asks before it sends a body (`Expect: 100-continue`, which curl does for large
+ * bodies) is told to go on only when the body is about to be read: after the route, the API key,
+ * the source and the declared size have been checked. A request refused before then is answered
+ * at once and its body never uploaded. (Node would send 100 Continue on arrival.)
+ */
+function answerExpectContinueLate(app: FastifyInstance): void {
+  const waiting = new WeakSet<IncomingMessage>();
+  app.server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+    waiting.add(req);
+    app.server.emit("request", req, res);
+  });
+  app.addHook("preParsing", (request, reply, payload, done) => {
+    if (waiting.has(request.raw) && !request.is404) {
+      const limit = request.routeOptions.bodyLimit;
+      if (limit !== undefined && Number(request.headers["content-length"]) > limit) {
+        done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+        return;
+      }
+      reply.raw.writeContinue();
+    }
+    done(null, payload);
+  });
 }
 
 /** Creates the HTTP app. Call `listen` or `inject` on the result. */
@@ -82,8 +114,21 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
         );
       return;
     }
+    const encoding = request.headers["content-encoding"];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") {
+      reply
+        .status(415)
+        .send(
+          errorBody(
+            "unsupported_media_type",
+            `The request body is encoded (Content-Encoding: ${encoding}), and Herald reads bodies only as they are. Send the body uncompressed, without a Content-Encoding header.`,
+          ),
+        );
+      return;
+    }
     done();
   });
+  answerExpectContinueLate(app);
 
   const common = {
     useDefaults: true,

@@ -69,7 +69,7 @@ const STATUSES: IncomingStatus[] = ["received", "routed", "unrouted", "failed"];
 const idParams = {
   type: "object",
   required: ["id"],
-  properties: { id: { type: "string", maxLength: 200 } },
+  properties: { id: { type: "string" } },
 } as const;
 
 /** Registers the inspection routes on `app` (mounted at /api/incoming-events). */

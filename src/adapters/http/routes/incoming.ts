@@ -37,7 +37,7 @@ export function registerIncomingRoutes(
         params: {
           type: "object",
           required: ["service"],
-          properties: { service: { type: "string", maxLength: 100 } },
+          properties: { service: { type: "string" } },
         },
       },
       onRequest: (request, _reply, done) => {

@@ -82,7 +82,7 @@ const settings = {
 const nameParams = {
   type: "object",
   required: ["name"],
-  properties: { name: { type: "string", maxLength: 100 } },
+  properties: { name: { type: "string" } },
 } as const;
 
 type SourceBody = Omit<SourceInput, "verifier"> & { verifier: VerifierSpecInput };

@@ -16,7 +16,7 @@ const events = {
 const idParams = {
   type: "object",
   required: ["id"],
-  properties: { id: { type: "string", maxLength: 200 } },
+  properties: { id: { type: "string" } },
 } as const;
 
 const createBody = {

@@ -1,0 +1,21 @@
+/** Checks on text a client sends that Herald stores and shows again exactly as it was given. */
+
+/** True when `text` holds a C0 control character or DEL. */
+export function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
+// In a `u` regular expression, a surrogate pair is one code point: only a lone half matches.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * True when `text` holds half of a UTF-16 surrogate pair on its own (JSON can carry one as
+ * `\ud800`). UTF-8 cannot encode it, so a store would keep a replacement character instead.
+ */
+export function hasLoneSurrogate(text: string): boolean {
+  return LONE_SURROGATE.test(text);
+}
