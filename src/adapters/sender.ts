@@ -48,14 +48,26 @@ function describeError(error: unknown, timeoutMs: number): string {
   if (blocked?.message) return blocked.message;
   const code = err.code ?? err.cause?.code;
   const message = err.cause?.message ?? err.message ?? String(error);
+  if ((error as Error).name === "HTTPParserError" || code?.startsWith("HPE_")) {
+    const reason = /\((.*)\)$/.exec(message)?.[1] ?? message;
+    return `the receiver's answer is not HTTP/1.1 (${reason}). Check that the webhook URL points at a web server, with https:// if it speaks TLS.`;
+  }
   switch (code) {
+    case "HERALD_ATTEMPT_TIMEOUT":
+      return `timed out: no response within ${timeoutMs} ms. A receiver should answer at once (2xx) and do slow work afterwards.`;
+    case "UND_ERR_HEADERS_OVERFLOW":
+      return "the receiver's answer has more header data than Herald reads (16 KB). Check the server at the webhook URL.";
     case "ECONNREFUSED":
       return `connection refused: nothing is listening at the webhook URL (${message})`;
     case "ENOTFOUND":
     case "EAI_AGAIN":
       return `the webhook URL's host name could not be resolved (${message})`;
-    case "ECONNRESET":
     case "UND_ERR_SOCKET":
+      if (message === "bad response") {
+        return "the receiver sent an interim '100 Continue' that Herald did not ask for (it never sends Expect), or an answer before the request. Make the receiver answer with its final status only.";
+      }
+      return `the receiver closed the connection before answering (${message})`;
+    case "ECONNRESET":
       return `the receiver closed the connection before answering (${message})`;
     case "UND_ERR_CONNECT_TIMEOUT":
       return `timed out: could not connect within ${timeoutMs} ms`;
@@ -84,15 +96,26 @@ interface Answer {
   body: string;
 }
 
+/** The attempt's own time limit ran out before the receiver's answer had begun. */
+class AttemptTimeout extends Error {
+  readonly code = "HERALD_ATTEMPT_TIMEOUT";
+}
+
 /**
  * Sends one request through undici's dispatcher with a handler of our own: the response is read
  * straight into the answer (kept headers, first 4 KB of the body) without the stream and promise
  * machinery of `request()`, which is most of a delivery's CPU. Up to 64 KB of body is read (and
  * dropped) so the connection can be reused; beyond that the request is aborted.
+ *
+ * The whole attempt has `timeoutMs`, however slowly the receiver sends, so it always ends within
+ * its lease. Once the status line has come, the status decides the attempt: a body that then
+ * stops, breaks off or runs out of time ends the answer, it does not fail the attempt (a receiver
+ * that said 200 has the webhook, and sending it again would be a duplicate).
  */
 function post(
   agent: Agent,
   options: { origin: string; path: string; headers: Record<string, string>; body: string },
+  timeoutMs: number,
 ): Promise<Answer> {
   return new Promise<Answer>((resolve, reject) => {
     let abort: ((reason?: Error) => void) | undefined;
@@ -105,6 +128,7 @@ function post(
     const finish = () => {
       if (done) return;
       done = true;
+      clearTimeout(deadline);
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
       resolve({
         status,
@@ -112,9 +136,22 @@ function post(
         body: cleanText(body.subarray(0, RESPONSE_BODY_LIMIT).toString("utf8")),
       });
     };
+    const fail = (error: Error) => {
+      if (status !== 0) return finish();
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      reject(error);
+    };
+    const deadline = setTimeout(() => {
+      fail(new AttemptTimeout(`no answer within ${timeoutMs} ms`));
+      // Before the request has a connection there is nothing to abort yet: onConnect does it.
+      abort?.(new Error("the attempt's time limit ran out"));
+    }, timeoutMs);
     const handler: Dispatcher.DispatchHandler = {
       onConnect(abortRequest) {
         abort = abortRequest;
+        if (done) abortRequest(new Error("the attempt's time limit ran out"));
       },
       onHeaders(statusCode, rawHeaders) {
         // 1xx answers are interim; the final one follows.
@@ -146,10 +183,7 @@ function post(
         finish();
       },
       onError(error) {
-        if (!done) {
-          done = true;
-          reject(error);
-        }
+        fail(error);
       },
     };
     agent.dispatch(
@@ -210,19 +244,23 @@ export function createHttpSender(options: SenderOptions): Sender {
         const target = parseTarget(delivery.url);
         if (!allowPrivateTargets) checkLiteralHost(target.hostname);
         const signature = signDelivery(delivery.secret, delivery.id, delivery.body, startedAt);
-        const response = await post(agent, {
-          origin: target.origin,
-          path: target.path,
-          headers: {
-            "content-type": "application/json",
-            "user-agent": userAgent,
-            "x-webhook-event": delivery.eventType,
-            "x-webhook-delivery": delivery.id,
-            "x-webhook-attempt": String(delivery.attempts + 1),
-            ...signature,
+        const response = await post(
+          agent,
+          {
+            origin: target.origin,
+            path: target.path,
+            headers: {
+              "content-type": "application/json",
+              "user-agent": userAgent,
+              "x-webhook-event": delivery.eventType,
+              "x-webhook-delivery": delivery.id,
+              "x-webhook-attempt": String(delivery.attempts + 1),
+              ...signature,
+            },
+            body: delivery.body,
           },
-          body: delivery.body,
-        });
+          timeoutMs,
+        );
         return {
           startedAt,
           durationMs: Math.round(performance.now() - started),

@@ -42,6 +42,17 @@ export function isRetryable(result: AttemptResult): boolean {
   return status === 408 || status === 429 || status >= 500;
 }
 
+/** Why an answer that is not retried ends the delivery, and what to do about it. */
+function refusalReason(result: AttemptResult): string {
+  const status = result.response?.status;
+  if (status === undefined) return "not retried, since every attempt would be refused the same way";
+  if (status >= 300 && status < 400) {
+    const location = result.response?.headers.location;
+    return `receiver answered ${status}, a redirect${location ? ` to ${location}` : ""}. Herald does not follow redirects: change the webhook's URL to the address the receiver now uses`;
+  }
+  return `receiver answered ${status}, which is not retried: the receiver refused this delivery. Check its logs, then send it again with POST /api/webhooks/<id>/deliveries/<deliveryId>/retry`;
+}
+
 /**
  * Decides what follows attempt number `attemptNumber` (1-based).
  * `random` returns a number in [0, 1) and is injected so tests can pin the jitter.
@@ -55,17 +66,15 @@ export function decideOutcome(
   const status = result.response?.status;
   if (status !== undefined && status >= 200 && status < 300) return { kind: "delivered" };
   if (!isRetryable(result)) {
-    return {
-      kind: "give-up",
-      reason:
-        status === undefined
-          ? "not retried, since every attempt would be refused the same way"
-          : `receiver answered ${status}, which is not retried`,
-    };
+    return { kind: "give-up", reason: refusalReason(result) };
   }
   const scheduled = schedule[attemptNumber - 1];
   if (scheduled === undefined) {
-    return { kind: "give-up", reason: `no attempts left after ${attemptNumber}`, exhausted: true };
+    return {
+      kind: "give-up",
+      reason: `no attempts left after ${attemptNumber}. Once the receiver works, send it again with POST /api/webhooks/<id>/deliveries/<deliveryId>/retry`,
+      exhausted: true,
+    };
   }
   if (result.retryAfterMs !== undefined) {
     return {
@@ -83,17 +92,24 @@ export function statusAfter(outcome: AttemptOutcome): DeliveryStatus {
   return outcome.kind === "retry" ? "pending" : "failed";
 }
 
+// The three forms of an HTTP date start with a day name: "Sun, 06 Nov 1994", "Sunday, 06-Nov-94",
+// "Sun Nov  6 1994". Date.parse alone would also read "-5" or "2024" as dates.
+const HTTP_DATE = /^[A-Za-z]{3,9}(,| [A-Za-z]{3} )/;
+
 /**
  * Reads a Retry-After header: either delay-seconds or an HTTP date.
- * Returns milliseconds from `nowMs`, or undefined when the value is absent or unreadable.
+ * Returns milliseconds from `nowMs`, or undefined when the value is absent or unreadable, and for a
+ * date that is not in the future: most likely the receiver's clock is wrong, and honouring it would
+ * spend every attempt within seconds.
  */
 export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
   if (value === undefined) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * SECOND;
+  if (!HTTP_DATE.test(trimmed)) return undefined;
   const date = Date.parse(trimmed);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - nowMs);
+  if (Number.isNaN(date) || date <= nowMs) return undefined;
+  return date - nowMs;
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: SECOND, m: MINUTE, h: HOUR, d: 24 * HOUR };

@@ -213,7 +213,7 @@ function deliveryTests(threads: string): void {
     );
     assert.equal(delivery.status, "failed");
     assert.equal(delivery.attempts, 2);
-    assert.match(delivery.error, /receiver answered 500; no attempts left after 2/);
+    assert.match(delivery.error, /receiver answered 500; no attempts left after 2\. .*\/retry/);
   });
 
   test("a 400 answer is not retried and the delivery fails after one attempt", async (t) => {
@@ -345,6 +345,50 @@ function deliveryTests(threads: string): void {
     assert.equal(receiver.requests.length, 1);
   });
 
+  test("an answer whose body trickles on ends at the time limit, counted by its status, and is sent once", async (t) => {
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      { HERALD_DELIVERY_TIMEOUT: "600ms", HERALD_RETRY_SCHEDULE: "100ms" },
+      (_req, _index, res) => {
+        // Each pause is shorter than the time limit: only a limit on the whole attempt ends it.
+        res.writeHead(200, { "content-type": "text/plain" });
+        const drip = setInterval(() => res.write("x"), 100);
+        res.on("close", () => clearInterval(drip));
+      },
+    );
+    const webhook = await createWebhook(herald, receiver.url);
+    const started = Date.now();
+    await trigger(herald, "user.created", { n: 1 });
+    const delivery = await settledDelivery(herald, webhook.id);
+    assert.ok(Date.now() - started < 3000, `settled after ${Date.now() - started} ms`);
+    assert.equal(delivery.status, "success");
+    assert.equal(delivery.attempts, 1);
+    assert.equal(delivery.attemptLog[0].statusCode, 200);
+    assert.match(delivery.attemptLog[0].response.body, /^x+$/);
+    assert.ok(delivery.attemptLog[0].durationMs < 1500, `${delivery.attemptLog[0].durationMs} ms`);
+    await sleep(300);
+    assert.equal(receiver.requests.length, 1);
+  });
+
+  test("an answer cut off after its status line counts by its status", async (t) => {
+    const { delivery, receiver } = await deliverOne(
+      threads,
+      t,
+      FAST_RETRIES,
+      (_req, _index, res) => {
+        res.writeHead(200, { "content-length": "100" });
+        res.write("0123456789");
+        setTimeout(() => res.destroy(), 20);
+      },
+    );
+    assert.equal(delivery.status, "success");
+    assert.equal(delivery.attempts, 1);
+    assert.equal(delivery.attemptLog[0].response.body, "0123456789");
+    await sleep(300);
+    assert.equal(receiver.requests.length, 1);
+  });
+
   test("a redirect is not followed and fails the delivery", async (t) => {
     const { receiver, delivery } = await deliverOne(
       threads,
@@ -360,6 +404,7 @@ function deliveryTests(threads: string): void {
     assert.equal(delivery.attempts, 1);
     assert.equal(delivery.attemptLog[0].statusCode, 302);
     assert.equal(delivery.attemptLog[0].response.headers.location, "/elsewhere");
+    assert.match(delivery.error, /redirect to \/elsewhere\. .*change the webhook's URL/);
     await sleep(500);
     assert.equal(receiver.requests.length, 1);
     assert.equal(receiver.requests[0]?.path, "/start");

@@ -366,6 +366,21 @@ test("a source's toleranceSeconds widens the replay window of timestamped scheme
   assertRefused(await post(herald, scheme.name, other, stale), 401, "signature_expired");
 });
 
+test("an incoming body with a Content-Encoding is 415, signed or not, in any content type", async (t) => {
+  const { herald } = await setup(t);
+  for (const contentType of ["application/json", "text/plain"]) {
+    const refused = await post(
+      herald,
+      "custom",
+      '{"event":"x"}',
+      { "content-encoding": "br" },
+      contentType,
+    );
+    assertRefused(refused, 415, "unsupported_media_type");
+    assert.match(refused.body.message, /uncompressed/);
+  }
+});
+
 test("a source sent back with its masked secret keeps its secret; a blank secret is refused", async (t) => {
   const { herald } = await setup(t);
   const scheme = SCHEMES.find((s) => s.name === "std-hooks")!;

@@ -111,7 +111,12 @@ describe("parsing", () => {
     const now = Date.parse("2025-12-05T07:00:00Z");
     assert.equal(parseRetryAfter("120", now), 120_000);
     assert.equal(parseRetryAfter("Fri, 05 Dec 2025 07:01:00 GMT", now), 60_000);
-    assert.equal(parseRetryAfter("Fri, 05 Dec 2025 06:00:00 GMT", now), 0);
+    assert.equal(parseRetryAfter("Friday, 05-Dec-25 07:02:00 GMT", now), 120_000);
+    // A date not in the future, a negative number or a bare year leave the schedule in charge.
+    assert.equal(parseRetryAfter("Fri, 05 Dec 2025 06:00:00 GMT", now), undefined);
+    assert.equal(parseRetryAfter("-5", now), undefined);
+    assert.equal(parseRetryAfter("2030", now), 2030_000);
+    assert.equal(parseRetryAfter("1.5", now), undefined);
     assert.equal(parseRetryAfter("soon", now), undefined);
     assert.equal(parseRetryAfter(undefined, now), undefined);
   });
