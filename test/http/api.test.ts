@@ -470,6 +470,24 @@ function registerApiTests() {
       assertError(await call({ method: "GET", url: "/" }), 404);
     });
 
+    test("a path asked with a method it does not take is 404 naming the methods it takes", async () => {
+      assertError(
+        await call({ method: "GET", url: "/api/incoming-webhooks/xano" }),
+        404,
+        /takes POST, not GET/,
+      );
+      assertError(
+        await call({ method: "PATCH", url: "/api/webhooks/wh_1?x=1", headers: auth }),
+        404,
+        /takes GET or PUT or DELETE, not PATCH/,
+      );
+      assertError(
+        await call({ method: "DELETE", url: "/api/webhooks/", headers: auth }),
+        404,
+        /takes GET or POST, not DELETE/,
+      );
+    });
+
     test("a path the router cannot read is 400 or 414 in the error format", async () => {
       for (const url of ["/api/webhooks/%ZZ", "/api/webhooks/a%", "/api/webhooks/%ZZ/deliveries"]) {
         assertError(await get(url), 400, /not a valid URL/);

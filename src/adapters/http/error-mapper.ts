@@ -202,15 +202,22 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
 }
 
 /** Fastify's not-found handler. */
-export function handleNotFound(request: FastifyRequest, reply: FastifyReply) {
-  return reply
-    .status(404)
-    .send(
-      errorBody(
-        "not_found",
-        `Route not found: ${request.method} ${request.url.split("?")[0]}. The API lives under /api; see the README for its routes.`,
-      ),
-    );
+/**
+ * Answers a request no route takes with 404. `methodsFor` names the methods the path does take, if
+ * any, so the message can say which to use.
+ */
+export function notFoundHandler(methodsFor: (path: string) => string[]) {
+  return (request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split("?")[0] ?? "";
+    const methods = methodsFor(path);
+    const hint =
+      methods.length > 0
+        ? `This path takes ${methods.join(" or ")}, not ${request.method}.`
+        : "The API lives under /api; see the README for its routes.";
+    return reply
+      .status(404)
+      .send(errorBody("not_found", `Route not found: ${request.method} ${path}. ${hint}`));
+  };
 }
 
 /**

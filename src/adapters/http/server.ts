@@ -23,7 +23,7 @@ import {
   handleClientError,
   handleError,
   handleFrameworkError,
-  handleNotFound,
+  notFoundHandler,
 } from "./error-mapper.js";
 import { useJsonBodyParser } from "./json-body.js";
 import { registerIncomingRoutes } from "./routes/incoming.js";
@@ -72,6 +72,27 @@ function answerExpectContinueLate(app: FastifyInstance): void {
     }
     done(null, payload);
   });
+}
+
+/**
+ * Keeps the method and path pattern of every route `app` gets from now on, and returns a lookup of
+ * the methods a concrete path takes: a request with the wrong method is told which to use.
+ */
+function routeMethods(app: FastifyInstance): (path: string) => string[] {
+  const routes: Array<{ method: string; pattern: RegExp }> = [];
+  app.addHook("onRoute", (route) => {
+    const source = route.url
+      .replace(/\/$/, "")
+      .split("/")
+      .map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/");
+    const pattern = new RegExp(`^${source}/?$`);
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) if (method !== "HEAD") routes.push({ method, pattern });
+  });
+  return (path) => [
+    ...new Set(routes.filter((route) => route.pattern.test(path)).map((r) => r.method)),
+  ];
 }
 
 /** Creates the HTTP app. Call `listen` or `inject` on the result. */
@@ -146,7 +167,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   app.removeContentTypeParser("text/plain");
   useJsonBodyParser(app);
   app.setErrorHandler(handleError);
-  app.setNotFoundHandler(handleNotFound);
+  app.setNotFoundHandler(notFoundHandler(routeMethods(app)));
 
   app.get("/healthz", async () => ({ success: true, message: "Herald is running" }));
   app.get("/metrics", async (_request, reply) =>
