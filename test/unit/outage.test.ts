@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isStorageOutage } from "../../src/adapters/storage/outage.js";
+import { isStorageOutage, storageOutage } from "../../src/adapters/storage/outage.js";
 
 test("a database that is down, restarting, full or out of connections is an outage", () => {
   for (const code of [
@@ -17,6 +17,15 @@ test("a database that is down, restarting, full or out of connections is an outa
     assert.equal(isStorageOutage(Object.assign(new Error("x"), { code })), true, code);
   }
   assert.equal(isStorageOutage(new Error("Connection terminated unexpectedly")), true);
+});
+
+test("a full disk is told apart from a database that cannot be reached", () => {
+  for (const code of ["SQLITE_FULL", "53100"]) {
+    assert.equal(storageOutage(Object.assign(new Error("x"), { code })), "full", code);
+  }
+  for (const code of ["ECONNREFUSED", "SQLITE_BUSY", "53300"]) {
+    assert.equal(storageOutage(Object.assign(new Error("x"), { code })), "unavailable", code);
+  }
 });
 
 test("constraint violations, bugs and non-errors are not outages", () => {

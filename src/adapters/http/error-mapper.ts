@@ -6,7 +6,7 @@ import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ERROR_CATALOGUE, type ErrorCode, HeraldError } from "../../domain/errors.js";
-import { isStorageOutage } from "../storage/outage.js";
+import { type OutageKind, storageOutage } from "../storage/outage.js";
 import { isUnstorableText } from "../storage/refused-text.js";
 
 /** The body of every error answer. */
@@ -98,6 +98,28 @@ function articled(type: string): string {
   return `a ${type}`;
 }
 
+/** An outage answers every request 503 at once: one log line per 10 s says so, with a count. */
+const OUTAGE_LOG_INTERVAL_MS = 10_000;
+let outageLoggedAt = Number.NEGATIVE_INFINITY;
+let outagesSinceLog = 0;
+
+function logOutage(request: FastifyRequest, error: unknown, outage: OutageKind): void {
+  outagesSinceLog++;
+  const now = Date.now();
+  if (now - outageLoggedAt < OUTAGE_LOG_INTERVAL_MS) return;
+  const count = outagesSinceLog;
+  outageLoggedAt = now;
+  outagesSinceLog = 0;
+  const what =
+    outage === "full"
+      ? "The database's disk is full: free space where the database lives (HERALD_DATA_DIR for SQLite)."
+      : "The database could not serve: check that it is running and reachable.";
+  request.log.error(
+    { err: error, method: request.method, url: request.url, requestsAnswered503: count },
+    `${what} ${count === 1 ? "A request was" : `${count} requests were`} answered 503 (nothing stored; clients are asked to send again); while this lasts, this line repeats at most every ${OUTAGE_LOG_INTERVAL_MS / 1000} s.`,
+  );
+}
+
 /** Fastify's error handler: every error, expected or not, answers in the contract's format. */
 export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof HeraldError) return sendError(reply, error);
@@ -175,14 +197,14 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
         ),
       );
   }
-  if (isStorageOutage(error)) {
-    request.log.error(
-      { err: error, method: request.method, url: request.url },
-      "The database could not serve a request; it was answered 503. Check that the database is running and reachable.",
-    );
+  const outage = storageOutage(error);
+  if (outage !== undefined) {
+    logOutage(request, error, outage);
     const unavailable = new HeraldError(
       "unavailable",
-      "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
+      outage === "full"
+        ? "Herald's database has no room left (its disk is full), so nothing was stored. Send the request again in a few seconds; if this keeps happening, the operator must free disk space where the database lives."
+        : "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
     );
     unavailable.retryAfterSeconds = 5;
     return sendError(reply, unavailable);

@@ -15,11 +15,11 @@ const NETWORK_CODES = new Set([
   "EHOSTUNREACH",
 ]);
 
-/** PostgreSQL SQLSTATEs: the server is shutting down, starting, or out of connections or room. */
-const POSTGRES_CODES = new Set(["57P01", "57P02", "57P03", "53000", "53100", "53200", "53300"]);
+/** PostgreSQL SQLSTATEs: the server is shutting down or starting, or out of connections or memory. */
+const POSTGRES_CODES = new Set(["57P01", "57P02", "57P03", "53000", "53200", "53300"]);
 
-/** SQLite result codes: the file is locked, full, unreadable or unwritable. */
-const SQLITE_CODE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN|PROTOCOL)/;
+/** SQLite result codes of a file that is locked or cannot be read or written as a whole. */
+const SQLITE_CODE = /^SQLITE_(BUSY|LOCKED|IOERR|READONLY|CANTOPEN|PROTOCOL)/;
 
 /** Messages node-postgres gives when a connection drops or none can be had in time. */
 const POSTGRES_MESSAGES = [
@@ -28,14 +28,31 @@ const POSTGRES_MESSAGES = [
   "Client has encountered a connection error",
 ];
 
-/** True when `error` says the database is unavailable rather than that Herald went wrong. */
-export function isStorageOutage(error: unknown): boolean {
-  if (typeof error !== "object" || error === null) return false;
+/**
+ * Why a database cannot serve right now: `full` when its disk has no room (SQLite's
+ * SQLITE_FULL, PostgreSQL's disk_full), `unavailable` for every other outage.
+ */
+export type OutageKind = "full" | "unavailable";
+
+/** What kind of outage `error` reports, or undefined when it is not one (a bug, a constraint). */
+export function storageOutage(error: unknown): OutageKind | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
   const { code, message } = error as { code?: unknown; message?: unknown };
   if (typeof code === "string") {
-    if (NETWORK_CODES.has(code) || POSTGRES_CODES.has(code) || SQLITE_CODE.test(code)) return true;
+    if (code.startsWith("SQLITE_FULL") || code === "53100") return "full";
+    if (NETWORK_CODES.has(code) || POSTGRES_CODES.has(code) || SQLITE_CODE.test(code)) {
+      return "unavailable";
+    }
     // Connection exceptions (class 08).
-    if (/^08[0-9A-Z]{3}$/.test(code)) return true;
+    if (/^08[0-9A-Z]{3}$/.test(code)) return "unavailable";
   }
-  return typeof message === "string" && POSTGRES_MESSAGES.some((m) => message.includes(m));
+  if (typeof message === "string" && POSTGRES_MESSAGES.some((m) => message.includes(m))) {
+    return "unavailable";
+  }
+  return undefined;
+}
+
+/** True when `error` says the database is unavailable rather than that Herald went wrong. */
+export function isStorageOutage(error: unknown): boolean {
+  return storageOutage(error) !== undefined;
 }
