@@ -353,6 +353,14 @@ function registerApiTests() {
           headers: { ...auth, "content-type": contentType, ...extra },
         });
       assertError(await send("application/json; charset=iso-8859-1", body), 415, /iso-8859-1/);
+      assertError(await send("application/json; charset=utf-16", "{}"), 415, /utf-16/);
+      const ascii = JSON.stringify({
+        name: "plain",
+        url: "https://e.com/h",
+        events: ["auth.login"],
+      });
+      const labelled = await send("application/json; charset=ISO-8859-1", ascii);
+      assert.equal(labelled.status, 201, JSON.stringify(labelled.body));
       assertError(
         await send("application/json", body, { "content-encoding": "gzip" }),
         415,

@@ -4,21 +4,27 @@
  * - a request to a route that takes no body (a DELETE, a retry) whose client sends
  *   `Content-Type: application/json` out of habit, with no body, is read as having no body;
  * - a UTF-8 byte order mark, which some editors and shells put first, is skipped;
- * - a body is read as UTF-8 only: another declared charset is a 415 and bytes that are not UTF-8
- *   a 400, where they would otherwise turn silently into replacement characters;
+ * - a body is read as UTF-8 only, where it would otherwise turn silently into replacement
+ *   characters: bytes that are not UTF-8 are a 400, and another declared charset is a 415 unless
+ *   the body is plain ASCII, which reads the same in every charset a JSON client would name;
  * - a body refused for a forbidden key is told so, rather than called invalid JSON, and invalid
  *   JSON is told where the syntax breaks.
  */
-import { isUtf8 } from "node:buffer";
+import { isAscii, isUtf8 } from "node:buffer";
 import type { FastifyInstance } from "fastify";
 import { HeraldError } from "../../domain/errors.js";
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?/i;
 
-/** The charset a Content-Type declares, when it is not UTF-8. */
-function foreignCharset(contentType: string | undefined): string | undefined {
+/**
+ * The charset a Content-Type declares when the body cannot be read as UTF-8 under it: UTF-16 and
+ * UTF-32 never, any other only when a byte is beyond ASCII (ASCII reads the same in all of them).
+ */
+function unreadableCharset(contentType: string | undefined, bytes: Buffer): string | undefined {
   const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1];
-  return charset === undefined || /^utf-?8$/i.test(charset) ? undefined : charset;
+  if (charset === undefined || /^utf-?8$/i.test(charset)) return undefined;
+  if (/^(utf-?(16|32)|ucs-)/i.test(charset) || !isAscii(bytes)) return charset;
+  return undefined;
 }
 
 /** Why `text` is not JSON, or undefined when it is. */
@@ -36,7 +42,7 @@ export function useJsonBodyParser(app: FastifyInstance): void {
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
     const bytes = body as Buffer;
-    const charset = foreignCharset(request.headers["content-type"]);
+    const charset = unreadableCharset(request.headers["content-type"], bytes);
     if (charset !== undefined) {
       done(
         new HeraldError(
