@@ -90,7 +90,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const value = parseDuration(raw);
     if (value === undefined || value < minMs || value > maxMs) {
       problems.push(
-        `${name}=${raw} is not valid: use a duration such as 500ms, 15s or 2m, from ${minMs} ms to ${maxMs / 1000} s.`,
+        `${name}=${raw} is not valid: use a duration such as 15s or 2m, from ${minMs < 1000 ? `${minMs} ms` : `${minMs / 1000} s`} to ${maxMs / 1000} s.`,
       );
       return fallback;
     }
@@ -146,6 +146,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const apiKey = text("HERALD_API_KEY");
+  // HTTP carries header values as bytes that Node reads as Latin-1: a key beyond printable ASCII
+  // could never be matched, and would lock every client out.
+  if (apiKey !== undefined && !/^[\x21-\x7e]+$/.test(apiKey)) {
+    problems.push(
+      "HERALD_API_KEY may hold only printable ASCII characters without spaces (letters, digits and symbols such as - _ . ~), since clients send it in an HTTP header. Generate one with: openssl rand -hex 24",
+    );
+  }
   const incomingSecrets: Partial<Record<IncomingServiceName, string>> = {};
   for (const service of INCOMING_SERVICES) {
     const secret = text(`HERALD_INCOMING_SECRET_${service.toUpperCase()}`);

@@ -3,7 +3,7 @@
  * starts them in order and stops them in reverse.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -72,6 +72,12 @@ function resolveApiKey(config: Config, logger: PinoLogger): string {
   if (existsSync(path)) {
     const saved = readFileSync(path, "utf8").trim();
     if (saved.length > 0) {
+      if ((statSync(path).mode & 0o077) !== 0) {
+        logger.warn(
+          { path },
+          `The API key file ${path} can be read by other users of this machine. Make it readable only by you: chmod 600 ${path}`,
+        );
+      }
       logger.info(
         { path },
         `Using the API key saved in ${path}. Set HERALD_API_KEY to choose your own.`,
@@ -221,6 +227,13 @@ export async function createHerald(
         );
       }
     }
+    const stripeSecret = builtIns.secret("stripe");
+    if (stripeSecret !== undefined && !stripeSecret.startsWith("whsec_")) {
+      logger.warn(
+        { source: "stripe" },
+        "HERALD_INCOMING_SECRET_STRIPE does not start with whsec_, as the signing secrets in Stripe's dashboard do. Webhooks Stripe signs (Stripe-Signature) verify only with the endpoint's secret copied whole; X-Webhook-Signature works with any secret.",
+      );
+    }
   }
   if (config.allowPrivateTargets && delivers) {
     logger.warn(
@@ -238,7 +251,11 @@ export async function createHerald(
     logger,
 
     async start() {
-      const address = await app.listen({ port: config.port, host: config.host });
+      const address = await app.listen({
+        port: config.port,
+        host: config.host,
+        listenTextResolver: (at) => `Listening for HTTP requests at ${at}.`,
+      });
       await worker?.start();
       const what =
         config.role === "worker"

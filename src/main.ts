@@ -57,6 +57,7 @@ function startupFailure(config: ReturnType<typeof loadConfig>, error: unknown): 
     "EPERM",
     "EROFS",
     "ENOTDIR",
+    "EEXIST",
     "ENOENT",
     "SQLITE_READONLY",
     "SQLITE_CANTOPEN",

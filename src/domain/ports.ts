@@ -178,6 +178,8 @@ export interface WakeSignal {
 
 /** Structured log lines, written in plain words. */
 export interface Logger {
+  /** Whether lines of `level` are written, so a line costly to build can be skipped. */
+  isLevelEnabled(level: "debug" | "info" | "warn" | "error"): boolean;
   debug(fields: object, message: string): void;
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;

@@ -69,13 +69,22 @@ export function routeIncoming(
     const where = rule.where ?? {};
     if (!Object.entries(where).every(([path, condition]) => holds(readPath(body, path), condition)))
       continue;
-    if (rule.data === undefined)
-      return { kind: "routed", eventType: rule.emit, data: body, rule: index };
-    const data = readPath(body, rule.data);
+    const data = rule.data === undefined ? body : readPath(body, rule.data);
     if (data === MISSING) {
       return {
         kind: "failed",
         reason: `rule ${index + 1} matched, but the body has no '${rule.data}' to use as the event's data`,
+      };
+    }
+    // An outgoing event's data is an object, as a trigger's must be.
+    if (typeof data !== "object" || data === null || Array.isArray(data)) {
+      const found = data === null ? "null" : Array.isArray(data) ? "an array" : `a ${typeof data}`;
+      return {
+        kind: "failed",
+        reason:
+          rule.data === undefined
+            ? `rule ${index + 1} matched, but the body is ${found}, and an event's data must be a JSON object. Set the rule's data to the path of an object in the body`
+            : `rule ${index + 1} matched, but '${rule.data}' holds ${found}, and an event's data must be a JSON object. Point the rule's data at an object, or leave it out to send the whole body`,
       };
     }
     return { kind: "routed", eventType: rule.emit, data, rule: index };

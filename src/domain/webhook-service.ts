@@ -213,7 +213,9 @@ export function createWebhookService(deps: {
       if (outcome === "pending") {
         throw new HeraldError(
           "delivery_pending",
-          `Delivery '${deliveryId}' is still pending: it will be sent at its next attempt (nextAttemptAt), so there is nothing to retry. Retry a delivery once it has failed or succeeded.`,
+          webhook.active
+            ? `Delivery '${deliveryId}' is still pending: it will be sent at its next attempt (nextAttemptAt), so there is nothing to retry. Retry a delivery once it has failed or succeeded.`
+            : `Delivery '${deliveryId}' is still pending, held because webhook '${webhookId}' is inactive: it is sent once the webhook is active again (PUT /api/webhooks/${webhookId} with "active": true), so there is nothing to retry.`,
         );
       }
       wake.notify();

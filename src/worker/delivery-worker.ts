@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Clock } from "../domain/clock.js";
 import type { AttemptResult, ClaimedDelivery, DeliveryUpdate } from "../domain/deliveries.js";
+import { createLogThrottle } from "../domain/log-throttle.js";
 import type { LocalDeliveryTaker, Logger, Sender, Store, WakeSignal } from "../domain/ports.js";
 import {
   type AttemptOutcome,
@@ -162,6 +163,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   }
   let recording = 0;
   let drained: (() => void) | undefined;
+  /** Claims that failed in a row; while the database is away, one line per 30 s says so. */
+  let claimFailures = 0;
+  let claimFailureLog = createLogThrottle(30_000, () => clock.now());
 
   function schedulePump(): void {
     if (!running || pumpQueued) return;
@@ -221,6 +225,19 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     try {
       await store.recordAttempt(update, workerId);
       options.observer?.attemptFinished(outcome.kind, update.attempt.durationMs);
+      if (logger.isLevelEnabled("debug")) {
+        const { statusCode, durationMs, error } = update.attempt;
+        logger.debug(
+          {
+            deliveryId: delivery.id,
+            webhookId: delivery.webhookId,
+            attempt: update.attempts,
+            statusCode,
+            durationMs,
+          },
+          `Delivery ${delivery.id} to webhook ${delivery.webhookId}, attempt ${update.attempts}: ${outcome.kind === "delivered" ? `delivered (receiver answered ${statusCode} in ${durationMs} ms)` : error}`,
+        );
+      }
       // The retry is a row with a due time now: the next claim sets the sleep to wake for it.
       if (outcome.kind === "retry") scheduleDueCheck();
       if (outcome.kind === "give-up") {
@@ -307,14 +324,26 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         skipWebhooks: blocked.webhooks,
       });
     } catch (error) {
-      logger.error(
-        { err: error },
-        "Could not read due deliveries from the database; trying again in 1 s.",
-      );
+      claimFailures++;
+      const count = claimFailureLog.due("claim");
+      if (count !== undefined) {
+        logger.error(
+          { err: error, failedClaims: count },
+          `Could not read due deliveries from the database${count > 1 ? ` (${count} tries since the last line)` : ""}; trying again every second. Check that the database is running and reachable; this line repeats at most every 30 s while it lasts.`,
+        );
+      }
       claiming = false;
       claimDue = true;
       sleep(1000);
       return;
+    }
+    if (claimFailures > 0) {
+      logger.info(
+        { failedClaims: claimFailures },
+        `Reading due deliveries from the database works again, after ${claimFailures} failed ${claimFailures === 1 ? "try" : "tries"}.`,
+      );
+      claimFailures = 0;
+      claimFailureLog = createLogThrottle(30_000, () => clock.now());
     }
     claiming = false;
     for (const delivery of claimed) ready.push({ delivery, leaseUntil });

@@ -423,6 +423,12 @@ test("a signed Xano webhook is routed by rules to the webhooks of the emitted ev
       emit: "user.updated",
       data: "data.missing",
     },
+    {
+      event: "record.created",
+      where: { "data.table": "names" },
+      emit: "user.updated",
+      data: "data.record.name",
+    },
   ];
   const put = await herald.api("PUT", "/api/sources/xano", { rules });
   assert.equal(put.status, 200, JSON.stringify(put.body));
@@ -461,6 +467,14 @@ test("a signed Xano webhook is routed by rules to the webhooks of the emitted ev
   assert.equal(failed.status, "failed");
   assert.equal(failed.outgoingEventId, null);
   assert.match(failed.routeError, /data\.missing/);
+  // An event's data is an object: a rule that picks a string routes nothing, and says why.
+  const names = await send(xanoBody("names"));
+  assertAccepted(names);
+  assert.equal(names.body.status, "failed");
+  assert.match(
+    (await detail(herald, names.body.eventId)).routeError,
+    /holds a string.*JSON object/,
+  );
   await deliveries(receiver, 1);
 });
 
@@ -551,7 +565,7 @@ test("an XML entity bomb is not expanded and Herald stays responsive", async (t)
   const entities = [`<!ENTITY a "${"a".repeat(50)}">`];
   for (let i = 1; i <= 8; i++)
     entities.push(`<!ENTITY e${i} "${`&${i === 1 ? "a" : `e${i - 1}`};`.repeat(10)}">`);
-  const bomb = `<?xml version="1.0"?><!DOCTYPE x [${entities.join("")}]><x>&e8;</x>`;
+  const bomb = `<?xml version="1.0"?><!DOCTYPE x [${entities.join("")}]><x><v>&e8;</v></x>`;
 
   const started = Date.now();
   const answer = await post(
@@ -677,6 +691,7 @@ test("received webhooks can be listed, inspected without credentials, and replay
   assert.equal(unruled.status, 200, JSON.stringify(unruled.body));
   assert.equal(unruled.body.event.status, "received");
   assert.equal(unruled.body.deliveries, 0);
+  assert.equal(unruled.body.outgoingEventId, null);
 
   const put = await herald.api("PUT", "/api/sources/shop", {
     rules: [{ event: "order.created", emit: "user.created", data: "data" }],
@@ -688,6 +703,7 @@ test("received webhooks can be listed, inspected without credentials, and replay
   assert.equal(replay.body.deliveries, 1);
   assert.equal(replay.body.event.status, "routed");
   assert.match(replay.body.event.outgoingEventId, /^evt_/);
+  assert.equal(replay.body.outgoingEventId, replay.body.event.outgoingEventId);
   const [delivery] = await deliveries(receiver, 1);
   assert.equal(delivery?.json.event, "user.created");
   assert.deepEqual(delivery?.json.data, { orderId: 42 });

@@ -59,7 +59,7 @@ export function requireApiKey(apiKey: string) {
         .send(
           errorBody(
             "unauthorized",
-            "The API key is not valid. Check that Authorization: Bearer <key> carries HERALD_API_KEY exactly.",
+            "The API key is not valid. Check that it is HERALD_API_KEY exactly, sent as Authorization: Bearer <key> (or X-API-Key: <key>).",
           ),
         );
     }

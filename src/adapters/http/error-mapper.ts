@@ -6,6 +6,7 @@ import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ERROR_CATALOGUE, type ErrorCode, HeraldError } from "../../domain/errors.js";
+import { createLogThrottle } from "../../domain/log-throttle.js";
 import { type OutageKind, storageOutage } from "../storage/outage.js";
 import { isUnstorableText } from "../storage/refused-text.js";
 
@@ -100,16 +101,11 @@ function articled(type: string): string {
 
 /** An outage answers every request 503 at once: one log line per 10 s says so, with a count. */
 const OUTAGE_LOG_INTERVAL_MS = 10_000;
-let outageLoggedAt = Number.NEGATIVE_INFINITY;
-let outagesSinceLog = 0;
+const outageLog = createLogThrottle(OUTAGE_LOG_INTERVAL_MS, Date.now);
 
 function logOutage(request: FastifyRequest, error: unknown, outage: OutageKind): void {
-  outagesSinceLog++;
-  const now = Date.now();
-  if (now - outageLoggedAt < OUTAGE_LOG_INTERVAL_MS) return;
-  const count = outagesSinceLog;
-  outageLoggedAt = now;
-  outagesSinceLog = 0;
+  const count = outageLog.due(outage);
+  if (count === undefined) return;
   const what =
     outage === "full"
       ? "The database's disk is full: free space where the database lives (HERALD_DATA_DIR for SQLite)."

@@ -143,6 +143,8 @@ export function registerIncomingEventRoutes(app: FastifyInstance, service: Incom
             : event.status === "failed"
               ? `Routing failed: ${event.routeError}.`
               : "No routing rule of the source matched; nothing was sent.",
+        // The event this replay made, beside the incoming webhook's own record of it.
+        outgoingEventId: event.status === "routed" ? event.outgoingEventId : null,
         event: viewDetail(event),
         deliveries,
       };

@@ -57,6 +57,7 @@ export function registerIncomingRoutes(
         rawBody: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0),
         headers: request.headers,
         contentType: request.headers["content-type"],
+        from: request.ip,
       });
       return {
         success: true,

@@ -1,0 +1,33 @@
+/**
+ * Holds back log lines that a flood of requests or a lasting outage would repeat: a line goes out at
+ * most once per interval for each key, and says how many times it happened since the last one.
+ */
+export interface LogThrottle {
+  /**
+   * Counts one occurrence under `key`; returns how many occurred since the last line (this one
+   * included) when a line is due now, or undefined when it is held back.
+   */
+  due(key: string): number | undefined;
+}
+
+export function createLogThrottle(intervalMs: number, now: () => number): LogThrottle {
+  const state = new Map<string, { loggedAt: number; count: number }>();
+  return {
+    due(key) {
+      const at = now();
+      const entry = state.get(key);
+      if (entry === undefined) {
+        // Keys are few (sources, kinds of outage); a bound keeps a flood of new ones harmless.
+        if (state.size >= 1000) state.clear();
+        state.set(key, { loggedAt: at, count: 0 });
+        return 1;
+      }
+      entry.count++;
+      if (at - entry.loggedAt < intervalMs) return undefined;
+      const count = entry.count;
+      entry.loggedAt = at;
+      entry.count = 0;
+      return count;
+    },
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * What Herald writes to its log: every attempt at debug level, and refusals that anyone could
+ * repeat at will held to one line per interval.
+ */
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { Writable } from "node:stream";
+import { test } from "node:test";
+import { pino } from "pino";
+import { startHerald, waitFor } from "../support/herald.js";
+import { startReceiver } from "../support/receiver.js";
+
+/** A logger at `level` whose JSON lines are kept in `lines`. */
+function capturedLogger(level: string) {
+  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString("utf8").split("\n")) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: pino({ level }, stream), lines };
+}
+
+test("at debug level every attempt is logged with what came of it", async (t) => {
+  const { logger, lines } = capturedLogger("debug");
+  const receiver = await startReceiver((_req, index, res) =>
+    res.writeHead(index === 0 ? 503 : 200).end(index === 0 ? "busy" : "OK"),
+  );
+  t.after(() => receiver.close());
+  const herald = await startHerald({ HERALD_RETRY_SCHEDULE: "100ms" }, { logger });
+  t.after(() => herald.stop());
+  const created = await herald.api("POST", "/api/webhooks", {
+    name: "logged",
+    url: receiver.url,
+    events: ["user.created"],
+  });
+  const id = created.body.webhook.id as string;
+  await herald.api("POST", "/api/webhooks/trigger", { event: "user.created", data: { n: 1 } });
+  const attempts = await waitFor(
+    () => {
+      const found = lines.filter((line) => line.level === 20 && line.webhookId === id);
+      return found.length >= 2 ? found : undefined;
+    },
+    5000,
+    "two attempt lines",
+  );
+  assert.match(attempts[0]?.msg ?? "", /attempt 1: receiver answered 503; next attempt in \d+ ms/);
+  assert.match(attempts[1]?.msg ?? "", /attempt 2: delivered \(receiver answered 200 in \d+ ms\)/);
+});
+
+test("forged incoming webhooks are logged once per interval, with how many and from where", async (t) => {
+  const { logger, lines } = capturedLogger("info");
+  const herald = await startHerald({ HERALD_INCOMING_SECRET_XANO: "xano-secret" }, { logger });
+  t.after(() => herald.stop());
+  const send = (signature: string) =>
+    fetch(`${herald.url}/api/incoming-webhooks/xano`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-webhook-signature": signature },
+      body: '{"event":"record.created"}',
+    });
+  for (let i = 0; i < 20; i++) assert.equal((await send("00")).status, 401);
+  const refused = lines.filter((line) => String(line.msg).startsWith("Refused"));
+  assert.equal(refused.length, 1, JSON.stringify(refused));
+  assert.equal(refused[0]?.from, "127.0.0.1");
+  assert.match(String(refused[0]?.msg), /at most every 10 s/);
+  const good = createHmac("sha256", "xano-secret")
+    .update('{"event":"record.created"}')
+    .digest("hex");
+  assert.equal((await send(good)).status, 200, "a signed webhook is still taken");
+});

@@ -1,0 +1,18 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createLogThrottle } from "../../src/domain/log-throttle.js";
+
+test("a repeated line goes out once per interval per key, with the count of what it held back", () => {
+  let now = 0;
+  const throttle = createLogThrottle(10_000, () => now);
+  assert.equal(throttle.due("xano"), 1);
+  for (let i = 0; i < 5; i++) assert.equal(throttle.due("xano"), undefined);
+  assert.equal(throttle.due("stripe"), 1, "another key has its own interval");
+  now = 9_999;
+  assert.equal(throttle.due("xano"), undefined);
+  now = 10_000;
+  assert.equal(throttle.due("xano"), 7, "the five held back, the one at 9,999 ms and this one");
+  assert.equal(throttle.due("xano"), undefined);
+  now = 25_000;
+  assert.equal(throttle.due("xano"), 2);
+});
