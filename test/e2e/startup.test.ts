@@ -21,3 +21,18 @@ test("a generated API key is printed even when LOG_LEVEL hides warnings, and its
   });
   assert.equal(list.status, 200);
 });
+
+test("a data directory that is a file stops Herald at start with a message naming HERALD_DATA_DIR", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "herald-startup-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "not-a-directory");
+  writeFileSync(file, "");
+  await assert.rejects(
+    spawnHerald({ HERALD_DATA_DIR: file, HERALD_API_KEY: "startup-test-key-0123456789" }),
+    (error: Error) => {
+      assert.match(error.message, /HERALD_DATA_DIR/);
+      assert.doesNotMatch(error.message, /DATABASE_URL/);
+      return true;
+    },
+  );
+});

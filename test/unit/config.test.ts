@@ -111,6 +111,28 @@ describe("configuration", () => {
     assert.equal(loadConfig({ PORT: "8080" }).port, 8080);
   });
 
+  test("an API key no HTTP header can carry as given is refused, without echoing it", () => {
+    for (const key of [
+      "ключключключключключключ",
+      "key with spaces 0123456789",
+      "tab\tkey0123456789abc",
+    ]) {
+      try {
+        loadConfig({ HERALD_API_KEY: key });
+        assert.fail(`${key} was accepted`);
+      } catch (error) {
+        assert.ok(error instanceof ConfigError);
+        const text = error.problems.join(" ");
+        assert.match(text, /HERALD_API_KEY may hold only printable ASCII/);
+        assert.ok(!text.includes(key));
+      }
+    }
+    assert.equal(
+      loadConfig({ HERALD_API_KEY: "hk_Abc-123.~_xyz0123456789" }).apiKey,
+      "hk_Abc-123.~_xyz0123456789",
+    );
+  });
+
   test("an unsupported DATABASE_URL is named by its scheme alone, never echoed whole", () => {
     for (const url of ["mysql://user:hunter2@db/herald", "user-hunter2@h/db"]) {
       try {
