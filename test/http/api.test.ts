@@ -445,6 +445,14 @@ function registerApiTests() {
       }
     });
 
+    test("a time filter in Unix seconds is 400 saying how to send it; 0 and milliseconds are read", async () => {
+      const seconds = await get("/api/incoming-events?since=1796144061");
+      assertError(seconds, 400, /1796144061000/);
+      assert.equal(seconds.body.field, "since");
+      assert.equal((await get("/api/incoming-events?since=0")).status, 200);
+      assert.equal((await get("/api/incoming-events?until=1796144061000")).status, 200);
+    });
+
     test("unknown ids are 404 in the error format, deliveries included", async () => {
       for (const [method, url] of [
         ["GET", "/api/webhooks/wh_missing"],

@@ -54,6 +54,14 @@ function viewDetail(event: IncomingEventDetail) {
 function readTime(value: string | undefined, field: string): number | undefined {
   if (value === undefined) return undefined;
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  // Ten or eleven digits are the Unix seconds of a recent time, but early 1970 in milliseconds.
+  if (/^\d+$/.test(value) && ms >= 1e9 && ms < 1e11) {
+    throw new HeraldError(
+      "validation_failed",
+      `${field}=${value} reads as ${new Date(ms).toISOString()} in Unix milliseconds, which is what ${field} takes. If it is Unix seconds, send ${value}000, or an ISO 8601 time such as 2025-12-05T07:00:00Z.`,
+      field,
+    );
+  }
   // Beyond ±8.64e15 ms there is no date, in JavaScript or in the database.
   if (Number.isNaN(ms) || Math.abs(ms) > 8.64e15) {
     throw new HeraldError(
