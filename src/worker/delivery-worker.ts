@@ -78,12 +78,22 @@ export function formatDelay(ms: number): string {
   return `${Math.round(ms / 3_600_000)} h`;
 }
 
-function describeOutcome(result: AttemptResult, outcome: AttemptOutcome): string | null {
+function describeOutcome(
+  result: AttemptResult,
+  outcome: AttemptOutcome,
+  leaseLapsed: boolean,
+): string | null {
   if (outcome.kind === "delivered") return null;
   // An error written as sentences ends with a full stop; what follows it starts a new one.
   const what = result.error ?? `receiver answered ${result.response?.status}`;
   const then = (next: string) =>
     what.endsWith(".") ? `${what} ${next[0]?.toUpperCase()}${next.slice(1)}.` : `${what}; ${next}`;
+  // What follows such an attempt is not this worker's to say: the delivery was free to be sent again.
+  if (leaseLapsed) {
+    return then(
+      "this worker's lease on the delivery ran out before the attempt ended (the process was paused or overloaded), so another attempt may have been made meanwhile, and its record says what follows",
+    );
+  }
   if (outcome.kind === "retry") return then(`next attempt in ${formatDelay(outcome.delayMs)}`);
   // A refused status names itself; attempts running out need the last answer said too.
   return result.error || outcome.exhausted ? then(outcome.reason) : outcome.reason;
@@ -191,8 +201,10 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   /** Sends one attempt and decides what follows it. */
   async function attempt(
     delivery: ClaimedDelivery,
+    leaseUntil: number,
   ): Promise<{ update: DeliveryUpdate; outcome: AttemptOutcome }> {
     const result = await sender.send(delivery);
+    const leaseLapsed = clock.now() > leaseUntil;
     const attemptNumber = delivery.attempts + 1;
     const outcome = decideOutcome(result, attemptNumber, schedule, random);
     const finishedAt = result.startedAt + result.durationMs;
@@ -207,7 +219,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         startedAt: result.startedAt,
         durationMs: result.durationMs,
         statusCode: result.response?.status ?? null,
-        error: describeOutcome(result, outcome),
+        error: describeOutcome(result, outcome, leaseLapsed),
         responseHeaders: result.response?.headers ?? null,
         responseBody: result.response?.body ?? null,
       },
@@ -272,7 +284,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       }
       started(delivery.webhookId);
       // The slot is free once the receiver has answered; recording goes on beside the next sends.
-      void attempt(delivery).then(
+      void attempt(delivery, leaseUntil).then(
         ({ update, outcome }) => {
           finished(delivery.webhookId);
           sendRate.count();

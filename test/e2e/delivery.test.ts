@@ -544,6 +544,36 @@ function countedStore(t: { after(fn: () => void): void }) {
 }
 
 describe("the delivery loop", () => {
+  test("an attempt that outlasts its lease (a paused process) does not claim what follows", async (t) => {
+    // The clock jumps a minute while the receiver holds its answer, as a process stopped with
+    // SIGSTOP and resumed sees it.
+    let offset = 0;
+    const clock = { now: () => Date.now() + offset };
+    const { herald, receiver } = await withReceiver(
+      t,
+      () =>
+        startHerald(
+          { HERALD_DELIVERY_THREADS: "0", HERALD_DELIVERY_TIMEOUT: "2s", ...FAST_RETRIES },
+          { clock },
+        ),
+      (_req, index, res) => {
+        if (index > 0) {
+          res.writeHead(200).end("OK");
+          return;
+        }
+        offset += 60_000;
+        res.writeHead(500).end("down");
+      },
+    );
+    const webhook = await createWebhook(herald, receiver.url);
+    await trigger(herald, "user.created", { n: 1 });
+    const delivery = await settledDelivery(herald, webhook.id);
+    const first = delivery.attemptLog[0];
+    assert.equal(first.statusCode, 500);
+    assert.match(first.error, /receiver answered 500; this worker's lease on the delivery ran out/);
+    assert.doesNotMatch(first.error, /next attempt in/);
+  });
+
   test("sends the deliveries this process commits without asking the database for due work", async (t) => {
     const { store, calls } = countedStore(t);
     const { herald, receiver } = await withReceiver(t, () =>
