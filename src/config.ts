@@ -10,7 +10,7 @@ import {
   parseRetrySchedule,
   type RetrySchedule,
 } from "./domain/retry-policy.js";
-import { BUILT_IN_SOURCES } from "./domain/sources.js";
+import { BUILT_IN_SOURCES, LARGEST_BODY_BYTES } from "./domain/sources.js";
 
 /** Where Herald keeps its data. */
 export type DatabaseConfig =
@@ -203,7 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // A delivery thread pays off when it has a core of its own; on two cores or fewer, the main
     // thread, the SQLite writer and the receivers' side of the network already share them.
     deliveryThreads: integer("HERALD_DELIVERY_THREADS", availableParallelism() > 2 ? 1 : 0, 0, 64),
-    bodyLimitBytes: integer("HERALD_BODY_LIMIT", 1024 * 1024, 1024, 100 * 1024 * 1024),
+    bodyLimitBytes: integer("HERALD_BODY_LIMIT", 1024 * 1024, 1024, LARGEST_BODY_BYTES),
     requestTimeoutMs: duration("HERALD_REQUEST_TIMEOUT", 60_000, 1000, 600_000),
     shutdownGraceMs: duration("HERALD_SHUTDOWN_GRACE", 10_000, 0, 300_000),
     logLevel: LOG_LEVELS.includes(logLevel) ? logLevel : "info",

@@ -71,6 +71,14 @@ function resolveApiKey(config: Config, logger: PinoLogger): string {
   const path = join(config.dataDir, "api-key");
   if (existsSync(path)) {
     const saved = readFileSync(path, "utf8").trim();
+    if (saved.length > 0 && !/^[\x21-\x7e]+$/.test(saved)) {
+      throw Object.assign(
+        new Error(
+          `The API key saved in ${path} holds characters an HTTP header cannot carry as given (only printable ASCII without spaces can be sent), so no client could use it. Delete the file to have a new key generated, or set HERALD_API_KEY.`,
+        ),
+        { code: "HERALD_API_KEY_FILE" },
+      );
+    }
     if (saved.length > 0) {
       if ((statSync(path).mode & 0o077) !== 0) {
         logger.warn(

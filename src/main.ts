@@ -51,7 +51,7 @@ async function main(): Promise<void> {
 /** What went wrong opening Herald's data, and which setting to look at. */
 function startupFailure(config: ReturnType<typeof loadConfig>, error: unknown): string {
   const { code, message } = error as { code?: string; message?: string };
-  if (code === "HERALD_DATABASE_IN_USE") return `${message}`;
+  if (code === "HERALD_DATABASE_IN_USE" || code === "HERALD_API_KEY_FILE") return `${message}`;
   const files = [
     "EACCES",
     "EPERM",

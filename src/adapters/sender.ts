@@ -1,9 +1,8 @@
 /**
- * Sends delivery attempts over HTTP with undici: keep-alive connection pools per origin, a time
- * limit on connecting, on the response headers and on each pause in the body, no redirects
- * followed, at most 4 KB of each response kept (the connection is reused when the rest is small),
+ * Sends delivery attempts over HTTP with undici: keep-alive connection pools per origin, one time
+ * limit on each whole attempt (from connecting to the end of the answer), no redirects followed, at most 4 KB of each response kept (the connection is reused when the rest is small),
  * response bytes that text cannot hold dropped, and private addresses refused unless allowed.
- * Limits: HTTP/1.1 only.
+ * Limits: HTTP/1.1 only; an interim 100 Continue the receiver sends unasked fails the attempt.
  */
 import { Agent, type Dispatcher } from "undici";
 import type { Clock } from "../domain/clock.js";

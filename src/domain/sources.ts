@@ -66,6 +66,9 @@ export interface SourceView {
 
 export const BUILT_IN_SOURCES = ["xano", "stripe", "custom"] as const;
 
+/** The largest body Herald takes: the most HERALD_BODY_LIMIT and a source's maxBodyBytes may be. */
+export const LARGEST_BODY_BYTES = 50 * 1024 * 1024;
+
 /** True for the sources the API contract names. */
 export function isBuiltInSource(name: string): boolean {
   return (BUILT_IN_SOURCES as readonly string[]).includes(name);

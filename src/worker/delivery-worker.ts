@@ -88,15 +88,15 @@ function describeOutcome(
   const what = result.error ?? `receiver answered ${result.response?.status}`;
   const then = (next: string) =>
     what.endsWith(".") ? `${what} ${next[0]?.toUpperCase()}${next.slice(1)}.` : `${what}; ${next}`;
-  // What follows such an attempt is not this worker's to say: the delivery was free to be sent again.
-  if (leaseLapsed) {
-    return then(
-      "this worker's lease on the delivery ran out before the attempt ended (the process was paused or overloaded), so another attempt may have been made meanwhile, and its record says what follows",
-    );
-  }
-  if (outcome.kind === "retry") return then(`next attempt in ${formatDelay(outcome.delayMs)}`);
-  // A refused status names itself; attempts running out need the last answer said too.
-  return result.error || outcome.exhausted ? then(outcome.reason) : outcome.reason;
+  const text =
+    outcome.kind === "retry"
+      ? then(`next attempt in ${formatDelay(outcome.delayMs)}`)
+      : // A refused status names itself; attempts running out need the last answer said too.
+        result.error || outcome.exhausted
+        ? then(outcome.reason)
+        : outcome.reason;
+  if (!leaseLapsed) return text;
+  return `${text}${text.endsWith(".") ? "" : "."} This worker's lease on the delivery ran out before the attempt ended (the process was paused or overloaded), so another attempt may have been made meanwhile and settled it.`;
 }
 
 /** Creates the delivery loop; it does nothing until started. */
@@ -176,6 +176,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   /** Claims that failed in a row; while the database is away, one line per 30 s says so. */
   let claimFailures = 0;
   let claimFailureLog = createLogThrottle(30_000, () => clock.now());
+  /** Failed attempt records and lease sweeps, which an outage repeats for every delivery. */
+  const storeFailureLog = createLogThrottle(30_000, () => clock.now());
 
   function schedulePump(): void {
     if (!running || pumpQueued) return;
@@ -255,14 +257,17 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       if (outcome.kind === "give-up") {
         logger.warn(
           { deliveryId: delivery.id, webhookId: delivery.webhookId, attempts: update.attempts },
-          `Delivery ${delivery.id} failed for good: ${update.attempt.error}. Every attempt is listed at GET /api/webhooks/${delivery.webhookId}/deliveries/${delivery.id}; once the receiver is fixed, POST to that address + /retry sends it again.`,
+          `Delivery ${delivery.id} failed for good: ${update.attempt.error}${update.attempt.error?.endsWith(".") ? "" : "."} Every attempt is listed at GET /api/webhooks/${delivery.webhookId}/deliveries/${delivery.id}, and POST to that address + /retry sends it again.`,
         );
       }
     } catch (error) {
-      logger.error(
-        { err: error, deliveryId: delivery.id },
-        `Could not record an attempt of delivery ${delivery.id}; it stays pending and will be sent again.`,
-      );
+      const count = storeFailureLog.due("record");
+      if (count !== undefined) {
+        logger.error(
+          { err: error, deliveryId: delivery.id, failedRecords: count },
+          `Could not record ${count === 1 ? "an attempt" : `${count} attempts`} (the latest of delivery ${delivery.id}); ${count === 1 ? "it stays" : "they stay"} pending and will be sent again. Check that the database is running and has disk space; this line repeats at most every 30 s.`,
+        );
+      }
     } finally {
       recording--;
       if (inFlight === 0 && recording === 0 && drained) drained();
@@ -391,8 +396,13 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         );
         scheduleDueCheck();
       },
-      (error: unknown) =>
-        logger.error({ err: error }, "Could not free expired delivery leases; trying again later."),
+      (error: unknown) => {
+        if (storeFailureLog.due("sweep") === undefined) return;
+        logger.error(
+          { err: error },
+          "Could not free expired delivery leases; trying again every 5 s. This line repeats at most every 30 s.",
+        );
+      },
     );
   }
 

@@ -36,3 +36,14 @@ test("a data directory that is a file stops Herald at start with a message namin
     },
   );
 });
+
+test("a saved API key no header can carry stops Herald at start, saying what to do", async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "herald-startup-"));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  writeFileSync(join(dataDir, "api-key"), "ключ-0123456789abcdef\n", { mode: 0o600 });
+  await assert.rejects(spawnHerald({ HERALD_DATA_DIR: dataDir }), (error: Error) => {
+    assert.match(error.message, /api-key holds characters an HTTP header cannot carry/);
+    assert.match(error.message, /Delete the file/);
+    return true;
+  });
+});

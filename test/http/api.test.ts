@@ -552,6 +552,12 @@ function registerApiTests() {
         headers: { "x-api-key": KEY },
       });
       assert.equal(header.status, 200, JSON.stringify(header.body));
+      const emptyAuthorization = await call({
+        method: "GET",
+        url: "/api/webhooks",
+        headers: { authorization: "", "x-api-key": KEY },
+      });
+      assert.equal(emptyAuthorization.status, 200, JSON.stringify(emptyAuthorization.body));
     });
 
     test("the incoming health check needs no key", async () => {

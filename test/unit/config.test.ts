@@ -99,6 +99,7 @@ describe("configuration", () => {
       );
     };
     refused({ PORT: "0x10" }, "PORT");
+    refused({ HERALD_BODY_LIMIT: String(50 * 1024 * 1024 + 1) }, "HERALD_BODY_LIMIT");
     refused({ PORT: "1e3" }, "PORT");
     refused({ HERALD_DELIVERY_CONCURRENCY: "6.4e1" }, "HERALD_DELIVERY_CONCURRENCY");
     refused({ HERALD_RETRY_SCHEDULE: "200000000d" }, "HERALD_RETRY_SCHEDULE");

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isStorageOutage, storageOutage } from "../../src/adapters/storage/outage.js";
+import { storageOutage } from "../../src/adapters/storage/outage.js";
+
+const isStorageOutage = (error: unknown) => storageOutage(error) !== undefined;
 
 test("a database that is down, restarting, full or out of connections is an outage", () => {
   for (const code of [

@@ -26,7 +26,8 @@ function moreThanOne(header: string): Presented {
 
 function presentedKey(request: FastifyRequest): Presented {
   const { authorization } = request.headers;
-  if (authorization !== undefined) {
+  // An empty Authorization header says nothing; X-API-Key may still carry the key.
+  if (authorization) {
     // Node keeps only the first of several Authorization headers.
     if (headerCount(request.raw.rawHeaders, "authorization") > 1)
       return moreThanOne("Authorization");

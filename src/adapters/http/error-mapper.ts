@@ -219,7 +219,6 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
     );
 }
 
-/** Fastify's not-found handler. */
 /**
  * Answers a request no route takes with 404. `methodsFor` names the methods the path does take, if
  * any, so the message can say which to use.

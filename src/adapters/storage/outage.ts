@@ -51,8 +51,3 @@ export function storageOutage(error: unknown): OutageKind | undefined {
   }
   return undefined;
 }
-
-/** True when `error` says the database is unavailable rather than that Herald went wrong. */
-export function isStorageOutage(error: unknown): boolean {
-  return storageOutage(error) !== undefined;
-}

@@ -6,9 +6,10 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { IncomingService } from "../../../domain/incoming-service.js";
+import { LARGEST_BODY_BYTES } from "../../../domain/sources.js";
 
 /** The largest body any source may accept; each source's own limit is checked first. */
-export const INCOMING_BODY_CEILING = 50 * 1024 * 1024;
+const INCOMING_BODY_CEILING = LARGEST_BODY_BYTES;
 
 /** Registers the receiving routes on `app` (mounted at /api/incoming-webhooks). */
 export function registerIncomingRoutes(

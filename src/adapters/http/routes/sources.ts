@@ -1,7 +1,7 @@
 /** Source management: `/api/sources…`, behind the API key. */
 import type { FastifyInstance } from "fastify";
 import type { SourceService } from "../../../domain/source-service.js";
-import type { SourceInput, SourcePatch } from "../../../domain/sources.js";
+import { LARGEST_BODY_BYTES, type SourceInput, type SourcePatch } from "../../../domain/sources.js";
 import {
   normalizeVerifierSpec,
   VERIFIER_TYPES,
@@ -75,7 +75,7 @@ const settings = {
   secret: { type: "string", minLength: 1, maxLength: 512 },
   rules,
   toleranceSeconds: { type: "integer", minimum: 1, maximum: 86_400 },
-  maxBodyBytes: { type: "integer", minimum: 1, maximum: 50 * 1024 * 1024 },
+  maxBodyBytes: { type: "integer", minimum: 1, maximum: LARGEST_BODY_BYTES },
   rateLimitPerSecond: { type: ["integer", "null"], minimum: 1, maximum: 1_000_000 },
   allowUnverified: { type: "boolean" },
 } as const;

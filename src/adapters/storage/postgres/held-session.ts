@@ -33,6 +33,11 @@ export async function holdSession(
       await next.end().catch(() => undefined);
       throw error;
     }
+    // Closed while this one was connecting: nobody will end it but us.
+    if (closed) {
+      await next.end().catch(() => undefined);
+      return;
+    }
     client = next;
   }
 
