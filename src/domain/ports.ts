@@ -84,8 +84,10 @@ export interface Store {
   /**
    * Records an attempt and its effect on the delivery, and releases the lease. If `workerId` no
    * longer holds the lease, the attempt is kept in the history but the delivery is left alone.
+   * `leaseUntil`, the end of the lease the attempt was made under, tells one claim from a later
+   * one by the same worker: only the claim that holds the lease now moves the delivery on.
    */
-  recordAttempt(update: DeliveryUpdate, workerId: string): Promise<void>;
+  recordAttempt(update: DeliveryUpdate, workerId: string, leaseUntil?: number): Promise<void>;
   /** Hands the deliveries this process commits to `taker` from now on; undefined stops it. */
   setLocalTaker(taker: LocalDeliveryTaker | undefined): void;
   /** Gives back leases `workerId` holds on deliveries it will not send (it is stopping). */

@@ -232,12 +232,13 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   /** Records an attempt; the delivery stays leased until this is committed, so nobody sends it twice. */
   async function record(
     delivery: ClaimedDelivery,
+    leaseUntil: number,
     update: DeliveryUpdate,
     outcome: AttemptOutcome,
   ) {
     recording++;
     try {
-      await store.recordAttempt(update, workerId);
+      await store.recordAttempt(update, workerId, leaseUntil);
       options.observer?.attemptFinished(outcome.kind, update.attempt.durationMs);
       if (logger.isLevelEnabled("debug")) {
         const { statusCode, durationMs, error } = update.attempt;
@@ -294,7 +295,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
           finished(delivery.webhookId);
           sendRate.count();
           schedulePump();
-          return record(delivery, update, outcome);
+          return record(delivery, leaseUntil, update, outcome);
         },
         (error: unknown) => {
           finished(delivery.webhookId);

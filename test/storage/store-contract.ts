@@ -784,6 +784,39 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
     });
 
+    test("a late report of the same worker's earlier claim leaves the delivery to its newer claim", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      await enqueue("evt_twice", 1);
+      const [held] = await claim("same", 10, 20, 1);
+      assert.ok(held);
+      await store.releaseExpiredLeases(30);
+      assert.equal((await claim("same", 30, 40, 1))[0]?.id, held.id);
+      // The attempt made under the first lease (until 20) reports late, asking for a retry.
+      const late = success(held.id, 1, 12);
+      await store.recordAttempt(
+        {
+          ...late,
+          status: "pending",
+          nextAttemptAt: 1000,
+          attempt: { ...late.attempt, statusCode: 500, responseBody: "busy" },
+        },
+        "same",
+        20,
+      );
+      // The attempt of the claim that holds the lease now is the one that settles it.
+      await store.recordAttempt(success(held.id, 1, 31), "same", 40);
+      const detail = await store.getDelivery(w.id, held.id);
+      assert.equal(detail?.status, "success");
+      assert.deepEqual(
+        detail?.attemptLog.map((a) => [a.attempt, a.startedAt, a.statusCode]),
+        [
+          [1, 12, 500],
+          [1, 31, 200],
+        ],
+      );
+    });
+
     test("a delivery committed while the local worker has room is handed to it, leased", async () => {
       const w = webhook();
       await store.insertWebhook(w);

@@ -75,6 +75,7 @@ interface IncomingItem {
 interface RecordItem {
   update: DeliveryUpdate;
   workerId: string;
+  leaseUntil: number | undefined;
 }
 
 /**
@@ -296,8 +297,9 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
     headers: [] as Array<string | null>,
     attempt: [] as number[],
     worker: [] as string[],
+    lease: [] as Array<number | null>,
   };
-  for (const { update, workerId } of items) {
+  for (const { update, workerId, leaseUntil } of items) {
     const { attempt } = update;
     u.id.push(update.deliveryId);
     u.status.push(update.status);
@@ -311,6 +313,7 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
     u.headers.push(attempt.responseHeaders ? JSON.stringify(attempt.responseHeaders) : null);
     u.attempt.push(attempt.attempt);
     u.worker.push(workerId);
+    u.lease.push(leaseUntil ?? null);
   }
   // One statement, so one round trip and one commit. The latest attempt goes into the delivery's
   // row, and the one it held before moves to the attempts table (every sub-statement reads the rows
@@ -318,17 +321,20 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
   // lease ran out keeps its attempt in the history but leaves the delivery to whoever holds it now.
   // A delivery deleted in flight (with its webhook) has nowhere to keep its attempt.
   await pool.query({
-    name: "herald_record_attempts",
+    name: "herald_record_attempts_by_lease",
     text: `WITH u AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::int[], $6::text[],
-                            $7::text[], $8::bigint[], $9::int[], $10::text[], $11::int[], $12::text[])
-         AS u(id, status, attempts, next_at, code, body, error, started, duration, worker, attempt, headers)
+                            $7::text[], $8::bigint[], $9::int[], $10::text[], $11::int[], $12::text[],
+                            $13::bigint[])
+         AS u(id, status, attempts, next_at, code, body, error, started, duration, worker, attempt, headers,
+              lease)
      ), previous AS (
        INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error,
          response_headers, response_body)
        SELECT d.id, d.attempts, d.last_attempt_at, d.last_duration_ms, d.last_status_code, d.last_error,
          d.last_response_headers, d.last_response_body
        FROM u JOIN deliveries d ON d.id = u.id AND d.locked_by = u.worker
+         AND (u.lease IS NULL OR d.locked_until = u.lease)
        WHERE u.attempt > 1 AND d.attempts > 0 AND d.last_duration_ms IS NOT NULL
        ON CONFLICT DO NOTHING
      ), moved AS (
@@ -337,6 +343,7 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
          last_attempt_at = u.started, last_duration_ms = u.duration, last_response_headers = u.headers,
          updated_at = u.started + u.duration, locked_by = NULL, locked_until = NULL
        FROM u WHERE d.id = u.id AND d.locked_by = u.worker
+         AND (u.lease IS NULL OR d.locked_until = u.lease)
        RETURNING d.id
      )
      INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error,
@@ -358,6 +365,7 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
       u.worker,
       u.attempt,
       u.headers,
+      u.lease,
     ],
   });
   return items.map(() => undefined);
@@ -613,8 +621,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       );
     },
 
-    async recordAttempt(update, workerId) {
-      await record.push({ update, workerId });
+    async recordAttempt(update, workerId, leaseUntil) {
+      await record.push({ update, workerId, leaseUntil });
     },
 
     async markWorkerAlive(workerId) {

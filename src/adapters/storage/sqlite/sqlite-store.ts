@@ -329,9 +329,11 @@ export function openSqliteStore(path: string): Store {
       return claimed;
     },
 
-    async recordAttempt(update: DeliveryUpdate, workerId: string) {
+    async recordAttempt(update: DeliveryUpdate, workerId: string, leaseUntil?: number) {
       // Only the lease holder moves the delivery on; a stale worker's attempt is kept in the history.
-      const holdsLease = leases.get(update.deliveryId)?.workerId === workerId;
+      const lease = leases.get(update.deliveryId);
+      const holdsLease =
+        lease?.workerId === workerId && (leaseUntil === undefined || lease.until === leaseUntil);
       try {
         await writer.writeLazily({
           kind: "attempt",
