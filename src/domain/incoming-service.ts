@@ -244,7 +244,7 @@ export function createIncomingService(deps: {
       }
       checkRate(source, true);
       const body = readBody();
-      const eventName = incomingEventName(request.headers, body);
+      const eventName = incomingEventName(request.headers, body, kind);
       const id = newId("evt", now);
       const outcome = applyDecision(decide(source, eventName, body), id, now);
       const verified = verification.scheme !== "none";

@@ -124,16 +124,27 @@ function field(body: unknown, name: string): string | undefined {
   return value.includes("\u0000") ? value.replaceAll("\u0000", "\uFFFD") : value;
 }
 
+/** An XML document's root element, when it holds child elements: `<order><event>…` reads as `order`. */
+function xmlRoot(body: unknown): unknown {
+  if (typeof body !== "object" || body === null) return undefined;
+  const elements = Object.values(body);
+  return elements.length === 1 && typeof elements[0] === "object" ? elements[0] : undefined;
+}
+
 /**
  * The incoming event's name: the `X-Webhook-Event` header, else GitHub's `X-GitHub-Event` (GitHub
- * names its events only there), else the body's `event` or `type`.
+ * names its events only there), else the body's `event` or `type` (in an XML body, those of its
+ * root element too).
  */
-export function incomingEventName(headers: Headers, body: unknown): string | null {
+export function incomingEventName(headers: Headers, body: unknown, kind?: BodyKind): string | null {
+  const root = kind === "xml" ? xmlRoot(body) : undefined;
   return (
     filledHeader(headers, "x-webhook-event") ??
     filledHeader(headers, "x-github-event") ??
     field(body, "event") ??
     field(body, "type") ??
+    field(root, "event") ??
+    field(root, "type") ??
     null
   );
 }

@@ -521,6 +521,8 @@ test("form and XML bodies are verified on their raw bytes and routed by their fi
   });
   assert.deepEqual(byEvent["user.updated"], { type: "record.created", table: "users" });
   assert.equal((await detail(herald, fromXml.body.eventId)).body, xml);
+  // An XML body names its event in its root element.
+  assert.equal((await detail(herald, fromXml.body.eventId)).event, "record.created");
 
   const broken = "<event><type>record.created</event>";
   assertRefused(await send(broken, "application/xml"), 400, "bad_request");
