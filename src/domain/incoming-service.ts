@@ -50,7 +50,11 @@ export interface IncomingService {
    * Checks, before the body is read, that the source exists and the request is within its rate and
    * size limits. Answers at once (no promise) when the source is cached, as it nearly always is.
    */
-  admit(sourceName: string, contentLength: number | undefined): Promise<void> | undefined;
+  admit(
+    sourceName: string,
+    contentLength: number | undefined,
+    contentType: string | undefined,
+  ): Promise<void> | undefined;
   receive(sourceName: string, request: IncomingHttpRequest): Promise<ReceiveResult>;
   list(query: IncomingQuery): Promise<{ events: IncomingEvent[]; nextCursor: string | undefined }>;
   /** A stored webhook with the outgoing events it was routed to. */
@@ -172,10 +176,34 @@ export function createIncomingService(deps: {
     }
   }
 
-  function checkLimits(source: ResolvedSource, contentLength: number | undefined): void {
+  /**
+   * Everything that can refuse a request before its body is read: a source without a secret (fail
+   * closed), its rate and size limits, a content type it cannot read. Returns how to read the body
+   * and what verifies it.
+   */
+  function checkBeforeBody(
+    source: ResolvedSource,
+    contentLength: number | undefined,
+    contentType: string | undefined,
+  ): { kind: BodyKind; verifier: NonNullable<ResolvedSource["verifier"]> } {
+    const { verifier } = source;
+    if (!verifier) {
+      throw new HeraldError(
+        "incoming_secret_missing",
+        `Incoming webhooks for '${source.source.name}' are refused because no secret is configured. Set ${source.secretSetting ?? "the source's secret"} and restart Herald.`,
+      );
+    }
     checkRate(source, false);
     if (contentLength !== undefined && contentLength > source.settings.maxBodyBytes)
       throw tooLarge(source);
+    const kind = bodies.kind(contentType);
+    if (kind === undefined) {
+      throw new HeraldError(
+        "unsupported_media_type",
+        `Content-Type '${contentType ?? "(none)"}' is not accepted. Send application/json, application/x-www-form-urlencoded, application/xml or text/plain.`,
+      );
+    }
+    return { kind, verifier };
   }
 
   function decide(
@@ -189,30 +217,25 @@ export function createIncomingService(deps: {
   }
 
   return {
-    admit(sourceName, contentLength) {
+    admit(sourceName, contentLength, contentType) {
       const hit = sources.cached(sourceName);
-      if (!hit) return resolve(sourceName).then((source) => checkLimits(source, contentLength));
+      if (!hit) {
+        return resolve(sourceName).then((source) => {
+          checkBeforeBody(source, contentLength, contentType);
+        });
+      }
       if (!hit.value) return unknown(sourceName);
-      checkLimits(hit.value, contentLength);
+      checkBeforeBody(hit.value, contentLength, contentType);
       return undefined;
     },
 
     async receive(sourceName, request) {
       const source = await resolve(sourceName);
-      if (!source.verifier) {
-        throw new HeraldError(
-          "incoming_secret_missing",
-          `Incoming webhooks for '${sourceName}' are refused because no secret is configured. Set ${source.secretSetting ?? "the source's secret"} and restart Herald.`,
-        );
-      }
-      if (request.rawBody.length > source.settings.maxBodyBytes) throw tooLarge(source);
-      const kind = bodies.kind(request.contentType);
-      if (kind === undefined) {
-        throw new HeraldError(
-          "unsupported_media_type",
-          `Content-Type '${request.contentType ?? "(none)"}' is not accepted. Send application/json, application/x-www-form-urlencoded, application/xml or text/plain.`,
-        );
-      }
+      const { kind, verifier } = checkBeforeBody(
+        source,
+        request.rawBody.length,
+        request.contentType,
+      );
       // The body is read only once the signature holds (a scheme may want it then, for the
       // sender's event id): an unsigned request learns nothing about how its body would be read.
       let parsed: { value: unknown } | undefined;
@@ -221,7 +244,7 @@ export function createIncomingService(deps: {
         return parsed.value;
       };
       const now = clock.now();
-      const verification = source.verifier.verify(
+      const verification = verifier.verify(
         {
           rawBody: request.rawBody,
           headers: request.headers,

@@ -32,7 +32,10 @@ function parseAnswer(raw: string): { status: number; body: any } {
 describe("broken requests", () => {
   let herald: RunningHerald;
   before(async () => {
-    herald = await startHerald({ HERALD_REQUEST_TIMEOUT: "1s" });
+    herald = await startHerald({
+      HERALD_REQUEST_TIMEOUT: "1s",
+      HERALD_INCOMING_SECRET_CUSTOM: "custom-secret",
+    });
   });
   after(() => herald.stop());
 
@@ -126,6 +129,20 @@ describe("broken requests", () => {
       ] as const) {
         // The body is never sent: the answer must come without it, and then the connection close.
         const raw = await exchange(herald.url, ask([...headers]));
+        assert.doesNotMatch(raw, /100 Continue/);
+        assert.equal(parseAnswer(raw).status, status, raw);
+      }
+    });
+
+    test("an incoming webhook to a source without a secret, or in a type no source reads, is refused before its body", async () => {
+      for (const [source, type, status] of [
+        ["xano", "application/json", 401],
+        ["custom", "text/csv", 415],
+      ] as const) {
+        const raw = await exchange(
+          herald.url,
+          `POST /api/incoming-webhooks/${source} HTTP/1.1\r\nHost: a\r\nContent-Type: ${type}\r\nExpect: 100-continue\r\nContent-Length: 500000\r\n\r\n`,
+        );
         assert.doesNotMatch(raw, /100 Continue/);
         assert.equal(parseAnswer(raw).status, status, raw);
       }

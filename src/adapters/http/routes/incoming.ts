@@ -1,8 +1,8 @@
 /**
  * Incoming webhooks: `/api/incoming-webhooks/:source`. Authenticated by the sender's signature,
  * not by the API key. Bodies are kept as raw bytes, whatever their type, so the signature is
- * checked on exactly what was sent; the use case reads them. The source, its rate limit and its
- * size limit are checked before the body is read.
+ * checked on exactly what was sent; the use case reads them. The source, its secret, its rate and
+ * size limits and the content type are checked before the body is read.
  */
 import type { FastifyInstance } from "fastify";
 import type { IncomingService } from "../../../domain/incoming-service.js";
@@ -45,7 +45,11 @@ export function registerIncomingRoutes(
         const { service: source } = request.params as { service: string };
         const length = request.headers["content-length"];
         try {
-          const pending = service.admit(source, length === undefined ? undefined : Number(length));
+          const pending = service.admit(
+            source,
+            length === undefined ? undefined : Number(length),
+            request.headers["content-type"],
+          );
           if (pending) pending.then(() => done(), done);
           else done();
         } catch (error) {
