@@ -11,6 +11,7 @@ import {
   type RetrySchedule,
 } from "./domain/retry-policy.js";
 import { BUILT_IN_SOURCES, LARGEST_BODY_BYTES } from "./domain/sources.js";
+import { isHeaderToken } from "./domain/text.js";
 
 /** Where Herald keeps its data. */
 export type DatabaseConfig =
@@ -146,9 +147,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const apiKey = text("HERALD_API_KEY");
-  // HTTP carries header values as bytes that Node reads as Latin-1: a key beyond printable ASCII
-  // could never be matched, and would lock every client out.
-  if (apiKey !== undefined && !/^[\x21-\x7e]+$/.test(apiKey)) {
+  // A key a header cannot carry as given could never be matched, and would lock every client out.
+  if (apiKey !== undefined && !isHeaderToken(apiKey)) {
     problems.push(
       "HERALD_API_KEY may hold only printable ASCII characters without spaces (letters, digits and symbols such as - _ . ~), since clients send it in an HTTP header. Generate one with: openssl rand -hex 24",
     );

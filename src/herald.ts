@@ -27,6 +27,7 @@ import type { Sender, Store, WakeSignal } from "./domain/ports.js";
 import { RateLimiter } from "./domain/rate-limit.js";
 import { type BuiltInSources, createSourceRegistry } from "./domain/source-registry.js";
 import { createSourceService } from "./domain/source-service.js";
+import { isHeaderToken } from "./domain/text.js";
 import { createWebhookService } from "./domain/webhook-service.js";
 import { createDeliveryWorker } from "./worker/delivery-worker.js";
 import { createLocalWakeSignal } from "./worker/wake-signal.js";
@@ -71,7 +72,7 @@ function resolveApiKey(config: Config, logger: PinoLogger): string {
   const path = join(config.dataDir, "api-key");
   if (existsSync(path)) {
     const saved = readFileSync(path, "utf8").trim();
-    if (saved.length > 0 && !/^[\x21-\x7e]+$/.test(saved)) {
+    if (saved.length > 0 && !isHeaderToken(saved)) {
       throw Object.assign(
         new Error(
           `The API key saved in ${path} holds characters an HTTP header cannot carry as given (only printable ASCII without spaces can be sent), so no client could use it. Delete the file to have a new key generated, or set HERALD_API_KEY.`,

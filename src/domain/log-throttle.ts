@@ -8,6 +8,8 @@ export interface LogThrottle {
    * included) when a line is due now, or undefined when it is held back.
    */
   due(key: string): number | undefined;
+  /** Ends what `key` held back, once the trouble is over: the next occurrence is logged at once. */
+  forget(key: string): void;
 }
 
 export function createLogThrottle(intervalMs: number, now: () => number): LogThrottle {
@@ -28,6 +30,9 @@ export function createLogThrottle(intervalMs: number, now: () => number): LogThr
       entry.loggedAt = at;
       entry.count = 0;
       return count;
+    },
+    forget(key) {
+      state.delete(key);
     },
   };
 }

@@ -19,3 +19,11 @@ const LONE_SURROGATE = /\p{Cs}/u;
 export function hasLoneSurrogate(text: string): boolean {
   return LONE_SURROGATE.test(text);
 }
+
+/**
+ * True when `text` can travel in an HTTP header exactly as given: printable ASCII without spaces.
+ * Node reads header bytes as Latin-1, so anything else would arrive changed.
+ */
+export function isHeaderToken(text: string): boolean {
+  return /^[\x21-\x7e]+$/.test(text);
+}

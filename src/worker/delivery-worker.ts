@@ -78,6 +78,11 @@ export function formatDelay(ms: number): string {
   return `${Math.round(ms / 3_600_000)} h`;
 }
 
+/** `text` ending as a sentence does, so another can follow it. */
+function withFullStop(text: string): string {
+  return text.endsWith(".") ? text : `${text}.`;
+}
+
 function describeOutcome(
   result: AttemptResult,
   outcome: AttemptOutcome,
@@ -88,15 +93,13 @@ function describeOutcome(
   const what = result.error ?? `receiver answered ${result.response?.status}`;
   const then = (next: string) =>
     what.endsWith(".") ? `${what} ${next[0]?.toUpperCase()}${next.slice(1)}.` : `${what}; ${next}`;
-  const text =
-    outcome.kind === "retry"
-      ? then(`next attempt in ${formatDelay(outcome.delayMs)}`)
-      : // A refused status names itself; attempts running out need the last answer said too.
-        result.error || outcome.exhausted
-        ? then(outcome.reason)
-        : outcome.reason;
+  let text: string;
+  if (outcome.kind === "retry") text = then(`next attempt in ${formatDelay(outcome.delayMs)}`);
+  // A refused status names itself; attempts running out need the last answer said too.
+  else if (result.error || outcome.exhausted) text = then(outcome.reason);
+  else text = outcome.reason;
   if (!leaseLapsed) return text;
-  return `${text}${text.endsWith(".") ? "" : "."} This worker's lease on the delivery ran out before the attempt ended (the process was paused or overloaded), so another attempt may have been made meanwhile and settled it.`;
+  return `${withFullStop(text)} This worker's lease on the delivery ran out before the attempt ended (the process was paused or overloaded), so another attempt may have been made meanwhile and settled it.`;
 }
 
 /** Creates the delivery loop; it does nothing until started. */
@@ -173,10 +176,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   }
   let recording = 0;
   let drained: (() => void) | undefined;
-  /** Claims that failed in a row; while the database is away, one line per 30 s says so. */
+  /** Claims that failed in a row. */
   let claimFailures = 0;
-  let claimFailureLog = createLogThrottle(30_000, () => clock.now());
-  /** Failed attempt records and lease sweeps, which an outage repeats for every delivery. */
+  /** Failed claims, attempt records and lease sweeps, which an outage repeats: one line per 30 s. */
   const storeFailureLog = createLogThrottle(30_000, () => clock.now());
 
   function schedulePump(): void {
@@ -258,7 +260,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       if (outcome.kind === "give-up") {
         logger.warn(
           { deliveryId: delivery.id, webhookId: delivery.webhookId, attempts: update.attempts },
-          `Delivery ${delivery.id} failed for good: ${update.attempt.error}${update.attempt.error?.endsWith(".") ? "" : "."} Every attempt is listed at GET /api/webhooks/${delivery.webhookId}/deliveries/${delivery.id}, and POST to that address + /retry sends it again.`,
+          `Delivery ${delivery.id} failed for good: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at GET /api/webhooks/${delivery.webhookId}/deliveries/${delivery.id}, and POST to that address + /retry sends it again.`,
         );
       }
     } catch (error) {
@@ -343,7 +345,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       });
     } catch (error) {
       claimFailures++;
-      const count = claimFailureLog.due("claim");
+      const count = storeFailureLog.due("claim");
       if (count !== undefined) {
         logger.error(
           { err: error, failedClaims: count },
@@ -361,7 +363,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         `Reading due deliveries from the database works again, after ${claimFailures} failed ${claimFailures === 1 ? "try" : "tries"}.`,
       );
       claimFailures = 0;
-      claimFailureLog = createLogThrottle(30_000, () => clock.now());
+      storeFailureLog.forget("claim");
     }
     claiming = false;
     for (const delivery of claimed) ready.push({ delivery, leaseUntil });

@@ -16,3 +16,13 @@ test("a repeated line goes out once per interval per key, with the count of what
   now = 25_000;
   assert.equal(throttle.due("xano"), 2);
 });
+
+test("a key forgotten once the trouble is over logs its next occurrence at once", () => {
+  let now = 0;
+  const throttle = createLogThrottle(30_000, () => now);
+  assert.equal(throttle.due("claim"), 1);
+  assert.equal(throttle.due("claim"), undefined);
+  throttle.forget("claim");
+  now = 1_000;
+  assert.equal(throttle.due("claim"), 1, "a new outage, counted from its start");
+});

@@ -12,8 +12,8 @@ const NO_KEY =
 function headerCount(rawHeaders: string[], name: string): number {
   let count = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if ((rawHeaders[i] as string).length === name.length && rawHeaders[i]?.toLowerCase() === name)
-      count++;
+    const header = rawHeaders[i] as string;
+    if (header.length === name.length && header.toLowerCase() === name) count++;
   }
   return count;
 }
