@@ -44,6 +44,8 @@ export interface HeraldOverrides {
   store?: Store;
   sender?: Sender;
   random?: () => number;
+  /** The delivery worker's payload budget, in body characters (tests use a small one). */
+  deliveryHoldBodyLength?: number;
 }
 
 /** A wired Herald, not yet listening. */
@@ -188,6 +190,9 @@ export async function createHerald(
         timeoutMs: config.deliveryTimeoutMs,
         observer: metrics,
         ...(overrides.random ? { random: overrides.random } : {}),
+        ...(overrides.deliveryHoldBodyLength
+          ? { holdBodyLength: overrides.deliveryHoldBodyLength }
+          : {}),
       })
     : undefined;
   if (worker) metrics.trackInFlight(() => worker.inFlight());

@@ -39,8 +39,11 @@ export interface IncomingQuery {
  */
 export interface LocalDeliveryTaker {
   readonly workerId: string;
-  /** The lease end for `count` more deliveries, or undefined when it has no room for them now. */
-  reserve(count: number): number | undefined;
+  /**
+   * The lease end for `count` more deliveries of one event, whose body is `bodyLength` characters,
+   * or undefined when it has no room for them now.
+   */
+  reserve(count: number, bodyLength: number): number | undefined;
   /** Takes committed deliveries, leased to it until `leaseUntil`. */
   take(deliveries: ClaimedDelivery[], leaseUntil: number): void;
   /**

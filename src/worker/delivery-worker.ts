@@ -50,6 +50,11 @@ export interface DeliveryWorkerOptions {
    * whatever the send rate; beyond it, new deliveries wait in the database to be claimed.
    */
   holdLimit?: number;
+  /**
+   * Most payload held at once (waiting or in flight), in characters of delivery bodies: with large
+   * payloads this binds before `holdLimit`, and what is beyond it waits in the database.
+   */
+  holdBodyLength?: number;
   random?: () => number;
   observer?: DeliveryObserver;
 }
@@ -69,6 +74,9 @@ export interface DeliveryWorker {
  * few seconds where the store can tell, as on PostgreSQL).
  */
 const SWEEP_INTERVAL_MS = 5_000;
+
+/** Payload a worker holds at most by default, in body characters: 64 deliveries of 1 MB. */
+export const DEFAULT_HOLD_BODY_LENGTH = 64 * 1024 * 1024;
 
 /** A delay in the largest unit that keeps it readable: 250 ms, 5 s, 30 min, 10 h. */
 export function formatDelay(ms: number): string {
@@ -102,12 +110,23 @@ function describeOutcome(
   return `${withFullStop(text)} This worker's lease on the delivery ran out before the attempt ended (the process was paused or overloaded), so another attempt may have been made meanwhile and settled it.`;
 }
 
+/**
+ * A delivery waiting for a slot, with the end of its lease and the body characters it is counted
+ * for: the deliveries of one event committed here share one body, counted once.
+ */
+interface Held {
+  delivery: ClaimedDelivery;
+  leaseUntil: number;
+  bodyLength: number;
+}
+
 /** Creates the delivery loop; it does nothing until started. */
 export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWorker {
   const { store, sender, clock, wake, logger, schedule, concurrency, timeoutMs } = options;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const batchSize = options.batchSize ?? 100;
   const holdLimit = options.holdLimit ?? 20_000;
+  const holdBodyLength = options.holdBodyLength ?? DEFAULT_HOLD_BODY_LENGTH;
   const random = options.random ?? Math.random;
   const perWebhook = Math.max(
     1,
@@ -141,10 +160,35 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   /** Attempts in flight per webhook; a webhook with none has no entry. */
   const inFlightTo = new Map<string, number>();
   /** Claimed deliveries waiting for a free slot, with the end of their lease, by webhook. */
-  const ready = new FairQueue<{ delivery: ClaimedDelivery; leaseUntil: number }>(
-    ({ delivery }) => delivery.webhookId,
-  );
+  const ready = new FairQueue<Held>(({ delivery }) => delivery.webhookId);
   const hasRoom = (webhookId: string) => (inFlightTo.get(webhookId) ?? 0) < perWebhook;
+  /** Body characters of the deliveries waiting in `ready` or in flight. */
+  let heldBodyLength = 0;
+  /** A recent delivery body's length, averaged, to size claims so that they fit the budget. */
+  let typicalBodyLength = 0;
+  /**
+   * Body characters reserved for commits not yet handed over, by lease end (the key take() is
+   * given). A write that fails or keeps none of them never hands them over: they lapse with the
+   * lease instead.
+   */
+  const reserved = new Map<number, number>();
+  let reservedBodyLength = 0;
+
+  function unreserve(leaseUntil: number, bodyLength: number): void {
+    const left = (reserved.get(leaseUntil) ?? 0) - bodyLength;
+    if (left > 0) reserved.set(leaseUntil, left);
+    else reserved.delete(leaseUntil);
+    reservedBodyLength -= bodyLength + Math.min(0, left);
+  }
+
+  function hold(delivery: ClaimedDelivery, leaseUntil: number, bodyLength: number): void {
+    heldBodyLength += bodyLength;
+    typicalBodyLength =
+      typicalBodyLength === 0
+        ? delivery.body.length
+        : typicalBodyLength * 0.9 + delivery.body.length * 0.1;
+    ready.push({ delivery, leaseUntil, bodyLength });
+  }
 
   function started(webhookId: string): void {
     inFlight++;
@@ -284,8 +328,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     while (running && inFlight < concurrency) {
       const next = ready.take(hasRoom);
       if (!next) break;
-      const { delivery, leaseUntil } = next;
+      const { delivery, leaseUntil, bodyLength } = next;
       if (clock.now() + timeoutMs > leaseUntil) {
+        heldBodyLength -= bodyLength;
         expiring ??= [];
         expiring.push(delivery.id);
         continue;
@@ -295,12 +340,14 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       void attempt(delivery, leaseUntil).then(
         ({ update, outcome }) => {
           finished(delivery.webhookId);
+          heldBodyLength -= bodyLength;
           sendRate.count();
           schedulePump();
           return record(delivery, leaseUntil, update, outcome);
         },
         (error: unknown) => {
           finished(delivery.webhookId);
+          heldBodyLength -= bodyLength;
           schedulePump();
           logger.error(
             { err: error, deliveryId: delivery.id },
@@ -329,7 +376,12 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       Math.ceil((concurrency + batchSize) / 4),
     );
     if (waiting >= batchSize / 2 || room < worthClaiming) return;
-    const limit = Math.min(room, batchSize);
+    // Large payloads: claim no more than the payload budget has room for, by the recent bodies'
+    // size, and nothing while it is spent (the attempts in flight free it, and pump again).
+    const bodyRoom = holdBodyLength - heldBodyLength - reservedBodyLength;
+    if (bodyRoom <= 0) return;
+    const fits = typicalBodyLength > 0 ? Math.floor(bodyRoom / typicalBodyLength) : batchSize;
+    const limit = Math.max(1, Math.min(room, batchSize, fits));
     claiming = true;
     claimDue = false;
     let claimed: ClaimedDelivery[] = [];
@@ -366,7 +418,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       storeFailureLog.forget("claim");
     }
     claiming = false;
-    for (const delivery of claimed) ready.push({ delivery, leaseUntil });
+    for (const delivery of claimed) hold(delivery, leaseUntil, delivery.body.length);
     dispatch();
     if (!running) return;
     // More may be due: the batch was full, webhooks were skipped, or a wake-up came meanwhile.
@@ -434,22 +486,37 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   /** Takes the deliveries this process commits, so they go out without a claim query. */
   const taker: LocalDeliveryTaker = {
     workerId,
-    reserve(count) {
+    reserve(count, bodyLength) {
       if (!running) return undefined;
       const now = clock.now();
+      for (const [until, length] of reserved) {
+        if (until <= now) unreserve(until, length);
+      }
+      // One event larger than the whole budget is still taken when nothing else is held.
+      const held = heldBodyLength + reservedBodyLength;
+      if (held > 0 && held + bodyLength > holdBodyLength) return undefined;
       // Take no more than can be sent well within a lease at the current pace: what is held too
       // long would have its lease run out before it is sent.
       const pace = sendRate.perSecond(now) * ((leaseMs - timeoutMs) / 2000);
       const limit = Math.min(holdLimit, Math.max(concurrency * 4, pace));
       if (inFlight + ready.length + count > limit) return undefined;
-      return now + leaseMs;
+      const leaseUntil = now + leaseMs;
+      reserved.set(leaseUntil, (reserved.get(leaseUntil) ?? 0) + bodyLength);
+      reservedBodyLength += bodyLength;
+      return leaseUntil;
     },
     take(deliveries, leaseUntil) {
+      deliveries.forEach((delivery, i) => {
+        // The deliveries of one event share its body, reserved and counted once.
+        const bodyLength =
+          i === 0 || delivery.body !== deliveries[i - 1]?.body ? delivery.body.length : 0;
+        unreserve(leaseUntil, bodyLength);
+        if (running) hold(delivery, leaseUntil, bodyLength);
+      });
       if (!running) {
         giveBack(deliveries.map((delivery) => delivery.id));
         return;
       }
-      for (const delivery of deliveries) ready.push({ delivery, leaseUntil });
       // Started on the next turn, so the answers to the requests that committed them go out first.
       schedulePump();
     },
@@ -496,7 +563,12 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       running = false;
       store.setLocalTaker(undefined);
       // Claimed but never started: given back, to be claimed again at once.
-      const unsent = giveBack(ready.takeAll().map(({ delivery }) => delivery.id));
+      const unsent = giveBack(
+        ready.takeAll().map(({ delivery, bodyLength }) => {
+          heldBodyLength -= bodyLength;
+          return delivery.id;
+        }),
+      );
       unsubscribe?.();
       if (sleepTimer) clearTimeout(sleepTimer);
       if (sweepTimer) clearInterval(sweepTimer);

@@ -576,6 +576,54 @@ describe("the delivery loop", () => {
     );
   });
 
+  /** Sends 40 deliveries of about 4,000 characters each, held 100 ms each; the most open at once. */
+  async function mostInFlight(t: { after(fn: () => Promise<void>): void }, budget: number) {
+    let open = 0;
+    let most = 0;
+    const { herald, receiver } = await withReceiver(
+      t,
+      () =>
+        startHerald(
+          {
+            HERALD_DELIVERY_THREADS: "0",
+            HERALD_DELIVERY_CONCURRENCY: "64",
+            HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "64",
+          },
+          { deliveryHoldBodyLength: budget },
+        ),
+      (_req, _index, res) => {
+        open++;
+        most = Math.max(most, open);
+        setTimeout(() => {
+          open--;
+          res.writeHead(200).end("OK");
+        }, 100);
+      },
+    );
+    await createWebhook(herald, receiver.url);
+    const blob = "x".repeat(4000);
+    await Promise.all(
+      Array.from({ length: 40 }, (_, n) => trigger(herald, "user.created", { n, blob })),
+    );
+    await waitFor(
+      () => (receiver.requests.length >= 40 ? true : undefined),
+      10_000,
+      "40 deliveries",
+    );
+    return most;
+  }
+
+  test("holds no more payload than its budget: large bodies wait in the database", async (t) => {
+    // Two bodies fit in 10,000 characters, and a claim may take one more.
+    const most = await mostInFlight(t, 10_000);
+    assert.ok(most <= 3, `at most 3 deliveries in flight at once; there were ${most}`);
+  });
+
+  test("with room in its budget, the same load is sent all at once", async (t) => {
+    const most = await mostInFlight(t, 1_000_000);
+    assert.ok(most >= 20, `most of the 40 deliveries in flight at once; there were ${most}`);
+  });
+
   test("sends the deliveries this process commits without asking the database for due work", async (t) => {
     const { store, calls } = countedStore(t);
     const { herald, receiver } = await withReceiver(t, () =>

@@ -202,7 +202,8 @@ async function insertOutgoing(
     events.at.push(event.createdAt);
     events.incoming.push(event.incomingEventId ?? null);
     const targets = selectTargets(active);
-    const leaseUntil = targets.length > 0 ? taker?.reserve(targets.length) : undefined;
+    const leaseUntil =
+      targets.length > 0 ? taker?.reserve(targets.length, event.body.length) : undefined;
     const handed: ClaimedDelivery[] = [];
     for (const webhook of targets) {
       const id = newDeliveryId();

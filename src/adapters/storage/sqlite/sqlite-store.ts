@@ -234,7 +234,7 @@ export function openSqliteStore(path: string): Store {
     const deliveries = chosen?.write.deliveries ?? [];
     const to = taker;
     if (!chosen || !to || deliveries.length === 0) return write(chosen?.write);
-    const leaseUntil = to.reserve(deliveries.length);
+    const leaseUntil = to.reserve(deliveries.length, chosen.write.event.body.length);
     if (leaseUntil === undefined) {
       return write(chosen.write).then((result) => {
         if (queued(result) > 0) to.untaken();
