@@ -224,6 +224,37 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   let claimFailures = 0;
   /** Failed claims, attempt records and lease sweeps, which an outage repeats: one line per 30 s. */
   const storeFailureLog = createLogThrottle(30_000, () => clock.now());
+  /** Attempts that failed and will be retried: one line per webhook per minute while they last. */
+  const failingLog = createLogThrottle(60_000, () => clock.now());
+  /** Webhooks whose latest attempt failed, so that the first success after is said too. */
+  const failing = new Set<string>();
+
+  /** Tells the operator, in a line they can see, that a webhook's receiver fails or works again. */
+  function logReceiverHealth(
+    delivery: ClaimedDelivery,
+    update: DeliveryUpdate,
+    outcome: AttemptOutcome,
+  ): void {
+    const { webhookId } = delivery;
+    if (outcome.kind === "delivered") {
+      if (!failing.delete(webhookId)) return;
+      failingLog.forget(webhookId);
+      logger.info(
+        { webhookId, deliveryId: delivery.id },
+        `Deliveries to webhook ${webhookId} succeed again: its receiver answered ${update.attempt.statusCode}.`,
+      );
+      return;
+    }
+    if (outcome.kind !== "retry") return;
+    if (failing.size >= 10_000) failing.clear();
+    failing.add(webhookId);
+    const count = failingLog.due(webhookId);
+    if (count === undefined) return;
+    logger.warn(
+      { webhookId, deliveryId: delivery.id, failedAttempts: count },
+      `Deliveries to webhook ${webhookId} are failing${count > 1 ? ` (${count} failed attempts since the last line)` : ""}. Latest, delivery ${delivery.id}: ${withFullStop(update.attempt.error ?? "")} Failed deliveries are retried on schedule; GET /api/webhooks/${webhookId}/deliveries lists them. This line repeats at most once a minute for this webhook while it lasts.`,
+    );
+  }
 
   function schedulePump(): void {
     if (!running || pumpQueued) return;
@@ -299,6 +330,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
           `Delivery ${delivery.id} to webhook ${delivery.webhookId}, attempt ${update.attempts}: ${outcome.kind === "delivered" ? `delivered (receiver answered ${statusCode} in ${durationMs} ms)` : error}`,
         );
       }
+      logReceiverHealth(delivery, update, outcome);
       // The retry is a row with a due time now: the next claim sets the sleep to wake for it.
       if (outcome.kind === "retry") scheduleDueCheck();
       if (outcome.kind === "give-up") {

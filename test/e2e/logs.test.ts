@@ -1,6 +1,6 @@
 /**
- * What Herald writes to its log: every attempt at debug level, and refusals that anyone could
- * repeat at will held to one line per interval.
+ * What Herald writes to its log: every attempt at debug level, failing receivers as warnings, and
+ * refusals that anyone could repeat at will held to one line per interval.
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
@@ -47,6 +47,50 @@ test("at debug level every attempt is logged with what came of it", async (t) =>
   );
   assert.match(attempts[0]?.msg ?? "", /attempt 1: receiver answered 503; next attempt in \d+ ms/);
   assert.match(attempts[1]?.msg ?? "", /attempt 2: delivered \(receiver answered 200 in \d+ ms\)/);
+});
+
+test("a failing receiver is a warning once a minute per webhook, and its recovery is said too", async (t) => {
+  const { logger, lines } = capturedLogger("info");
+  // Three failures, a success; then one more failure and a success.
+  const failures = new Set([0, 1, 2, 4]);
+  const receiver = await startReceiver((_req, index, res) =>
+    res.writeHead(failures.has(index) ? 503 : 200).end(failures.has(index) ? "busy" : "OK"),
+  );
+  t.after(() => receiver.close());
+  const herald = await startHerald({ HERALD_RETRY_SCHEDULE: "50ms,50ms,50ms" }, { logger });
+  t.after(() => herald.stop());
+  const created = await herald.api("POST", "/api/webhooks", {
+    name: "failing",
+    url: receiver.url,
+    events: ["user.created"],
+  });
+  const id = created.body.webhook.id as string;
+  const health = () =>
+    lines.filter((line) => line.webhookId === id && /are failing|succeed again/.test(line.msg));
+  await herald.api("POST", "/api/webhooks/trigger", { event: "user.created", data: { n: 1 } });
+  await waitFor(() => (health().length >= 2 ? true : undefined), 5000, "two health lines");
+  await herald.api("POST", "/api/webhooks/trigger", { event: "user.created", data: { n: 2 } });
+  const said = await waitFor(
+    () => (health().length >= 4 ? health() : undefined),
+    5000,
+    "four health lines",
+  );
+  assert.deepEqual(
+    said.map((line) => line.level),
+    [40, 30, 40, 30],
+    "warn, info, and after the recovery a new failure is a warning at once",
+  );
+  assert.match(
+    said[0]?.msg ?? "",
+    new RegExp(
+      `^Deliveries to webhook ${id} are failing\\. Latest, delivery del_\\S+: receiver answered 503; next attempt in \\d+ ms\\. Failed deliveries are retried on schedule; GET /api/webhooks/${id}/deliveries lists them\\.`,
+    ),
+  );
+  assert.equal(
+    said[1]?.msg,
+    `Deliveries to webhook ${id} succeed again: its receiver answered 200.`,
+  );
+  assert.equal(receiver.requests.length, 6, "each failure was retried");
 });
 
 test("forged incoming webhooks are logged once per interval, with how many and from where", async (t) => {
