@@ -4,9 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { test } from "node:test";
 import { pino } from "pino";
+import { openSqliteStore } from "../../src/adapters/storage/sqlite/sqlite-store.js";
+import type { Store } from "../../src/domain/ports.js";
 import { startHerald, waitFor } from "../support/herald.js";
 import { startReceiver } from "../support/receiver.js";
 
@@ -112,4 +117,45 @@ test("forged incoming webhooks are logged once per interval, with how many and f
     .update('{"event":"record.created"}')
     .digest("hex");
   assert.equal((await send(good)).status, 200, "a signed webhook is still taken");
+});
+
+test("a database the worker cannot read is one error line for a run of failures, and its return is said", async (t) => {
+  const { logger, lines } = capturedLogger("info");
+  const dir = mkdtempSync(join(tmpdir(), "herald-logs-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const real = openSqliteStore(join(dir, "herald.db"));
+  let down = true;
+  let failedClaims = 0;
+  const store = new Proxy(real, {
+    get(target, property, receiver) {
+      if (property === "claimDueDeliveries") {
+        return (options: Parameters<Store["claimDueDeliveries"]>[0]) => {
+          if (!down) return target.claimDueDeliveries(options);
+          failedClaims++;
+          return Promise.reject(new Error("database is locked"));
+        };
+      }
+      return Reflect.get(target, property, receiver);
+    },
+  });
+  const herald = await startHerald({}, { logger, store });
+  t.after(() => herald.stop());
+  // The worker tries again every second.
+  await waitFor(() => (failedClaims >= 3 ? true : undefined), 5000, "three failed claims");
+  down = false;
+  const back = await waitFor(
+    () => lines.find((line) => String(line.msg).startsWith("Reading due deliveries")),
+    3000,
+    "the line that says claims work again",
+  );
+  const failures = lines.filter((line) =>
+    String(line.msg).startsWith("Could not read due deliveries"),
+  );
+  assert.equal(failures.length, 1, JSON.stringify(failures));
+  assert.equal(failures[0]?.level, 50);
+  assert.match(
+    String(failures[0]?.msg),
+    /Check that the database is running and reachable; this line repeats at most every 30 s/,
+  );
+  assert.match(String(back.msg), new RegExp(`works again, after ${failedClaims} failed tries\\.$`));
 });

@@ -1,6 +1,6 @@
 /** End-to-end: what Herald does at start, as a child process, with the data directory it is given. */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -46,4 +46,33 @@ test("a saved API key no header can carry stops Herald at start, saying what to 
     assert.match(error.message, /Delete the file/);
     return true;
   });
+});
+
+test("a saved API key others can read, and a Stripe secret not from Stripe, are warnings that say what to do", async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "herald-startup-"));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const keyFile = join(dataDir, "api-key");
+  writeFileSync(keyFile, "hk_saved-key-0123456789abcdef\n", { mode: 0o644 });
+  // Modes given at creation are cut by the umask; this one must stay readable by others.
+  chmodSync(keyFile, 0o644);
+  const herald = await spawnHerald({
+    HERALD_DATA_DIR: dataDir,
+    HERALD_INCOMING_SECRET_STRIPE: "sk_test_not-a-signing-secret",
+    LOG_LEVEL: "warn",
+  });
+  t.after(() => herald.stop());
+  const warnings = herald
+    .output()
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as { level: number; msg: string });
+  const said = (pattern: RegExp) => warnings.find((line) => pattern.test(line.msg));
+  assert.equal(said(/can be read by other users/)?.msg.endsWith(`chmod 600 ${keyFile}`), true);
+  assert.equal(said(/can be read by other users/)?.level, 40);
+  assert.match(said(/does not start with whsec_/)?.msg ?? "", /copied whole/);
+  // The saved key is the one in use.
+  const list = await fetch(`${herald.url}/api/webhooks`, {
+    headers: { authorization: "Bearer hk_saved-key-0123456789abcdef" },
+  });
+  assert.equal(list.status, 200);
 });

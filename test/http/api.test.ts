@@ -683,6 +683,11 @@ function registerApiTests() {
       const reason = await held();
       assert.match(reason ?? "", /inactive/);
       assert.ok(reason?.includes(`PUT /api/webhooks/${w.id}`), reason ?? "");
+      // Retrying it is refused with the same way out.
+      const [delivery] = (await get(`/api/webhooks/${w.id}/deliveries`)).body.deliveries;
+      const retry = await post(`/api/webhooks/${w.id}/deliveries/${delivery.id}/retry`, {});
+      assertError(retry, 409, /held because webhook '\S+' is inactive/);
+      assert.ok(retry.body.message.includes(`PUT /api/webhooks/${w.id} with "active": true`));
       assert.equal((await setActive(true)).status, 200);
       assert.equal(await held(), null);
     });
