@@ -134,6 +134,22 @@ describe("broken requests", () => {
       }
     });
 
+    test("a body in a type or charset the API does not read is refused before any 100 Continue", async () => {
+      for (const [type, message] of [
+        ["text/plain", /Content-Type 'text\/plain' is not supported/],
+        ["application/json; charset=utf-16", /charset 'utf-16'/],
+      ] as const) {
+        const raw = await exchange(
+          herald.url,
+          `POST /api/webhooks HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Type: ${type}\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n`,
+        );
+        assert.doesNotMatch(raw, /100 Continue/);
+        const answer = parseAnswer(raw);
+        assert.equal(answer.status, 415, raw);
+        assert.match(answer.body.message, message);
+      }
+    });
+
     test("an incoming webhook to a source without a secret, or in a type no source reads, is refused before its body", async () => {
       for (const [source, type, status] of [
         ["xano", "application/json", 401],

@@ -11,7 +11,7 @@
  *   JSON is told where the syntax breaks.
  */
 import { isAscii, isUtf8 } from "node:buffer";
-import type { FastifyInstance } from "fastify";
+import { errorCodes, type FastifyInstance } from "fastify";
 import { HeraldError } from "../../domain/errors.js";
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?/i;
@@ -24,6 +24,25 @@ function unreadableCharset(contentType: string | undefined, bytes: Buffer): stri
   const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1];
   if (charset === undefined || /^utf-?8$/i.test(charset)) return undefined;
   if (/^(utf-?(16|32)|ucs-)/i.test(charset) || !isAscii(bytes)) return charset;
+  return undefined;
+}
+
+const UNREADABLE_CHARSET_MESSAGE = (charset: string) =>
+  `The body is declared as charset '${charset}', and Herald reads JSON only as UTF-8. Send the body in UTF-8 with Content-Type: application/json.`;
+
+/**
+ * Why a JSON route would refuse a body of `contentType` whatever its bytes, or undefined: a media
+ * type other than application/json, or a charset in which JSON is never UTF-8. Told before the body
+ * is read, to a client that waits for 100 Continue.
+ */
+export function refusedContentType(contentType: string | undefined): Error | undefined {
+  if (contentType === undefined) return undefined;
+  const mediaType = contentType.split(";", 1)[0]?.trim().toLowerCase();
+  if (mediaType !== "application/json") return new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE();
+  const charset = CHARSET.exec(contentType)?.[1];
+  if (charset !== undefined && /^(utf-?(16|32)|ucs-)/i.test(charset)) {
+    return new HeraldError("unsupported_media_type", UNREADABLE_CHARSET_MESSAGE(charset));
+  }
   return undefined;
 }
 
@@ -45,10 +64,7 @@ export function useJsonBodyParser(app: FastifyInstance): void {
     const charset = unreadableCharset(request.headers["content-type"], bytes);
     if (charset !== undefined) {
       done(
-        new HeraldError(
-          "unsupported_media_type",
-          `The body is declared as charset '${charset}', and Herald reads JSON only as UTF-8. Send the body in UTF-8 with Content-Type: application/json.`,
-        ),
+        new HeraldError("unsupported_media_type", UNREADABLE_CHARSET_MESSAGE(charset)),
         undefined,
       );
       return;

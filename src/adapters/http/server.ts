@@ -25,7 +25,7 @@ import {
   handleFrameworkError,
   notFoundHandler,
 } from "./error-mapper.js";
-import { useJsonBodyParser } from "./json-body.js";
+import { refusedContentType, useJsonBodyParser } from "./json-body.js";
 import { registerIncomingRoutes } from "./routes/incoming.js";
 import { registerIncomingEventRoutes } from "./routes/incoming-events.js";
 import { registerSourceRoutes } from "./routes/sources.js";
@@ -52,7 +52,7 @@ export interface ServerDeps {
 /**
  * A client that asks before it sends a body (`Expect: 100-continue`, which curl does for large
  * bodies) is told to go on only when the body is about to be read: after the route, the API key,
- * the source and the declared size have been checked. A request refused before then is answered
+ * the source, the declared size and the content type have been checked. A request refused before then is answered
  * at once and its body never uploaded. (Node would send 100 Continue on arrival.)
  */
 function answerExpectContinueLate(app: FastifyInstance): void {
@@ -66,6 +66,18 @@ function answerExpectContinueLate(app: FastifyInstance): void {
       const limit = request.routeOptions.bodyLimit;
       if (limit !== undefined && Number(request.headers["content-length"]) > limit) {
         done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+        return;
+      }
+      // A route that reads JSON (all but incoming webhooks, checked when they arrive).
+      const hasBody =
+        request.headers["transfer-encoding"] !== undefined ||
+        Number(request.headers["content-length"] ?? 0) > 0;
+      const refused =
+        hasBody && request.server.hasContentTypeParser("application/json")
+          ? refusedContentType(request.headers["content-type"])
+          : undefined;
+      if (refused) {
+        done(refused);
         return;
       }
       reply.raw.writeContinue();
