@@ -12,15 +12,19 @@ export interface LogThrottle {
   forget(key: string): void;
 }
 
-export function createLogThrottle(intervalMs: number, now: () => number): LogThrottle {
+/** `maxKeys` bounds the keys kept: a flood of new ones clears them, and each is logged again. */
+export function createLogThrottle(
+  intervalMs: number,
+  now: () => number,
+  maxKeys = 1000,
+): LogThrottle {
   const state = new Map<string, { loggedAt: number; count: number }>();
   return {
     due(key) {
       const at = now();
       const entry = state.get(key);
       if (entry === undefined) {
-        // Keys are few (sources, kinds of outage); a bound keeps a flood of new ones harmless.
-        if (state.size >= 1000) state.clear();
+        if (state.size >= maxKeys) state.clear();
         state.set(key, { loggedAt: at, count: 0 });
         return 1;
       }

@@ -111,13 +111,19 @@ function describeOutcome(
 }
 
 /**
- * A delivery waiting for a slot, with the end of its lease and the body characters it is counted
- * for: the deliveries of one event committed here share one body, counted once.
+ * A body held in memory, counted once however many deliveries hold it (the deliveries of one event
+ * committed here share it) and until the last of them lets go.
  */
+interface HeldBody {
+  length: number;
+  holders: number;
+}
+
+/** A delivery waiting for a slot or in flight, with the end of its lease and its body's count. */
 interface Held {
   delivery: ClaimedDelivery;
   leaseUntil: number;
-  bodyLength: number;
+  body: HeldBody;
 }
 
 /** Creates the delivery loop; it does nothing until started. */
@@ -181,13 +187,23 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     reservedBodyLength -= bodyLength + Math.min(0, left);
   }
 
-  function hold(delivery: ClaimedDelivery, leaseUntil: number, bodyLength: number): void {
-    heldBodyLength += bodyLength;
+  function dropLapsedReservations(now: number): void {
+    for (const [until, length] of reserved) {
+      if (until <= now) unreserve(until, length);
+    }
+  }
+
+  function hold(delivery: ClaimedDelivery, leaseUntil: number, body: HeldBody): void {
+    if (body.holders++ === 0) heldBodyLength += body.length;
     typicalBodyLength =
       typicalBodyLength === 0
         ? delivery.body.length
         : typicalBodyLength * 0.9 + delivery.body.length * 0.1;
-    ready.push({ delivery, leaseUntil, bodyLength });
+    ready.push({ delivery, leaseUntil, body });
+  }
+
+  function letGo(body: HeldBody): void {
+    if (--body.holders === 0) heldBodyLength -= body.length;
   }
 
   function started(webhookId: string): void {
@@ -200,6 +216,31 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     const left = (inFlightTo.get(webhookId) ?? 1) - 1;
     if (left > 0) inFlightTo.set(webhookId, left);
     else inFlightTo.delete(webhookId);
+    // A slot is free for a webhook whose waiting deliveries were given back: claim them again.
+    if (shed.delete(webhookId)) claimDue = true;
+  }
+
+  /**
+   * Webhooks at their limit of attempts in flight whose waiting deliveries were given back to the
+   * store to free the payload budget; claims skip them until one of their attempts ends.
+   */
+  const shed = new Set<string>();
+
+  /**
+   * With the payload budget spent, gives back the deliveries waiting for webhooks that have no free
+   * slot (a receiver that hangs), so that their bodies do not hold back the other webhooks.
+   */
+  function shedWaiting(): void {
+    const ids: string[] = [];
+    for (const webhookId of [...ready.keys()]) {
+      if (hasRoom(webhookId)) continue;
+      for (const { delivery, body } of ready.takeAllOf(webhookId)) {
+        letGo(body);
+        ids.push(delivery.id);
+      }
+      shed.add(webhookId);
+    }
+    if (ids.length > 0) void giveBack(ids);
   }
 
   /**
@@ -216,6 +257,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         waiting += queued;
       }
     }
+    for (const webhookId of shed) {
+      if (!hasRoom(webhookId) && ready.lengthOf(webhookId) < perWebhook) webhooks.push(webhookId);
+    }
     return { webhooks, waiting };
   }
   let recording = 0;
@@ -224,9 +268,13 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   let claimFailures = 0;
   /** Failed claims, attempt records and lease sweeps, which an outage repeats: one line per 30 s. */
   const storeFailureLog = createLogThrottle(30_000, () => clock.now());
-  /** Attempts that failed and will be retried: one line per webhook per minute while they last. */
-  const failingLog = createLogThrottle(60_000, () => clock.now());
-  /** Webhooks whose latest attempt failed, so that the first success after is said too. */
+  /**
+   * Attempts that failed and will be retried: one line per webhook per minute, kept through
+   * successes, so a receiver that fails on and off is one line a minute too. Keyed by webhook, and
+   * bounded far above the webhooks that fail at once in an outage.
+   */
+  const failingLog = createLogThrottle(60_000, () => clock.now(), 100_000);
+  /** Webhooks last said to be failing, so that their next success is said too. */
   const failing = new Set<string>();
 
   /** Tells the operator, in a line they can see, that a webhook's receiver fails or works again. */
@@ -238,7 +286,6 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     const { webhookId } = delivery;
     if (outcome.kind === "delivered") {
       if (!failing.delete(webhookId)) return;
-      failingLog.forget(webhookId);
       logger.info(
         { webhookId, deliveryId: delivery.id },
         `Deliveries to webhook ${webhookId} succeed again: its receiver answered ${update.attempt.statusCode}.`,
@@ -246,10 +293,10 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       return;
     }
     if (outcome.kind !== "retry") return;
-    if (failing.size >= 10_000) failing.clear();
-    failing.add(webhookId);
     const count = failingLog.due(webhookId);
     if (count === undefined) return;
+    if (failing.size >= 100_000) failing.clear();
+    failing.add(webhookId);
     logger.warn(
       { webhookId, deliveryId: delivery.id, failedAttempts: count },
       `Deliveries to webhook ${webhookId} are failing${count > 1 ? ` (${count} failed attempts since the last line)` : ""}. Latest, delivery ${delivery.id}: ${withFullStop(update.attempt.error ?? "")} Failed deliveries are retried on schedule; GET /api/webhooks/${webhookId}/deliveries lists them. This line repeats at most once a minute for this webhook while it lasts.`,
@@ -360,9 +407,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     while (running && inFlight < concurrency) {
       const next = ready.take(hasRoom);
       if (!next) break;
-      const { delivery, leaseUntil, bodyLength } = next;
+      const { delivery, leaseUntil, body } = next;
       if (clock.now() + timeoutMs > leaseUntil) {
-        heldBodyLength -= bodyLength;
+        letGo(body);
         expiring ??= [];
         expiring.push(delivery.id);
         continue;
@@ -372,14 +419,14 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       void attempt(delivery, leaseUntil).then(
         ({ update, outcome }) => {
           finished(delivery.webhookId);
-          heldBodyLength -= bodyLength;
+          letGo(body);
           sendRate.count();
           schedulePump();
           return record(delivery, leaseUntil, update, outcome);
         },
         (error: unknown) => {
           finished(delivery.webhookId);
-          heldBodyLength -= bodyLength;
+          letGo(body);
           schedulePump();
           logger.error(
             { err: error, deliveryId: delivery.id },
@@ -397,6 +444,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     if (!running) return;
     dispatch();
     if (claiming || !claimDue) return;
+    if (heldBodyLength + reservedBodyLength > holdBodyLength) shedWaiting();
     // Claims run ahead of the sends by up to one batch, so a slot that frees up starts its next
     // attempt at once instead of waiting for a database round trip.
     const blocked = saturated();
@@ -410,8 +458,14 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     if (waiting >= batchSize / 2 || room < worthClaiming) return;
     // Large payloads: claim no more than the payload budget has room for, by the recent bodies'
     // size, and nothing while it is spent (the attempts in flight free it, and pump again).
+    dropLapsedReservations(clock.now());
     const bodyRoom = holdBodyLength - heldBodyLength - reservedBodyLength;
-    if (bodyRoom <= 0) return;
+    if (bodyRoom <= 0) {
+      // Attempts in flight pump again as they end; with none, only reservations fill the budget,
+      // and they are handed over or lapse: look again after the poll interval.
+      if (inFlight === 0) sleep(pollIntervalMs);
+      return;
+    }
     const fits = typicalBodyLength > 0 ? Math.floor(bodyRoom / typicalBodyLength) : batchSize;
     const limit = Math.max(1, Math.min(room, batchSize, fits));
     claiming = true;
@@ -450,7 +504,14 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       storeFailureLog.forget("claim");
     }
     claiming = false;
-    for (const delivery of claimed) hold(delivery, leaseUntil, delivery.body.length);
+    if (!running) {
+      // Stopped while the claim was out: nobody will send these, so they go back at once.
+      void giveBack(claimed.map((delivery) => delivery.id));
+      return;
+    }
+    for (const delivery of claimed) {
+      hold(delivery, leaseUntil, { length: delivery.body.length, holders: 0 });
+    }
     dispatch();
     if (!running) return;
     // More may be due: the batch was full, webhooks were skipped, or a wake-up came meanwhile.
@@ -521,9 +582,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     reserve(count, bodyLength) {
       if (!running) return undefined;
       const now = clock.now();
-      for (const [until, length] of reserved) {
-        if (until <= now) unreserve(until, length);
-      }
+      dropLapsedReservations(now);
       // One event larger than the whole budget is still taken when nothing else is held.
       const held = heldBodyLength + reservedBodyLength;
       if (held > 0 && held + bodyLength > holdBodyLength) return undefined;
@@ -538,12 +597,14 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       return leaseUntil;
     },
     take(deliveries, leaseUntil) {
+      let body: HeldBody | undefined;
       deliveries.forEach((delivery, i) => {
         // The deliveries of one event share its body, reserved and counted once.
-        const bodyLength =
-          i === 0 || delivery.body !== deliveries[i - 1]?.body ? delivery.body.length : 0;
-        unreserve(leaseUntil, bodyLength);
-        if (running) hold(delivery, leaseUntil, bodyLength);
+        if (i === 0 || delivery.body !== deliveries[i - 1]?.body) {
+          body = { length: delivery.body.length, holders: 0 };
+          unreserve(leaseUntil, body.length);
+        }
+        if (running && body) hold(delivery, leaseUntil, body);
       });
       if (!running) {
         giveBack(deliveries.map((delivery) => delivery.id));
@@ -596,8 +657,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       store.setLocalTaker(undefined);
       // Claimed but never started: given back, to be claimed again at once.
       const unsent = giveBack(
-        ready.takeAll().map(({ delivery, bodyLength }) => {
-          heldBodyLength -= bodyLength;
+        ready.takeAll().map(({ delivery, body }) => {
+          letGo(body);
           return delivery.id;
         }),
       );

@@ -59,6 +59,17 @@ export class FairQueue<T> {
     return undefined;
   }
 
+  /** Takes every item waiting under `key`, oldest first. */
+  takeAllOf(key: string): T[] {
+    const line = this.lines.get(key);
+    if (!line) return [];
+    this.lines.delete(key);
+    this.size -= line.length;
+    const others = this.turns.takeAll().filter((turn) => turn !== key);
+    for (const turn of others) this.turns.push(turn);
+    return line.takeAll();
+  }
+
   takeAll(): T[] {
     const all: T[] = [];
     for (const line of this.lines.values()) all.push(...line.takeAll());

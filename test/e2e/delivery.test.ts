@@ -619,6 +619,41 @@ describe("the delivery loop", () => {
     assert.ok(most <= 3, `at most 3 deliveries in flight at once; there were ${most}`);
   });
 
+  test("with the payload budget spent, a hung receiver's waiting deliveries go back to the database and the others keep flowing", async (t) => {
+    const { herald, receiver } = await withReceiver(
+      t,
+      () =>
+        startHerald(
+          {
+            HERALD_DELIVERY_THREADS: "0",
+            HERALD_DELIVERY_TIMEOUT: "10s",
+            HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "2",
+          },
+          { deliveryHoldBodyLength: 30_000 },
+        ),
+      (req, _index, res) => {
+        // The receiver at /hung never answers (until the test ends).
+        if (!req.path.startsWith("/hung")) res.writeHead(200).end("OK");
+      },
+    );
+    await createWebhook(herald, `${receiver.url}/hung`);
+    await createWebhook(herald, `${receiver.url}/fine`);
+    const blob = "x".repeat(9000);
+    const started = Date.now();
+    for (let n = 0; n < 30; n++) await trigger(herald, "user.created", { n, blob });
+    await waitFor(
+      () => (receiver.requests.filter((r) => r.path === "/fine").length >= 30 ? true : undefined),
+      5000,
+      "all 30 deliveries to the receiver that answers",
+    );
+    assert.ok(Date.now() - started < 5000);
+    assert.equal(
+      receiver.requests.filter((r) => r.path === "/hung").length,
+      2,
+      "the hung receiver holds its two slots",
+    );
+  });
+
   test("with room in its budget, the same load is sent all at once", async (t) => {
     const most = await mostInFlight(t, 1_000_000);
     assert.ok(most >= 20, `most of the 40 deliveries in flight at once; there were ${most}`);

@@ -40,3 +40,17 @@ test("takeAll empties every line", () => {
   queue.push("c:1");
   assert.equal(queue.take(always), "c:1");
 });
+
+test("takeAllOf empties one key's line and leaves the others their turns", () => {
+  const queue = queueOf(["a:1", "b:1", "a:2", "c:1", "b:2"]);
+  assert.deepEqual(queue.takeAllOf("b"), ["b:1", "b:2"]);
+  assert.deepEqual(queue.takeAllOf("b"), []);
+  assert.equal(queue.length, 3);
+  assert.equal(queue.lengthOf("b"), 0);
+  queue.push("b:3");
+  const taken: string[] = [];
+  for (let item = queue.take(always); item !== undefined; item = queue.take(always)) {
+    taken.push(item);
+  }
+  assert.deepEqual(taken, ["a:1", "c:1", "b:3", "a:2"]);
+});

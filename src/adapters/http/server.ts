@@ -69,9 +69,11 @@ function answerExpectContinueLate(app: FastifyInstance): void {
         return;
       }
       // A route that reads JSON (all but incoming webhooks, checked when they arrive).
+      // Fastify reads no body for GET, HEAD and TRACE, whatever they carry.
       const hasBody =
-        request.headers["transfer-encoding"] !== undefined ||
-        Number(request.headers["content-length"] ?? 0) > 0;
+        !["GET", "HEAD", "TRACE"].includes(request.method) &&
+        (request.headers["transfer-encoding"] !== undefined ||
+          Number(request.headers["content-length"] ?? 0) > 0);
       const refused =
         hasBody && request.server.hasContentTypeParser("application/json")
           ? refusedContentType(request.headers["content-type"])
