@@ -52,7 +52,9 @@ function describeError(error: unknown, timeoutMs: number): string {
     return `the receiver's answer is not HTTP/1.1 (${reason}). Check that the webhook URL points at a web server, with https:// if it speaks TLS.`;
   }
   switch (code) {
+    // undici's own limit on the wait for headers is the same, and may fire first.
     case "HERALD_ATTEMPT_TIMEOUT":
+    case "UND_ERR_HEADERS_TIMEOUT":
       return `timed out: no response within ${timeoutMs} ms. A receiver should answer at once (2xx) and do slow work afterwards.`;
     case "UND_ERR_HEADERS_OVERFLOW":
       return "the receiver's answer has more header data than Herald reads (16 KB). Check the server at the webhook URL.";
@@ -70,8 +72,6 @@ function describeError(error: unknown, timeoutMs: number): string {
       return `the receiver closed the connection before answering (${message})`;
     case "UND_ERR_CONNECT_TIMEOUT":
       return `timed out: could not connect within ${timeoutMs} ms`;
-    case "UND_ERR_HEADERS_TIMEOUT":
-      return `timed out: no response within ${timeoutMs} ms`;
     case "UND_ERR_BODY_TIMEOUT":
       return `timed out: the response body stopped for ${timeoutMs} ms`;
     case "UND_ERR_DESTROYED":

@@ -43,36 +43,38 @@ export function isRetryable(result: AttemptResult): boolean {
 }
 
 /** Why an answer that is not retried ends the delivery, and what to do about it. */
-function refusalReason(result: AttemptResult): string {
+function refusalReason(result: AttemptResult, retry: string): string {
   const status = result.response?.status;
   if (status === undefined) return "not retried, since every attempt would be refused the same way";
   if (status >= 300 && status < 400) {
     const location = result.response?.headers.location;
     return `receiver answered ${status}, a redirect${location ? ` to ${location}` : ""}. Herald does not follow redirects: change the webhook's URL to the address the receiver now uses`;
   }
-  return `receiver answered ${status}, which is not retried: the receiver refused this delivery. Check its logs, then send it again with POST /api/webhooks/<id>/deliveries/<deliveryId>/retry`;
+  return `receiver answered ${status}, which is not retried: the receiver refused this delivery. Check its logs, then send it again with ${retry}`;
 }
 
 /**
  * Decides what follows attempt number `attemptNumber` (1-based).
- * `random` returns a number in [0, 1) and is injected so tests can pin the jitter.
+ * `random` returns a number in [0, 1) and is injected so tests can pin the jitter; `retry` is how
+ * to send the delivery again by hand, as the reasons for giving up tell it.
  */
 export function decideOutcome(
   result: AttemptResult,
   attemptNumber: number,
   schedule: RetrySchedule,
   random: () => number = Math.random,
+  retry = "POST /api/webhooks/:id/deliveries/:deliveryId/retry",
 ): AttemptOutcome {
   const status = result.response?.status;
   if (status !== undefined && status >= 200 && status < 300) return { kind: "delivered" };
   if (!isRetryable(result)) {
-    return { kind: "give-up", reason: refusalReason(result) };
+    return { kind: "give-up", reason: refusalReason(result, retry) };
   }
   const scheduled = schedule[attemptNumber - 1];
   if (scheduled === undefined) {
     return {
       kind: "give-up",
-      reason: `no attempts left after ${attemptNumber}. Once the receiver works, send it again with POST /api/webhooks/<id>/deliveries/<deliveryId>/retry`,
+      reason: `no attempts left after ${attemptNumber}. Once the receiver works, send it again with ${retry}`,
       exhausted: true,
     };
   }

@@ -167,7 +167,19 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   const inFlightTo = new Map<string, number>();
   /** Claimed deliveries waiting for a free slot, with the end of their lease, by webhook. */
   const ready = new FairQueue<Held>(({ delivery }) => delivery.webhookId);
-  const hasRoom = (webhookId: string) => (inFlightTo.get(webhookId) ?? 0) < perWebhook;
+  /**
+   * Attempts in flight one webhook may have now: an equal share of the slots among the webhooks
+   * with work (attempts in flight or deliveries waiting), and at most `perWebhook`. A share never
+   * adds up to more than the slots, so however many receivers hang, each webhook with work keeps
+   * its own; what a hung receiver held beyond its share it keeps only until those attempts end.
+   */
+  let share = perWebhook;
+  function updateShare(): void {
+    let busy = inFlightTo.size;
+    for (const webhookId of ready.keys()) if (!inFlightTo.has(webhookId)) busy++;
+    share = Math.min(perWebhook, Math.max(1, Math.floor(concurrency / Math.max(1, busy))));
+  }
+  const hasRoom = (webhookId: string) => (inFlightTo.get(webhookId) ?? 0) < share;
   /** Body characters of the deliveries waiting in `ready` or in flight. */
   let heldBodyLength = 0;
   /** A recent delivery body's length, averaged, to size claims so that they fit the budget. */
@@ -218,7 +230,16 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     else inFlightTo.delete(webhookId);
     // A slot is free for a webhook whose waiting deliveries were given back: claim them again.
     if (shed.delete(webhookId)) claimDue = true;
+    // A webhook the last claim skipped may have more waiting in the store: claim once its own
+    // line runs short, rather than again and again while it has no room.
+    if (skipped.has(webhookId) && ready.lengthOf(webhookId) < share) {
+      skipped.delete(webhookId);
+      claimDue = true;
+    }
   }
+
+  /** Webhooks the last claim skipped, for having no room. */
+  let skipped = new Set<string>();
 
   /**
    * Webhooks at their limit of attempts in flight whose waiting deliveries were given back to the
@@ -248,17 +269,18 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
    * what waits for them does not count against the room for claiming the others' deliveries.
    */
   function saturated(): { webhooks: string[]; waiting: number } {
+    updateShare();
     const webhooks: string[] = [];
     let waiting = 0;
     for (const webhookId of ready.keys()) {
       const queued = ready.lengthOf(webhookId);
-      if (!hasRoom(webhookId) && queued >= perWebhook) {
+      if (!hasRoom(webhookId) && queued >= share) {
         webhooks.push(webhookId);
         waiting += queued;
       }
     }
     for (const webhookId of shed) {
-      if (!hasRoom(webhookId) && ready.lengthOf(webhookId) < perWebhook) webhooks.push(webhookId);
+      if (!hasRoom(webhookId) && ready.lengthOf(webhookId) < share) webhooks.push(webhookId);
     }
     return { webhooks, waiting };
   }
@@ -276,6 +298,22 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   const failingLog = createLogThrottle(60_000, () => clock.now(), 100_000);
   /** Webhooks last said to be failing, so that their next success is said too. */
   const failing = new Set<string>();
+
+  /** Deliveries that failed for good: one line per webhook per minute, as an outage ends many. */
+  const gaveUpLog = createLogThrottle(60_000, () => clock.now(), 100_000);
+
+  function logGaveUp(delivery: ClaimedDelivery, update: DeliveryUpdate): void {
+    const { webhookId } = delivery;
+    const count = gaveUpLog.due(webhookId);
+    if (count === undefined) return;
+    const address = `GET /api/webhooks/${webhookId}/deliveries/${delivery.id}`;
+    logger.warn(
+      { deliveryId: delivery.id, webhookId, attempts: update.attempts, failedDeliveries: count },
+      count === 1
+        ? `Delivery ${delivery.id} to webhook ${webhookId} failed for good: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at ${address}. This line repeats at most once a minute for this webhook.`
+        : `${count} deliveries to webhook ${webhookId} failed for good since the last line. The latest, ${delivery.id}: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at ${address}; GET /api/webhooks/${webhookId}/deliveries lists the others. This line repeats at most once a minute for this webhook.`,
+    );
+  }
 
   /** Tells the operator, in a line they can see, that a webhook's receiver fails or works again. */
   function logReceiverHealth(
@@ -332,7 +370,13 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     const result = await sender.send(delivery);
     const leaseLapsed = clock.now() > leaseUntil;
     const attemptNumber = delivery.attempts + 1;
-    const outcome = decideOutcome(result, attemptNumber, schedule, random);
+    const outcome = decideOutcome(
+      result,
+      attemptNumber,
+      schedule,
+      random,
+      `POST /api/webhooks/${delivery.webhookId}/deliveries/${delivery.id}/retry`,
+    );
     const finishedAt = result.startedAt + result.durationMs;
     const update: DeliveryUpdate = {
       deliveryId: delivery.id,
@@ -380,12 +424,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       logReceiverHealth(delivery, update, outcome);
       // The retry is a row with a due time now: the next claim sets the sleep to wake for it.
       if (outcome.kind === "retry") scheduleDueCheck();
-      if (outcome.kind === "give-up") {
-        logger.warn(
-          { deliveryId: delivery.id, webhookId: delivery.webhookId, attempts: update.attempts },
-          `Delivery ${delivery.id} failed for good: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at GET /api/webhooks/${delivery.webhookId}/deliveries/${delivery.id}, and POST to that address + /retry sends it again.`,
-        );
-      }
+      if (outcome.kind === "give-up") logGaveUp(delivery, update);
     } catch (error) {
       const count = storeFailureLog.due("record");
       if (count !== undefined) {
@@ -404,6 +443,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   function dispatch(): void {
     /** Deliveries whose lease would run out before an attempt could finish; rarely any. */
     let expiring: string[] | undefined;
+    updateShare();
     while (running && inFlight < concurrency) {
       const next = ready.take(hasRoom);
       if (!next) break;
@@ -448,6 +488,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     // Claims run ahead of the sends by up to one batch, so a slot that frees up starts its next
     // attempt at once instead of waiting for a database round trip.
     const blocked = saturated();
+    skipped = new Set(blocked.webhooks);
     const waiting = ready.length - blocked.waiting;
     const room = concurrency + batchSize - inFlight - waiting;
     // Claim in large batches: each claim is a query that passes over the rows already held.
@@ -514,8 +555,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     }
     dispatch();
     if (!running) return;
-    // More may be due: the batch was full, webhooks were skipped, or a wake-up came meanwhile.
-    if (claimed.length === limit || blocked.webhooks.length > 0) claimDue = true;
+    // More may be due: the batch was full, or a wake-up came meanwhile. (For the webhooks skipped,
+    // finished() asks for a claim once they have room.)
+    if (claimed.length === limit) claimDue = true;
     if (claimDue) {
       schedulePump();
       return;

@@ -205,7 +205,7 @@ function deliveryTests(threads: string): void {
   });
 
   test("a receiver that keeps answering 500 fails the delivery once the schedule runs out, and says why", async (t) => {
-    const { delivery } = await deliverOne(
+    const { delivery, webhook } = await deliverOne(
       threads,
       t,
       { HERALD_RETRY_SCHEDULE: "100ms" },
@@ -213,7 +213,13 @@ function deliveryTests(threads: string): void {
     );
     assert.equal(delivery.status, "failed");
     assert.equal(delivery.attempts, 2);
-    assert.match(delivery.error, /receiver answered 500; no attempts left after 2\. .*\/retry/);
+    assert.match(delivery.error, /receiver answered 500; no attempts left after 2\. /);
+    assert.ok(
+      delivery.error.endsWith(
+        `send it again with POST /api/webhooks/${webhook.id}/deliveries/${delivery.id}/retry`,
+      ),
+      delivery.error,
+    );
   });
 
   test("a 400 answer is not retried and the delivery fails after one attempt", async (t) => {
@@ -227,6 +233,10 @@ function deliveryTests(threads: string): void {
     assert.equal(delivery.attempts, 1);
     assert.equal(delivery.attemptLog.length, 1);
     assert.equal(delivery.attemptLog[0].statusCode, 400);
+    assert.ok(
+      delivery.error.includes(`POST /api/webhooks/${webhook.id}/deliveries/${delivery.id}/retry`),
+      delivery.error,
+    );
     await sleep(700);
     assert.equal(receiver.requests.length, 1);
     const again = await settledDelivery(herald, webhook.id);
@@ -447,7 +457,16 @@ function deliveryTests(threads: string): void {
     assert.equal(receiver.requests.length, 0);
   });
 
-  test("a receiver that hangs holds only its webhook's share of the slots, and other webhooks keep flowing", async (t) => {
+  /**
+   * Herald with 8 slots, and `hanging` webhooks whose receivers never answer beside one that
+   * answers at once; triggers `triggers` events and waits for the healthy webhook to get them all
+   * before the hanging attempts time out. Returns how many requests the hanging receivers got.
+   */
+  async function besideHangingReceivers(
+    t: { after(fn: () => Promise<void>): void },
+    hanging: number,
+    triggers: number,
+  ): Promise<number> {
     const { herald, receiver } = await setup(
       threads,
       t,
@@ -458,20 +477,31 @@ function deliveryTests(threads: string): void {
         HERALD_SHUTDOWN_GRACE: "1s",
       },
       (request, _index, res) => {
-        if (request.path === "/hang") return;
+        if (request.path.startsWith("/hang")) return;
         res.writeHead(200, { "content-type": "text/plain" }).end("OK");
       },
     );
-    await createWebhook(herald, `${receiver.url}/hang`);
+    for (let i = 0; i < hanging; i++) await createWebhook(herald, `${receiver.url}/hang${i}`);
     await createWebhook(herald, `${receiver.url}/ok`);
-    for (let n = 0; n < 40; n++) await trigger(herald, "user.created", { n });
+    for (let n = 0; n < triggers; n++) await trigger(herald, "user.created", { n });
+    const healthy = () => receiver.requests.filter((r) => r.path === "/ok").length;
     await waitFor(
-      () => (receiver.requests.filter((r) => r.path === "/ok").length >= 40 ? true : undefined),
+      () => (healthy() >= triggers ? true : undefined),
       2500,
-      "the healthy webhook's 40 deliveries, before the hanging one's attempts time out",
+      `the healthy webhook's ${triggers} deliveries, before the hanging attempts time out`,
     );
-    const hanging = receiver.requests.filter((r) => r.path === "/hang").length;
+    return receiver.requests.length - healthy();
+  }
+
+  test("a receiver that hangs holds only its webhook's share of the slots, and other webhooks keep flowing", async (t) => {
+    const hanging = await besideHangingReceivers(t, 1, 40);
     assert.ok(hanging <= 2, `the hanging webhook holds its 2 slots at most; it held ${hanging}`);
+  });
+
+  test("however many receivers hang, a healthy webhook keeps a share of the slots", async (t) => {
+    // Five hanging webhooks at two slots each would take all eight.
+    const hanging = await besideHangingReceivers(t, 5, 20);
+    assert.ok(hanging <= 8, `the hanging webhooks hold 8 slots at most; they held ${hanging}`);
   });
 
   test("delivery history pages newest first and the cursor walks every delivery once", async (t) => {
