@@ -75,6 +75,12 @@ export interface DeliveryWorker {
  */
 const SWEEP_INTERVAL_MS = 5_000;
 
+/**
+ * A webhook whose receiver has not answered for this long (or ever) keeps only a fair share of the
+ * slots; one that answers may use up to its limit.
+ */
+const SLOW_RECEIVER_MS = 1000;
+
 /** Payload a worker holds at most by default, in body characters: 64 deliveries of 1 MB. */
 export const DEFAULT_HOLD_BODY_LENGTH = 64 * 1024 * 1024;
 
@@ -167,19 +173,32 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   const inFlightTo = new Map<string, number>();
   /** Claimed deliveries waiting for a free slot, with the end of their lease, by webhook. */
   const ready = new FairQueue<Held>(({ delivery }) => delivery.webhookId);
+  const inFlightOf = (webhookId: string) => inFlightTo.get(webhookId) ?? 0;
+  /** When each webhook's receiver last answered quickly (within SLOW_RECEIVER_MS), by webhook. */
+  const answeredAt = new Map<string, number>();
   /**
-   * Attempts in flight one webhook may have now: an equal share of the slots among the webhooks
-   * with work (attempts in flight or deliveries waiting), and at most `perWebhook`. A share never
-   * adds up to more than the slots, so however many receivers hang, each webhook with work keeps
-   * its own; what a hung receiver held beyond its share it keeps only until those attempts end.
+   * What a webhook whose receiver has not answered lately may have in flight: an equal share of
+   * the slots among the webhooks with work (attempts in flight or deliveries waiting), at least
+   * one. Set as dispatch() begins.
    */
   let share = perWebhook;
-  function updateShare(): void {
-    let busy = inFlightTo.size;
-    for (const webhookId of ready.keys()) if (!inFlightTo.has(webhookId)) busy++;
-    share = Math.min(perWebhook, Math.max(1, Math.floor(concurrency / Math.max(1, busy))));
+  /** When dispatch() began. */
+  let dispatchedAt = 0;
+  /** Whether a webhook's receiver answered within the last SLOW_RECEIVER_MS. */
+  function answering(webhookId: string): boolean {
+    const at = answeredAt.get(webhookId);
+    return at !== undefined && dispatchedAt - at < SLOW_RECEIVER_MS;
   }
-  const hasRoom = (webhookId: string) => (inFlightTo.get(webhookId) ?? 0) < share;
+  /**
+   * A webhook whose receiver answers may start attempts up to its limit; one that has not answered
+   * lately (it is new, slow or hangs) only up to its share. However many receivers hang, holding
+   * their slots until their attempts time out, they leave the other webhooks slots to go on with.
+   */
+  function mayStart(webhookId: string): boolean {
+    const sending = inFlightOf(webhookId);
+    return sending < perWebhook && (sending < share || answering(webhookId));
+  }
+
   /** Body characters of the deliveries waiting in `ready` or in flight. */
   let heldBodyLength = 0;
   /** A recent delivery body's length, averaged, to size claims so that they fit the budget. */
@@ -228,11 +247,12 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     const left = (inFlightTo.get(webhookId) ?? 1) - 1;
     if (left > 0) inFlightTo.set(webhookId, left);
     else inFlightTo.delete(webhookId);
+
     // A slot is free for a webhook whose waiting deliveries were given back: claim them again.
     if (shed.delete(webhookId)) claimDue = true;
     // A webhook the last claim skipped may have more waiting in the store: claim once its own
     // line runs short, rather than again and again while it has no room.
-    if (skipped.has(webhookId) && ready.lengthOf(webhookId) < share) {
+    if (skipped.has(webhookId) && ready.lengthOf(webhookId) < perWebhook) {
       skipped.delete(webhookId);
       claimDue = true;
     }
@@ -254,7 +274,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   function shedWaiting(): void {
     const ids: string[] = [];
     for (const webhookId of [...ready.keys()]) {
-      if (hasRoom(webhookId)) continue;
+      if (mayStart(webhookId)) continue;
       for (const { delivery, body } of ready.takeAllOf(webhookId)) {
         letGo(body);
         ids.push(delivery.id);
@@ -265,25 +285,27 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   }
 
   /**
-   * Webhooks at their limit with a full round of deliveries still waiting: claims skip them, and
-   * what waits for them does not count against the room for claiming the others' deliveries.
+   * Webhooks that may not start an attempt now with a full round of deliveries still waiting (a
+   * share for a slow one, the limit for others): claims skip them, and what waits for them does not
+   * count against the room for claiming the others' deliveries.
    */
   function saturated(): { webhooks: string[]; waiting: number } {
-    updateShare();
     const webhooks: string[] = [];
     let waiting = 0;
     for (const webhookId of ready.keys()) {
+      if (mayStart(webhookId)) continue;
       const queued = ready.lengthOf(webhookId);
-      if (!hasRoom(webhookId) && queued >= share) {
+      if (queued >= (answering(webhookId) ? perWebhook : share)) {
         webhooks.push(webhookId);
         waiting += queued;
       }
     }
     for (const webhookId of shed) {
-      if (!hasRoom(webhookId) && ready.lengthOf(webhookId) < share) webhooks.push(webhookId);
+      if (!mayStart(webhookId) && ready.lengthOf(webhookId) < perWebhook) webhooks.push(webhookId);
     }
     return { webhooks, waiting };
   }
+
   let recording = 0;
   let drained: (() => void) | undefined;
   /** Claims that failed in a row. */
@@ -443,9 +465,12 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   function dispatch(): void {
     /** Deliveries whose lease would run out before an attempt could finish; rarely any. */
     let expiring: string[] | undefined;
-    updateShare();
+    dispatchedAt = clock.now();
+    let busy = inFlightTo.size;
+    for (const webhookId of ready.keys()) if (!inFlightTo.has(webhookId)) busy++;
+    share = Math.max(1, Math.floor(concurrency / Math.max(1, busy)));
     while (running && inFlight < concurrency) {
-      const next = ready.take(hasRoom);
+      const next = ready.take(mayStart);
       if (!next) break;
       const { delivery, leaseUntil, body } = next;
       if (clock.now() + timeoutMs > leaseUntil) {
@@ -458,6 +483,11 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       // The slot is free once the receiver has answered; recording goes on beside the next sends.
       void attempt(delivery, leaseUntil).then(
         ({ update, outcome }) => {
+          const { statusCode, durationMs } = update.attempt;
+          if (statusCode !== null && durationMs < SLOW_RECEIVER_MS) {
+            if (answeredAt.size >= 100_000) answeredAt.clear();
+            answeredAt.set(delivery.webhookId, clock.now());
+          }
           finished(delivery.webhookId);
           letGo(body);
           sendRate.count();
