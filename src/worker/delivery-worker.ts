@@ -153,8 +153,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   let claiming = false;
   /**
    * Whether the store may hold due deliveries that nobody has leased: set by a wake-up, a due time
-   * or poll, leases given back or freed, and a claim that filled its batch or skipped webhooks;
-   * cleared by a claim. An answered attempt does not set it, so a worker fed by its own commits
+   * or poll, leases given back or freed, a claim that filled its batch, and a webhook the last
+   * claim skipped whose line ran short; cleared by a claim. An answered attempt does not set it, so a worker fed by its own commits
    * sends without querying for work that is not there.
    */
   let claimDue = true;
@@ -194,6 +194,11 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
    * lately (it is new, slow or hangs) only up to its share. However many receivers hang, holding
    * their slots until their attempts time out, they leave the other webhooks slots to go on with.
    */
+  /** A round of attempts for a webhook: what it may have in flight once it has slots again. */
+  function fullRound(webhookId: string): number {
+    return answering(webhookId) ? perWebhook : share;
+  }
+
   function mayStart(webhookId: string): boolean {
     const sending = inFlightOf(webhookId);
     return sending < perWebhook && (sending < share || answering(webhookId));
@@ -252,7 +257,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     if (shed.delete(webhookId)) claimDue = true;
     // A webhook the last claim skipped may have more waiting in the store: claim once its own
     // line runs short, rather than again and again while it has no room.
-    if (skipped.has(webhookId) && ready.lengthOf(webhookId) < perWebhook) {
+    if (skipped.has(webhookId) && ready.lengthOf(webhookId) < fullRound(webhookId)) {
       skipped.delete(webhookId);
       claimDue = true;
     }
@@ -262,8 +267,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   let skipped = new Set<string>();
 
   /**
-   * Webhooks at their limit of attempts in flight whose waiting deliveries were given back to the
-   * store to free the payload budget; claims skip them until one of their attempts ends.
+   * Webhooks held to their share (receivers that have not answered lately) whose waiting
+   * deliveries were given back to the store to free the payload budget; claims skip them until
+   * one of their attempts ends.
    */
   const shed = new Set<string>();
 
@@ -274,7 +280,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   function shedWaiting(): void {
     const ids: string[] = [];
     for (const webhookId of [...ready.keys()]) {
-      if (mayStart(webhookId)) continue;
+      // A receiver that answers frees its slots soon: only slow ones are shed.
+      if (mayStart(webhookId) || answering(webhookId)) continue;
       for (const { delivery, body } of ready.takeAllOf(webhookId)) {
         letGo(body);
         ids.push(delivery.id);
@@ -295,13 +302,15 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     for (const webhookId of ready.keys()) {
       if (mayStart(webhookId)) continue;
       const queued = ready.lengthOf(webhookId);
-      if (queued >= (answering(webhookId) ? perWebhook : share)) {
+      if (queued >= fullRound(webhookId)) {
         webhooks.push(webhookId);
         waiting += queued;
       }
     }
     for (const webhookId of shed) {
-      if (!mayStart(webhookId) && ready.lengthOf(webhookId) < perWebhook) webhooks.push(webhookId);
+      if (!mayStart(webhookId) && ready.lengthOf(webhookId) < fullRound(webhookId)) {
+        webhooks.push(webhookId);
+      }
     }
     return { webhooks, waiting };
   }
