@@ -154,8 +154,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   /**
    * Whether the store may hold due deliveries that nobody has leased: set by a wake-up, a due time
    * or poll, leases given back or freed, a claim that filled its batch, and a webhook the last
-   * claim skipped whose line ran short; cleared by a claim. An answered attempt does not set it, so a worker fed by its own commits
-   * sends without querying for work that is not there.
+   * claim skipped whose line ran short; cleared by a claim. An answered attempt does not set it,
+   * so a worker fed by its own commits sends without querying for work that is not there.
    */
   let claimDue = true;
   /**
@@ -189,16 +189,16 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     const at = answeredAt.get(webhookId);
     return at !== undefined && dispatchedAt - at < SLOW_RECEIVER_MS;
   }
-  /**
-   * A webhook whose receiver answers may start attempts up to its limit; one that has not answered
-   * lately (it is new, slow or hangs) only up to its share. However many receivers hang, holding
-   * their slots until their attempts time out, they leave the other webhooks slots to go on with.
-   */
   /** A round of attempts for a webhook: what it may have in flight once it has slots again. */
   function fullRound(webhookId: string): number {
     return answering(webhookId) ? perWebhook : share;
   }
 
+  /**
+   * A webhook whose receiver answers may start attempts up to its limit; one that has not answered
+   * lately (it is new, slow or hangs) only up to its share. However many receivers hang, holding
+   * their slots until their attempts time out, they leave the other webhooks slots to go on with.
+   */
   function mayStart(webhookId: string): boolean {
     const sending = inFlightOf(webhookId);
     return sending < perWebhook && (sending < share || answering(webhookId));
