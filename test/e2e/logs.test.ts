@@ -29,20 +29,38 @@ function capturedLogger(level: string) {
   return { logger: pino({ level }, stream), lines };
 }
 
-test("at debug level every attempt is logged with what came of it", async (t) => {
-  const { logger, lines } = capturedLogger("debug");
+/**
+ * Herald logging into `logger`, with one user.created webhook on a receiver whose request number
+ * `index` (from 0) fails with 503 when `fails(index)`; both stop when the test ends.
+ */
+async function heraldWithWebhook(
+  t: { after(fn: () => Promise<void>): void },
+  fails: (index: number) => boolean,
+  env: Record<string, string>,
+  overrides: Parameters<typeof startHerald>[1],
+) {
   const receiver = await startReceiver((_req, index, res) =>
-    res.writeHead(index === 0 ? 503 : 200).end(index === 0 ? "busy" : "OK"),
+    res.writeHead(fails(index) ? 503 : 200).end(fails(index) ? "busy" : "OK"),
   );
   t.after(() => receiver.close());
-  const herald = await startHerald({ HERALD_RETRY_SCHEDULE: "100ms" }, { logger });
+  const herald = await startHerald(env, overrides);
   t.after(() => herald.stop());
   const created = await herald.api("POST", "/api/webhooks", {
     name: "logged",
     url: receiver.url,
     events: ["user.created"],
   });
-  const id = created.body.webhook.id as string;
+  return { herald, receiver, id: created.body.webhook.id as string };
+}
+
+test("at debug level every attempt is logged with what came of it", async (t) => {
+  const { logger, lines } = capturedLogger("debug");
+  const { herald, id } = await heraldWithWebhook(
+    t,
+    (index) => index === 0,
+    { HERALD_RETRY_SCHEDULE: "100ms" },
+    { logger },
+  );
   await herald.api("POST", "/api/webhooks/trigger", { event: "user.created", data: { n: 1 } });
   const attempts = await waitFor(
     () => {
@@ -60,20 +78,14 @@ test("a failing receiver is a warning once a minute per webhook, even when it fa
   const { logger, lines } = capturedLogger("info");
   // Each trigger fails first: the first three times, then once; a success follows each run.
   const failures = new Set([0, 1, 2, 4, 6, 8]);
-  const receiver = await startReceiver((_req, index, res) =>
-    res.writeHead(failures.has(index) ? 503 : 200).end(failures.has(index) ? "busy" : "OK"),
-  );
-  t.after(() => receiver.close());
   let offset = 0;
   const clock = { now: () => Date.now() + offset };
-  const herald = await startHerald({ HERALD_RETRY_SCHEDULE: "50ms,50ms,50ms" }, { logger, clock });
-  t.after(() => herald.stop());
-  const created = await herald.api("POST", "/api/webhooks", {
-    name: "failing",
-    url: receiver.url,
-    events: ["user.created"],
-  });
-  const id = created.body.webhook.id as string;
+  const { herald, receiver, id } = await heraldWithWebhook(
+    t,
+    (index) => failures.has(index),
+    { HERALD_RETRY_SCHEDULE: "50ms,50ms,50ms" },
+    { logger, clock },
+  );
   const health = () =>
     lines.filter((line) => line.webhookId === id && /are failing|succeed again/.test(line.msg));
   const settle = async (n: number, requests: number) => {

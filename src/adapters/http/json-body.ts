@@ -15,6 +15,8 @@ import { errorCodes, type FastifyInstance } from "fastify";
 import { HeraldError } from "../../domain/errors.js";
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?/i;
+/** Charsets in which a JSON body is never UTF-8, whatever its bytes. */
+const NEVER_UTF8 = /^(utf-?(16|32)|ucs-)/i;
 
 /**
  * The charset a Content-Type declares when the body cannot be read as UTF-8 under it: UTF-16 and
@@ -23,7 +25,7 @@ const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?/i;
 function unreadableCharset(contentType: string | undefined, bytes: Buffer): string | undefined {
   const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1];
   if (charset === undefined || /^utf-?8$/i.test(charset)) return undefined;
-  if (/^(utf-?(16|32)|ucs-)/i.test(charset) || !isAscii(bytes)) return charset;
+  if (NEVER_UTF8.test(charset) || !isAscii(bytes)) return charset;
   return undefined;
 }
 
@@ -40,7 +42,7 @@ export function refusedContentType(contentType: string | undefined): Error | und
   const mediaType = contentType.split(";", 1)[0]?.trim().toLowerCase();
   if (mediaType !== "application/json") return new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE();
   const charset = CHARSET.exec(contentType)?.[1];
-  if (charset !== undefined && /^(utf-?(16|32)|ucs-)/i.test(charset)) {
+  if (charset !== undefined && NEVER_UTF8.test(charset)) {
     return new HeraldError("unsupported_media_type", UNREADABLE_CHARSET_MESSAGE(charset));
   }
   return undefined;

@@ -52,8 +52,8 @@ export interface ServerDeps {
 /**
  * A client that asks before it sends a body (`Expect: 100-continue`, which curl does for large
  * bodies) is told to go on only when the body is about to be read: after the route, the API key,
- * the source, the declared size and the content type have been checked. A request refused before then is answered
- * at once and its body never uploaded. (Node would send 100 Continue on arrival.)
+ * the source, the declared size and the content type have been checked. A request refused before
+ * then is answered at once and its body never uploaded. (Node would send 100 Continue on arrival.)
  */
 function answerExpectContinueLate(app: FastifyInstance): void {
   const waiting = new WeakSet<IncomingMessage>();
@@ -68,8 +68,8 @@ function answerExpectContinueLate(app: FastifyInstance): void {
         done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
         return;
       }
-      // A route that reads JSON (all but incoming webhooks, checked when they arrive).
-      // Fastify reads no body for GET, HEAD and TRACE, whatever they carry.
+      // Only where a JSON body will be read: not on incoming webhooks (their content type is
+      // checked when they arrive), nor on GET, HEAD and TRACE, whose bodies Fastify never reads.
       const hasBody =
         !["GET", "HEAD", "TRACE"].includes(request.method) &&
         (request.headers["transfer-encoding"] !== undefined ||
