@@ -258,6 +258,20 @@ export async function createHerald(
 
   let stopped: Promise<void> | undefined;
 
+  /** Tells the operator, after a restart or a crash, that the deliveries left waiting are being sent. */
+  async function reportWaitingDeliveries(
+    counted: Promise<{ due: number; later: number }>,
+  ): Promise<void> {
+    try {
+      const { due, later } = await counted;
+      const message = waitingDeliveriesMessage(due, later);
+      if (message) logger.info({ due, later }, message);
+    } catch (error) {
+      // Only a report: the worker claims the same deliveries whether or not it is counted.
+      logger.debug({ err: error }, "Herald could not count the deliveries waiting at start.");
+    }
+  }
+
   return {
     app,
     store,
@@ -270,6 +284,9 @@ export async function createHerald(
         host: config.host,
         listenTextResolver: (at) => `Listening for HTTP requests at ${at}.`,
       });
+      // Counted before the worker starts, so that its first attempts do not change the count.
+      const waiting = worker ? store.countPendingDeliveries(clock.now()) : undefined;
+      waiting?.catch(() => {});
       await worker?.start();
       const what =
         config.role === "worker"
@@ -279,6 +296,7 @@ export async function createHerald(
         { address, role: config.role, database: config.database.kind },
         `Herald is ready as role '${config.role}': ${what}; database: ${config.database.kind}.`,
       );
+      if (waiting) void reportWaitingDeliveries(waiting);
       return address;
     },
 
@@ -303,4 +321,16 @@ export async function createHerald(
       return stopped;
     },
   };
+}
+
+/** The start line about deliveries left waiting, or undefined when there are none. */
+export function waitingDeliveriesMessage(due: number, later: number): string | undefined {
+  const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+  const retries =
+    later === 0
+      ? ""
+      : `${plural(later, "retry waits", "retries wait")} in the database for ${later === 1 ? "its" : "their"} time.`;
+  if (due === 0) return retries || undefined;
+  const sending = `${plural(due, "delivery was", "deliveries were")} waiting in the database to be sent; Herald is sending ${due === 1 ? "it" : "them"} now.`;
+  return retries ? `${sending} ${retries}` : sending;
 }

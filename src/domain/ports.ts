@@ -111,6 +111,11 @@ export interface Store {
    * Deliveries due already are either claimed at once or leased, so they are not counted.
    */
   nextDueAt(after: number): Promise<number | undefined>;
+  /**
+   * How many deliveries of active webhooks wait to be sent: `due` at `now` (leased ones included),
+   * and `later`, retries waiting for their time.
+   */
+  countPendingDeliveries(now: number): Promise<{ due: number; later: number }>;
   listDeliveries(
     webhookId: string,
     options: { limit: number; cursor?: string },

@@ -12,6 +12,7 @@ import { test } from "node:test";
 import { pino } from "pino";
 import { openSqliteStore } from "../../src/adapters/storage/sqlite/sqlite-store.js";
 import type { Store } from "../../src/domain/ports.js";
+import { plainWebhook } from "../support/fixtures.js";
 import { startHerald, waitFor } from "../support/herald.js";
 import { startReceiver } from "../support/receiver.js";
 
@@ -188,4 +189,76 @@ test("a database the worker cannot read is one error line for a run of failures,
     /Check that the database is running and reachable; this line repeats at most every 30 s/,
   );
   assert.match(String(back.msg), new RegExp(`works again, after ${failedClaims} failed tries\\.$`));
+});
+
+test("at start, deliveries left waiting in the database are said, due ones and retries apart", async (t) => {
+  const { logger, lines } = capturedLogger("info");
+  const dir = mkdtempSync(join(tmpdir(), "herald-logs-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = openSqliteStore(join(dir, "herald.db"));
+  // Two due deliveries to an unreachable receiver, and one retry due in an hour.
+  let started = false;
+  t.after(async () => {
+    if (!started) await store.close();
+  });
+  await store.insertWebhook({ ...plainWebhook("wh_waiting"), url: "http://127.0.0.1:9/" });
+  for (const name of ["a", "b", "c"]) {
+    await store.enqueueEvent(
+      { id: `evt_${name}`, type: "user.created", body: "{}", createdAt: 1 },
+      (active) => [...active],
+      () => `del_${name}`,
+    );
+  }
+  const [retry] = await store.claimDueDeliveries({
+    now: 1,
+    limit: 1,
+    workerId: "before",
+    leaseUntil: 2,
+  });
+  assert.ok(retry);
+  await store.recordAttempt(
+    {
+      deliveryId: retry.id,
+      status: "pending",
+      attempts: 1,
+      nextAttemptAt: Date.now() + 3_600_000,
+      attempt: {
+        deliveryId: retry.id,
+        attempt: 1,
+        startedAt: 1,
+        durationMs: 1,
+        statusCode: 503,
+        error: "receiver answered 503",
+        responseHeaders: null,
+        responseBody: null,
+      },
+    },
+    "before",
+  );
+  started = true;
+  const herald = await startHerald({}, { logger, store });
+  t.after(() => herald.stop());
+  const line = await waitFor(
+    () => lines.find((entry) => String(entry.msg).includes("waiting in the database")),
+    3000,
+    "the line about waiting deliveries",
+  );
+  assert.equal(
+    line.msg,
+    "2 deliveries were waiting in the database to be sent; Herald is sending them now. 1 retry waits in the database for its time.",
+  );
+  assert.deepEqual([line.due, line.later], [2, 1]);
+});
+
+test("a start with nothing waiting says nothing about waiting deliveries", async (t) => {
+  const { logger, lines } = capturedLogger("info");
+  const herald = await startHerald({}, { logger });
+  t.after(() => herald.stop());
+  await waitFor(
+    () => lines.find((entry) => String(entry.msg).startsWith("Herald is ready")),
+    3000,
+    "the ready line",
+  );
+  await sleep(200);
+  assert.equal(lines.filter((entry) => String(entry.msg).includes("waiting")).length, 0);
 });

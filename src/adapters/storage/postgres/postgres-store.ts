@@ -678,6 +678,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return rows[0]?.at;
     },
 
+    async countPendingDeliveries(now) {
+      const { rows } = await pool.query<{ due: number; later: number }>(
+        `SELECT (count(*) FILTER (WHERE d.next_attempt_at <= $1))::int AS due,
+                (count(*) FILTER (WHERE d.next_attempt_at > $1))::int AS later
+         FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+         WHERE d.status = 'pending' AND w.active`,
+        [now],
+      );
+      return { due: rows[0]?.due ?? 0, later: rows[0]?.later ?? 0 };
+    },
+
     async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {
       const after = cursor === undefined ? null : decodeCursor(cursor);
       const { rows } = await pool.query<DeliveryRow>(

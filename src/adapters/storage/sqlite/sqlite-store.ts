@@ -171,6 +171,11 @@ export function openSqliteStore(path: string): Store {
        WHERE d.status = 'pending' AND d.next_attempt_at > ? AND w.active = 1
        ORDER BY d.next_attempt_at LIMIT 1`,
     ),
+    pendingCounts: db.prepare<[number, number], { due: number | null; later: number | null }>(
+      `SELECT SUM(d.next_attempt_at <= ?) AS due, SUM(d.next_attempt_at > ?) AS later
+       FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+       WHERE d.status = 'pending' AND w.active = 1`,
+    ),
     pageFirst: db.prepare<[string, number], DeliveryRow>(
       `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
        WHERE d.webhook_id = ? ORDER BY d.seq DESC LIMIT ?`,
@@ -361,6 +366,11 @@ export function openSqliteStore(path: string): Store {
 
     async nextDueAt(after) {
       return q.nextDue.get(after)?.at;
+    },
+
+    async countPendingDeliveries(now) {
+      const counts = q.pendingCounts.get(now, now);
+      return { due: counts?.due ?? 0, later: counts?.later ?? 0 };
     },
 
     async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {
