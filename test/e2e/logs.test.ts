@@ -7,28 +7,15 @@ import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { test } from "node:test";
-import { pino } from "pino";
 import { openSqliteStore } from "../../src/adapters/storage/sqlite/sqlite-store.js";
 import type { Store } from "../../src/domain/ports.js";
 import { plainWebhook } from "../support/fixtures.js";
 import { startHerald, waitFor } from "../support/herald.js";
+import { capturedLogger } from "../support/log-capture.js";
 import { startReceiver } from "../support/receiver.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A logger at `level` whose JSON lines are kept in `lines`. */
-function capturedLogger(level: string) {
-  const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString("utf8").split("\n")) if (line) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: pino({ level }, stream), lines };
-}
 
 /**
  * Herald logging into `logger`, with one user.created webhook on a receiver whose request number

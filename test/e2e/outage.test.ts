@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import pg from "pg";
 import { startHerald, TEST_API_KEY, waitFor } from "../support/herald.js";
+import { capturedLogger } from "../support/log-capture.js";
 import { TEST_PG_URL } from "../support/postgres.js";
 import { spawnHerald } from "../support/process.js";
 
@@ -31,47 +32,63 @@ async function dedicatedRole(t: { after(fn: () => Promise<void>): void }, prefix
   return { admin, role, url };
 }
 
-test("while the database refuses connections the API answers 503, and recovers after", async (t) => {
-  const { admin, role, url } = await dedicatedRole(t, "herald_outage");
-  const herald = await startHerald({ DATABASE_URL: url.toString(), HERALD_DB_POOL_SIZE: "3" });
-  t.after(() => herald.stop());
+/** Ways a database refuses a role's connections, each with how to let it in again. */
+const REFUSALS = [
+  { how: "out of connections", refuse: "CONNECTION LIMIT 0", allow: "CONNECTION LIMIT -1" },
+  { how: "the login refused", refuse: "NOLOGIN", allow: "LOGIN" },
+];
 
-  const created = await herald.api("POST", "/api/webhooks", {
-    name: "outage",
-    url: "http://127.0.0.1:9/hook",
-    events: ["user.created"],
-  });
-  assert.equal(created.status, 201);
+for (const { how, refuse, allow } of REFUSALS) {
+  test(`while the database refuses connections (${how}) the API answers 503, and recovers after`, async (t) => {
+    const { admin, role, url } = await dedicatedRole(t, "herald_outage");
+    const { logger, lines } = capturedLogger("info");
+    const herald = await startHerald(
+      { DATABASE_URL: url.toString(), HERALD_DB_POOL_SIZE: "3" },
+      { logger },
+    );
+    t.after(() => herald.stop());
 
-  await admin.query(`ALTER ROLE ${role} CONNECTION LIMIT 0`);
-  await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", [
-    role,
-  ]);
-  const trigger = () =>
-    fetch(`${herald.url}/api/webhooks/trigger`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ event: "user.created", data: { n: 1 } }),
+    const created = await herald.api("POST", "/api/webhooks", {
+      name: "outage",
+      url: "http://127.0.0.1:9/hook",
+      events: ["user.created"],
     });
-  const refused = await trigger();
-  assert.equal(refused.status, 503);
-  assert.equal(refused.headers.get("retry-after"), "5");
-  const body = (await refused.json()) as Record<string, unknown>;
-  assert.equal(body.success, false);
-  assert.equal(body.error, "Service Unavailable");
-  assert.match(String(body.message), /cannot reach its database.*Send the request again/);
-  assert.equal((await herald.api("GET", "/api/webhooks")).status, 503);
+    assert.equal(created.status, 201);
 
-  await admin.query(`ALTER ROLE ${role} CONNECTION LIMIT -1`);
-  await waitFor(
-    async () => ((await trigger()).status === 200 ? true : undefined),
-    10_000,
-    "Herald to serve triggers again",
-  );
-  const list = await herald.api("GET", "/api/webhooks");
-  assert.equal(list.status, 200);
-  assert.equal(list.body.webhooks.length, 1);
-});
+    await admin.query(`ALTER ROLE ${role} ${refuse}`);
+    await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", [
+      role,
+    ]);
+    const trigger = () =>
+      fetch(`${herald.url}/api/webhooks/trigger`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ event: "user.created", data: { n: 1 } }),
+      });
+    const refused = await trigger();
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers.get("retry-after"), "5");
+    const body = (await refused.json()) as Record<string, unknown>;
+    assert.equal(body.success, false);
+    assert.equal(body.error, "Service Unavailable");
+    assert.match(String(body.message), /cannot reach its database.*Send the request again/);
+    assert.equal((await herald.api("GET", "/api/webhooks")).status, 503);
+
+    await admin.query(`ALTER ROLE ${role} ${allow}`);
+    await waitFor(
+      async () => ((await trigger()).status === 200 ? true : undefined),
+      10_000,
+      "Herald to serve triggers again",
+    );
+    const list = await herald.api("GET", "/api/webhooks");
+    assert.equal(list.status, 200);
+    assert.equal(list.body.webhooks.length, 1);
+    const outage = lines.filter((line) => line.msg.startsWith("The database could not serve"));
+    assert.ok(outage.length >= 1 && outage[0]?.level === 50, JSON.stringify(outage));
+    const back = lines.find((line) => line.msg.startsWith("The database serves again"));
+    assert.match(String(back?.msg), /While it could not, \d+ requests? (was|were) answered 503\.$/);
+  });
+}
 
 test("connections cut while requests use them fail those requests, never the process", {
   timeout: 60_000,

@@ -299,6 +299,34 @@ function registerApiTests() {
       assertError(await post("/api/webhooks", big), 413);
     });
 
+    test("a request without a body is not refused for its content type (as axios sends a bare POST)", async () => {
+      const bare = (method: "POST" | "DELETE", url: string, contentType: string) =>
+        call({
+          method,
+          url,
+          payload: "",
+          headers: { ...auth, "content-type": contentType, "content-length": "0" },
+        });
+      const webhook = await register();
+      assertError(
+        await bare("POST", `/api/webhooks/${webhook.id}/deliveries/del_nope/retry`, "text/plain"),
+        404,
+        /del_nope/,
+      );
+      assertError(
+        await bare("DELETE", "/api/webhooks/wh_nope", "application/x-www-form-urlencoded"),
+        404,
+      );
+      const deleted = await bare(
+        "DELETE",
+        `/api/webhooks/${webhook.id}`,
+        "application/x-www-form-urlencoded",
+      );
+      assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+      // A route that needs a body says so, whatever the type of the empty one.
+      assertError(await bare("POST", "/api/webhooks", "text/plain"), 400);
+    });
+
     test("a secret that is the mask, blank, or holds a character no store keeps is 400", async () => {
       for (const secret of ["***", "   ", "a\u0000b", "tab\there", "half\ud800"]) {
         const response = await post("/api/webhooks", {

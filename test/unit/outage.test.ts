@@ -12,6 +12,10 @@ test("a database that is down, restarting, full or out of connections is an outa
     "57P03",
     "53300",
     "08006",
+    "28P01",
+    "3D000",
+    "25006",
+    "40P01",
     "SQLITE_BUSY",
     "SQLITE_FULL",
     "SQLITE_IOERR_WRITE",
@@ -19,6 +23,11 @@ test("a database that is down, restarting, full or out of connections is an outa
     assert.equal(isStorageOutage(Object.assign(new Error("x"), { code })), true, code);
   }
   assert.equal(isStorageOutage(new Error("Connection terminated unexpectedly")), true);
+  const notAccepting = new Error('database "herald" is not currently accepting connections');
+  assert.equal(isStorageOutage(Object.assign(notAccepting, { code: "55000" })), true);
+  // The same SQLSTATE for another reason (a statement in the wrong state) is a bug.
+  const otherState = new Error("cannot refresh materialized view concurrently");
+  assert.equal(isStorageOutage(Object.assign(otherState, { code: "55000" })), false);
 });
 
 test("a full disk is told apart from a database that cannot be reached", () => {

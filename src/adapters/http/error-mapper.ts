@@ -103,7 +103,27 @@ function articled(type: string): string {
 const OUTAGE_LOG_INTERVAL_MS = 10_000;
 const outageLog = createLogThrottle(OUTAGE_LOG_INTERVAL_MS, Date.now);
 
+/** Requests answered 503 since the database last failed; 0 while it serves. */
+let answeredUnavailable = 0;
+
+/**
+ * Hears that a write was stored (a 2xx to a request that writes): after an outage, one line says
+ * the database serves again, so the operator who read the error lines sees it end.
+ */
+export function noteStoredWrite(request: FastifyRequest): void {
+  if (answeredUnavailable === 0) return;
+  const count = answeredUnavailable;
+  answeredUnavailable = 0;
+  outageLog.forget("full");
+  outageLog.forget("unavailable");
+  request.log.info(
+    { requestsAnswered503: count },
+    `The database serves again: requests are stored as usual. While it could not, ${count === 1 ? "1 request was" : `${count} requests were`} answered 503.`,
+  );
+}
+
 function logOutage(request: FastifyRequest, error: unknown, outage: OutageKind): void {
+  answeredUnavailable++;
   const count = outageLog.due(outage);
   if (count === undefined) return;
   const what =

@@ -23,6 +23,7 @@ import {
   handleClientError,
   handleError,
   handleFrameworkError,
+  noteStoredWrite,
   notFoundHandler,
 } from "./error-mapper.js";
 import { refusedContentType, useJsonBodyParser } from "./json-body.js";
@@ -30,6 +31,9 @@ import { registerIncomingRoutes } from "./routes/incoming.js";
 import { registerIncomingEventRoutes } from "./routes/incoming-events.js";
 import { registerSourceRoutes } from "./routes/sources.js";
 import { registerEventRoutes, registerWebhookRoutes } from "./routes/webhooks.js";
+
+/** Where incoming webhooks arrive: their bodies are read raw, whatever they claim to be. */
+const INCOMING_PREFIX = "/api/incoming-webhooks";
 
 /** The API's use cases; absent in a worker-only process, which serves /healthz and /metrics alone. */
 export interface ApiDeps {
@@ -149,6 +153,15 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
         );
       return;
     }
+    // A request without a body has no media type to refuse (axios sends one on a bare POST).
+    if (
+      request.headers["content-type"] !== undefined &&
+      (request.headers["content-length"] ?? "0") === "0" &&
+      request.headers["transfer-encoding"] === undefined &&
+      !request.url.startsWith(INCOMING_PREFIX)
+    ) {
+      delete request.headers["content-type"];
+    }
     const encoding = request.headers["content-encoding"];
     if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") {
       reply
@@ -181,6 +194,12 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   app.removeContentTypeParser("text/plain");
   useJsonBodyParser(app);
   app.setErrorHandler(handleError);
+  app.addHook("onResponse", (request, reply, done) => {
+    if (reply.statusCode < 300 && request.method !== "GET" && request.method !== "HEAD") {
+      noteStoredWrite(request);
+    }
+    done();
+  });
   app.setNotFoundHandler(notFoundHandler(routeMethods(app)));
 
   app.get("/healthz", async () => ({ success: true, message: "Herald is running" }));
@@ -227,7 +246,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     async (incoming) => {
       registerIncomingRoutes(incoming, api.incoming, deps.clock);
     },
-    { prefix: "/api/incoming-webhooks" },
+    { prefix: INCOMING_PREFIX },
   );
 
   return app;

@@ -15,8 +15,31 @@ const NETWORK_CODES = new Set([
   "EHOSTUNREACH",
 ]);
 
-/** PostgreSQL SQLSTATEs: the server is shutting down or starting, or out of connections or memory. */
-const POSTGRES_CODES = new Set(["57P01", "57P02", "57P03", "53000", "53200", "53300"]);
+/**
+ * PostgreSQL SQLSTATEs: the server is shutting down or starting, or out of connections or memory;
+ * the login is refused (role, password, database dropped or renamed) or the database is a standby
+ * that takes no writes (a failover in progress); a lock, deadlock or serialization conflict that a
+ * second try clears.
+ */
+const POSTGRES_CODES = new Set([
+  "57P01",
+  "57P02",
+  "57P03",
+  "57P04",
+  "53000",
+  "53200",
+  "53300",
+  "28000",
+  "28P01",
+  "3D000",
+  "25006",
+  "40001",
+  "40P01",
+  "55P03",
+]);
+
+/** object_not_in_prerequisite_state, an outage only when it refuses the connection itself. */
+const POSTGRES_NOT_ACCEPTING = { code: "55000", message: "not currently accepting connections" };
 
 /** SQLite result codes of a file that is locked or cannot be read or written as a whole. */
 const SQLITE_CODE = /^SQLITE_(BUSY|LOCKED|IOERR|READONLY|CANTOPEN|PROTOCOL)/;
@@ -41,6 +64,13 @@ export function storageOutage(error: unknown): OutageKind | undefined {
   if (typeof code === "string") {
     if (code.startsWith("SQLITE_FULL") || code === "53100") return "full";
     if (NETWORK_CODES.has(code) || POSTGRES_CODES.has(code) || SQLITE_CODE.test(code)) {
+      return "unavailable";
+    }
+    if (
+      code === POSTGRES_NOT_ACCEPTING.code &&
+      typeof message === "string" &&
+      message.includes(POSTGRES_NOT_ACCEPTING.message)
+    ) {
       return "unavailable";
     }
     // Connection exceptions (class 08).
