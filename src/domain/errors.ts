@@ -25,6 +25,7 @@ export const ERROR_CATALOGUE = {
   delivery_pending: { status: 409, error: "Conflict" },
   payload_too_large: { status: 413, error: "Payload Too Large" },
   unsupported_media_type: { status: 415, error: "Unsupported Media Type" },
+  expectation_failed: { status: 417, error: "Expectation Failed" },
   uri_too_long: { status: 414, error: "URI Too Long" },
   request_timeout: { status: 408, error: "Request Timeout" },
   headers_too_large: { status: 431, error: "Request Header Fields Too Large" },

@@ -181,6 +181,13 @@ export function checkWebhookUrl(input: string): string {
       "url",
     );
   }
+  if (parsed.port === "0") {
+    throw new HeraldError(
+      "validation_failed",
+      "url names port 0, which nothing can listen on. Use the receiver's port (or none, for 80 and 443).",
+      "url",
+    );
+  }
   if (parsed.username || parsed.password) {
     throw new HeraldError(
       "validation_failed",

@@ -118,6 +118,19 @@ describe("broken requests", () => {
     }
   });
 
+  test("an expectation other than 100-continue is 417 in the error format", async () => {
+    const answer = parseAnswer(
+      await exchange(
+        herald.url,
+        `GET /api/webhooks HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    assert.equal(answer.status, 417);
+    assert.equal(answer.body.success, false);
+    assert.equal(answer.body.error, "Expectation Failed");
+    assert.match(answer.body.message, /'Expect: something-else'.*without the header/);
+  });
+
   describe("Expect: 100-continue", () => {
     const ask = (headers: string[]) =>
       `POST /api/webhooks/trigger HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n${headers.join("\r\n")}\r\n\r\n`;

@@ -270,6 +270,7 @@ function registerApiTests() {
         [{ name: "x", url: "not a url", events: ["user.created"] }, /url/],
         [{ name: "x", url: "https://e.com/a\u0000b", events: ["user.created"] }, /control/],
         [{ name: "x", url: "https://e.com/a\nb", events: ["user.created"] }, /control/],
+        [{ name: "x", url: "http://e.com:0/hook", events: ["user.created"] }, /port 0/],
         [{ name: "", url: "https://e.com", events: ["user.created"] }, /name/],
         [{ name: 5, url: "https://e.com", events: ["user.created"] }, /name/],
         [{ name: "x", url: "https://e.com", events: ["user.created"], active: "false" }, /active/],
@@ -734,6 +735,29 @@ function registerApiTests() {
         '{"event":"user.created","data":{"ok":null,"large":1e300}}',
       );
       assert.equal(fine.status, 200, JSON.stringify(fine.body));
+    });
+
+    test("a whole number JSON parsers would round (beyond 2^53) is 400 naming where it is", async () => {
+      const trigger = (data: string) =>
+        postRaw(
+          "/api/webhooks/trigger",
+          "application/json",
+          `{"event":"user.created","data":${data}}`,
+        );
+      const response = await trigger(
+        '{"id":"12345678901234567890","n":[{"big":12345678901234567890}]}',
+      );
+      assertError(response, 400, /beyond 9007199254740991.*arrive as 12345678901234567000.*string/);
+      assert.equal(response.body.field, "data.n[0].big");
+      assertError(await trigger('{"low":-9007199254740993}'), 400);
+      for (const fine of [
+        '{"edge":9007199254740991,"low":-9007199254740991}',
+        '{"id":"12345678901234567890","ms":1733382000000}',
+        '{"f":1234567890.1234567,"large":1e300}',
+      ]) {
+        const answer = await trigger(fine);
+        assert.equal(answer.status, 200, `${fine}: ${JSON.stringify(answer.body)}`);
+      }
     });
 
     test("a trigger without data sends an empty object; without event it is 400", async () => {

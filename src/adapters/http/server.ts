@@ -65,6 +65,20 @@ function answerExpectContinueLate(app: FastifyInstance): void {
     waiting.add(req);
     app.server.emit("request", req, res);
   });
+  // Node answers any other expectation 417 with an empty body; this one says what to change.
+  app.server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+    const body = errorBody(
+      "expectation_failed",
+      `Herald cannot meet 'Expect: ${String(req.headers.expect).slice(0, 100)}'. The only expectation it takes is 100-continue; send the request without the header.`,
+    );
+    const text = JSON.stringify(body);
+    res
+      .writeHead(417, {
+        "content-type": "application/json; charset=utf-8",
+        "content-length": Buffer.byteLength(text),
+      })
+      .end(text);
+  });
   app.addHook("preParsing", (request, reply, payload, done) => {
     if (waiting.has(request.raw) && !request.is404) {
       const limit = request.routeOptions.bodyLimit;
