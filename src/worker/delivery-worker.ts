@@ -81,6 +81,14 @@ const SWEEP_INTERVAL_MS = 5_000;
  */
 const SLOW_RECEIVER_MS = 1000;
 
+/**
+ * An attempt whose record could not be written is written again after these waits, doubling up to
+ * the last, for as long as its lease holds: a record lost to a short database outage would have
+ * the delivery sent again once the lease runs out.
+ */
+const RECORD_RETRY_FIRST_MS = 250;
+const RECORD_RETRY_MAX_MS = 2_000;
+
 /** Payload a worker holds at most by default, in body characters: 64 deliveries of 1 MB. */
 export const DEFAULT_HOLD_BODY_LENGTH = 64 * 1024 * 1024;
 
@@ -428,6 +436,19 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     return { update, outcome };
   }
 
+  /** Writes an attempt's record, again after a failure while the lease holds and the worker runs. */
+  async function storeRecord(update: DeliveryUpdate, leaseUntil: number): Promise<void> {
+    for (let wait = RECORD_RETRY_FIRST_MS; ; wait = Math.min(wait * 2, RECORD_RETRY_MAX_MS)) {
+      try {
+        await store.recordAttempt(update, workerId, leaseUntil);
+        return;
+      } catch (error) {
+        if (!running || clock.now() + wait >= leaseUntil) throw error;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+
   /** Records an attempt; the delivery stays leased until this is committed, so nobody sends it twice. */
   async function record(
     delivery: ClaimedDelivery,
@@ -437,7 +458,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   ) {
     recording++;
     try {
-      await store.recordAttempt(update, workerId, leaseUntil);
+      await storeRecord(update, leaseUntil);
       options.observer?.attemptFinished(outcome.kind, update.attempt.durationMs);
       if (logger.isLevelEnabled("debug")) {
         const { statusCode, durationMs, error } = update.attempt;

@@ -606,6 +606,38 @@ describe("the delivery loop", () => {
     );
   });
 
+  test("an attempt record the database refuses for a moment is written again, and the delivery is not sent twice", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "herald-records-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const real = openSqliteStore(join(dir, "herald.db"));
+    let refusals = 2;
+    const store = new Proxy(real, {
+      get(target, property, receiver) {
+        if (property === "recordAttempt") {
+          return (...args: Parameters<Store["recordAttempt"]>) => {
+            if (refusals-- > 0) return Promise.reject(new Error("database is locked"));
+            return target.recordAttempt(...args);
+          };
+        }
+        return Reflect.get(target, property, receiver);
+      },
+    });
+    const { herald, receiver } = await withReceiver(
+      t,
+      () => startHerald({ HERALD_DELIVERY_THREADS: "0", HERALD_DELIVERY_TIMEOUT: "1s" }, { store }),
+      (_req, _index, res) => res.writeHead(200).end("OK"),
+    );
+    const webhook = await createWebhook(herald, receiver.url);
+    await trigger(herald, "user.created", { n: 1 });
+    const delivery = await settledDelivery(herald, webhook.id);
+    assert.equal(delivery.status, "success");
+    assert.equal(delivery.attempts, 1);
+    // Had the record been dropped, the lease (1 s + 10 s) would have run out and sent it again.
+    await sleep(500);
+    assert.equal(receiver.requests.length, 1);
+    assert.ok(refusals < 0, "both refusals were met");
+  });
+
   /** Sends 40 deliveries of about 4,000 characters each, held 100 ms each; the most open at once. */
   async function mostInFlight(t: { after(fn: () => Promise<void>): void }, budget: number) {
     let open = 0;
