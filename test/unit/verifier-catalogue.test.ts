@@ -547,3 +547,73 @@ describe("createVerifier and describeVerifier", () => {
     }
   });
 });
+
+describe("replay window edges", () => {
+  // Most of a second into the current second: the age is counted in whole seconds.
+  const now = NOW + 900;
+  const hmacSecret = "edge-secret";
+  const stripeSecret = "whsec_edge";
+  const stdSecret = `whsec_${randomBytes(24).toString("base64")}`;
+  const timestamped: Array<[string, Verifier, (seconds: number) => Headers, string]> = [
+    [
+      "stripe",
+      createStripeVerifier(stripeSecret),
+      (seconds) => ({
+        "stripe-signature": new Stripe("sk_test_x").webhooks.generateTestHeaderString({
+          payload,
+          secret: stripeSecret,
+          timestamp: seconds,
+        }),
+      }),
+      "The timestamp in Stripe-Signature",
+    ],
+    [
+      "standard-webhooks",
+      createStandardWebhooksVerifier(stdSecret),
+      (seconds) => ({
+        "webhook-id": "msg_edge",
+        "webhook-timestamp": String(seconds),
+        "webhook-signature": new Webhook(stdSecret).sign(
+          "msg_edge",
+          new Date(seconds * 1000),
+          payload,
+        ),
+      }),
+      "The timestamp in webhook-timestamp",
+    ],
+    [
+      "hmac with a timestamp header",
+      hmacVerifier({ signedContent: "timestamp.body", timestampHeader: "x-timestamp" }, hmacSecret),
+      (seconds) => ({
+        "x-signature": digest("sha256", hmacSecret, `${seconds}.${payload}`, "hex"),
+        "x-timestamp": String(seconds),
+      }),
+      "The timestamp in X-Timestamp",
+    ],
+  ];
+  for (const [name, verifier, signedAt, opening] of timestamped) {
+    test(`${name}: a timestamp exactly the tolerance old or ahead is accepted; a second more is refused with its age`, () => {
+      const at = (seconds: number) => verifier.verify({ rawBody, headers: signedAt(seconds) }, now);
+      assert.equal(at(nowSeconds - 300).ok, true);
+      assert.equal(at(nowSeconds + 300).ok, true);
+      const old = refusedWith(at(nowSeconds - 301), "signature_expired");
+      assert.ok(
+        old.startsWith(
+          `${opening} is 301 seconds old, outside this source's tolerance of 300 seconds,`,
+        ),
+        old,
+      );
+      const ahead = refusedWith(at(nowSeconds + 301), "signature_expired");
+      assert.ok(ahead.startsWith(`${opening} is 301 seconds in the future,`), ahead);
+      const tight = refusedWith(
+        verifier.verify({ rawBody, headers: signedAt(nowSeconds - 2) }, now, 1),
+        "signature_expired",
+      );
+      assert.match(tight, /is 2 seconds old, outside this source's tolerance of 1 second,/);
+      assert.equal(
+        verifier.verify({ rawBody, headers: signedAt(nowSeconds - 1) }, now, 1).ok,
+        true,
+      );
+    });
+  }
+});

@@ -118,17 +118,30 @@ export function readTimestamp(
   return { text, seconds: Number(text) };
 }
 
-/** The refusal for a timestamp outside the replay window, or undefined when it is inside. */
+/** "1 second", "2 seconds": a count with its noun, for messages. */
+export function counted(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/**
+ * The refusal for a timestamp outside the replay window, or undefined when it is inside. The age
+ * is counted in whole seconds (the current second less the timestamp), as Stripe's and Standard
+ * Webhooks' own libraries count it, and a timestamp exactly `toleranceSeconds` old or ahead is
+ * inside; the message reports the same age the check used. `header` names where the timestamp was.
+ */
 export function outsideWindow(
   timestampSeconds: number,
   nowMs: number,
   toleranceSeconds: number,
-  label: string,
+  header: string,
 ): Refusal | undefined {
-  const ageSeconds = nowMs / 1000 - timestampSeconds;
-  if (Math.abs(ageSeconds) <= toleranceSeconds) return undefined;
-  const distance = Math.round(Math.abs(ageSeconds));
-  const when = ageSeconds > 0 ? `${distance} seconds old` : `${distance} seconds in the future`;
+  const ageSeconds = Math.floor(nowMs / 1000) - timestampSeconds;
+  const distance = Math.abs(ageSeconds);
+  if (distance <= toleranceSeconds) return undefined;
+  const when =
+    ageSeconds > 0
+      ? `${counted(distance, "second")} old`
+      : `${counted(distance, "second")} in the future`;
   const advice =
     timestampSeconds > 100_000_000_000
       ? "It looks like milliseconds: send the Unix time in seconds."
@@ -136,7 +149,7 @@ export function outsideWindow(
   return {
     ok: false,
     code: "signature_expired",
-    reason: `The ${label} timestamp is ${when}, outside this source's tolerance of ${toleranceSeconds} seconds, so the request is refused as a possible replay. ${advice}`,
+    reason: `The timestamp in ${header} is ${when}, outside this source's tolerance of ${counted(toleranceSeconds, "second")}, so the request is refused as a possible replay. ${advice}`,
   };
 }
 
