@@ -18,6 +18,7 @@ import type { IncomingQuery, Logger, PendingEvent, Store } from "./ports.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { type RouteDecision, routeIncoming } from "./routing.js";
 import type { ResolvedSource, SourceRegistry } from "./source-registry.js";
+import { counted } from "./text.js";
 import { webhookReceives } from "./webhooks.js";
 
 /** An incoming request as the HTTP layer hands it over. */
@@ -76,7 +77,7 @@ function notFound(id: string): HeraldError {
 function tooLarge(source: ResolvedSource): HeraldError {
   return new HeraldError(
     "payload_too_large",
-    `The request body is larger than the ${source.settings.maxBodyBytes} bytes source '${source.source.name}' accepts. Send a smaller body, or raise the source's maxBodyBytes.`,
+    `The request body is larger than the ${counted(source.settings.maxBodyBytes, "byte")} source '${source.source.name}' accepts. Send a smaller body, or raise the source's maxBodyBytes.`,
   );
 }
 
@@ -169,7 +170,7 @@ export function createIncomingService(deps: {
     if (wait > 0) {
       const error = new HeraldError(
         "rate_limited",
-        `Source '${name}' accepts ${limit} requests per second and this one is over the limit. Wait ${wait} s (see Retry-After) and send it again.`,
+        `Source '${name}' accepts ${counted(limit, "request")} per second and this one is over the limit. Wait ${wait} s (see Retry-After) and send it again.`,
       );
       error.retryAfterSeconds = wait;
       throw error;

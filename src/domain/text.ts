@@ -1,4 +1,12 @@
-/** Checks on text a client sends that Herald stores and shows again exactly as it was given. */
+/**
+ * Checks on text a client sends that Herald stores and shows again exactly as it was given, and
+ * the wording of counts in messages.
+ */
+
+/** "1 second", "2 seconds": a count with its noun (which takes an s in the plural). */
+export function counted(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
 
 /** True when `text` holds a C0 control character or DEL. */
 export function hasControlCharacter(text: string): boolean {

@@ -613,6 +613,22 @@ test("a source over its rate limit is answered 429 with Retry-After and nothing 
   assert.equal(await storedCount(herald, "bursty"), accepted.length);
 });
 
+test("limits of one are told in the singular: 1 request per second, 1 byte", async (t) => {
+  const { herald } = await setup(t);
+  await createHmacSource(herald, "tiny", { maxBodyBytes: 1 });
+  const large = await post(herald, "tiny", "{}", { "x-webhook-signature": "00" });
+  assertRefused(large, 413, "payload_too_large");
+  assert.match(large.body.message, /larger than the 1 byte source 'tiny' accepts\./);
+  const secret = await createHmacSource(herald, "slow", { rateLimitPerSecond: 1 });
+  const body = JSON.stringify({ event: "ping" });
+  const signed = { "x-webhook-signature": digest("sha256", secret, body, "hex") };
+  const answers = [];
+  for (let i = 0; i < 4; i++) answers.push(await post(herald, "slow", body, signed));
+  const limited = answers.find((answer) => answer.status === 429);
+  assert.ok(limited, JSON.stringify(answers.map((answer) => answer.status)));
+  assert.match(limited.body.message, /^Source 'slow' accepts 1 request per second and /);
+});
+
 test("forged requests do not use up a source's rate: the real sender still gets through", async (t) => {
   const { herald } = await setup(t);
   const secret = await createHmacSource(herald, "guarded", { rateLimitPerSecond: 1 });

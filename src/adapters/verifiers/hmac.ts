@@ -17,6 +17,7 @@ import {
   type Verifier,
 } from "../../domain/incoming.js";
 import { digestEqual, hmacKey } from "../../domain/signing.js";
+import { counted } from "../../domain/text.js";
 import {
   DEFAULT_TOLERANCE_SECONDS,
   type DigestEncoding,
@@ -116,11 +117,6 @@ export function readTimestamp(
     };
   }
   return { text, seconds: Number(text) };
-}
-
-/** "1 second", "2 seconds": a count with its noun, for messages. */
-export function counted(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /**
