@@ -531,6 +531,12 @@ function registerApiTests() {
         404,
         /takes GET or POST, not DELETE/,
       );
+      // POST takes a source's name there, and no source may be named health.
+      assertError(
+        await call({ method: "PUT", url: "/api/incoming-webhooks/health" }),
+        404,
+        /takes GET, not PUT\.$/,
+      );
     });
 
     test("a path the router cannot read is 400 or 414 in the error format", async () => {

@@ -108,23 +108,28 @@ function answerExpectContinueLate(app: FastifyInstance): void {
 
 /**
  * Keeps the method and path pattern of every route `app` gets from now on, and returns a lookup of
- * the methods a concrete path takes: a request with the wrong method is told which to use.
+ * the methods a concrete path takes: a request with the wrong method is told which to use. A path
+ * that a route names word for word is that route's alone: the routes that would take it only as a
+ * parameter (`POST /api/incoming-webhooks/:service` for `/api/incoming-webhooks/health`, a name no
+ * source may have) do not count there.
  */
 function routeMethods(app: FastifyInstance): (path: string) => string[] {
-  const routes: Array<{ method: string; pattern: RegExp }> = [];
+  const routes: Array<{ method: string; pattern: RegExp; exact: boolean }> = [];
   app.addHook("onRoute", (route) => {
-    const source = route.url
-      .replace(/\/$/, "")
-      .split("/")
+    const parts = route.url.replace(/\/$/, "").split("/");
+    const source = parts
       .map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
       .join("/");
     const pattern = new RegExp(`^${source}/?$`);
+    const exact = !parts.some((part) => part.startsWith(":"));
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const method of methods) if (method !== "HEAD") routes.push({ method, pattern });
+    for (const method of methods) if (method !== "HEAD") routes.push({ method, pattern, exact });
   });
-  return (path) => [
-    ...new Set(routes.filter((route) => route.pattern.test(path)).map((r) => r.method)),
-  ];
+  return (path) => {
+    const matching = routes.filter((route) => route.pattern.test(path));
+    const exact = matching.filter((route) => route.exact);
+    return [...new Set((exact.length > 0 ? exact : matching).map((route) => route.method))];
+  };
 }
 
 /** Creates the HTTP app. Call `listen` or `inject` on the result. */
