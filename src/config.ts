@@ -39,6 +39,8 @@ export interface Config {
   /** Undefined: a key is generated on first start and kept in the data directory. */
   apiKey: string | undefined;
   incomingSecrets: Partial<Record<IncomingServiceName, string>>;
+  /** Built-in sources whose secret setting is present but blank: they refuse everything too. */
+  blankIncomingSecrets: IncomingServiceName[];
   allowPrivateTargets: boolean;
   retrySchedule: RetrySchedule;
   deliveryTimeoutMs: number;
@@ -154,9 +156,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   const incomingSecrets: Partial<Record<IncomingServiceName, string>> = {};
+  const blankIncomingSecrets: IncomingServiceName[] = [];
   for (const service of INCOMING_SERVICES) {
-    const secret = text(`HERALD_INCOMING_SECRET_${service.toUpperCase()}`);
+    const name = `HERALD_INCOMING_SECRET_${service.toUpperCase()}`;
+    const secret = text(name);
     if (secret !== undefined) incomingSecrets[service] = secret;
+    else if (env[name] !== undefined) blankIncomingSecrets.push(service);
   }
 
   let retrySchedule = DEFAULT_RETRY_SCHEDULE;
@@ -190,6 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     database,
     apiKey,
     incomingSecrets,
+    blankIncomingSecrets,
     allowPrivateTargets: boolean("HERALD_ALLOW_PRIVATE_TARGETS", false),
     retrySchedule,
     deliveryTimeoutMs: duration("HERALD_DELIVERY_TIMEOUT", 15_000, 100, 300_000),

@@ -235,9 +235,12 @@ export async function createHerald(
   if (servesApi) {
     for (const name of INCOMING_SERVICES) {
       if (builtIns.secret(name) === undefined) {
+        const setting = `HERALD_INCOMING_SECRET_${name.toUpperCase()}`;
         logger.warn(
           { source: name },
-          `Incoming webhooks for '${name}' will be refused until HERALD_INCOMING_SECRET_${name.toUpperCase()} is set.`,
+          config.blankIncomingSecrets.includes(name)
+            ? `Incoming webhooks for '${name}' will be refused: ${setting} is blank. Set it to the secret the sender signs with.`
+            : `Incoming webhooks for '${name}' will be refused until ${setting} is set.`,
         );
       }
     }

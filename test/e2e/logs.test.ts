@@ -137,6 +137,21 @@ test("forged incoming webhooks are logged once per interval, with how many and f
   assert.equal((await send(good)).status, 200, "a signed webhook is still taken");
 });
 
+test("a blank incoming secret is said at start to be blank, not unset", async (t) => {
+  const { logger, lines } = capturedLogger("warn");
+  const herald = await startHerald({ HERALD_INCOMING_SECRET_XANO: "   " }, { logger });
+  t.after(() => herald.stop());
+  const said = (source: string) => lines.find((line) => line.source === source)?.msg;
+  assert.equal(
+    said("xano"),
+    "Incoming webhooks for 'xano' will be refused: HERALD_INCOMING_SECRET_XANO is blank. Set it to the secret the sender signs with.",
+  );
+  assert.equal(
+    said("custom"),
+    "Incoming webhooks for 'custom' will be refused until HERALD_INCOMING_SECRET_CUSTOM is set.",
+  );
+});
+
 test("a database the worker cannot read is one error line for a run of failures, and its return is said", async (t) => {
   const { logger, lines } = capturedLogger("info");
   const dir = mkdtempSync(join(tmpdir(), "herald-logs-"));
