@@ -83,8 +83,17 @@ export function headerValue(headers: Headers, name: string): string | undefined 
 const CREDENTIAL_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "x-api-key"]);
 
 /**
- * Headers worth keeping with an incoming webhook: everything except credentials, which are the
- * usual ones plus `alsoSecret` (a token source's own header).
+ * Header names that say they carry a credential: a token, secret, password, API key or session,
+ * or any `x-auth-…` header. Signature headers (`X-Webhook-Signature`, `Stripe-Signature`,
+ * `X-Hub-Signature-256`, `webhook-signature`) name none of these and are kept: a signature is no
+ * secret, and shows what was checked.
+ */
+const CREDENTIAL_NAME = /token|secret|password|passwd|api[-_]?key|session|^x-auth-/;
+
+/**
+ * Headers worth keeping with an incoming webhook: everything except credentials, which are
+ * `Authorization`, `Proxy-Authorization`, `Cookie`, `X-API-Key`, any header whose name says it
+ * holds a credential (see CREDENTIAL_NAME), and `alsoSecret` (a token source's own header).
  */
 export function storableHeaders(
   headers: Headers,
@@ -92,7 +101,13 @@ export function storableHeaders(
 ): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || CREDENTIAL_HEADERS.has(name) || alsoSecret.includes(name)) continue;
+    if (
+      value === undefined ||
+      CREDENTIAL_HEADERS.has(name) ||
+      CREDENTIAL_NAME.test(name) ||
+      alsoSecret.includes(name)
+    )
+      continue;
     out[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   return out;

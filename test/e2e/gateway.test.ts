@@ -646,6 +646,42 @@ test("forged requests do not use up a source's rate: the real sender still gets 
   assert.equal(await storedCount(herald, "guarded"), 1);
 });
 
+test("headers named as credentials are not stored; signature headers are", async (t) => {
+  const { herald } = await setup(t);
+  const body = JSON.stringify({ event: "ping" });
+  const signature = digest("sha256", XANO_SECRET, body, "hex");
+  const credentials = {
+    "x-auth-token": "cred-1",
+    "x-my-secret": "cred-2",
+    "x-user-password": "cred-3",
+    "x-passwd": "cred-4",
+    "x-apikey": "cred-5",
+    "api-key": "cred-6",
+    "x-session-id": "cred-7",
+    "x-auth-user": "cred-8",
+    "x-csrf-token": "cred-9",
+    "proxy-authorization": "Basic cred-10",
+  };
+  const signatures = {
+    "stripe-signature": "t=1,v1=00",
+    "x-hub-signature-256": "sha256=00",
+    "webhook-signature": "v1,AA==",
+  };
+  const answer = await post(herald, "xano", body, {
+    "x-webhook-signature": signature,
+    ...credentials,
+    ...signatures,
+    "x-request-id": "kept",
+  });
+  assertAccepted(answer);
+  const { headers } = await detail(herald, answer.body.eventId);
+  for (const name of Object.keys(credentials)) assert.equal(headers[name], undefined, name);
+  assert.ok(!JSON.stringify(headers).includes("cred-"), JSON.stringify(headers));
+  assert.equal(headers["x-webhook-signature"], signature);
+  for (const [name, value] of Object.entries(signatures)) assert.equal(headers[name], value);
+  assert.equal(headers["x-request-id"], "kept");
+});
+
 test("received webhooks can be listed, inspected without credentials, and replayed", async (t) => {
   const { herald, receiver } = await setup(t);
   await subscribe(herald, receiver);
