@@ -1,7 +1,8 @@
 /**
  * Reads incoming webhook bodies for routing: JSON, form (`application/x-www-form-urlencoded`), XML
  * and plain text. The raw bytes are what is verified and kept; this only makes a readable copy.
- * XML is read with fast-xml-parser with entity expansion off, so entity bombs stay inert text.
+ * XML is read with fast-xml-parser with entity expansion off, and a document with a DOCTYPE is
+ * refused, so no entity a sender declares is ever expanded or left half-read.
  * Limits: form fields that repeat become arrays; XML attributes are kept under `@_name` keys.
  */
 import { XMLParser, XMLValidator } from "fast-xml-parser";
@@ -62,12 +63,39 @@ function parseForm(text: string): Record<string, string | string[]> {
   return Object.fromEntries(fields);
 }
 
+/**
+ * True when the document declares a DOCTYPE: one can stand only in the prolog, after the XML
+ * declaration, processing instructions, comments and white space, and before the root element.
+ */
+function hasDoctype(text: string): boolean {
+  let at = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  for (;;) {
+    while (at < text.length && /\s/.test(text.charAt(at))) at++;
+    const end = text.startsWith("<?", at)
+      ? text.indexOf("?>", at + 2)
+      : text.startsWith("<!--", at)
+        ? text.indexOf("-->", at + 4)
+        : -2;
+    if (end === -2) return /^<!DOCTYPE/i.test(text.slice(at, at + 9));
+    if (end < 0) return false;
+    at = end + (text.charAt(end) === "?" ? 2 : 3);
+  }
+}
+
 /** Parses a body of `kind`, or throws a 400 that says what is wrong. */
 export function parseBody(rawBody: Buffer, kind: BodyKind): unknown {
   if (kind === "json") return parseIncomingJson(rawBody);
   const text = rawBody.toString("utf8");
   if (kind === "form") return parseForm(text);
   if (kind === "text") return text;
+  // Entities a DOCTYPE declares are never expanded, so a document that relies on them would be
+  // read other than its sender meant: none is read, whatever it declares.
+  if (hasDoctype(text)) {
+    throw new HeraldError(
+      "bad_request",
+      "The XML body has a DOCTYPE, which Herald does not read (its entities are never expanded). Send plain XML without a DOCTYPE.",
+    );
+  }
   const valid = XMLValidator.validate(text);
   if (valid !== true) {
     throw new HeraldError(
@@ -78,11 +106,11 @@ export function parseBody(rawBody: Buffer, kind: BodyKind): unknown {
   try {
     return xml.parse(text) as unknown;
   } catch (error) {
-    // The parser refuses some well-formed documents: external entities, names such as
-    // __proto__, nesting too deep to be data.
+    // The parser refuses some well-formed documents: names such as __proto__, nesting too deep
+    // to be data.
     throw new HeraldError(
       "bad_request",
-      `Herald cannot read this XML body (${(error as Error).message}). Send plain XML without a DOCTYPE, special element names or extreme nesting.`,
+      `Herald cannot read this XML body (${(error as Error).message}). Send plain XML without special element names or extreme nesting.`,
     );
   }
 }
