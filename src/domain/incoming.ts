@@ -148,8 +148,8 @@ function xmlRoot(body: unknown): unknown {
 
 /**
  * The incoming event's name: the `X-Webhook-Event` header, else GitHub's `X-GitHub-Event` (GitHub
- * names its events only there), else the body's `event` or `type` (in an XML body, those of its
- * root element too).
+ * names its events only there), else the body's `event` or `type` (in an XML body, also the
+ * `<event>` or `<type>` child of the root element; the root element's own name is never read).
  */
 export function incomingEventName(headers: Headers, body: unknown, kind?: BodyKind): string | null {
   const root = kind === "xml" ? xmlRoot(body) : undefined;

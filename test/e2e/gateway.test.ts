@@ -48,6 +48,18 @@ async function post(
   return { status: response.status, body: text && JSON.parse(text), headers: response.headers };
 }
 
+/** Posts `body` to `source`, signed as an `hmac` source with the default settings signs it. */
+function postSigned(
+  herald: RunningHerald,
+  source: string,
+  secret: string,
+  body: string,
+  contentType = "application/json",
+): Promise<Answer> {
+  const signature = digest("sha256", secret, body, "hex");
+  return post(herald, source, body, { "x-webhook-signature": signature }, contentType);
+}
+
 /** Creates a source and returns the create answer's source (with its secret in full). */
 async function createSource(herald: RunningHerald, input: Record<string, unknown>) {
   const created = await herald.api("POST", "/api/sources", input);
@@ -537,6 +549,23 @@ test("form and XML bodies are verified on their raw bytes and routed by their fi
   assert.equal(await storedCount(herald, "legacy"), 4);
 });
 
+test("an XML body's event name is an <event> or <type> element at the top or under the root, never the root's own name", async (t) => {
+  const { herald } = await setup(t);
+  const secret = await createHmacSource(herald, "xml-names", {});
+  const nameOf = async (xml: string) => {
+    const answer = await postSigned(herald, "xml-names", secret, xml, "application/xml");
+    assertAccepted(answer);
+    return (await detail(herald, answer.body.eventId)).event;
+  };
+  assert.equal(
+    await nameOf("<order><type>order.created</type><id>1</id></order>"),
+    "order.created",
+  );
+  assert.equal(await nameOf("<type>order.paid</type>"), "order.paid");
+  assert.equal(await nameOf("<record.created><id>1</id></record.created>"), null);
+  assert.equal(await nameOf("<a><b><event>deep</event></b></a>"), null);
+});
+
 test("XML's predefined entities and character references are decoded in the routed data", async (t) => {
   const { herald, receiver } = await setup(t);
   await subscribe(herald, receiver);
@@ -544,13 +573,7 @@ test("XML's predefined entities and character references are decoded in the rout
     rules: [{ where: { "event.note": { exists: true } }, emit: "user.created", data: "event" }],
   });
   const xml = '<event><note kind="a &amp; b">Tom &amp; Jerry &lt;3 &#233;t&#xE9;</note></event>';
-  const answer = await post(
-    herald,
-    "xml-text",
-    xml,
-    { "x-webhook-signature": digest("sha256", secret, xml, "hex") },
-    "application/xml",
-  );
+  const answer = await postSigned(herald, "xml-text", secret, xml, "application/xml");
   assertAccepted(answer);
   assert.equal(answer.body.status, "routed");
   const [delivery] = await deliveries(receiver, 1);
@@ -570,13 +593,7 @@ test("an XML entity bomb is not expanded and Herald stays responsive", async (t)
   const bomb = `<?xml version="1.0"?><!DOCTYPE x [${entities.join("")}]><x><v>&e8;</v></x>`;
 
   const started = Date.now();
-  const answer = await post(
-    herald,
-    "xml-in",
-    bomb,
-    { "x-webhook-signature": digest("sha256", secret, bomb, "hex") },
-    "application/xml",
-  );
+  const answer = await postSigned(herald, "xml-in", secret, bomb, "application/xml");
   assert.ok(Date.now() - started < 1000, "the bomb is handled quickly");
   assertRefused(answer, 400, "bad_request");
   assert.match(answer.body.message, /Send plain XML without a DOCTYPE\.$/);
@@ -588,14 +605,7 @@ test("an XML entity bomb is not expanded and Herald stays responsive", async (t)
 test("XML with any DOCTYPE is 400, whatever it declares; the word in the content is read", async (t) => {
   const { herald } = await setup(t);
   const secret = await createHmacSource(herald, "xml-doctype", {});
-  const send = (xml: string) =>
-    post(
-      herald,
-      "xml-doctype",
-      xml,
-      { "x-webhook-signature": digest("sha256", secret, xml, "hex") },
-      "application/xml",
-    );
+  const send = (xml: string) => postSigned(herald, "xml-doctype", secret, xml, "application/xml");
   for (const xml of [
     '<!DOCTYPE x [<!ENTITY who "world">]><x><v>&who;</v></x>',
     '<?xml version="1.0"?>\n<!-- a note --><?app x?>\n<!doctype x><x><v>1</v></x>',
