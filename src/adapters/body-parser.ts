@@ -8,6 +8,7 @@
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { HeraldError } from "../domain/errors.js";
 import { type BodyKind, parseIncomingJson } from "../domain/incoming.js";
+import { readUtf8, type TextBodyWords } from "./utf8-text.js";
 
 const XML_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 
@@ -82,10 +83,27 @@ function hasDoctype(text: string): boolean {
   }
 }
 
-/** Parses a body of `kind`, or throws a 400 that says what is wrong. */
-export function parseBody(rawBody: Buffer, kind: BodyKind): unknown {
-  if (kind === "json") return parseIncomingJson(rawBody);
-  const text = rawBody.toString("utf8");
+/**
+ * Parses a body of `kind` declared as `contentType`, or throws: a 415 for a charset it cannot be
+ * read in as UTF-8, a 400 that says what is wrong with it otherwise.
+ */
+export function parseBody(rawBody: Buffer, kind: BodyKind, contentType?: string): unknown {
+  const words: TextBodyWords = {
+    reads: "webhook bodies",
+    declare: " (charset=utf-8 in Content-Type, or no charset)",
+    content: "the body",
+    code: kind === "json" ? "malformed_json" : "bad_request",
+  };
+  const text = readUtf8(rawBody, contentType, words);
+  // NUL is no character of JSON or XML text, and UTF-16 or UTF-32 text sent as UTF-8 is full of
+  // them: said plainly, rather than by a parser's message that would quote them.
+  if ((kind === "json" || kind === "xml") && text.includes("\u0000")) {
+    throw new HeraldError(
+      words.code,
+      `The request body holds NUL bytes, which ${kind === "json" ? "JSON" : "XML"} text never does (UTF-16 and UTF-32 text does). Send the body encoded as UTF-8.`,
+    );
+  }
+  if (kind === "json") return parseIncomingJson(text);
   if (kind === "form") return parseForm(text);
   if (kind === "text") return text;
   // Entities a DOCTYPE declares are never expanded, so a document that relies on them would be

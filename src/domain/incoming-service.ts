@@ -39,10 +39,11 @@ export interface ReceiveResult {
   verified: boolean;
 }
 
-/** Reads a body for routing; throws 415 for a kind it cannot read and 400 for a broken body. */
+/** Reads a body for routing; throws 415 for a kind or charset it cannot read and 400 for a broken body. */
 export interface BodyReader {
   kind(contentType: string | undefined): BodyKind | undefined;
-  parse(rawBody: Buffer, kind: BodyKind): unknown;
+  /** Reads `rawBody` as the text `contentType` declares: UTF-8 only. */
+  parse(rawBody: Buffer, kind: BodyKind, contentType: string | undefined): unknown;
 }
 
 /** Receiving, inspecting and replaying webhooks that other services push to Herald. */
@@ -241,7 +242,7 @@ export function createIncomingService(deps: {
       // sender's event id): an unsigned request learns nothing about how its body would be read.
       let parsed: { value: unknown } | undefined;
       const readBody = () => {
-        parsed ??= { value: bodies.parse(request.rawBody, kind) };
+        parsed ??= { value: bodies.parse(request.rawBody, kind, request.contentType) };
         return parsed.value;
       };
       const now = clock.now();
@@ -339,7 +340,7 @@ export function createIncomingService(deps: {
       if (!event) throw notFound(id);
       const source = await resolve(event.service);
       const kind = bodies.kind(event.contentType ?? "application/json") ?? "json";
-      const body = bodies.parse(event.rawBody, kind);
+      const body = bodies.parse(event.rawBody, kind, event.contentType ?? undefined);
       const now = clock.now();
       // With no rules the outcome is `received`, as when the webhook first came.
       const outcome = applyDecision(decide(source, event.eventName, body), id, now);

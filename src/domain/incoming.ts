@@ -113,12 +113,11 @@ export function storableHeaders(
   return out;
 }
 
-/** Parses an incoming JSON body, or throws a 400 that says what is wrong. */
-export function parseIncomingJson(rawBody: Buffer): unknown {
-  if (rawBody.length === 0) {
+/** Parses an incoming JSON body, already read as text, or throws a 400 that says what is wrong. */
+export function parseIncomingJson(text: string): unknown {
+  if (text.length === 0) {
     throw new HeraldError("malformed_json", "The request body is empty. Send a JSON body.");
   }
-  const text = rawBody.toString("utf8");
   try {
     // A UTF-8 byte order mark is skipped for reading; the signature covers the bytes as sent.
     return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);

@@ -378,6 +378,85 @@ test("a source's toleranceSeconds widens the replay window of timestamped scheme
   assertRefused(await post(herald, scheme.name, other, stale), 401, "signature_expired");
 });
 
+test("incoming bodies are read as UTF-8 only: another charset is 415 unless plain ASCII, other bytes 400, after the signature", async (t) => {
+  const { herald } = await setup(t);
+  const secret = await createHmacSource(herald, "utf8-only", {});
+  const send = async (bytes: Buffer, contentType: string, signed = true) => {
+    const signature = createHmac("sha256", signed ? secret : "forged")
+      .update(bytes)
+      .digest("hex");
+    const response = await fetch(`${herald.url}/api/incoming-webhooks/utf8-only`, {
+      method: "POST",
+      headers: { "content-type": contentType, "x-webhook-signature": signature },
+      body: bytes,
+    });
+    return {
+      status: response.status,
+      body: (await response.json()) as any,
+      headers: response.headers,
+    };
+  };
+  const notUtf8 = Buffer.concat([
+    Buffer.from('{"event":"x","v":"'),
+    Buffer.from([0xff, 0xfe]),
+    Buffer.from('"}'),
+  ]);
+  assertRefused(await send(notUtf8, "application/json", false), 401, "signature_invalid");
+  const broken = await send(notUtf8, "application/json");
+  assertRefused(broken, 400, "malformed_json");
+  assert.match(
+    broken.body.message,
+    /^The request body is not valid UTF-8 text\. Send the body encoded as UTF-8\.$/,
+  );
+  const latin1 = (text: string) => Buffer.from(text, "latin1");
+  const refusedCharsets: Array<[Buffer, string, string]> = [
+    [latin1('{"event":"caf\u00e9"}'), "application/json; charset=iso-8859-1", "iso-8859-1"],
+    [Buffer.from('{"event":"x"}', "utf16le"), "application/json; charset=utf-16", "utf-16"],
+    [
+      latin1("name=caf\u00e9"),
+      "application/x-www-form-urlencoded; charset=ISO-8859-1",
+      "ISO-8859-1",
+    ],
+    [latin1("<x>caf\u00e9</x>"), "application/xml; charset=windows-1252", "windows-1252"],
+    [latin1("caf\u00e9"), "text/plain; charset=latin1", "latin1"],
+  ];
+  for (const [bytes, contentType, charset] of refusedCharsets) {
+    assertRefused(await send(bytes, contentType, false), 401, "signature_invalid");
+    const refused = await send(bytes, contentType);
+    assertRefused(refused, 415, "unsupported_media_type");
+    assert.equal(
+      refused.body.message,
+      `The body is declared as charset '${charset}', and Herald reads webhook bodies only as UTF-8. Send the body in UTF-8 (charset=utf-8 in Content-Type, or no charset).`,
+    );
+  }
+  for (const contentType of [
+    "application/x-www-form-urlencoded",
+    "application/xml",
+    "text/plain",
+  ]) {
+    const refused = await send(latin1("<x>caf\u00e9</x>"), contentType);
+    assertRefused(refused, 400, "bad_request");
+    assert.match(refused.body.message, /not valid UTF-8/);
+  }
+  // UTF-16 sent as if it were UTF-8: with a byte order mark, or without one.
+  for (const bytes of [
+    Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"event":"x"}', "utf16le")]),
+    Buffer.from('{"event":"x"}', "utf16le"),
+    Buffer.from("<x>1</x>", "utf16le"),
+  ]) {
+    const refused = await send(bytes, bytes[0] === 0x3c ? "application/xml" : "application/json");
+    assertRefused(refused, 400);
+    const message: string = refused.body.message;
+    assert.ok(!message.includes("\u0000") && !message.includes("\ufffd"), JSON.stringify(message));
+    assert.match(refused.body.message, /Send the body encoded as UTF-8\.$/);
+  }
+  assertAccepted(
+    await send(Buffer.from('{"event":"plain"}'), "application/json; charset=iso-8859-1"),
+  );
+  assertAccepted(await send(Buffer.from("caf\u00e9"), "text/plain; charset=UTF-8"));
+  assert.equal(await storedCount(herald, "utf8-only"), 2);
+});
+
 test("an incoming body with a Content-Encoding is 415, signed or not, in any content type", async (t) => {
   const { herald } = await setup(t);
   for (const contentType of ["application/json", "text/plain"]) {

@@ -10,27 +10,16 @@
  * - a body refused for a forbidden key is told so, rather than called invalid JSON, and invalid
  *   JSON is told where the syntax breaks.
  */
-import { isAscii, isUtf8 } from "node:buffer";
 import { errorCodes, type FastifyInstance } from "fastify";
 import { HeraldError } from "../../domain/errors.js";
+import { charsetRefusal, neverUtf8Charset, readUtf8, type TextBodyWords } from "../utf8-text.js";
 
-const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?/i;
-/** Charsets in which a JSON body is never UTF-8, whatever its bytes. */
-const NEVER_UTF8 = /^(utf-?(16|32)|ucs-)/i;
-
-/**
- * The charset a Content-Type declares when the body cannot be read as UTF-8 under it: UTF-16 and
- * UTF-32 never, any other only when a byte is beyond ASCII (ASCII reads the same in all of them).
- */
-function unreadableCharset(contentType: string | undefined, bytes: Buffer): string | undefined {
-  const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1];
-  if (charset === undefined || /^utf-?8$/i.test(charset)) return undefined;
-  if (NEVER_UTF8.test(charset) || !isAscii(bytes)) return charset;
-  return undefined;
-}
-
-const UNREADABLE_CHARSET_MESSAGE = (charset: string) =>
-  `The body is declared as charset '${charset}', and Herald reads JSON only as UTF-8. Send the body in UTF-8 with Content-Type: application/json.`;
+const JSON_WORDS: TextBodyWords = {
+  reads: "JSON",
+  declare: " with Content-Type: application/json",
+  content: "the JSON",
+  code: "malformed_json",
+};
 
 /**
  * Why a JSON route would refuse a body of `contentType` whatever its bytes, or undefined: a media
@@ -41,11 +30,8 @@ export function refusedContentType(contentType: string | undefined): Error | und
   if (contentType === undefined) return undefined;
   const mediaType = contentType.split(";", 1)[0]?.trim().toLowerCase();
   if (mediaType !== "application/json") return new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE();
-  const charset = CHARSET.exec(contentType)?.[1];
-  if (charset !== undefined && NEVER_UTF8.test(charset)) {
-    return new HeraldError("unsupported_media_type", UNREADABLE_CHARSET_MESSAGE(charset));
-  }
-  return undefined;
+  const charset = neverUtf8Charset(contentType);
+  return charset === undefined ? undefined : charsetRefusal(charset, JSON_WORDS);
 }
 
 /** Why `text` is not JSON, or undefined when it is. */
@@ -62,26 +48,13 @@ export function useJsonBodyParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
-    const bytes = body as Buffer;
-    const charset = unreadableCharset(request.headers["content-type"], bytes);
-    if (charset !== undefined) {
-      done(
-        new HeraldError("unsupported_media_type", UNREADABLE_CHARSET_MESSAGE(charset)),
-        undefined,
-      );
+    let raw: string;
+    try {
+      raw = readUtf8(body as Buffer, request.headers["content-type"], JSON_WORDS);
+    } catch (error) {
+      done(error as Error, undefined);
       return;
     }
-    if (!isUtf8(bytes)) {
-      done(
-        new HeraldError(
-          "malformed_json",
-          "The request body is not valid UTF-8 text. Send the JSON encoded as UTF-8.",
-        ),
-        undefined,
-      );
-      return;
-    }
-    const raw = bytes.toString("utf8");
     const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
     if (text.length === 0 && !request.routeOptions.schema?.body) {
       done(null, undefined);
