@@ -3,8 +3,9 @@
  * only, where bytes would otherwise turn silently into replacement characters. Bytes that are not
  * UTF-8 are a 400; a body declared in another charset is a 415 unless it is plain ASCII, which
  * reads the same in every charset a client would name but UTF-16 and UTF-32 (and UCS-2/4), which
- * are refused whatever the bytes. Limits: only the `charset` parameter of Content-Type is read; a
- * byte order mark is the caller's to skip.
+ * are refused whatever the bytes. A compressed body (`Content-Encoding`) is not read at all.
+ * Limits: only the `charset` parameter of Content-Type is read; a byte order mark is the caller's
+ * to skip.
  */
 import { isAscii, isUtf8 } from "node:buffer";
 import { type ErrorCode, HeraldError } from "../domain/errors.js";
@@ -72,4 +73,13 @@ export function readUtf8(
     );
   }
   return bytes.toString("utf8");
+}
+
+/** The 415 for a body sent with a `Content-Encoding` other than identity, or undefined. */
+export function encodedBodyRefusal(encoding: string | undefined): HeraldError | undefined {
+  if (encoding === undefined || encoding.trim().toLowerCase() === "identity") return undefined;
+  return new HeraldError(
+    "unsupported_media_type",
+    `The request body is encoded (Content-Encoding: ${encoding}), and Herald reads bodies only as they are. Send the body uncompressed, without a Content-Encoding header.`,
+  );
 }

@@ -13,7 +13,6 @@ import {
   incomingEventName,
   storableHeaders,
 } from "./incoming.js";
-import { createLogThrottle } from "./log-throttle.js";
 import type { IncomingQuery, Logger, PendingEvent, Store } from "./ports.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { type RouteDecision, routeIncoming } from "./routing.js";
@@ -26,8 +25,6 @@ export interface IncomingHttpRequest {
   rawBody: Buffer;
   headers: Headers;
   contentType: string | undefined;
-  /** The sender's network address, for the log when its webhook is refused. */
-  from?: string | undefined;
 }
 
 /** The answer to an accepted incoming webhook. */
@@ -98,9 +95,6 @@ export function createIncomingService(deps: {
   rateLimiter: RateLimiter;
 }): IncomingService {
   const { store, clock, logger, sources, bodies, rateLimiter } = deps;
-  // Anyone may send forged webhooks: their refusals are logged once per 10 s per source and reason.
-  const refusals = createLogThrottle(10_000, () => clock.now());
-
   // The answer names no other source: whoever calls this route has shown no key, and a list would
   // point them at sources that take unverified webhooks.
   function unknown(name: string): Promise<never> {
@@ -257,16 +251,7 @@ export function createIncomingService(deps: {
         now,
         source.settings.toleranceSeconds,
       );
-      if (!verification.ok) {
-        const count = refusals.due(`${sourceName} ${verification.code}`);
-        if (count !== undefined) {
-          logger.warn(
-            { source: sourceName, reason: verification.code, from: request.from, refused: count },
-            `Refused ${count === 1 ? "an incoming webhook" : `${count} incoming webhooks`} for '${sourceName}'${request.from ? ` (the latest from ${request.from})` : ""}: ${verification.reason} Refusals for the same reason are logged at most every 10 s.`,
-          );
-        }
-        throw new HeraldError(verification.code, verification.reason);
-      }
+      if (!verification.ok) throw new HeraldError(verification.code, verification.reason);
       checkRate(source, true);
       const body = readBody();
       const eventName = incomingEventName(request.headers, body, kind);

@@ -137,6 +137,91 @@ test("forged incoming webhooks are logged once per interval, with how many and f
   assert.equal((await send(good)).status, 200, "a signed webhook is still taken");
 });
 
+test("every kind of refused incoming webhook is a warning, once per interval per source and kind, with a count; unknown sources share one line", async (t) => {
+  const { logger, lines } = capturedLogger("info");
+  let offset = 0;
+  const clock = { now: () => Date.now() + offset };
+  const herald = await startHerald(
+    { HERALD_INCOMING_SECRET_XANO: "xano-secret" },
+    { logger, clock },
+  );
+  t.after(() => herald.stop());
+  const created = await herald.api("POST", "/api/sources", {
+    name: "strict",
+    verifier: { type: "hmac" },
+    maxBodyBytes: 64,
+    rateLimitPerSecond: 1,
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const secret: string = created.body.source.secret;
+  const send = (source: string, body: string, headers: Record<string, string> = {}) =>
+    fetch(`${herald.url}/api/incoming-webhooks/${source}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-webhook-signature": createHmac("sha256", source === "xano" ? "xano-secret" : secret)
+          .update(body)
+          .digest("hex"),
+        ...headers,
+      },
+      body,
+    }).then((response) => response.status);
+  const kinds: Array<[number, string, () => Promise<number>]> = [
+    [400, "malformed_json", () => send("xano", "{not json")],
+    [415, "unsupported_media_type", () => send("xano", "<p/>", { "content-type": "text/html" })],
+    [413, "payload_too_large", () => send("strict", JSON.stringify({ pad: "x".repeat(100) }))],
+  ];
+  for (const [status, , refuse] of kinds) {
+    for (let i = 0; i < 3; i++) assert.equal(await refuse(), status);
+  }
+  for (let i = 0; i < 3; i++) assert.equal(await send(`nobody-${i}`, "{}"), 404);
+  const statuses = [];
+  for (let i = 0; i < 5; i++) statuses.push(await send("strict", JSON.stringify({ n: i })));
+  assert.ok(statuses.includes(429), JSON.stringify(statuses));
+  const refused = () => lines.filter((line) => String(line.msg).startsWith("Refused"));
+  assert.equal(refused().length, 5, JSON.stringify(refused()));
+  assert.ok(refused().every((line) => line.level === 40 && line.from === "127.0.0.1"));
+  const said = (reason: string) => refused().find((line) => line.reason === reason);
+  assert.match(
+    said("malformed_json")?.msg ?? "",
+    /^Refused an incoming webhook for 'xano' \(the latest from 127\.0\.0\.1\) with 400: The request body is not valid JSON \(.*\)\. Send a JSON body\. Refusals for the same reason are logged at most every 10 s\.$/,
+  );
+  assert.match(
+    said("unsupported_media_type")?.msg ?? "",
+    /with 415: Content-Type 'text\/html' is not accepted\. Send /,
+  );
+  assert.match(
+    said("payload_too_large")?.msg ?? "",
+    /for 'strict' .*with 413: .*Send a smaller body/,
+  );
+  assert.match(
+    said("rate_limited")?.msg ?? "",
+    /for 'strict' .*with 429: Source 'strict' accepts 1 request per second/,
+  );
+  assert.match(
+    said("unknown_service")?.msg ?? "",
+    /^Refused an incoming webhook for a source that does not exist \(the latest for 'nobody-0', from 127\.0\.0\.1\) with 404: Unknown incoming source 'nobody-0'.* Refusals for unknown sources are logged at most every 10 s\.$/,
+  );
+  // After the interval, the next refusal of a kind is said with how many there were since.
+  offset += 11_000;
+  assert.equal(await send("xano", "{}", { "content-encoding": "gzip" }), 415);
+  assert.equal(await send("nobody-9", "{}"), 404);
+  assert.equal(await kinds[0]?.[2](), 400);
+  assert.equal(refused().length, 8, JSON.stringify(refused()));
+  assert.match(said("unsupported_media_type")?.msg ?? "", /Content-Type/, "the first line stays");
+  const latest = refused().slice(5);
+  assert.match(
+    latest[0]?.msg ?? "",
+    /for 'xano' .*with 415: The request body is encoded \(Content-Encoding: gzip\)/,
+  );
+  assert.match(
+    latest[1]?.msg ?? "",
+    /^Refused 3 incoming webhooks for a source that does not exist \(the latest for 'nobody-9'/,
+  );
+  assert.equal(latest[1]?.refused, 3);
+  assert.match(latest[2]?.msg ?? "", /^Refused 3 incoming webhooks for 'xano' .*with 400: /);
+});
+
 test("a blank incoming secret is said at start to be blank, not unset", async (t) => {
   const { logger, lines } = capturedLogger("warn");
   const herald = await startHerald({ HERALD_INCOMING_SECRET_XANO: "   " }, { logger });
