@@ -78,7 +78,13 @@ export function registerIncomingRoutes(
       source !== undefined &&
       typeof payload === "string"
     ) {
-      logRefusal(request, reply, source, JSON.parse(payload));
+      let answer: { code: string; message: string };
+      try {
+        answer = JSON.parse(payload);
+      } catch {
+        answer = { code: "unknown", message: "(the answer was not in the error format)" };
+      }
+      logRefusal(request, reply, source, answer);
     }
     done(null, payload);
   });
