@@ -82,6 +82,13 @@ const SWEEP_INTERVAL_MS = 5_000;
 const SLOW_RECEIVER_MS = 1000;
 
 /**
+ * The part of the slots (one in this many, at least one) that webhooks held to their share never
+ * take together: a webhook whose receiver answers, or one that comes with work later, always finds
+ * one free, even after slow receivers took the rest while they were alone.
+ */
+const QUICK_RESERVE_PART = 8;
+
+/**
  * An attempt whose record could not be written is written again after these waits, doubling up to
  * the last, for as long as its lease holds: a record lost to a short database outage would have
  * the delivery sent again once the lease runs out.
@@ -184,6 +191,15 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   const inFlightOf = (webhookId: string) => inFlightTo.get(webhookId) ?? 0;
   /** When each webhook's receiver last answered quickly (within SLOW_RECEIVER_MS), by webhook. */
   const answeredAt = new Map<string, number>();
+  /** Webhooks whose latest finished attempt took SLOW_RECEIVER_MS or longer. */
+  const slowed = new Set<string>();
+  /** What webhooks held to their share may have in flight together. */
+  const slowLimit = Math.max(
+    1,
+    concurrency - Math.max(1, Math.floor(concurrency / QUICK_RESERVE_PART)),
+  );
+  /** Attempts in flight of webhooks held to their share; counted once a dispatch needs it. */
+  let slowInFlight: number | undefined;
   /**
    * What a webhook whose receiver has not answered lately may have in flight: an equal share of
    * the slots among the webhooks with work (attempts in flight or deliveries waiting), at least
@@ -192,10 +208,26 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   let share = perWebhook;
   /** When dispatch() began. */
   let dispatchedAt = 0;
-  /** Whether a webhook's receiver answered within the last SLOW_RECEIVER_MS. */
+  /**
+   * Whether a webhook's receiver answers: it answered quickly within the last SLOW_RECEIVER_MS, or
+   * it has nothing in flight (so nothing that hangs) and its latest attempt was not slow. A new
+   * webhook so starts one attempt beyond its share, and an idle one that answered before is not
+   * held back by the slow receivers around it.
+   */
   function answering(webhookId: string): boolean {
     const at = answeredAt.get(webhookId);
-    return at !== undefined && dispatchedAt - at < SLOW_RECEIVER_MS;
+    if (at !== undefined && dispatchedAt - at < SLOW_RECEIVER_MS) return true;
+    return !inFlightTo.has(webhookId) && !slowed.has(webhookId);
+  }
+
+  function slowSending(): number {
+    if (slowInFlight === undefined) {
+      slowInFlight = 0;
+      for (const [webhookId, sending] of inFlightTo) {
+        if (!answering(webhookId)) slowInFlight += sending;
+      }
+    }
+    return slowInFlight;
   }
   /** A round of attempts for a webhook: what it may have in flight once it has slots again. */
   function fullRound(webhookId: string): number {
@@ -209,7 +241,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
    */
   function mayStart(webhookId: string): boolean {
     const sending = inFlightOf(webhookId);
-    return sending < perWebhook && (sending < share || answering(webhookId));
+    if (sending >= perWebhook) return false;
+    return answering(webhookId) || (sending < share && slowSending() < slowLimit);
   }
 
   /** Body characters of the deliveries waiting in `ready` or in flight. */
@@ -251,6 +284,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   }
 
   function started(webhookId: string): void {
+    if (slowInFlight !== undefined && !answering(webhookId)) slowInFlight++;
     inFlight++;
     inFlightTo.set(webhookId, (inFlightTo.get(webhookId) ?? 0) + 1);
   }
@@ -496,6 +530,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     /** Deliveries whose lease would run out before an attempt could finish; rarely any. */
     let expiring: string[] | undefined;
     dispatchedAt = clock.now();
+    slowInFlight = undefined;
     let busy = inFlightTo.size;
     for (const webhookId of ready.keys()) if (!inFlightTo.has(webhookId)) busy++;
     share = Math.max(1, Math.floor(concurrency / Math.max(1, busy)));
@@ -514,9 +549,13 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       void attempt(delivery, leaseUntil).then(
         ({ update, outcome }) => {
           const { statusCode, durationMs } = update.attempt;
-          if (statusCode !== null && durationMs < SLOW_RECEIVER_MS) {
+          if (durationMs >= SLOW_RECEIVER_MS) {
+            if (slowed.size >= 100_000) slowed.clear();
+            slowed.add(delivery.webhookId);
+          } else if (statusCode !== null) {
             if (answeredAt.size >= 100_000) answeredAt.clear();
             answeredAt.set(delivery.webhookId, clock.now());
+            slowed.delete(delivery.webhookId);
           }
           finished(delivery.webhookId);
           letGo(body);

@@ -458,6 +458,30 @@ function deliveryTests(threads: string): void {
   });
 
   /**
+   * Herald with 8 slots and no retries (`env` adds settings), and a receiver that never answers on
+   * paths starting /hang and answers 200 at once on the others.
+   */
+  function withHangingPaths(
+    t: { after(fn: () => Promise<void>): void },
+    env: Record<string, string>,
+  ) {
+    return setup(
+      threads,
+      t,
+      {
+        HERALD_DELIVERY_CONCURRENCY: "8",
+        HERALD_RETRY_SCHEDULE: "none",
+        HERALD_SHUTDOWN_GRACE: "1s",
+        ...env,
+      },
+      (request, _index, res) => {
+        if (request.path.startsWith("/hang")) return;
+        res.writeHead(200, { "content-type": "text/plain" }).end("OK");
+      },
+    );
+  }
+
+  /**
    * Herald with 8 slots, and `hanging` webhooks whose receivers never answer beside one that
    * answers at once; triggers `triggers` events and waits for the healthy webhook to get them all
    * before the hanging attempts time out. Returns how many requests the hanging receivers got.
@@ -467,20 +491,7 @@ function deliveryTests(threads: string): void {
     hanging: number,
     triggers: number,
   ): Promise<number> {
-    const { herald, receiver } = await setup(
-      threads,
-      t,
-      {
-        HERALD_DELIVERY_CONCURRENCY: "8",
-        HERALD_DELIVERY_TIMEOUT: "3s",
-        HERALD_RETRY_SCHEDULE: "none",
-        HERALD_SHUTDOWN_GRACE: "1s",
-      },
-      (request, _index, res) => {
-        if (request.path.startsWith("/hang")) return;
-        res.writeHead(200, { "content-type": "text/plain" }).end("OK");
-      },
-    );
+    const { herald, receiver } = await withHangingPaths(t, { HERALD_DELIVERY_TIMEOUT: "3s" });
     for (let i = 0; i < hanging; i++) await createWebhook(herald, `${receiver.url}/hang${i}`);
     await createWebhook(herald, `${receiver.url}/ok`);
     for (let n = 0; n < triggers; n++) await trigger(herald, "user.created", { n });
@@ -502,6 +513,29 @@ function deliveryTests(threads: string): void {
     // Five hanging webhooks at two slots each would take all eight.
     const hanging = await besideHangingReceivers(t, 5, 20);
     assert.ok(hanging <= 8, `the hanging webhooks hold 8 slots at most; they held ${hanging}`);
+  });
+
+  test("slots that hanging receivers took while alone leave room for a receiver that comes later", async (t) => {
+    const { herald, receiver } = await withHangingPaths(t, {
+      HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "8",
+      HERALD_DELIVERY_TIMEOUT: "4s",
+    });
+    // Two hanging webhooks alone: an equal share is four slots each, all eight.
+    for (let i = 0; i < 2; i++) await createWebhook(herald, `${receiver.url}/hang${i}`);
+    for (let n = 0; n < 10; n++) await trigger(herald, "user.created", { n });
+    await waitFor(
+      () => (receiver.requests.length >= 7 ? true : undefined),
+      2000,
+      "the hanging receivers to hold their slots",
+    );
+    await createWebhook(herald, `${receiver.url}/ok`, ["user.updated"]);
+    for (let n = 0; n < 10; n++) await trigger(herald, "user.updated", { n });
+    const healthy = () => receiver.requests.filter((r) => r.path === "/ok").length;
+    await waitFor(
+      () => (healthy() >= 10 ? true : undefined),
+      2500,
+      "the later webhook's 10 deliveries, before the hanging attempts time out",
+    );
   });
 
   test("delivery history pages newest first and the cursor walks every delivery once", async (t) => {
