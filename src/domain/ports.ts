@@ -53,6 +53,12 @@ export interface LocalDeliveryTaker {
   untaken(): void;
 }
 
+/** A delivery's lease as its worker holds it: until when. */
+export interface HeldLease {
+  id: string;
+  leaseUntil: number;
+}
+
 /** Where Herald keeps everything. Every write is durable when its promise resolves. */
 export interface Store {
   insertWebhook(webhook: Webhook): Promise<void>;
@@ -93,8 +99,12 @@ export interface Store {
   recordAttempt(update: DeliveryUpdate, workerId: string, leaseUntil?: number): Promise<void>;
   /** Hands the deliveries this process commits to `taker` from now on; undefined stops it. */
   setLocalTaker(taker: LocalDeliveryTaker | undefined): void;
-  /** Gives back leases `workerId` holds on deliveries it will not send (it is stopping). */
-  releaseLeases(ids: readonly string[], workerId: string): Promise<void>;
+  /**
+   * Gives back leases `workerId` holds on deliveries it will not send (it is stopping, or they
+   * waited too long). Each names the end of the lease it gives back: a lease that ran out and was
+   * taken again, even by the same worker, is not the one given back, and is kept.
+   */
+  releaseLeases(leases: readonly HeldLease[], workerId: string): Promise<void>;
   /**
    * Marks `workerId` alive for as long as this process runs. A store that several processes share
    * uses the mark to tell a dead worker's leases from a live one's; resolves once it is in place.

@@ -11,7 +11,14 @@ import { hostname } from "node:os";
 import type { Clock } from "../domain/clock.js";
 import type { AttemptResult, ClaimedDelivery, DeliveryUpdate } from "../domain/deliveries.js";
 import { createLogThrottle } from "../domain/log-throttle.js";
-import type { LocalDeliveryTaker, Logger, Sender, Store, WakeSignal } from "../domain/ports.js";
+import type {
+  HeldLease,
+  LocalDeliveryTaker,
+  Logger,
+  Sender,
+  Store,
+  WakeSignal,
+} from "../domain/ports.js";
 import {
   type AttemptOutcome,
   decideOutcome,
@@ -320,17 +327,17 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
    * slot (a receiver that hangs), so that their bodies do not hold back the other webhooks.
    */
   function shedWaiting(): void {
-    const ids: string[] = [];
+    const leases: HeldLease[] = [];
     for (const webhookId of [...ready.keys()]) {
       // A receiver that answers frees its slots soon: only slow ones are shed.
       if (mayStart(webhookId) || answering(webhookId)) continue;
-      for (const { delivery, body } of ready.takeAllOf(webhookId)) {
+      for (const { delivery, leaseUntil, body } of ready.takeAllOf(webhookId)) {
         letGo(body);
-        ids.push(delivery.id);
+        leases.push({ id: delivery.id, leaseUntil });
       }
       shed.add(webhookId);
     }
-    if (ids.length > 0) void giveBack(ids);
+    if (leases.length > 0) void giveBack(leases);
   }
 
   /**
@@ -528,7 +535,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   /** Starts attempts from the claimed queue while slots are free, taking webhooks in turn. */
   function dispatch(): void {
     /** Deliveries whose lease would run out before an attempt could finish; rarely any. */
-    let expiring: string[] | undefined;
+    let expiring: HeldLease[] | undefined;
     dispatchedAt = clock.now();
     slowInFlight = undefined;
     let busy = inFlightTo.size;
@@ -541,7 +548,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       if (clock.now() + timeoutMs > leaseUntil) {
         letGo(body);
         expiring ??= [];
-        expiring.push(delivery.id);
+        expiring.push({ id: delivery.id, leaseUntil });
         continue;
       }
       started(delivery.webhookId);
@@ -646,7 +653,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     claiming = false;
     if (!running) {
       // Stopped while the claim was out: nobody will send these, so they go back at once.
-      void giveBack(claimed.map((delivery) => delivery.id));
+      void giveBack(claimed.map((delivery) => ({ id: delivery.id, leaseUntil })));
       return;
     }
     for (const delivery of claimed) {
@@ -674,14 +681,17 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     sleep(delay);
   }
 
-  /** Frees the leases of workers that died mid-attempt, so their deliveries are sent again. */
+  /**
+   * Frees the leases that ran out (a worker that died mid-attempt, or deliveries that waited in a
+   * worker's queue past their lease), so their deliveries are sent again.
+   */
   function sweep(): void {
     store.releaseExpiredLeases(clock.now()).then(
       (released) => {
         if (released === 0) return;
         logger.warn(
           { released },
-          `${released} deliveries were held by a worker that stopped answering; they are back in the queue and will be sent again.`,
+          `${released === 1 ? "1 delivery was" : `${released} deliveries were`} leased but not recorded before the lease ran out: a worker stopped answering, or had more waiting than it could send in time. ${released === 1 ? "It is" : "They are"} back in the queue and will be sent; one that was mid-attempt may arrive twice.`,
         );
         scheduleDueCheck();
       },
@@ -748,7 +758,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         if (running && body) hold(delivery, leaseUntil, body);
       });
       if (!running) {
-        giveBack(deliveries.map((delivery) => delivery.id));
+        giveBack(deliveries.map((delivery) => ({ id: delivery.id, leaseUntil })));
         return;
       }
       // Started on the next turn, so the answers to the requests that committed them go out first.
@@ -758,12 +768,12 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   };
 
   /** Hands back leases on deliveries this worker will not send, so others need not wait them out. */
-  function giveBack(ids: string[]): Promise<void> {
-    if (ids.length === 0) return Promise.resolve();
-    return store.releaseLeases(ids, workerId).catch((error: unknown) => {
+  function giveBack(leases: HeldLease[]): Promise<void> {
+    if (leases.length === 0) return Promise.resolve();
+    return store.releaseLeases(leases, workerId).catch((error: unknown) => {
       logger.error(
-        { err: error, deliveries: ids.length },
-        `Could not give back ${ids.length} deliveries this worker will not send; they will be sent once their lease runs out.`,
+        { err: error, deliveries: leases.length },
+        `Could not give back ${leases.length} deliveries this worker will not send; they will be sent once their lease runs out.`,
       );
     });
   }
@@ -798,9 +808,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       store.setLocalTaker(undefined);
       // Claimed but never started: given back, to be claimed again at once.
       const unsent = giveBack(
-        ready.takeAll().map(({ delivery, body }) => {
+        ready.takeAll().map(({ delivery, leaseUntil, body }) => {
           letGo(body);
-          return delivery.id;
+          return { id: delivery.id, leaseUntil };
         }),
       );
       unsubscribe?.();

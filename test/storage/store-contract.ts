@@ -912,14 +912,30 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       store.setLocalTaker(undefined);
       const ids = taken.map((delivery) => delivery.id);
       assert.equal(ids.length, 1);
-      await store.releaseLeases(ids, "someone-else");
+      const held = ids.map((id) => ({ id, leaseUntil: 1000 }));
+      await store.releaseLeases(held, "someone-else");
       assert.equal((await claim("x", 10, 90, 10)).length, 0);
-      await store.releaseLeases(ids, "local");
+      await store.releaseLeases(held, "local");
       const claimed = await claim("x", 10, 90, 10);
       assert.deepEqual(
         claimed.map((delivery) => delivery.id),
         ids,
       );
+    });
+
+    test("giving back a lease that ran out leaves the one taken after it, even by the same worker", async () => {
+      const w = webhook();
+      await store.insertWebhook(w);
+      await enqueue("evt_again", 5);
+      const [first] = await claim("w", 10, 100, 10);
+      assert.ok(first);
+      // The first lease runs out unsent; the same worker claims the delivery again.
+      const [again] = await claim("w", 100, 200, 10);
+      assert.equal(again?.id, first.id);
+      await store.releaseLeases([{ id: first.id, leaseUntil: 100 }], "w");
+      assert.equal((await claim("x", 150, 250, 10)).length, 0, "the second lease holds");
+      await store.releaseLeases([{ id: first.id, leaseUntil: 200 }], "w");
+      assert.equal((await claim("x", 150, 250, 10)).length, 1, "given back, it is claimable");
     });
   });
 }

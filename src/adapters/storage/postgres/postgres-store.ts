@@ -613,12 +613,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       taker = next;
     },
 
-    async releaseLeases(ids, workerId) {
-      if (ids.length === 0) return;
+    async releaseLeases(held, workerId) {
+      if (held.length === 0) return;
       await pool.query(
-        `UPDATE deliveries SET locked_by = NULL, locked_until = NULL
-         WHERE id = ANY($1::text[]) AND locked_by = $2 AND status = 'pending'`,
-        [ids, workerId],
+        `UPDATE deliveries d SET locked_by = NULL, locked_until = NULL
+         FROM unnest($1::text[], $2::bigint[]) AS l(id, until)
+         WHERE d.id = l.id AND d.locked_until = l.until AND d.locked_by = $3
+           AND d.status = 'pending'`,
+        [held.map((lease) => lease.id), held.map((lease) => lease.leaseUntil), workerId],
       );
     },
 

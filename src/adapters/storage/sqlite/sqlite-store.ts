@@ -318,8 +318,11 @@ export function openSqliteStore(path: string): Store {
       taker = next;
     },
 
-    async releaseLeases(ids, workerId) {
-      for (const id of ids) if (leases.get(id)?.workerId === workerId) leases.delete(id);
+    async releaseLeases(held, workerId) {
+      for (const { id, leaseUntil } of held) {
+        const lease = leases.get(id);
+        if (lease?.workerId === workerId && lease.until === leaseUntil) leases.delete(id);
+      }
     },
 
     async claimDueDeliveries({ now, limit, workerId, leaseUntil, skipWebhooks = [] }) {
