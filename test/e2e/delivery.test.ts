@@ -2,15 +2,11 @@
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
-import { openSqliteStore } from "../../src/adapters/storage/sqlite/sqlite-store.js";
-import type { Store } from "../../src/domain/ports.js";
 import { type RunningHerald, startHerald, waitFor } from "../support/herald.js";
 import { type Receiver, type startReceiver, withReceiver } from "../support/receiver.js";
+import { changedStore, tempSqliteStore } from "../support/store.js";
 
 const FAST_RETRIES = { HERALD_RETRY_SCHEDULE: "200ms,200ms" };
 
@@ -583,28 +579,18 @@ describe("sent from a delivery thread", () => deliveryTests("1"));
 
 /** A real SQLite store whose claim and due-time queries are counted, removed when the test ends. */
 function countedStore(t: { after(fn: () => void): void }) {
-  const dir = mkdtempSync(join(tmpdir(), "herald-claims-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const store = openSqliteStore(join(dir, "herald.db"));
   const calls = { claims: 0, dueTimes: 0 };
-  const counted = new Proxy(store, {
-    get(target, property, receiver) {
-      if (property === "claimDueDeliveries") {
-        return (options: Parameters<Store["claimDueDeliveries"]>[0]) => {
-          calls.claims++;
-          return target.claimDueDeliveries(options);
-        };
-      }
-      if (property === "nextDueAt") {
-        return (after: number) => {
-          calls.dueTimes++;
-          return target.nextDueAt(after);
-        };
-      }
-      return Reflect.get(target, property, receiver);
+  const store = changedStore(tempSqliteStore(t, "herald-claims-"), {
+    claimDueDeliveries: (real) => (options) => {
+      calls.claims++;
+      return real(options);
+    },
+    nextDueAt: (real) => (after) => {
+      calls.dueTimes++;
+      return real(after);
     },
   });
-  return { store: counted, calls };
+  return { store, calls };
 }
 
 describe("the delivery loop", () => {
@@ -641,20 +627,12 @@ describe("the delivery loop", () => {
   });
 
   test("an attempt record the database refuses for a moment is written again, and the delivery is not sent twice", async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), "herald-records-"));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const real = openSqliteStore(join(dir, "herald.db"));
     let refusals = 2;
-    const store = new Proxy(real, {
-      get(target, property, receiver) {
-        if (property === "recordAttempt") {
-          return (...args: Parameters<Store["recordAttempt"]>) => {
-            if (refusals-- > 0) return Promise.reject(new Error("database is locked"));
-            return target.recordAttempt(...args);
-          };
-        }
-        return Reflect.get(target, property, receiver);
-      },
+    const store = changedStore(tempSqliteStore(t, "herald-records-"), {
+      recordAttempt:
+        (real) =>
+        (...args) =>
+          refusals-- > 0 ? Promise.reject(new Error("database is locked")) : real(...args),
     });
     const { herald, receiver } = await withReceiver(
       t,

@@ -4,16 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
-import { openSqliteStore } from "../../src/adapters/storage/sqlite/sqlite-store.js";
-import type { Store } from "../../src/domain/ports.js";
 import { plainWebhook } from "../support/fixtures.js";
 import { startHerald, waitFor } from "../support/herald.js";
 import { capturedLogger } from "../support/log-capture.js";
 import { startReceiver } from "../support/receiver.js";
+import { changedStore, tempSqliteStore } from "../support/store.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -239,21 +235,13 @@ test("a blank incoming secret is said at start to be blank, not unset", async (t
 
 test("a database the worker cannot read is one error line for a run of failures, and its return is said", async (t) => {
   const { logger, lines } = capturedLogger("info");
-  const dir = mkdtempSync(join(tmpdir(), "herald-logs-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const real = openSqliteStore(join(dir, "herald.db"));
   let down = true;
   let failedClaims = 0;
-  const store = new Proxy(real, {
-    get(target, property, receiver) {
-      if (property === "claimDueDeliveries") {
-        return (options: Parameters<Store["claimDueDeliveries"]>[0]) => {
-          if (!down) return target.claimDueDeliveries(options);
-          failedClaims++;
-          return Promise.reject(new Error("database is locked"));
-        };
-      }
-      return Reflect.get(target, property, receiver);
+  const store = changedStore(tempSqliteStore(t, "herald-logs-"), {
+    claimDueDeliveries: (real) => (options) => {
+      if (!down) return real(options);
+      failedClaims++;
+      return Promise.reject(new Error("database is locked"));
     },
   });
   const herald = await startHerald({}, { logger, store });
@@ -280,9 +268,7 @@ test("a database the worker cannot read is one error line for a run of failures,
 
 test("at start, deliveries left waiting in the database are said, due ones and retries apart", async (t) => {
   const { logger, lines } = capturedLogger("info");
-  const dir = mkdtempSync(join(tmpdir(), "herald-logs-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const store = openSqliteStore(join(dir, "herald.db"));
+  const store = tempSqliteStore(t, "herald-logs-");
   // Two due deliveries to an unreachable receiver, and one retry due in an hour.
   let started = false;
   t.after(async () => {
