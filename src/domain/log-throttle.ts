@@ -10,6 +10,11 @@ export interface LogThrottle {
   due(key: string): number | undefined;
   /** Ends what `key` held back, once the trouble is over: the next occurrence is logged at once. */
   forget(key: string): void;
+  /**
+   * The keys whose interval has passed with occurrences held back, and how many, as if a line
+   * were written for each now: so that the end of a burst is logged too, by whoever asks.
+   */
+  held(): Array<{ key: string; count: number }>;
 }
 
 /** `maxKeys` bounds the keys kept: a flood of new ones clears them, and each is logged again. */
@@ -37,6 +42,17 @@ export function createLogThrottle(
     },
     forget(key) {
       state.delete(key);
+    },
+    held() {
+      const at = now();
+      const out: Array<{ key: string; count: number }> = [];
+      for (const [key, entry] of state) {
+        if (entry.count === 0 || at - entry.loggedAt < intervalMs) continue;
+        out.push({ key, count: entry.count });
+        entry.loggedAt = at;
+        entry.count = 0;
+      }
+      return out;
     },
   };
 }

@@ -26,3 +26,23 @@ test("a key forgotten once the trouble is over logs its next occurrence at once"
   now = 1_000;
   assert.equal(throttle.due("claim"), 1, "a new outage, counted from its start");
 });
+
+test("what a burst held back is handed over once its interval is over, and counts as a line", () => {
+  let now = 0;
+  const throttle = createLogThrottle(10_000, () => now);
+  throttle.due("burst");
+  throttle.due("burst");
+  throttle.due("burst");
+  throttle.due("quiet");
+  assert.deepEqual(throttle.held(), [], "within the interval, nothing yet");
+  now = 10_000;
+  assert.deepEqual(
+    throttle.held(),
+    [{ key: "burst", count: 2 }],
+    "a key with nothing held is left",
+  );
+  assert.deepEqual(throttle.held(), []);
+  assert.equal(throttle.due("burst"), undefined, "the handing over starts a new interval");
+  now = 20_000;
+  assert.equal(throttle.due("burst"), 2);
+});

@@ -5,7 +5,7 @@
  * size limits, the content type and encoding are checked before the body is read. Every refusal
  * (a 4xx answer) is logged as a warning, held to one line per source and reason per interval.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { IncomingService } from "../../../domain/incoming-service.js";
 import { createLogThrottle } from "../../../domain/log-throttle.js";
 import { LARGEST_BODY_BYTES } from "../../../domain/sources.js";
@@ -17,39 +17,69 @@ const INCOMING_BODY_CEILING = LARGEST_BODY_BYTES;
 
 /** Anyone may send refused webhooks at will: one line per source and reason per interval. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
+/** How often refusals held back are looked for, so that the end of a burst is logged too. */
+const HELD_REFUSALS_CHECK_MS = 1_000;
+
+/** A refused incoming webhook, as its log line tells it. */
+interface Refusal {
+  source: string;
+  code: string;
+  message: string;
+  status: number;
+  from: string;
+}
 
 /**
- * Logs the refusal `reply` carries, at most once per interval for each source and reason (the
- * error code), with how many there were. Refusals for sources that do not exist share one line,
- * so names made up by the thousand cannot grow what is kept.
+ * Logs refused incoming webhooks, at most once per interval for each source and reason (the error
+ * code), with how many there were; what a burst held back is logged once its interval is over.
+ * Refusals for sources that do not exist share one line, so names made up by the thousand cannot
+ * grow what is kept.
  */
-function refusalLogger(clock: { now(): number }) {
+function refusalLogger(clock: { now(): number }, log: FastifyBaseLogger) {
   const throttle = createLogThrottle(REFUSAL_LOG_INTERVAL_MS, () => clock.now());
+  /** The latest refusal under each key, which a line for what was held back tells of. */
+  const latest = new Map<string, Refusal>();
   const every = `${REFUSAL_LOG_INTERVAL_MS / 1000} s`;
-  return (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    source: string,
-    answer: { code: string; message: string },
-  ) => {
-    const unknown = answer.code === "unknown_service";
-    const count = throttle.due(unknown ? "unknown source" : `${source} ${answer.code}`);
-    if (count === undefined) return;
+
+  function write(refusal: Refusal, count: number): void {
+    const unknown = refusal.code === "unknown_service";
     const what = count === 1 ? "an incoming webhook" : counted(count, "incoming webhook");
     const to = unknown
-      ? `for a source that does not exist (the latest for '${source}', from ${request.ip})`
-      : `for '${source}' (the latest from ${request.ip})`;
+      ? `for a source that does not exist (the latest for '${refusal.source}', from ${refusal.from})`
+      : `for '${refusal.source}' (the latest from ${refusal.from})`;
     const held = unknown ? "Refusals for unknown sources" : "Refusals for the same reason";
-    request.log.warn(
+    log.warn(
       {
-        source,
-        reason: answer.code,
-        status: reply.statusCode,
-        from: request.ip,
+        source: refusal.source,
+        reason: refusal.code,
+        status: refusal.status,
+        from: refusal.from,
         refused: count,
       },
-      `Refused ${what} ${to} with ${reply.statusCode}: ${answer.message} ${held} are logged at most every ${every}.`,
+      `Refused ${what} ${to} with ${refusal.status}: ${refusal.message} ${held} are logged at most every ${every}.`,
     );
+  }
+
+  const check = setInterval(() => {
+    for (const { key, count } of throttle.held()) {
+      const refusal = latest.get(key);
+      if (refusal) write(refusal, count);
+    }
+  }, HELD_REFUSALS_CHECK_MS);
+  check.unref();
+
+  return {
+    refused(refusal: Refusal): void {
+      const key =
+        refusal.code === "unknown_service" ? "unknown source" : `${refusal.source} ${refusal.code}`;
+      if (latest.size >= 1000 && !latest.has(key)) latest.clear();
+      latest.set(key, refusal);
+      const count = throttle.due(key);
+      if (count !== undefined) write(refusal, count);
+    },
+    close(): void {
+      clearInterval(check);
+    },
   };
 }
 
@@ -66,7 +96,11 @@ export function registerIncomingRoutes(
     (_request, body, done) => done(null, body),
   );
 
-  const logRefusal = refusalLogger(clock);
+  const refusals = refusalLogger(clock, app.log);
+  app.addHook("onClose", (_app, done) => {
+    refusals.close();
+    done();
+  });
   app.addHook("onSend", (request, reply, payload, done) => {
     // Error answers are the error format's JSON. A path no route takes, or one the router could
     // not read, is no refused webhook: it names no source.
@@ -84,7 +118,13 @@ export function registerIncomingRoutes(
       } catch {
         answer = { code: "unknown", message: "(the answer was not in the error format)" };
       }
-      logRefusal(request, reply, source, answer);
+      refusals.refused({
+        source,
+        code: answer.code,
+        message: answer.message,
+        status: reply.statusCode,
+        from: request.ip,
+      });
     }
     done(null, payload);
   });
