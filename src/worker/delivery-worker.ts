@@ -9,7 +9,12 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Clock } from "../domain/clock.js";
-import type { AttemptResult, ClaimedDelivery, DeliveryUpdate } from "../domain/deliveries.js";
+import type {
+  AttemptRecord,
+  AttemptResult,
+  ClaimedDelivery,
+  DeliveryUpdate,
+} from "../domain/deliveries.js";
 import { createLogThrottle } from "../domain/log-throttle.js";
 import type {
   HeldLease,
@@ -227,6 +232,19 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     return !inFlightTo.has(webhookId) && !slowed.has(webhookId);
   }
 
+  /** Keeps how quickly a webhook's receiver answered its latest attempt, for answering(). */
+  function noteAnswer(webhookId: string, attempt: AttemptRecord): void {
+    if (attempt.durationMs >= SLOW_RECEIVER_MS) {
+      if (slowed.size >= 100_000) slowed.clear();
+      slowed.add(webhookId);
+    } else if (attempt.statusCode !== null) {
+      if (answeredAt.size >= 100_000) answeredAt.clear();
+      answeredAt.set(webhookId, clock.now());
+      slowed.delete(webhookId);
+    }
+  }
+
+  /** Attempts in flight of webhooks that do not answer, counted once per dispatch. */
   function slowSending(): number {
     if (slowInFlight === undefined) {
       slowInFlight = 0;
@@ -242,9 +260,10 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   }
 
   /**
-   * A webhook whose receiver answers may start attempts up to its limit; one that has not answered
-   * lately (it is new, slow or hangs) only up to its share. However many receivers hang, holding
-   * their slots until their attempts time out, they leave the other webhooks slots to go on with.
+   * A webhook whose receiver answers (see answering()) may start attempts up to its limit; any
+   * other (slow, hanging, or not answered yet) only up to its share, and only while such webhooks
+   * together hold fewer than `slowLimit` slots. However many receivers hang, holding their slots
+   * until their attempts time out, they leave the other webhooks slots to go on with.
    */
   function mayStart(webhookId: string): boolean {
     const sending = inFlightOf(webhookId);
@@ -555,15 +574,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       // The slot is free once the receiver has answered; recording goes on beside the next sends.
       void attempt(delivery, leaseUntil).then(
         ({ update, outcome }) => {
-          const { statusCode, durationMs } = update.attempt;
-          if (durationMs >= SLOW_RECEIVER_MS) {
-            if (slowed.size >= 100_000) slowed.clear();
-            slowed.add(delivery.webhookId);
-          } else if (statusCode !== null) {
-            if (answeredAt.size >= 100_000) answeredAt.clear();
-            answeredAt.set(delivery.webhookId, clock.now());
-            slowed.delete(delivery.webhookId);
-          }
+          noteAnswer(delivery.webhookId, update.attempt);
           finished(delivery.webhookId);
           letGo(body);
           sendRate.count();
