@@ -521,11 +521,9 @@ function registerApiTests() {
         404,
         /takes POST, not GET/,
       );
-      assertError(
-        await call({ method: "PATCH", url: "/api/webhooks/wh_1?x=1", headers: auth }),
-        404,
-        /takes GET or PUT or DELETE, not PATCH/,
-      );
+      const patch = await call({ method: "PATCH", url: "/api/webhooks/wh_1?x=1", headers: auth });
+      assertError(patch, 404, /takes GET or PUT or DELETE, not PATCH/);
+      assert.equal(patch.headers.allow, "GET, PUT, DELETE");
       assertError(
         await call({ method: "DELETE", url: "/api/webhooks/", headers: auth }),
         404,
@@ -537,6 +535,12 @@ function registerApiTests() {
         404,
         /takes GET, not PUT\.$/,
       );
+    });
+
+    test("an unknown path has no Allow header", async () => {
+      const response = await call({ method: "GET", url: "/api/nothing-here", headers: auth });
+      assertError(response, 404);
+      assert.equal(response.headers.allow, undefined);
     });
 
     test("a path the router cannot read is 400 or 414 in the error format", async () => {

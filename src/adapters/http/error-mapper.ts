@@ -241,7 +241,7 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
 
 /**
  * Answers a request no route takes with 404. `methodsFor` names the methods the path does take, if
- * any, so the message can say which to use.
+ * any, so the message (and an `Allow` header, for clients that read one) can say which to use.
  */
 export function notFoundHandler(methodsFor: (path: string) => string[]) {
   return (request: FastifyRequest, reply: FastifyReply) => {
@@ -251,6 +251,7 @@ export function notFoundHandler(methodsFor: (path: string) => string[]) {
       methods.length > 0
         ? `This path takes ${methods.join(" or ")}, not ${request.method}.`
         : "The API lives under /api; see the README for its routes.";
+    if (methods.length > 0) reply.header("allow", methods.join(", "));
     return reply
       .status(404)
       .send(errorBody("not_found", `Route not found: ${request.method} ${path}. ${hint}`));
