@@ -108,6 +108,8 @@ export interface DeliveryResult extends DeliveryOutcome {
   deliveriesPerSecond: number;
   /** CPU time of the dispatcher (all of Herald's processes, or the reference's) per delivery, in µs. */
   cpuPerDeliveryUs: number;
+  /** CPU time of the database server per delivery, in µs; NaN without a server of its own. */
+  databaseCpuPerDeliveryUs: number;
   /** Share of the delivery time the receiver's event loop was busy: near 1, it was the bound. */
   receiverBusy: number;
 }
@@ -118,6 +120,8 @@ export interface IngestResult {
   non200: number;
   /** CPU time of the server's processes per request answered 200, in µs. */
   cpuPerRequestUs: number;
+  /** CPU time of the database server per request answered 200, in µs; NaN without one. */
+  databaseCpuPerRequestUs: number;
 }
 
 /** CPU µs per unit of work between two readings of a process's CPU ms; NaN when unknown. */
@@ -147,6 +151,7 @@ function summarizeDelivery(
   report: ReceiverReport,
   paths: ReadonlySet<string>,
   cpuMs: [number | undefined, number | undefined],
+  databaseCpuMs: [number | undefined, number | undefined],
 ): DeliveryResult {
   const endToEnd: number[] = [];
   let lastArrival = Number.NEGATIVE_INFINITY;
@@ -166,6 +171,7 @@ function summarizeDelivery(
     duplicates: report.duplicates,
     badSignatures: report.badSignatures,
     cpuPerDeliveryUs: cpuPerUnitUs(...cpuMs, endToEnd.length),
+    databaseCpuPerDeliveryUs: cpuPerUnitUs(...databaseCpuMs, endToEnd.length),
     receiverBusy: report.busyShare,
   };
 }
@@ -221,6 +227,7 @@ export async function measureDelivery(
       fireTriggers(target.origin, TRIGGER_PATH, API_KEY, WARMUP_TRIGGERS, options.clients),
     async (target, receiver) => {
       const cpuBefore = target.cpuMs();
+      const databaseCpuBefore = target.databaseCpuMs?.();
       const triggers = await fireTriggers(
         target.origin,
         TRIGGER_PATH,
@@ -230,10 +237,17 @@ export async function measureDelivery(
       );
       await awaitDeliveries(receiver, TRIGGERS * WEBHOOKS);
       const cpuAfter = target.cpuMs();
+      const databaseCpuAfter = target.databaseCpuMs?.();
       const { report } = await receiver.request({ type: "report" }, "report");
       warnAboutFailures(`delivery ${system.name}`, triggers, report.malformed);
       const paths = new Set(Object.keys(target.secrets));
-      return summarizeDelivery(triggers, report, paths, [cpuBefore, cpuAfter]);
+      return summarizeDelivery(
+        triggers,
+        report,
+        paths,
+        [cpuBefore, cpuAfter],
+        [databaseCpuBefore, databaseCpuAfter],
+      );
     },
   );
 }
@@ -247,6 +261,8 @@ export interface SteadyResult extends DeliveryOutcome {
   cpuPerDeliveryUs: number;
   /** CPU time of its main threads alone per delivery, in µs. */
   mainThreadPerDeliveryUs: number;
+  /** CPU time of the database server per delivery, in µs; NaN without a server of its own. */
+  databaseCpuPerDeliveryUs: number;
 }
 
 /**
@@ -269,25 +285,22 @@ export async function measureSteady(
     options,
     (target) => fire(target, STEADY_WARMUP_SECONDS),
     async (target, receiver) => {
-      const before = [target.cpuMs(), target.mainThreadCpuMs()];
+      const before = [target.cpuMs(), target.mainThreadCpuMs(), target.databaseCpuMs?.()];
       const triggers = await fire(target, STEADY_SECONDS);
       await awaitDeliveries(receiver, triggers.sentAt.length * WEBHOOKS);
-      const after = [target.cpuMs(), target.mainThreadCpuMs()];
+      const after = [target.cpuMs(), target.mainThreadCpuMs(), target.databaseCpuMs?.()];
       const { report } = await receiver.request({ type: "report" }, "report");
       warnAboutFailures(`steady ${system.name}`, triggers, report.malformed);
       const paths = new Set(Object.keys(target.secrets));
-      const { trigger, endToEnd, missing, duplicates, badSignatures, cpuPerDeliveryUs } =
-        summarizeDelivery(triggers, report, paths, [before[0], after[0]]);
-      const delivered = paths.size * triggers.sentAt.length - missing;
-      return {
-        trigger,
-        endToEnd,
-        missing,
-        duplicates,
-        badSignatures,
-        cpuPerDeliveryUs,
-        mainThreadPerDeliveryUs: cpuPerUnitUs(before[1], after[1], delivered),
-      };
+      const outcome = summarizeDelivery(
+        triggers,
+        report,
+        paths,
+        [before[0], after[0]],
+        [before[2], after[2]],
+      );
+      const delivered = paths.size * triggers.sentAt.length - outcome.missing;
+      return { ...outcome, mainThreadPerDeliveryUs: cpuPerUnitUs(before[1], after[1], delivered) };
     },
   );
 }
@@ -312,18 +325,25 @@ export async function measureIngest(
       bodyBytes: INGEST_BODY_BYTES,
     });
     const cpuBefore = target.cpuMs();
+    const databaseCpuBefore = target.databaseCpuMs?.();
     const run = await postSignedBodies(target.origin, INGEST_PATH, INCOMING_SECRET, {
       clients: options.clients,
       durationMs: INGEST_DURATION_MS,
       bodyBytes: INGEST_BODY_BYTES,
     });
     const cpuPerRequestUs = cpuPerUnitUs(cpuBefore, target.cpuMs(), run.ok);
+    const databaseCpuPerRequestUs = cpuPerUnitUs(
+      databaseCpuBefore,
+      target.databaseCpuMs?.(),
+      run.ok,
+    );
     warnAboutFailures(`ingest ${system.name}`, run);
     return {
       requestsPerSecond: run.ok / (run.elapsedMs / 1000),
       latency: percentiles(run.latencies),
       non200: run.failed,
       cpuPerRequestUs,
+      databaseCpuPerRequestUs,
     };
   } finally {
     await target.stop();

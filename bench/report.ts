@@ -17,16 +17,20 @@ import { formatNumber, median } from "./stats.js";
 
 const ms = (value: number) => `${formatNumber(value, 1)} ms`;
 
+/** ", database server CPU n µs/<unit>" when the system has a database server of its own. */
+const databaseCpu = (us: number, unit: string) =>
+  Number.isNaN(us) ? "" : `, database server CPU ${formatNumber(us)} µs/${unit}`;
+
 export function describeDelivery(r: DeliveryResult): string {
-  return `${formatNumber(r.deliveriesPerSecond)} deliveries/s, trigger p50 ${ms(r.trigger.p50)} p99 ${ms(r.trigger.p99)}, end-to-end p50 ${ms(r.endToEnd.p50)} p99 ${ms(r.endToEnd.p99)}, missing ${r.missing}, duplicates ${r.duplicates}, bad signatures ${r.badSignatures}, CPU ${formatNumber(r.cpuPerDeliveryUs)} µs/delivery, receiver ${formatNumber(r.receiverBusy * 100)}% busy`;
+  return `${formatNumber(r.deliveriesPerSecond)} deliveries/s, trigger p50 ${ms(r.trigger.p50)} p99 ${ms(r.trigger.p99)}, end-to-end p50 ${ms(r.endToEnd.p50)} p99 ${ms(r.endToEnd.p99)}, missing ${r.missing}, duplicates ${r.duplicates}, bad signatures ${r.badSignatures}, CPU ${formatNumber(r.cpuPerDeliveryUs)} µs/delivery${databaseCpu(r.databaseCpuPerDeliveryUs, "delivery")}, receiver ${formatNumber(r.receiverBusy * 100)}% busy`;
 }
 
 export function describeSteady(r: SteadyResult): string {
-  return `CPU ${formatNumber(r.cpuPerDeliveryUs)} µs/delivery (main thread ${formatNumber(r.mainThreadPerDeliveryUs)}), trigger p50 ${ms(r.trigger.p50)} p99 ${ms(r.trigger.p99)}, end-to-end p50 ${ms(r.endToEnd.p50)} p99 ${ms(r.endToEnd.p99)}, missing ${r.missing}, duplicates ${r.duplicates}, bad signatures ${r.badSignatures}`;
+  return `CPU ${formatNumber(r.cpuPerDeliveryUs)} µs/delivery (main thread ${formatNumber(r.mainThreadPerDeliveryUs)})${databaseCpu(r.databaseCpuPerDeliveryUs, "delivery")}, trigger p50 ${ms(r.trigger.p50)} p99 ${ms(r.trigger.p99)}, end-to-end p50 ${ms(r.endToEnd.p50)} p99 ${ms(r.endToEnd.p99)}, missing ${r.missing}, duplicates ${r.duplicates}, bad signatures ${r.badSignatures}`;
 }
 
 export function describeIngest(r: IngestResult): string {
-  return `${formatNumber(r.requestsPerSecond)} req/s, p50 ${ms(r.latency.p50)} p99 ${ms(r.latency.p99)}, non-200 ${r.non200}, CPU ${formatNumber(r.cpuPerRequestUs)} µs/request`;
+  return `${formatNumber(r.requestsPerSecond)} req/s, p50 ${ms(r.latency.p50)} p99 ${ms(r.latency.p99)}, non-200 ${r.non200}, CPU ${formatNumber(r.cpuPerRequestUs)} µs/request${databaseCpu(r.databaseCpuPerRequestUs, "request")}`;
 }
 
 /**
@@ -71,6 +75,7 @@ export const DELIVERY_ROWS: RowSpec<DeliveryResult>[] = [
   ["deliveries/s", (r) => r.deliveriesPerSecond, 0, "figure"],
   ...latencyRows<DeliveryResult>(),
   ["CPU µs/delivery", (r) => r.cpuPerDeliveryUs, 0, "figure"],
+  ["database server CPU µs/delivery", (r) => r.databaseCpuPerDeliveryUs, 0, "context"],
   ["receiver busy %", (r) => r.receiverBusy * 100, 0, "context"],
   ...countRows<DeliveryResult>(),
 ];
@@ -78,6 +83,7 @@ export const DELIVERY_ROWS: RowSpec<DeliveryResult>[] = [
 export const STEADY_ROWS: RowSpec<SteadyResult>[] = [
   ["CPU µs/delivery", (r) => r.cpuPerDeliveryUs, 0, "figure"],
   ["main thread µs/delivery", (r) => r.mainThreadPerDeliveryUs, 0, "figure"],
+  ["database server CPU µs/delivery", (r) => r.databaseCpuPerDeliveryUs, 0, "context"],
   ...latencyRows<SteadyResult>(),
   ...countRows<SteadyResult>(),
 ];
@@ -87,6 +93,7 @@ export const INGEST_ROWS: RowSpec<IngestResult>[] = [
   ["p50 ms", (r) => r.latency.p50, 1, "figure"],
   ["p99 ms", (r) => r.latency.p99, 1, "figure"],
   ["CPU µs/request", (r) => r.cpuPerRequestUs, 0, "figure"],
+  ["database server CPU µs/request", (r) => r.databaseCpuPerRequestUs, 0, "context"],
   ["non-200", (r) => r.non200, 0, "count"],
 ];
 
@@ -152,9 +159,9 @@ export function printTable(rows: Row[], systems: System[], context: RunContext):
     `Medians of ${context.runs} run(s); counts are the worst run; a ratio is the median of the runs' own ratios. Delivery: ${TRIGGERS} triggers × ${WEBHOOKS} webhooks, ${context.clients} clients. Ingest: ${INGEST_BODY_BYTES} B signed bodies, ${context.clients} clients, ${INGEST_DURATION_MS / 1000} s. Receiver: ${context.receiver}.${context.steady > 0 ? ` Steady: ${context.steady} triggers/s × ${WEBHOOKS} webhooks for ${STEADY_SECONDS} s, ${context.clients} connections.` : ""}`,
   );
   const heralds = systems.filter((s) => s.herald);
-  // PostgreSQL does part of Herald's work in its own server, which the CPU figures leave out.
+  // PostgreSQL does part of Herald's work in its own server: a row of its own.
   const serverCpu = heralds.some((s) => s.herald?.store === "postgres")
-    ? " (the PostgreSQL server's not included)"
+    ? " (the PostgreSQL server's is the database server row, when the server runs on this machine)"
     : "";
   console.log(
     `Herald: ${heralds.map((s) => (s.column === s.name ? s.name : `${s.column} = ${s.name}`)).join(", ")}; CPU is that of all its processes${serverCpu}.`,
@@ -171,7 +178,11 @@ export function printTable(rows: Row[], systems: System[], context: RunContext):
     ...systems.map((s): [string, string] => [s.column, ""]),
     ...ratioColumns.map((r): [string, string] => [r.over.column, `/${r.under.column}`]),
   ];
-  const table = rows.map((row) => {
+  // A row no system has a figure for (the database server's, without PostgreSQL) is left out.
+  const shown = rows.filter((row) =>
+    [...row.values.values()].some((runs) => runs.some((v) => !Number.isNaN(v))),
+  );
+  const table = shown.map((row) => {
     const aggregate = row.kind === "count" ? (v: number[]) => Math.max(...v) : median;
     const value = (system: System) => {
       const runs = row.values.get(system);

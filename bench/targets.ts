@@ -1,5 +1,6 @@
 /** The systems under test: Herald as child processes, the baselines and the durable floors. */
 import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
@@ -27,6 +28,11 @@ export interface Target {
   cpuMs(): number | undefined;
   /** CPU time of their main threads, in ms; undefined where it cannot be read. */
   mainThreadCpuMs(): number | undefined;
+  /**
+   * CPU time of the database server it uses, in ms: Herald on PostgreSQL has part of its work done
+   * there. Undefined for a system without a server, or one that is not on this machine.
+   */
+  databaseCpuMs?(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -79,6 +85,61 @@ async function freshSchema(): Promise<{ url: string; drop(): Promise<void> }> {
   const url = new URL(PG_URL);
   url.searchParams.set("options", `-c search_path=${schema}`);
   return { url: url.toString(), drop: () => run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`) };
+}
+
+/** The fields of /proc/<pid>/stat after the command name (field 3 first); undefined if gone. */
+function procStat(pid: number | string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads the CPU time of the PostgreSQL server at PG_URL, in ms: the postmaster's own and that of
+ * its children, those running (backends, WAL writer, checkpointer) and those that have ended. Found
+ * through the backend of a connection, which must be a `postgres` process of this machine; a
+ * server elsewhere (or in a container) gives a reader of undefined.
+ */
+async function postgresServerCpu(): Promise<() => number | undefined> {
+  const unknown = () => undefined;
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  let postmaster: number | undefined;
+  try {
+    const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+    const backend = rows[0]?.pid;
+    // Read while the connection holds the backend; a pid of another process here says nothing.
+    if (backend !== undefined && readComm(backend) === "postgres") {
+      postmaster = Number(procStat(backend)?.[1]);
+    }
+  } finally {
+    await client.end();
+  }
+  if (postmaster === undefined || !Number.isInteger(postmaster)) return unknown;
+  const server = postmaster;
+  return () => {
+    const own = procStat(server);
+    if (!own) return undefined;
+    // utime, stime, and the cutime and cstime of children that have ended, in 1/100 s.
+    let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      const fields = procStat(entry);
+      if (fields && Number(fields[1]) === server) ticks += Number(fields[11]) + Number(fields[12]);
+    }
+    return ticks * 10;
+  };
+}
+
+function readComm(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return undefined;
+  }
 }
 
 type Role = "all" | "api" | "worker";
@@ -149,6 +210,7 @@ export async function startHerald(launch: HeraldLaunch): Promise<Target> {
     throw new Error("Separate worker processes need PostgreSQL.");
   }
   const database = launch.store === "postgres" ? await freshSchema() : undefined;
+  const databaseCpuMs = database ? await postgresServerCpu() : undefined;
   const roles: Role[] =
     launch.workers > 0 ? ["api", ...Array<Role>(launch.workers).fill("worker")] : ["all"];
   const processes: Target[] = [];
@@ -176,6 +238,7 @@ export async function startHerald(launch: HeraldLaunch): Promise<Target> {
     origin: processes[0]!.origin,
     cpuMs: sum((p) => p.cpuMs()),
     mainThreadCpuMs: sum((p) => p.mainThreadCpuMs()),
+    ...(databaseCpuMs ? { databaseCpuMs } : {}),
     stop,
   };
 }
