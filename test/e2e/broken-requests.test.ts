@@ -23,6 +23,71 @@ function exchange(url: string, raw: string): Promise<string> {
   });
 }
 
+/**
+ * Sends `head` (a request's headers) on a fresh connection, then body bytes for as long as the
+ * server keeps the connection open, up to `forMs`. Returns what the server answered, whether it
+ * closed the connection, and how many body bytes it took.
+ */
+function streamBody(
+  url: string,
+  head: string,
+  forMs: number,
+): Promise<{ answer: string; closed: boolean; sent: number }> {
+  const { hostname, port } = new URL(url);
+  const chunk = Buffer.alloc(64 * 1024, "a");
+  return new Promise((resolve) => {
+    let answer = "";
+    let sent = 0;
+    let closed = false;
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ answer, closed, sent });
+    };
+    const timer = setTimeout(settle, forMs);
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(head);
+      const pump = () => {
+        while (!closed && !settled) {
+          sent += chunk.length;
+          if (!socket.write(chunk)) {
+            socket.once("drain", pump);
+            return;
+          }
+        }
+      };
+      pump();
+    });
+    socket.setEncoding("utf8");
+    socket.on("data", (data: string) => {
+      answer += data;
+    });
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      closed = true;
+      settle();
+    });
+  });
+}
+
+/** Every answer in `raw`, a connection's whole output, in order. */
+function parseAnswers(raw: string): Array<{ status: number; body: any }> {
+  const answers: Array<{ status: number; body: any }> = [];
+  let rest = raw;
+  while (rest.startsWith("HTTP/1.1 ")) {
+    const headEnd = rest.indexOf("\r\n\r\n");
+    const head = rest.slice(0, headEnd);
+    const length = Number(/content-length: (\d+)/i.exec(head)?.[1]);
+    const body = rest.slice(headEnd + 4, headEnd + 4 + length);
+    answers.push({ status: Number(head.split(" ")[1]), body: JSON.parse(body) });
+    rest = rest.slice(headEnd + 4 + length);
+  }
+  return answers;
+}
+
 function parseAnswer(raw: string): { status: number; body: any } {
   const [head = "", body = ""] = raw.split("\r\n\r\n");
   const status = Number(head.split(" ")[1]);
@@ -87,6 +152,49 @@ describe("broken requests", () => {
     assert.equal(answer.body.success, false);
     assert.match(answer.body.message, /not sent completely in time/);
     assert.ok(Date.now() - started < 4000, "answered soon after the 1 s timeout");
+  });
+
+  test("requests pipelined behind a body that is not JSON are each answered, in order", async () => {
+    const trigger = (body: string, last = false) =>
+      `POST /api/webhooks/trigger HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${last ? "Connection: close\r\n" : ""}\r\n${body}`;
+    const event = '{"event":"user.created","data":{}}';
+    const answers = parseAnswers(
+      await exchange(
+        herald.url,
+        trigger(event) +
+          trigger('{"event":') +
+          trigger(event) +
+          trigger('{"event":"user.created","data":{"__proto__":{}}}') +
+          trigger(event, true),
+      ),
+    );
+    assert.deepEqual(
+      answers.map((answer) => answer.status),
+      [200, 400, 200, 400, 200],
+    );
+    assert.equal(answers[1]?.body.code, "malformed_json");
+  });
+
+  test("a large body refused before it is read is not read: the connection is closed", async () => {
+    for (const [path, key] of [
+      ["/api/webhooks/trigger", "wrong-key"],
+      ["/api/webhooks/trigger", TEST_API_KEY],
+      ["/api/incoming-webhooks/custom", TEST_API_KEY],
+    ]) {
+      const { answer, closed, sent } = await streamBody(
+        herald.url,
+        `POST ${path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n`,
+        3000,
+      );
+      const { status } = parseAnswer(answer);
+      assert.ok(status === 401 || status === 413, `${path}: ${answer}`);
+      assert.match(answer, /connection: close/i, path);
+      assert.ok(closed, `${path}: the connection stayed open while ${sent} bytes were sent`);
+      assert.ok(
+        sent < 100_000_000,
+        `${path}: ${sent} bytes were read before the connection closed`,
+      );
+    }
   });
 
   test("a request that is not valid HTTP is 400 in the error format", async () => {

@@ -537,6 +537,15 @@ function registerApiTests() {
       );
     });
 
+    test("a request with no body is not refused for a Content-Encoding it names", async () => {
+      const headers = { ...auth, "content-encoding": "gzip" };
+      assertError(await call({ method: "DELETE", url: "/api/webhooks/wh_none", headers }), 404);
+      assertError(
+        await call({ method: "DELETE", url: "/api/webhooks/wh_none", headers, payload: "" }),
+        404,
+      );
+    });
+
     test("an unknown path has no Allow header", async () => {
       const response = await call({ method: "GET", url: "/api/nothing-here", headers: auth });
       assertError(response, 404);

@@ -10,6 +10,8 @@ import Fastify, {
   errorCodes,
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
   LogController,
 } from "fastify";
 import type { Logger as PinoLogger } from "pino";
@@ -134,6 +136,28 @@ function routeMethods(app: FastifyInstance): (path: string) => string[] {
   };
 }
 
+/** Most of an unread request body that Node reads and drops to keep its connection open. */
+const DRAIN_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * Decides whether the connection outlives an answer. Fastify closes it after any body it could not
+ * parse; but a body read to its end leaves the connection clean, and closing it would leave the
+ * requests a client pipelined behind it unanswered although Node goes on to run them. An error
+ * answered before the body was read closes the connection when the rest of the body is large or of
+ * unknown size, so that Node does not read it all only to drop it.
+ */
+function keepOrCloseConnection(request: FastifyRequest, reply: FastifyReply): void {
+  if (request.raw.complete) {
+    if (reply.getHeader("connection") === "close") reply.removeHeader("connection");
+    return;
+  }
+  if (reply.statusCode < 400) return;
+  const chunked = request.headers["transfer-encoding"] !== undefined;
+  if (chunked || Number(request.headers["content-length"]) > DRAIN_LIMIT_BYTES) {
+    reply.header("connection", "close");
+  }
+}
+
 /** Creates the HTTP app. Call `listen` or `inject` on the result. */
 export function buildServer(deps: ServerDeps): FastifyInstance {
   const app: FastifyInstance = Fastify({
@@ -174,24 +198,32 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
         );
       return;
     }
-    // A request without a body has no media type to refuse (axios sends one on a bare POST).
+    // An incoming webhook's type and encoding are checked once its source is known (see
+    // routes/incoming.ts).
+    if (request.url.startsWith(INCOMING_PREFIX)) {
+      done();
+      return;
+    }
+    // A request without a body has no media type or encoding to refuse (axios sends a type on a
+    // bare POST, and some clients name an encoding on every request).
     if (
-      request.headers["content-type"] !== undefined &&
       (request.headers["content-length"] ?? "0") === "0" &&
-      request.headers["transfer-encoding"] === undefined &&
-      !request.url.startsWith(INCOMING_PREFIX)
+      request.headers["transfer-encoding"] === undefined
     ) {
       delete request.headers["content-type"];
+      done();
+      return;
     }
-    // An incoming webhook's encoding is checked once its source is known (see routes/incoming.ts).
-    const encoded = request.url.startsWith(INCOMING_PREFIX)
-      ? undefined
-      : encodedBodyRefusal(request.headers["content-encoding"]);
+    const encoded = encodedBodyRefusal(request.headers["content-encoding"]);
     if (encoded) {
       sendError(reply, encoded);
       return;
     }
     done();
+  });
+  app.addHook("onSend", (request, reply, payload, done) => {
+    keepOrCloseConnection(request, reply);
+    done(null, payload);
   });
   answerExpectContinueLate(app);
 
