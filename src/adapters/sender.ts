@@ -48,8 +48,17 @@ function describeError(error: unknown, timeoutMs: number): string {
   const code = err.code ?? err.cause?.code;
   const message = err.cause?.message ?? err.message ?? String(error);
   if ((error as Error).name === "HTTPParserError" || code?.startsWith("HPE_")) {
-    const reason = /\((.*)\)$/.exec(message)?.[1] ?? message;
+    const parsed = /\((.*)\)$/.exec(message)?.[1] ?? message;
+    // The parser's words for an answer that is not HTTP at all name protocols beside it.
+    const reason = /^Expected HTTP\//.test(parsed)
+      ? "it does not begin with an HTTP status line"
+      : parsed;
     return `the receiver's answer is not HTTP/1.1 (${reason}). Check that the webhook URL points at a web server, with https:// if it speaks TLS.`;
+  }
+  // undici checks the status line with assertions: 101 Switching Protocols to a request that asked
+  // for no upgrade, or a status below 100.
+  if (code === "ERR_ASSERTION") {
+    return "the receiver answered with a status no answer to a webhook can have (101 Switching Protocols, or a number below 100). Check the server at the webhook URL: it should answer 2xx.";
   }
   switch (code) {
     // undici's own limit on the wait for headers is the same, and may fire first.

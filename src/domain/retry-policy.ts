@@ -39,18 +39,24 @@ export type AttemptOutcome =
 export function isRetryable(result: AttemptResult): boolean {
   if (!result.response) return result.refused !== true;
   const { status } = result.response;
-  return status === 408 || status === 429 || status >= 500;
+  return status === 408 || status === 429 || (status >= 500 && status <= 599);
 }
+
+/** Statuses that send a client elsewhere; 304 and 300 name no single other address. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /** Why an answer that is not retried ends the delivery, and what to do about it. */
 function refusalReason(result: AttemptResult, retry: string): string {
   const status = result.response?.status;
   if (status === undefined) return "not retried, since every attempt would be refused the same way";
-  if (status >= 300 && status < 400) {
+  if (REDIRECTS.has(status)) {
     const location = result.response?.headers.location;
     return `receiver answered ${status}, a redirect${location ? ` to ${location}` : ""}. Herald does not follow redirects: change the webhook's URL to the address the receiver now uses`;
   }
-  return `receiver answered ${status}, which is not retried: the receiver refused this delivery. Check its logs, then send it again with ${retry}`;
+  if (status >= 400 && status < 500) {
+    return `receiver answered ${status}, which is not retried: the receiver refused this delivery. Check its logs, then send it again with ${retry}`;
+  }
+  return `receiver answered ${status}, which is neither a success (2xx) nor retried. Check the server at the webhook URL, then send it again with ${retry}`;
 }
 
 /**

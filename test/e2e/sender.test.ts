@@ -36,6 +36,10 @@ const routes: Record<string, Route> = {
       })
       .end('{"error":"busy"}'),
   "/nul": (_req, res) => res.writeHead(200).end("a\u0000b"),
+  // Answers written on the socket as they are, past Node's own checks.
+  "/switching": (req) => req.socket.end("HTTP/1.1 101 Switching Protocols\r\n\r\n"),
+  "/status-99": (req) => req.socket.end("HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n"),
+  "/not-http": (req) => req.socket.end("hello, this is not HTTP\r\n\r\n"),
   "/hang": () => undefined,
   "/echo": (req, res) => {
     const chunks: Buffer[] = [];
@@ -177,6 +181,35 @@ describe("HTTP sender", () => {
       const result = await http.send(delivery("/hang"));
       assert.equal(result.response, undefined);
       assert.match(result.error ?? "", /^timed out: no response within 300 ms/);
+    } finally {
+      await http.close();
+    }
+  });
+
+  test("an answer with a status no webhook answer can have is told in plain words", async () => {
+    const http = sender();
+    try {
+      for (const path of ["/switching", "/status-99"]) {
+        const result = await http.send(delivery(path));
+        assert.equal(result.response, undefined, path);
+        assert.match(result.error ?? "", /a status no answer to a webhook can have/, path);
+        assert.doesNotMatch(result.error ?? "", /assert/i, path);
+      }
+    } finally {
+      await http.close();
+    }
+  });
+
+  test("an answer that is not HTTP is told without the parser's words", async () => {
+    const http = sender();
+    try {
+      const result = await http.send(delivery("/not-http"));
+      assert.equal(result.response, undefined);
+      assert.match(
+        result.error ?? "",
+        /not HTTP\/1\.1 \(it does not begin with an HTTP status line\)/,
+      );
+      assert.doesNotMatch(result.error ?? "", /RTSP|ICE/);
     } finally {
       await http.close();
     }

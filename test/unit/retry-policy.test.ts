@@ -41,7 +41,14 @@ describe("retry policy", () => {
   });
 
   test("408, 429, 5xx and no response are retried on the schedule", () => {
-    for (const result of [answered(408), answered(429), answered(500), answered(503), noResponse]) {
+    for (const result of [
+      answered(408),
+      answered(429),
+      answered(500),
+      answered(503),
+      answered(599),
+      noResponse,
+    ]) {
       assert.deepEqual(decideOutcome(result, 1, DEFAULT_RETRY_SCHEDULE, middle), {
         kind: "retry",
         delayMs: 5000,
@@ -54,6 +61,22 @@ describe("retry policy", () => {
       const outcome = decideOutcome(answered(status), 1, DEFAULT_RETRY_SCHEDULE, middle);
       assert.equal(outcome.kind, "give-up", `status ${status}`);
     }
+  });
+
+  test("a status beyond 599 gives up at once, as any other status that is not 2xx", () => {
+    for (const status of [600, 999]) {
+      const outcome = decideOutcome(answered(status), 1, DEFAULT_RETRY_SCHEDULE, middle);
+      assert.equal(outcome.kind, "give-up", `status ${status}`);
+      assert.match((outcome as { reason: string }).reason, /neither a success \(2xx\) nor retried/);
+    }
+  });
+
+  test("only a status that sends the client elsewhere is called a redirect", () => {
+    const reason = (status: number) =>
+      (decideOutcome(answered(status), 1, DEFAULT_RETRY_SCHEDULE, middle) as { reason: string })
+        .reason;
+    for (const status of [301, 302, 303, 307, 308]) assert.match(reason(status), /a redirect/);
+    for (const status of [300, 304]) assert.doesNotMatch(reason(status), /redirect/);
   });
 
   test("an attempt refused by policy (a blocked address) gives up at once", () => {
