@@ -95,10 +95,22 @@ function sender(timeoutMs = 2000) {
   });
 }
 
+/** Runs `use` with a sender made for it, closed afterwards. */
+async function withSender(
+  use: (http: ReturnType<typeof sender>) => Promise<void>,
+  timeoutMs?: number,
+) {
+  const http = sender(timeoutMs);
+  try {
+    await use(http);
+  } finally {
+    await http.close();
+  }
+}
+
 describe("HTTP sender", () => {
   test("sends the signed body with Herald's headers", async () => {
-    const http = sender();
-    try {
+    await withSender(async (http) => {
       const result = await http.send(delivery("/echo"));
       assert.equal(result.error, undefined);
       const echoed = JSON.parse(result.response?.body ?? "{}") as {
@@ -113,14 +125,11 @@ describe("HTTP sender", () => {
         echoed.headers["x-webhook-signature"],
         createHmac("sha256", "s3cret").update(echoed.body).digest("hex"),
       );
-    } finally {
-      await http.close();
-    }
+    });
   });
 
   test("keeps the first 4 KB of a larger body and reuses the connection", async () => {
-    const http = sender();
-    try {
+    await withSender(async (http) => {
       const before = sockets.size;
       const results = [];
       for (let i = 0; i < 6; i++) results.push(await http.send(delivery("/big")));
@@ -130,26 +139,20 @@ describe("HTTP sender", () => {
       }
       // Each body was read to its end, so connections go back to the pool instead of closing.
       assert.ok(sockets.size - before <= 2, `${sockets.size - before} connections for 6 attempts`);
-    } finally {
-      await http.close();
-    }
+    });
   });
 
   test("stops reading a huge body and still answers with its start", async () => {
-    const http = sender();
-    try {
+    await withSender(async (http) => {
       const result = await http.send(delivery("/huge"));
       assert.equal(result.error, undefined);
       assert.equal(result.response?.status, 200);
       assert.equal(result.response?.body, "b".repeat(RESPONSE_BODY_LIMIT));
-    } finally {
-      await http.close();
-    }
+    });
   });
 
   test("keeps only the headers of interest", async () => {
-    const http = sender();
-    try {
+    await withSender(async (http) => {
       const result = await http.send(delivery("/headers"));
       assert.equal(result.response?.status, 503);
       assert.deepEqual(result.response?.headers, {
@@ -160,49 +163,37 @@ describe("HTTP sender", () => {
       });
       assert.equal(result.response?.body, '{"error":"busy"}');
       assert.ok(result.retryAfterMs !== undefined && result.retryAfterMs >= 6000);
-    } finally {
-      await http.close();
-    }
+    });
   });
 
   test("drops NUL characters, which text columns cannot hold", async () => {
-    const http = sender();
-    try {
+    await withSender(async (http) => {
       const result = await http.send(delivery("/nul"));
       assert.equal(result.response?.body, "ab");
-    } finally {
-      await http.close();
-    }
+    });
   });
 
   test("a receiver that never answers times out with plain words", async () => {
-    const http = sender(300);
-    try {
+    await withSender(async (http) => {
       const result = await http.send(delivery("/hang"));
       assert.equal(result.response, undefined);
       assert.match(result.error ?? "", /^timed out: no response within 300 ms/);
-    } finally {
-      await http.close();
-    }
+    }, 300);
   });
 
   test("an answer with a status no webhook answer can have is told in plain words", async () => {
-    const http = sender();
-    try {
+    await withSender(async (http) => {
       for (const path of ["/switching", "/status-99"]) {
         const result = await http.send(delivery(path));
         assert.equal(result.response, undefined, path);
         assert.match(result.error ?? "", /a status no answer to a webhook can have/, path);
         assert.doesNotMatch(result.error ?? "", /assert/i, path);
       }
-    } finally {
-      await http.close();
-    }
+    });
   });
 
   test("an answer that is not HTTP is told without the parser's words", async () => {
-    const http = sender();
-    try {
+    await withSender(async (http) => {
       const result = await http.send(delivery("/not-http"));
       assert.equal(result.response, undefined);
       assert.match(
@@ -210,9 +201,7 @@ describe("HTTP sender", () => {
         /not HTTP\/1\.1 \(it does not begin with an HTTP status line\)/,
       );
       assert.doesNotMatch(result.error ?? "", /RTSP|ICE/);
-    } finally {
-      await http.close();
-    }
+    });
   });
 
   test("a closed port is reported as refused", async () => {
@@ -220,13 +209,10 @@ describe("HTTP sender", () => {
     await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
     const { port } = probe.address() as AddressInfo;
     await new Promise((resolve) => probe.close(resolve));
-    const http = sender();
-    try {
+    await withSender(async (http) => {
       const result = await http.send({ ...delivery("/"), url: `http://127.0.0.1:${port}/` });
       assert.equal(result.response, undefined);
       assert.match(result.error ?? "", /^connection refused/);
-    } finally {
-      await http.close();
-    }
+    });
   });
 });
