@@ -440,6 +440,22 @@ function registerApiTests() {
         assertError(await get(`/api/webhooks/${webhook.id}/deliveries?${query}`), 400);
       }
     });
+
+    test("a limit is written in digits: other ways of writing a number are refused", async () => {
+      const webhook = await register();
+      for (const limit of ["1e2", "0x10", "%2B5", "%201", "5.0"]) {
+        const answer = await get(`/api/webhooks/${webhook.id}/deliveries?limit=${limit}`);
+        assertError(answer, 400, /^limit must be a whole number\.$/);
+        assert.equal(answer.body.field, "limit");
+      }
+      const digits = await get(`/api/webhooks/${webhook.id}/deliveries?limit=007`);
+      assert.equal(digits.status, 200, JSON.stringify(digits.body));
+      assertError(
+        await get(`/api/incoming-events?limit=1e2`),
+        400,
+        /^limit must be a whole number/,
+      );
+    });
   });
 
   describe("not found", () => {

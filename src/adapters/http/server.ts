@@ -5,7 +5,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Ajv } from "ajv";
+import { Ajv, type ValidateFunction } from "ajv";
 import Fastify, {
   errorCodes,
   type FastifyBaseLogger,
@@ -136,6 +136,31 @@ function routeMethods(app: FastifyInstance): (path: string) => string[] {
   };
 }
 
+/**
+ * Ajv would read `1e2`, `0x10` or ` 1` in a query string as whole numbers; a whole number in a URL
+ * is written in digits, so anything else is made to fail as not one.
+ */
+function wholeNumbersInDigits(validate: ValidateFunction) {
+  const schema = validate.schema as { properties?: Record<string, { type?: unknown }> };
+  const integers = Object.entries(schema.properties ?? {})
+    .filter(([, property]) => property.type === "integer")
+    .map(([name]) => name);
+  if (integers.length === 0) return validate;
+  const check = Object.assign(
+    (data: Record<string, unknown>) => {
+      for (const name of integers) {
+        const value = data?.[name];
+        if (typeof value === "string" && !/^-?\d+$/.test(value)) data[name] = "not digits";
+      }
+      const valid = validate(data);
+      check.errors = validate.errors;
+      return valid;
+    },
+    { errors: null as ValidateFunction["errors"] },
+  );
+  return check;
+}
+
 /** Most of an unread request body that Node reads and drops to keep its connection open. */
 const DRAIN_LIMIT_BYTES = 64 * 1024;
 
@@ -236,7 +261,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   const bodyAjv = new Ajv({ ...common, coerceTypes: false });
   const queryAjv = new Ajv({ ...common, coerceTypes: "array" });
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    httpPart === "body" ? bodyAjv.compile(schema) : queryAjv.compile(schema),
+    httpPart === "body" ? bodyAjv.compile(schema) : wholeNumbersInDigits(queryAjv.compile(schema)),
   );
 
   // JSON only: a text/plain body is refused with 415 rather than read as a string.
