@@ -197,6 +197,19 @@ describe("broken requests", () => {
     }
   });
 
+  test("a request refused before its body came, whose client then stops, gets one answer", async () => {
+    const raw = await exchange(
+      herald.url,
+      `POST /api/webhooks/trigger HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer wrong-key\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"event":`,
+    );
+    const answers = parseAnswers(raw);
+    assert.deepEqual(
+      answers.map((answer) => answer.status),
+      [401],
+      raw,
+    );
+  });
+
   test("a request that is not valid HTTP is 400 in the error format", async () => {
     const answer = parseAnswer(
       await exchange(

@@ -161,24 +161,18 @@ function wholeNumbersInDigits(validate: ValidateFunction) {
   return check;
 }
 
-/** Most of an unread request body that Node reads and drops to keep its connection open. */
-const DRAIN_LIMIT_BYTES = 64 * 1024;
-
 /**
  * Decides whether the connection outlives an answer. Fastify closes it after any body it could not
  * parse; but a body read to its end leaves the connection clean, and closing it would leave the
  * requests a client pipelined behind it unanswered although Node goes on to run them. An error
- * answered before the body was read closes the connection when the rest of the body is large or of
- * unknown size, so that Node does not read it all only to drop it.
+ * answered before the body was read closes the connection: otherwise Node would read the rest of
+ * the body only to drop it (gigabytes, if the client says so), and a client that then stops sending
+ * would get a second answer, a 408, to the same request.
  */
 function keepOrCloseConnection(request: FastifyRequest, reply: FastifyReply): void {
   if (request.raw.complete) {
     if (reply.getHeader("connection") === "close") reply.removeHeader("connection");
-    return;
-  }
-  if (reply.statusCode < 400) return;
-  const chunked = request.headers["transfer-encoding"] !== undefined;
-  if (chunked || Number(request.headers["content-length"]) > DRAIN_LIMIT_BYTES) {
+  } else if (reply.statusCode >= 400) {
     reply.header("connection", "close");
   }
 }
