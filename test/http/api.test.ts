@@ -562,6 +562,20 @@ function registerApiTests() {
       );
     });
 
+    test("a path a route names is not taken as an id or a name by a route of another method", async () => {
+      for (const method of ["GET", "PUT", "DELETE"] as const) {
+        const response = await call({ method, url: "/api/webhooks/trigger", headers: auth });
+        assertError(response, 404, new RegExp(`takes POST, not ${method}\\.$`));
+        assert.equal(response.headers.allow, "POST", method);
+      }
+      const head = await herald.app.inject({ method: "HEAD", url: "/api/webhooks/trigger" });
+      assert.equal(head.statusCode, 404);
+      assert.equal(head.headers.allow, "POST");
+      const health = await call({ method: "POST", url: "/api/incoming-webhooks/health" });
+      assertError(health, 404, /takes GET, not POST\.$/);
+      assert.equal(health.headers.allow, "GET");
+    });
+
     test("an unknown path has no Allow header", async () => {
       const response = await call({ method: "GET", url: "/api/nothing-here", headers: auth });
       assertError(response, 404);

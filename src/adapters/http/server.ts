@@ -117,22 +117,36 @@ function answerExpectContinueLate(app: FastifyInstance): void {
  * parameter (`POST /api/incoming-webhooks/:service` for `/api/incoming-webhooks/health`, a name no
  * source may have) do not count there.
  */
-function routeMethods(app: FastifyInstance): (path: string) => string[] {
+function routeMethods(app: FastifyInstance): {
+  methodsFor: (path: string) => string[];
+  /** The methods of the routes that name `path` word for word; empty when none does. */
+  namingMethods: (path: string) => string[];
+} {
   const routes: Array<{ method: string; pattern: RegExp; exact: boolean }> = [];
+  /** Methods by the path a route names word for word (without a trailing slash). */
+  const named = new Map<string, string[]>();
   app.addHook("onRoute", (route) => {
-    const parts = route.url.replace(/\/$/, "").split("/");
+    const path = route.url.replace(/\/$/, "");
+    const parts = path.split("/");
     const source = parts
       .map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
       .join("/");
     const pattern = new RegExp(`^${source}/?$`);
     const exact = !parts.some((part) => part.startsWith(":"));
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const method of methods) if (method !== "HEAD") routes.push({ method, pattern, exact });
+    for (const method of methods) {
+      if (method === "HEAD") continue;
+      routes.push({ method, pattern, exact });
+      if (exact) named.set(path, [...new Set([...(named.get(path) ?? []), method])]);
+    }
   });
-  return (path) => {
-    const matching = routes.filter((route) => route.pattern.test(path));
-    const exact = matching.filter((route) => route.exact);
-    return [...new Set((exact.length > 0 ? exact : matching).map((route) => route.method))];
+  return {
+    methodsFor: (path) => {
+      const matching = routes.filter((route) => route.pattern.test(path));
+      const exact = matching.filter((route) => route.exact);
+      return [...new Set((exact.length > 0 ? exact : matching).map((route) => route.method))];
+    },
+    namingMethods: (path) => named.get(path.replace(/\/$/, "")) ?? [],
   };
 }
 
@@ -268,7 +282,18 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     }
     done();
   });
-  app.setNotFoundHandler(notFoundHandler(routeMethods(app)));
+  const { methodsFor, namingMethods } = routeMethods(app);
+  app.setNotFoundHandler(notFoundHandler(methodsFor));
+  // A path that a route names word for word is that route's alone: asked with another method, it
+  // is not taken as a parameter by a route with a pattern (GET /api/webhooks/trigger is no lookup
+  // of a webhook named 'trigger'), but told which methods it takes.
+  app.addHook("onRequest", (request, reply, done) => {
+    if (request.is404 || !request.routeOptions.url?.includes(":")) return done();
+    const naming = namingMethods(request.url.split("?")[0] ?? "");
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    if (naming.length > 0 && !naming.includes(method)) return reply.callNotFound();
+    done();
+  });
 
   app.get("/healthz", async () => ({ success: true, message: "Herald is running" }));
   app.get("/metrics", async (_request, reply) =>
