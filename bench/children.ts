@@ -37,19 +37,27 @@ function killAtExit(child: ChildProcess): void {
 }
 
 /**
+ * The fields of a `/proc/…/stat` file after the command name, so that field 3 (the state) comes
+ * first: the parent pid is [1], utime and stime (1/100 s) [11] and [12], and the cutime and
+ * cstime of children waited for [13] and [14]. Undefined when the file cannot be read.
+ */
+export function procStatFields(statFile: string): string[] | undefined {
+  try {
+    const stat = readFileSync(statFile, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * CPU time (user + system) process `pid` has used, in ms (or the thread whose `stat` file is
  * given); undefined without Linux's /proc.
  */
 function processCpuMs(pid: number | undefined, statFile = `/proc/${pid}/stat`): number | undefined {
   if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(statFile, "utf8");
-    // Fields after the command name start at field 3; utime and stime are fields 14 and 15, in 1/100 s.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return undefined;
-  }
+  const fields = procStatFields(statFile);
+  return fields ? (Number(fields[11]) + Number(fields[12])) * 10 : undefined;
 }
 
 /** CPU time (user + system) of process `pid`'s main thread, in ms; undefined without /proc. */

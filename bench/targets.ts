@@ -9,6 +9,7 @@ import {
   freePort,
   Helper,
   makeTempDir,
+  procStatFields,
   removeTempDir,
   spawnNode,
   waitForHttp,
@@ -87,16 +88,6 @@ async function freshSchema(): Promise<{ url: string; drop(): Promise<void> }> {
   return { url: url.toString(), drop: () => run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`) };
 }
 
-/** The fields of /proc/<pid>/stat after the command name (field 3 first); undefined if gone. */
-function procStat(pid: number | string): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Reads the CPU time of the PostgreSQL server at PG_URL, in ms: the postmaster's own and that of
  * its children, those running (backends, WAL writer, checkpointer) and those that have ended. Found
@@ -113,7 +104,7 @@ async function postgresServerCpu(): Promise<() => number | undefined> {
     const backend = rows[0]?.pid;
     // Read while the connection holds the backend; a pid of another process here says nothing.
     if (backend !== undefined && readComm(backend) === "postgres") {
-      postmaster = Number(procStat(backend)?.[1]);
+      postmaster = Number(procStatFields(`/proc/${backend}/stat`)?.[1]);
     }
   } finally {
     await client.end();
@@ -121,13 +112,13 @@ async function postgresServerCpu(): Promise<() => number | undefined> {
   if (postmaster === undefined || !Number.isInteger(postmaster)) return unknown;
   const server = postmaster;
   return () => {
-    const own = procStat(server);
+    const own = procStatFields(`/proc/${server}/stat`);
     if (!own) return undefined;
     // utime, stime, and the cutime and cstime of children that have ended, in 1/100 s.
     let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
     for (const entry of readdirSync("/proc")) {
       if (!/^\d+$/.test(entry)) continue;
-      const fields = procStat(entry);
+      const fields = procStatFields(`/proc/${entry}/stat`);
       if (fields && Number(fields[1]) === server) ticks += Number(fields[11]) + Number(fields[12]);
     }
     return ticks * 10;

@@ -122,31 +122,35 @@ function routeMethods(app: FastifyInstance): {
   /** The methods of the routes that name `path` word for word; empty when none does. */
   namingMethods: (path: string) => string[];
 } {
-  const routes: Array<{ method: string; pattern: RegExp; exact: boolean }> = [];
   /** Methods by the path a route names word for word (without a trailing slash). */
   const named = new Map<string, string[]>();
+  /** Routes with parameters, by the pattern of the paths they take. */
+  const patterned: Array<{ method: string; pattern: RegExp }> = [];
   app.addHook("onRoute", (route) => {
     const path = route.url.replace(/\/$/, "");
     const parts = path.split("/");
+    const methods = (Array.isArray(route.method) ? route.method : [route.method]).filter(
+      (method) => method !== "HEAD",
+    );
+    if (!parts.some((part) => part.startsWith(":"))) {
+      named.set(path, [...new Set([...(named.get(path) ?? []), ...methods])]);
+      return;
+    }
     const source = parts
       .map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
       .join("/");
     const pattern = new RegExp(`^${source}/?$`);
-    const exact = !parts.some((part) => part.startsWith(":"));
-    const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const method of methods) {
-      if (method === "HEAD") continue;
-      routes.push({ method, pattern, exact });
-      if (exact) named.set(path, [...new Set([...(named.get(path) ?? []), method])]);
-    }
+    for (const method of methods) patterned.push({ method, pattern });
   });
+  const namingMethods = (path: string) => named.get(path.replace(/\/$/, "")) ?? [];
   return {
     methodsFor: (path) => {
-      const matching = routes.filter((route) => route.pattern.test(path));
-      const exact = matching.filter((route) => route.exact);
-      return [...new Set((exact.length > 0 ? exact : matching).map((route) => route.method))];
+      const naming = namingMethods(path);
+      if (naming.length > 0) return naming;
+      const matching = patterned.filter((route) => route.pattern.test(path));
+      return [...new Set(matching.map((route) => route.method))];
     },
-    namingMethods: (path) => named.get(path.replace(/\/$/, "")) ?? [],
+    namingMethods,
   };
 }
 
