@@ -425,6 +425,32 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(first?.body, '{"i":6}');
     });
 
+    test("refuses a cursor read from another webhook's deliveries", async () => {
+      const w = webhook();
+      const other = webhook();
+      await store.insertWebhook(w);
+      await store.insertWebhook(other);
+      for (let i = 0; i < 3; i++) {
+        await store.enqueueEvent(
+          { id: `evt_cx${i}`, type: "user.created", body: "{}", createdAt: 10 + i },
+          everyone,
+          nextId,
+        );
+      }
+      const cursor = (await store.listDeliveries(w.id, { limit: 1 })).nextCursor;
+      assert.ok(cursor);
+      await assert.rejects(store.listDeliveries(other.id, { limit: 1, cursor }), {
+        code: "validation_failed",
+        field: "cursor",
+        message: /belongs to another list/,
+      });
+      const next = await store.listDeliveries(w.id, { limit: 5, cursor });
+      assert.deepEqual(
+        next.deliveries.map((d) => d.eventId),
+        ["evt_cx1", "evt_cx0"],
+      );
+    });
+
     test("deleting a webhook removes its pending deliveries from the queue", async () => {
       const w = webhook();
       await store.insertWebhook(w);

@@ -1,19 +1,36 @@
-/** Page cursors: an opaque, URL-safe wrapping of the position of the last row shown. */
+/**
+ * Page cursors: an opaque, URL-safe wrapping of the position of the last row shown and, for a list
+ * that belongs to something (a webhook's deliveries), of what it belongs to, so a cursor from one
+ * list is not read as a position in another.
+ */
 import { HeraldError } from "../../domain/errors.js";
 
-/** Wraps a row position as a cursor. */
-export function encodeCursor(position: number): string {
-  return Buffer.from(`p:${position}`).toString("base64url");
+/** Wraps a row position, and the list it was read from, as a cursor. */
+export function encodeCursor(position: number, list?: string): string {
+  return Buffer.from(list === undefined ? `p:${position}` : `p:${position}:${list}`).toString(
+    "base64url",
+  );
 }
 
-/** Unwraps a cursor; a cursor Herald did not make is a 400 on the `cursor` field. */
-export function decodeCursor(cursor: string): number {
+/**
+ * Unwraps a cursor read from `list`; a cursor Herald did not make, or made for another list, is a
+ * 400 on the `cursor` field. A cursor without a list (made before lists were named) is taken as is.
+ */
+export function decodeCursor(cursor: string, list?: string): number {
   const text = Buffer.from(cursor, "base64url").toString("utf8");
-  const match = /^p:(\d{1,15})$/.exec(text);
+  const match = /^p:(\d{1,15})(?::(.{1,200}))?$/s.exec(text);
   if (!match) {
     throw new HeraldError(
       "validation_failed",
       "cursor is not valid. Pass the nextCursor value from the previous page unchanged.",
+      "cursor",
+    );
+  }
+  const madeFor = match[2];
+  if (madeFor !== undefined && madeFor !== list) {
+    throw new HeraldError(
+      "validation_failed",
+      "cursor belongs to another list. Pass the nextCursor value from this list's previous page, or leave cursor out to start at the first page.",
       "cursor",
     );
   }

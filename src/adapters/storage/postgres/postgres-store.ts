@@ -692,7 +692,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
 
     async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {
-      const after = cursor === undefined ? null : decodeCursor(cursor);
+      const after = cursor === undefined ? null : decodeCursor(cursor, webhookId);
       const { rows } = await pool.query<DeliveryRow>(
         `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
          WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.seq < $2)
@@ -703,7 +703,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       const last = page[page.length - 1];
       return {
         deliveries: page.map(toDeliverySummary),
-        nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : undefined,
+        nextCursor: rows.length > limit && last ? encodeCursor(last.seq, webhookId) : undefined,
       };
     },
 

@@ -380,12 +380,12 @@ export function openSqliteStore(path: string): Store {
       const rows =
         cursor === undefined
           ? q.pageFirst.all(webhookId, limit + 1)
-          : q.pageAfter.all(webhookId, decodeCursor(cursor), limit + 1);
+          : q.pageAfter.all(webhookId, decodeCursor(cursor, webhookId), limit + 1);
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
         deliveries: page.map(toDeliverySummary),
-        nextCursor: rows.length > limit && last ? encodeCursor(last.seq) : undefined,
+        nextCursor: rows.length > limit && last ? encodeCursor(last.seq, webhookId) : undefined,
       };
     },
 
