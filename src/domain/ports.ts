@@ -60,6 +60,16 @@ export interface HeldLease {
 }
 
 /** Where Herald keeps everything. Every write is durable when its promise resolves. */
+/** Leases a sweep freed, so that their deliveries are sent again. */
+export interface ReleasedLeases {
+  /** Leases that ran out: held past their end by a worker that stopped answering or fell behind. */
+  expired: number;
+  /** Leases of workers found dead (their process ended), freed before they ran out. */
+  ofDeadWorkers: number;
+  /** The workers found dead by this sweep, whatever they held. */
+  deadWorkers: string[];
+}
+
 export interface Store {
   insertWebhook(webhook: Webhook): Promise<void>;
   getWebhook(id: string): Promise<Webhook | undefined>;
@@ -113,9 +123,9 @@ export interface Store {
   /**
    * Frees leases that ran out at `now`, and those of workers marked alive whose process has since
    * died (a few seconds after, so that a cut connection that comes back costs nothing), without
-   * waiting for them to run out; resolves with how many.
+   * waiting for them to run out; resolves with how many of each, and which workers were found dead.
    */
-  releaseExpiredLeases(now: number): Promise<number>;
+  releaseExpiredLeases(now: number): Promise<ReleasedLeases>;
   /**
    * When the next pending delivery falls due after `after` (a retry waiting for its time), if any.
    * Deliveries due already are either claimed at once or leased, so they are not counted.

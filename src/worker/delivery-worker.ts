@@ -698,23 +698,37 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
    */
   function sweep(): void {
     store.releaseExpiredLeases(clock.now()).then(
-      (released) => {
-        if (released === 0) return;
-        logger.warn(
-          { released },
-          `${released === 1 ? "1 delivery was" : `${released} deliveries were`} leased but not recorded before the lease ran out: a worker stopped answering, or had more waiting than it could send in time. ${released === 1 ? "It is" : "They are"} back in the queue and will be sent; one that was mid-attempt may arrive twice.`,
-        );
-        scheduleDueCheck();
+      ({ expired, ofDeadWorkers, deadWorkers }) => {
+        if (sweepFailing) {
+          sweepFailing = false;
+          storeFailureLog.forget("sweep");
+          logger.info({}, "Freeing expired delivery leases works again.");
+        }
+        if (deadWorkers.length > 0) {
+          logger.warn(
+            { workers: deadWorkers, released: ofDeadWorkers },
+            deadWorkersLine(deadWorkers, ofDeadWorkers),
+          );
+        }
+        if (expired > 0) {
+          logger.warn(
+            { released: expired },
+            `${expired === 1 ? "1 delivery was" : `${expired} deliveries were`} leased but not recorded before the lease ran out: a worker stopped answering, or had more waiting than it could send in time. ${expired === 1 ? "It is" : "They are"} back in the queue and will be sent; one that was mid-attempt may arrive twice.`,
+          );
+        }
+        if (expired > 0 || ofDeadWorkers > 0) scheduleDueCheck();
       },
       (error: unknown) => {
+        sweepFailing = true;
         if (storeFailureLog.due("sweep") === undefined) return;
         logger.error(
           { err: error },
-          "Could not free expired delivery leases; trying again every 5 s. This line repeats at most every 30 s.",
+          "Could not free expired delivery leases; trying again every 5 s. This line repeats at most every 30 s, and a line says when it works again.",
         );
       },
     );
   }
+  let sweepFailing = false;
 
   /** Attempts answered per second, smoothed over a few seconds. */
   const sendRate = (() => {
@@ -841,4 +855,15 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
 
     inFlight: () => inFlight,
   };
+}
+
+/** The line that says workers were found dead, and what became of what they held. */
+function deadWorkersLine(workers: string[], released: number): string {
+  const one = workers.length === 1;
+  const who = one ? `Worker ${workers[0]} has` : `Workers ${workers.join(", ")} have`;
+  const held =
+    released === 0
+      ? `${one ? "It" : "They"} held no deliveries.`
+      : `${released === 1 ? "The 1 delivery" : `The ${released} deliveries`} ${one ? "it" : "they"} held ${released === 1 ? "is" : "are"} back in the queue and will be sent by the running workers; one that was mid-attempt may arrive twice.`;
+  return `${who} stopped without signing off (a crash, a kill, or a lost connection that did not come back). ${held}`;
 }

@@ -229,6 +229,8 @@ test("three processes on one database lose nothing when a worker is killed mid-r
     "deliveries that arrived twice without being in flight at the kill",
   );
   assert.ok(repeated.length <= orphaned.length + retried.rows.length);
+  // The survivor says in its log which worker died, rather than only that leases ran out.
+  assert.match(workers[1]!.output(), /Worker \S+ has stopped without signing off/);
   t.diagnostic(
     `killed a worker after ${arrivalsAtKill} of ${expected} deliveries, holding ${orphaned.length} (leases ending ${leaseEnds} ms after the kill); the other worker had sent them ${recoveredAfter} ms later (lease ${LEASE_MS} ms); ${repeated.length} arrived twice`,
   );

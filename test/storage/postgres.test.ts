@@ -171,6 +171,22 @@ async function onFreshSchema(
   }
 }
 
+const nothingFreed = { expired: 0, ofDeadWorkers: 0, deadWorkers: [] };
+
+test("a worker that stops holding no leases signs off: no other process takes it for dead", () =>
+  onFreshSchema(async (open) => {
+    const leaving = await open();
+    const staying = await open();
+    await leaving.markWorkerAlive("worker-leaving");
+    await leaving.close();
+    assert.deepEqual(await staying.releaseExpiredLeases(10 ** 12), nothingFreed);
+    assert.deepEqual(
+      await staying.releaseExpiredLeases(10 ** 12 + WORKER_GRACE_MS),
+      nothingFreed,
+      "a worker that signed off was taken for dead",
+    );
+  }));
+
 test("a dead worker's leases are freed after a short grace; a live worker's and an unregistered one's are kept until they run out", () =>
   onFreshSchema(async (open) => {
     // Two stores on one schema stand for two processes.
@@ -193,18 +209,34 @@ test("a dead worker's leases are freed after a short grace; a live worker's and 
     // Never marked alive: its lease is kept until it runs out, as before.
     assert.equal((await claim(second, "worker-unregistered", 1)).length, 1);
 
-    assert.equal(await second.releaseExpiredLeases(200), 0, "a live worker's leases were freed");
+    assert.deepEqual(
+      await second.releaseExpiredLeases(200),
+      nothingFreed,
+      "a live worker's leases were freed",
+    );
     assert.equal((await claim(second, "worker-second", 10)).length, 0);
 
     // The first process ends: its session, and with it the lock, is gone. It counts as dead once
     // the grace has passed.
     await first.close();
-    assert.equal(await second.releaseExpiredLeases(200), 0, "freed before the grace passed");
-    assert.equal(await second.releaseExpiredLeases(200 + WORKER_GRACE_MS - 1), 0);
-    assert.equal(await second.releaseExpiredLeases(200 + WORKER_GRACE_MS), 2);
+    assert.deepEqual(
+      await second.releaseExpiredLeases(200),
+      nothingFreed,
+      "freed before the grace passed",
+    );
+    assert.deepEqual(await second.releaseExpiredLeases(200 + WORKER_GRACE_MS - 1), nothingFreed);
+    assert.deepEqual(await second.releaseExpiredLeases(200 + WORKER_GRACE_MS), {
+      expired: 0,
+      ofDeadWorkers: 2,
+      deadWorkers: ["worker-first"],
+    });
     const resent = await claim(second, "worker-second", 10);
     assert.deepEqual(resent.map((d) => d.id).sort(), ["del_alive_0", "del_alive_1"]);
-    assert.equal(await second.releaseExpiredLeases(farAway), 3, "leases that ran out are freed");
+    assert.deepEqual(
+      await second.releaseExpiredLeases(farAway),
+      { expired: 3, ofDeadWorkers: 0, deadWorkers: [] },
+      "leases that ran out are freed",
+    );
   }));
 
 test("a worker whose liveness lock another session holds is not marked alive", () =>
@@ -240,8 +272,16 @@ test("a worker whose liveness connection is cut keeps its leases: its own sweep 
        WHERE locktype = 'advisory' AND classid = $1::oid AND objid = hashtext($2)::oid`,
       [WORKER_LOCK_CLASS, "worker-own"],
     );
-    assert.equal(await own.releaseExpiredLeases(200), 0, "its own sweep freed its lease");
-    assert.equal(await other.releaseExpiredLeases(200), 0, "freed before the grace passed");
+    assert.deepEqual(
+      await own.releaseExpiredLeases(200),
+      nothingFreed,
+      "its own sweep freed its lease",
+    );
+    assert.deepEqual(
+      await other.releaseExpiredLeases(200),
+      nothingFreed,
+      "freed before the grace passed",
+    );
     // It reconnects and takes its lock back; a sweep after the grace then leaves it alone.
     const deadline = Date.now() + 10_000;
     for (;;) {
@@ -254,7 +294,7 @@ test("a worker whose liveness connection is cut keeps its leases: its own sweep 
       assert.ok(Date.now() < deadline, "the worker did not take its lock back");
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    assert.equal(await other.releaseExpiredLeases(200 + WORKER_GRACE_MS), 0);
+    assert.deepEqual(await other.releaseExpiredLeases(200 + WORKER_GRACE_MS), nothingFreed);
     assert.equal(
       (
         await other.claimDueDeliveries({

@@ -652,21 +652,21 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           now - WORKER_GRACE_MS,
         ]);
         const dead = rows.map((row) => row.id);
-        let released = 0;
+        let ofDeadWorkers = 0;
         if (dead.length > 0) {
           const freed = await client.query(
             `UPDATE deliveries SET locked_by = NULL, locked_until = NULL
              WHERE status = 'pending' AND locked_by IS NOT NULL AND locked_by = ANY($1::text[])`,
             [dead],
           );
-          released += freed.rowCount ?? 0;
+          ofDeadWorkers = freed.rowCount ?? 0;
         }
         const expired = await client.query(
           `UPDATE deliveries SET locked_by = NULL, locked_until = NULL
            WHERE status = 'pending' AND locked_by IS NOT NULL AND locked_until <= $1`,
           [now],
         );
-        return released + (expired.rowCount ?? 0);
+        return { expired: expired.rowCount ?? 0, ofDeadWorkers, deadWorkers: dead };
       }),
 
     async nextDueAt(after) {
@@ -850,6 +850,18 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       if (closed) return;
       closed = true;
       await Promise.all([enqueue.drain(), record.drain(), incoming.drain()]);
+      // Signs off: a worker that holds no leases leaves no row for another process's sweep to take
+      // for a dead worker's. One still holding some stays, and the sweep frees them.
+      if (ownWorkers.length > 0) {
+        await pool
+          .query(
+            `DELETE FROM herald_workers w WHERE w.id = ANY($1::text[]) AND NOT EXISTS (
+               SELECT 1 FROM deliveries d
+               WHERE d.status = 'pending' AND d.locked_by IS NOT NULL AND d.locked_by = w.id)`,
+            [ownWorkers],
+          )
+          .catch(() => undefined);
+      }
       await Promise.all(liveness.map((held) => held.close()));
       await pool.end();
     },

@@ -364,7 +364,7 @@ export function openSqliteStore(path: string): Store {
           released++;
         }
       }
-      return released;
+      return { expired: released, ofDeadWorkers: 0, deadWorkers: [] };
     },
 
     async nextDueAt(after) {
