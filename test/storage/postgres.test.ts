@@ -40,7 +40,7 @@ describeStoreContract("PostgreSQL", async () => {
   };
 });
 
-test("sessions keep the URL's own settings and add Herald's planner cost", async () => {
+test("sessions keep the URL's own settings and add Herald's planner cost and keepalive", async () => {
   const { schema, drop } = await createTestSchema();
   try {
     for (const [config, searchPath] of [
@@ -50,10 +50,13 @@ test("sessions keep the URL's own settings and add Herald's planner cost", async
       const client = new pg.Client(config);
       await client.connect();
       try {
-        const { rows } = await client.query<{ cost: string; path: string }>(
-          "SELECT current_setting('random_page_cost') AS cost, current_setting('search_path') AS path",
+        const { rows } = await client.query<{ cost: string; path: string; keepalive: string }>(
+          `SELECT current_setting('random_page_cost') AS cost, current_setting('search_path') AS path,
+             CASE WHEN inet_client_addr() IS NULL THEN 'no TCP' ELSE current_setting('tcp_keepalives_idle') END
+               AS keepalive`,
         );
-        assert.deepEqual(rows[0], { cost: "1.1", path: searchPath });
+        const keepalive = rows[0]?.keepalive === "no TCP" ? "no TCP" : "30";
+        assert.deepEqual(rows[0], { cost: "1.1", path: searchPath, keepalive });
       } finally {
         await client.end();
       }

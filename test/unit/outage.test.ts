@@ -37,6 +37,9 @@ test("a full disk is told apart from a database that cannot be reached", () => {
   for (const code of ["ECONNREFUSED", "SQLITE_BUSY", "53300"]) {
     assert.equal(storageOutage(Object.assign(new Error("x"), { code })), "unavailable", code);
   }
+  // A statement sent and never answered may have taken effect: not "nothing stored".
+  assert.equal(storageOutage(new Error("Query read timeout")), "no_answer");
+  assert.equal(storageOutage(new Error("timeout exceeded when trying to connect")), "unavailable");
 });
 
 test("constraint violations, bugs and non-errors are not outages", () => {

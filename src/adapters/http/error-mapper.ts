@@ -115,6 +115,7 @@ export function noteStoredWrite(request: FastifyRequest): void {
   const count = answeredUnavailable;
   answeredUnavailable = 0;
   outageLog.forget("full");
+  outageLog.forget("no_answer");
   outageLog.forget("unavailable");
   request.log.info(
     { requestsAnswered503: count },
@@ -126,13 +127,16 @@ function logOutage(request: FastifyRequest, error: unknown, outage: OutageKind):
   answeredUnavailable++;
   const count = outageLog.due(outage);
   if (count === undefined) return;
-  const what =
-    outage === "full"
-      ? "The database's disk is full: free space where the database lives (HERALD_DATA_DIR for SQLite)."
-      : "The database could not serve: check that it is running and reachable.";
+  const what = {
+    full: "The database's disk is full: free space where the database lives (HERALD_DATA_DIR for SQLite).",
+    no_answer:
+      "The database did not answer a statement in time: check that it is running and that the network to it works.",
+    unavailable: "The database could not serve: check that it is running and reachable.",
+  }[outage];
+  const stored = outage === "no_answer" ? "perhaps not stored" : "nothing stored";
   request.log.error(
     { err: error, method: request.method, url: request.url, requestsAnswered503: count },
-    `${what} ${count === 1 ? "A request was" : `${count} requests were`} answered 503 (nothing stored; clients are asked to send again); while this lasts, this line repeats at most every ${OUTAGE_LOG_INTERVAL_MS / 1000} s.`,
+    `${what} ${count === 1 ? "A request was" : `${count} requests were`} answered 503 (${stored}; clients are asked to send again); while this lasts, this line repeats at most every ${OUTAGE_LOG_INTERVAL_MS / 1000} s.`,
   );
 }
 
@@ -218,9 +222,13 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
     logOutage(request, error, outage);
     const unavailable = new HeraldError(
       "unavailable",
-      outage === "full"
-        ? "Herald's database has no room left (its disk is full), so nothing was stored. Send the request again in a few seconds; if this keeps happening, the operator must free disk space where the database lives."
-        : "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
+      {
+        full: "Herald's database has no room left (its disk is full), so nothing was stored. Send the request again in a few seconds; if this keeps happening, the operator must free disk space where the database lives.",
+        no_answer:
+          "Herald's database did not answer in time, so the request may not have been stored. Send it again in a few seconds (an event sent twice may be delivered twice); if this keeps happening, check that the database is running and reachable.",
+        unavailable:
+          "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
+      }[outage],
     );
     unavailable.retryAfterSeconds = 5;
     return sendError(reply, unavailable);

@@ -51,11 +51,15 @@ const POSTGRES_MESSAGES = [
   "Client has encountered a connection error",
 ];
 
+/** What node-postgres says when a statement was sent and no answer came within its timeout. */
+const POSTGRES_NO_ANSWER = "Query read timeout";
+
 /**
  * Why a database cannot serve right now: `full` when its disk has no room (SQLite's
- * SQLITE_FULL, PostgreSQL's disk_full), `unavailable` for every other outage.
+ * SQLITE_FULL, PostgreSQL's disk_full); `no_answer` when a statement was sent and no answer came
+ * in time, so whether it took effect is unknown; `unavailable` for every other outage.
  */
-export type OutageKind = "full" | "unavailable";
+export type OutageKind = "full" | "no_answer" | "unavailable";
 
 /** What kind of outage `error` reports, or undefined when it is not one (a bug, a constraint). */
 export function storageOutage(error: unknown): OutageKind | undefined {
@@ -76,6 +80,7 @@ export function storageOutage(error: unknown): OutageKind | undefined {
     // Connection exceptions (class 08).
     if (/^08[0-9A-Z]{3}$/.test(code)) return "unavailable";
   }
+  if (message === POSTGRES_NO_ANSWER) return "no_answer";
   if (typeof message === "string" && POSTGRES_MESSAGES.some((m) => message.includes(m))) {
     return "unavailable";
   }

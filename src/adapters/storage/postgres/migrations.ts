@@ -4,6 +4,7 @@
  * Times are Unix milliseconds (bigint). Entries are never edited once released: add a new one.
  */
 import type { Pool } from "pg";
+import { answeredWithin } from "./answered-within.js";
 
 export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
@@ -144,6 +145,12 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `,
 ];
 
+/**
+ * Migrations wait for each other's lock and may rewrite large tables: they get a day to answer,
+ * not the pool's per-statement timeout.
+ */
+const MIGRATION_TIMEOUT_MS = 24 * 60 * 60_000;
+
 /** An arbitrary constant naming Herald's migration lock among the database's advisory locks. */
 const MIGRATION_LOCK_KEY = 4_242_017_001;
 
@@ -151,7 +158,9 @@ const MIGRATION_LOCK_KEY = 4_242_017_001;
 export async function migratePostgres(pool: Pool): Promise<number> {
   const client = await pool.connect();
   try {
-    await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    await client.query(
+      answeredWithin(MIGRATION_TIMEOUT_MS, "SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]),
+    );
     await client.query(
       `CREATE TABLE IF NOT EXISTS herald_schema_migrations (
          version integer PRIMARY KEY,
@@ -165,7 +174,9 @@ export async function migratePostgres(pool: Pool): Promise<number> {
     for (let version = current; version < POSTGRES_MIGRATIONS.length; version++) {
       await client.query("BEGIN");
       try {
-        await client.query(POSTGRES_MIGRATIONS[version] as string);
+        await client.query(
+          answeredWithin(MIGRATION_TIMEOUT_MS, POSTGRES_MIGRATIONS[version] as string),
+        );
         await client.query("INSERT INTO herald_schema_migrations (version) VALUES ($1)", [
           version + 1,
         ]);

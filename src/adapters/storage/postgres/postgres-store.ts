@@ -21,6 +21,7 @@ import type { IncomingEvent } from "../../../domain/incoming.js";
 import type { LocalDeliveryTaker, Logger, PendingEvent, Store } from "../../../domain/ports.js";
 import { BatchQueue } from "../batch-queue.js";
 import { decodeCursor, encodeCursor } from "../cursor.js";
+import { storageOutage } from "../outage.js";
 import {
   type AttemptRow,
   type ClaimRow,
@@ -41,7 +42,8 @@ import {
   toWebhook,
   type WebhookRow,
 } from "../rows.js";
-import type { HeldSession } from "./held-session.js";
+import { answeredWithin } from "./answered-within.js";
+import { describeOutage, type HeldSession } from "./held-session.js";
 import { migratePostgres } from "./migrations.js";
 import {
   DEAD_WORKERS,
@@ -65,6 +67,8 @@ export interface PostgresStoreOptions {
   migrate?: boolean;
   /** Told when the connection that shows this process's workers alive is lost. */
   logger?: Logger;
+  /** How long a statement may wait for its answer (default STATEMENT_ANSWER_TIMEOUT_MS). */
+  answerTimeoutMs?: number;
 }
 
 interface IncomingItem {
@@ -83,7 +87,23 @@ interface RecordItem {
  * sequential page read does. With the default cost of 4, a batch of attempts on a table of some ten
  * thousand deliveries was joined by scanning the whole table: four times the server's work.
  */
-const SESSION_SETTINGS = "-c random_page_cost=1.1";
+const SESSION_SETTINGS = [
+  "-c random_page_cost=1.1",
+  // The server probes an idle session after 30 s and drops it a minute later when no answer comes,
+  // so the liveness lock of a worker whose host vanished is not held for the kernel's two hours.
+  "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+].join(" ");
+
+/**
+ * How long a connection may take to open, and a statement to answer, before Herald gives up on it:
+ * a database host that vanishes or a network that drops packets without closing anything would
+ * otherwise hold requests for as long as the kernel keeps retrying (many minutes). A connection
+ * whose statement timed out is closed, never reused.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+export const STATEMENT_ANSWER_TIMEOUT_MS = 30_000;
+/** For statements whose work grows with the data (deleting a webhook's whole history). */
+const LONG_STATEMENT_TIMEOUT_MS = 10 * 60_000;
 
 /**
  * Connection settings shared by the pool and the listener. Session settings travel in the startup
@@ -107,7 +127,16 @@ export function postgresClientConfig(
         oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format as "text")) as never,
     },
     options: settings,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // Idle connections (a LISTEN, a held lock) learn that the server is gone without a statement.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   };
+}
+
+/** True when `error` leaves a connection that must not be used again (lost, or a statement unanswered). */
+function connectionBroken(error: unknown): boolean {
+  return storageOutage(error) !== undefined;
 }
 
 async function inTransaction<T>(
@@ -115,16 +144,20 @@ async function inTransaction<T>(
   work: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
+  let broken: Error | undefined;
   try {
     await client.query("BEGIN");
     const result = await work(client);
     await client.query("COMMIT");
     return result;
   } catch (error) {
-    await client.query("ROLLBACK").catch(() => undefined);
+    // A connection that is gone or does not answer gets no ROLLBACK (it would wait as long again):
+    // closing it ends the transaction on the server.
+    if (connectionBroken(error)) broken = error as Error;
+    else await client.query("ROLLBACK").catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    client.release(broken);
   }
 }
 
@@ -277,10 +310,14 @@ async function insertOutgoing(
 /** Runs `work` on a pooled connection, outside any transaction. */
 async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>) {
   const client = await pool.connect();
+  let broken: Error | undefined;
   try {
     return await work(client);
+  } catch (error) {
+    if (connectionBroken(error)) broken = error as Error;
+    throw error;
   } finally {
-    client.release();
+    client.release(broken);
   }
 }
 
@@ -441,7 +478,11 @@ async function writeIncoming(
 
 /** Opens the PostgreSQL store (running migrations unless told not to). */
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
-  const pool = new pg.Pool({ ...postgresClientConfig(options), max: options.poolSize });
+  const pool = new pg.Pool({
+    ...postgresClientConfig(options),
+    max: options.poolSize,
+    query_timeout: options.answerTimeoutMs ?? STATEMENT_ANSWER_TIMEOUT_MS,
+  });
   // A client losing its connection must not crash the process: while idle, the pool reports it
   // here and replaces it; while checked out, the pool listens no more, so every client gets a
   // listener of its own, and the query in flight fails with the error instead.
@@ -548,11 +589,20 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         const result = await client.query("DELETE FROM webhooks WHERE id = $1", [id]);
         if ((result.rowCount ?? 0) === 0) return false;
         await client.query(
-          `DELETE FROM delivery_attempts a USING deliveries d
-           WHERE d.webhook_id = $1 AND a.delivery_id = d.id`,
-          [id],
+          answeredWithin(
+            LONG_STATEMENT_TIMEOUT_MS,
+            `DELETE FROM delivery_attempts a USING deliveries d
+             WHERE d.webhook_id = $1 AND a.delivery_id = d.id`,
+            [id],
+          ),
         );
-        await client.query("DELETE FROM deliveries WHERE webhook_id = $1", [id]);
+        await client.query(
+          answeredWithin(
+            LONG_STATEMENT_TIMEOUT_MS,
+            "DELETE FROM deliveries WHERE webhook_id = $1",
+            [id],
+          ),
+        );
         return true;
       });
     },
@@ -633,11 +683,18 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         postgresClientConfig(options),
         workerId,
         () => Date.now(),
-        (error) =>
-          options.logger?.warn(
-            { err: error, workerId },
-            "Lost the PostgreSQL connection that shows this worker is alive; reconnecting. Meanwhile other processes may send this worker's deliveries again.",
-          ),
+        {
+          lost: (error) =>
+            options.logger?.warn(
+              { err: error, workerId },
+              "Lost the PostgreSQL connection that shows this worker is alive; reconnecting. Meanwhile other processes may send this worker's deliveries again; a line says when it is back.",
+            ),
+          restored: ({ downMs, losses }) =>
+            options.logger?.info(
+              { workerId, downMs, losses },
+              `The PostgreSQL connection that shows this worker is alive is back, ${describeOutage(downMs, losses)}.`,
+            ),
+        },
       );
       liveness.push(held);
       ownWorkers.push(workerId);

@@ -7,7 +7,7 @@
  * deliveries.
  */
 import type pg from "pg";
-import { type HeldSession, holdSession } from "./held-session.js";
+import { type HeldSession, holdSession, type SessionEvents } from "./held-session.js";
 
 /** First key of Herald's worker locks among the database's advisory locks ("HRLD"). */
 export const WORKER_LOCK_CLASS = 0x48524c44;
@@ -50,7 +50,7 @@ export function holdWorkerLiveness(
   config: pg.ClientConfig,
   workerId: string,
   now: () => number,
-  onLost: (error: Error) => void,
+  events: SessionEvents,
 ): Promise<HeldSession> {
   return holdSession(
     config,
@@ -73,6 +73,6 @@ export function holdWorkerLiveness(
         [workerId, now()],
       );
     },
-    onLost,
+    events,
   );
 }
