@@ -326,3 +326,37 @@ describe("broken requests", () => {
     });
   });
 });
+
+test("a request that comes while Herald shuts down is refused 503 in the error format, with Retry-After, and closes its connection", async () => {
+  const herald = await startHerald();
+  const { port } = new URL(herald.url);
+  const socket = connect(Number(port), "127.0.0.1");
+  let received = "";
+  socket.setEncoding("utf8");
+  socket.on("data", (chunk: string) => {
+    received += chunk;
+  });
+  const closed = new Promise((resolve) => socket.on("close", resolve));
+  await new Promise((resolve) => socket.once("connect", resolve));
+  // A trigger in flight (its body not all sent) holds the connection open while the server closes.
+  const auth = `Authorization: Bearer ${TEST_API_KEY}\r\n`;
+  socket.write(
+    `POST /api/webhooks/trigger HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 24\r\n\r\n{"event":`,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const stopping = herald.stop();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  // The trigger's body ends, and the next request follows on the same connection.
+  socket.write(`"user.created"}GET /api/webhooks HTTP/1.1\r\nHost: x\r\n${auth}\r\n`);
+  await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 5000))]);
+  await stopping;
+  const [trigger, next] = parseAnswers(received);
+  assert.equal(trigger?.status, 200, "the request in flight was answered");
+  assert.equal(next?.status, 503);
+  assert.equal(next?.body.success, false);
+  assert.equal(next?.body.error, "Service Unavailable");
+  assert.match(next?.body.message, /shutting down.*nothing was stored.*Send it again/);
+  const head = received.slice(received.lastIndexOf("HTTP/1.1 503"));
+  assert.match(head, /retry-after: 5\r\n/i);
+  assert.match(head, /connection: close\r\n/i);
+});

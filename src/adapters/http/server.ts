@@ -187,8 +187,15 @@ function wholeNumbersInDigits(validate: ValidateFunction) {
  * the body only to drop it (gigabytes, if the client says so), and a client that then stops sending
  * would get a second answer, a 408, to the same request.
  */
-function keepOrCloseConnection(request: FastifyRequest, reply: FastifyReply): void {
-  if (request.raw.complete) {
+function keepOrCloseConnection(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  refusedForShutdown: boolean,
+): void {
+  // A request refused because the server is shutting down is the connection's last.
+  if (refusedForShutdown) {
+    reply.header("connection", "close");
+  } else if (request.raw.complete) {
     if (reply.getHeader("connection") === "close") reply.removeHeader("connection");
   } else if (reply.statusCode >= 400) {
     reply.header("connection", "close");
@@ -204,7 +211,8 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     // error lines name the request themselves.
     childLoggerFactory: (logger) => logger,
     bodyLimit: deps.bodyLimitBytes,
-    return503OnClosing: true,
+    // Requests that come while the server closes are refused below, in Herald's error format.
+    return503OnClosing: false,
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     frameworkErrors: handleFrameworkError,
@@ -223,7 +231,24 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       requestTimeout: deps.requestTimeoutMs,
     },
   });
+  let closing = false;
+  app.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
   app.addHook("onRequest", (request, reply, done) => {
+    if (closing) {
+      reply
+        .status(503)
+        .header("retry-after", "5")
+        .send(
+          errorBody(
+            "unavailable",
+            "Herald is shutting down, so this request was not processed and nothing was stored. Send it again in a few seconds: another Herald process, or this one once it has restarted, will take it.",
+          ),
+        );
+      return;
+    }
     if (request.headers.host === undefined && request.raw.httpVersion === "1.1") {
       reply
         .status(400)
@@ -259,7 +284,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     done();
   });
   app.addHook("onSend", (request, reply, payload, done) => {
-    keepOrCloseConnection(request, reply);
+    keepOrCloseConnection(request, reply, closing && reply.statusCode === 503);
     done(null, payload);
   });
   answerExpectContinueLate(app);
