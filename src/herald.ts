@@ -263,12 +263,12 @@ export async function createHerald(
 
   /** Tells the operator, after a restart or a crash, that the deliveries left waiting are being sent. */
   async function reportWaitingDeliveries(
-    counted: Promise<{ due: number; later: number }>,
+    counted: Promise<{ due: number; later: number; held: number }>,
   ): Promise<void> {
     try {
-      const { due, later } = await counted;
-      const message = waitingDeliveriesMessage(due, later);
-      if (message) logger.info({ due, later }, message);
+      const { due, later, held } = await counted;
+      const message = waitingDeliveriesMessage(due, later, held);
+      if (message) logger.info({ due, later, held }, message);
     } catch (error) {
       // Only a report: the worker claims the same deliveries whether or not it is counted.
       logger.debug({ err: error }, "Herald could not count the deliveries waiting at start.");
@@ -327,13 +327,18 @@ export async function createHerald(
 }
 
 /** The start line about deliveries left waiting, or undefined when there are none. */
-export function waitingDeliveriesMessage(due: number, later: number): string | undefined {
+export function waitingDeliveriesMessage(due: number, later: number, held = 0): string | undefined {
   const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
-  const retries =
+  const parts = [
+    due === 0
+      ? ""
+      : `${plural(due, "delivery was", "deliveries were")} waiting in the database to be sent; Herald is sending ${due === 1 ? "it" : "them"} now.`,
+    held === 0
+      ? ""
+      : `${plural(held, "delivery is", "deliveries are")} leased to a worker that may have stopped: ${held === 1 ? "it is" : "they are"} sent once that worker is found stopped (within about 10 s) or the lease runs out.`,
     later === 0
       ? ""
-      : `${plural(later, "retry waits", "retries wait")} in the database for ${later === 1 ? "its" : "their"} time.`;
-  if (due === 0) return retries || undefined;
-  const sending = `${plural(due, "delivery was", "deliveries were")} waiting in the database to be sent; Herald is sending ${due === 1 ? "it" : "them"} now.`;
-  return retries ? `${sending} ${retries}` : sending;
+      : `${plural(later, "retry waits", "retries wait")} in the database for ${later === 1 ? "its" : "their"} time.`,
+  ].filter(Boolean);
+  return parts.length === 0 ? undefined : parts.join(" ");
 }

@@ -132,10 +132,11 @@ export interface Store {
    */
   nextDueAt(after: number): Promise<number | undefined>;
   /**
-   * How many deliveries of active webhooks wait to be sent: `due` at `now` (leased ones included),
-   * and `later`, retries waiting for their time.
+   * How many deliveries of active webhooks wait to be sent: `due` at `now`, `later` (retries
+   * waiting for their time), and `held`, leased to a worker of another process (one that may have
+   * stopped), counted apart. Leases that live in a process's memory (SQLite) count as due.
    */
-  countPendingDeliveries(now: number): Promise<{ due: number; later: number }>;
+  countPendingDeliveries(now: number): Promise<{ due: number; later: number; held: number }>;
   listDeliveries(
     webhookId: string,
     options: { limit: number; cursor?: string },

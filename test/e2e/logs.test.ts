@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { test } from "node:test";
+import { waitingDeliveriesMessage } from "../../src/herald.js";
 import { plainWebhook } from "../support/fixtures.js";
 import { startHerald, waitFor } from "../support/herald.js";
 import { capturedLogger } from "../support/log-capture.js";
@@ -333,6 +334,18 @@ test("at start, deliveries left waiting in the database are said, due ones and r
     "2 deliveries were waiting in the database to be sent; Herald is sending them now. 1 retry waits in the database for its time.",
   );
   assert.deepEqual([line.due, line.later], [2, 1]);
+});
+
+test("deliveries leased to a worker that may have stopped are said apart from those sent now", () => {
+  assert.equal(
+    waitingDeliveriesMessage(2, 1, 3),
+    "2 deliveries were waiting in the database to be sent; Herald is sending them now. 3 deliveries are leased to a worker that may have stopped: they are sent once that worker is found stopped (within about 10 s) or the lease runs out. 1 retry waits in the database for its time.",
+  );
+  assert.match(
+    String(waitingDeliveriesMessage(0, 0, 1)),
+    /^1 delivery is leased .*: it is sent once/,
+  );
+  assert.equal(waitingDeliveriesMessage(0, 0, 0), undefined);
 });
 
 test("a start with nothing waiting says nothing about waiting deliveries", async (t) => {

@@ -176,6 +176,21 @@ async function onFreshSchema(
 
 const nothingFreed = { expired: 0, ofDeadWorkers: 0, deadWorkers: [] };
 
+test("deliveries leased to a worker are counted apart from those due, for the start line", () =>
+  onFreshSchema(async (open) => {
+    const store = await open();
+    await store.insertWebhook(plainWebhook("wh_counted"));
+    for (let i = 0; i < 3; i++) {
+      await store.enqueueEvent(
+        { id: `evt_counted_${i}`, type: "user.created", body: "{}", createdAt: 1 },
+        (active) => [...active],
+        () => `del_counted_${i}`,
+      );
+    }
+    await store.claimDueDeliveries({ now: 10, limit: 1, workerId: "w", leaseUntil: 10 ** 12 });
+    assert.deepEqual(await store.countPendingDeliveries(10), { due: 2, later: 0, held: 1 });
+  }));
+
 test("a worker that stops holding no leases signs off: no other process takes it for dead", () =>
   onFreshSchema(async (open) => {
     const leaving = await open();

@@ -257,9 +257,9 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       await store.updateWebhook({ ...w, active: false });
       assert.equal((await claim("w", 10, 20, 10)).length, 0);
       assert.equal(await store.nextDueAt(0), undefined);
-      assert.deepEqual(await store.countPendingDeliveries(10), { due: 0, later: 0 });
+      assert.deepEqual(await store.countPendingDeliveries(10), { due: 0, later: 0, held: 0 });
       await store.updateWebhook({ ...w, active: true });
-      assert.deepEqual(await store.countPendingDeliveries(10), { due: 1, later: 0 });
+      assert.deepEqual(await store.countPendingDeliveries(10), { due: 1, later: 0, held: 0 });
       assert.equal(await store.nextDueAt(0), 1);
       assert.equal(await store.nextDueAt(1), undefined, "due already: not a future due time");
       assert.equal((await claim("w", 10, 20, 10)).length, 1);
@@ -293,14 +293,14 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
       assert.equal(await store.nextDueAt(1000), 7000);
       assert.equal(await store.nextDueAt(7000), undefined);
-      assert.deepEqual(await store.countPendingDeliveries(1000), { due: 0, later: 1 });
-      assert.deepEqual(await store.countPendingDeliveries(7000), { due: 1, later: 0 });
+      assert.deepEqual(await store.countPendingDeliveries(1000), { due: 0, later: 1, held: 0 });
+      assert.deepEqual(await store.countPendingDeliveries(7000), { due: 1, later: 0, held: 0 });
       assert.equal((await claim("w", 6999, 9000, 1)).length, 0);
       const [again] = await claim("w", 7000, 9000, 1);
       assert.equal(again?.attempts, 1);
       await store.recordAttempt(success(claimed.id, 2, 7000), "w");
       assert.equal(await store.nextDueAt(0), undefined);
-      assert.deepEqual(await store.countPendingDeliveries(7000), { due: 0, later: 0 });
+      assert.deepEqual(await store.countPendingDeliveries(7000), { due: 0, later: 0, held: 0 });
 
       const detail = await store.getDelivery(w.id, claimed.id);
       assert.ok(detail);

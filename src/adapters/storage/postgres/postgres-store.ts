@@ -738,14 +738,15 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
 
     async countPendingDeliveries(now) {
-      const { rows } = await pool.query<{ due: number; later: number }>(
-        `SELECT (count(*) FILTER (WHERE d.next_attempt_at <= $1))::int AS due,
-                (count(*) FILTER (WHERE d.next_attempt_at > $1))::int AS later
+      const { rows } = await pool.query<{ due: number; later: number; held: number }>(
+        `SELECT (count(*) FILTER (WHERE d.locked_by IS NULL AND d.next_attempt_at <= $1))::int AS due,
+                (count(*) FILTER (WHERE d.locked_by IS NULL AND d.next_attempt_at > $1))::int AS later,
+                (count(*) FILTER (WHERE d.locked_by IS NOT NULL))::int AS held
          FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
          WHERE d.status = 'pending' AND w.active`,
         [now],
       );
-      return { due: rows[0]?.due ?? 0, later: rows[0]?.later ?? 0 };
+      return { due: rows[0]?.due ?? 0, later: rows[0]?.later ?? 0, held: rows[0]?.held ?? 0 };
     },
 
     async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {

@@ -373,7 +373,7 @@ export function openSqliteStore(path: string): Store {
 
     async countPendingDeliveries(now) {
       const counts = q.pendingCounts.get(now, now);
-      return { due: counts?.due ?? 0, later: counts?.later ?? 0 };
+      return { due: counts?.due ?? 0, later: counts?.later ?? 0, held: 0 };
     },
 
     async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {
