@@ -229,6 +229,54 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
     });
 
+    test("a claim that skips a webhook with a long backlog takes the others' oldest due first, past those held", async () => {
+      const slow = webhook();
+      const a = webhook();
+      const b = webhook();
+      const paused = webhook();
+      for (const w of [slow, a, b, paused]) await store.insertWebhook(w);
+      const to =
+        (...targets: Webhook[]) =>
+        (active: readonly Webhook[]) =>
+          active.filter((w) => targets.some((t) => t.id === w.id));
+      const store1 = (id: string, at: number, ...targets: Webhook[]) =>
+        store.enqueueEvent(
+          { id, type: "user.created", body: "{}", createdAt: at },
+          to(...targets),
+          nextId,
+        );
+      // A paused webhook's delivery waits, however old.
+      await store1("evt_paused", 5, paused);
+      await store.updateWebhook({ ...paused, active: false });
+      // The slow receiver's backlog comes first in due order; a and b interleave after it.
+      for (let i = 0; i < 300; i++) await store1(`evt_bk${i}`, 10 + i, slow);
+      for (let i = 0; i < 4; i++) {
+        await store1(`evt_a${i}`, 1000 + 2 * i, a);
+        await store1(`evt_b${i}`, 1001 + 2 * i, b);
+      }
+      await store1("evt_later", 5000, a, b);
+      const claimSkipping = (limit: number) =>
+        store.claimDueDeliveries({
+          now: 2000,
+          limit,
+          workerId: "w",
+          leaseUntil: 9000,
+          skipWebhooks: [slow.id],
+        });
+      const first = await claimSkipping(3);
+      assert.deepEqual(
+        first.map((d) => d.eventId),
+        ["evt_a0", "evt_b0", "evt_a1"],
+      );
+      const rest = await claimSkipping(10);
+      assert.deepEqual(
+        rest.map((d) => d.eventId),
+        ["evt_b1", "evt_a2", "evt_b2", "evt_a3", "evt_b3"],
+        "held deliveries are passed over, not due ones are left",
+      );
+      assert.deepEqual(await claimSkipping(10), []);
+    });
+
     test("claims only due deliveries, oldest due first, and never hands a leased one out twice", async () => {
       await store.insertWebhook(webhook());
       for (let i = 0; i < 5; i++) {

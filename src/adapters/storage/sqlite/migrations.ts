@@ -121,4 +121,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX events_by_incoming ON events(incoming_event_id, created_at)
     WHERE incoming_event_id IS NOT NULL;
   `,
+  `
+  -- Each webhook's pending deliveries by due time: a claim that skips webhooks at their share (a
+  -- slow receiver's backlog) finds the others' due rows without passing over the skipped ones.
+  CREATE INDEX deliveries_pending_by_webhook ON deliveries(webhook_id, next_attempt_at)
+    WHERE status = 'pending';
+  `,
 ];
