@@ -473,6 +473,26 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(first?.body, '{"i":6}');
     });
 
+    test("a page of history ends early once its payloads pass the page's limit, and always holds one", async () => {
+      await store.insertWebhook(webhook());
+      const big = (n: number, size: number) => `{"n":${n},"pad":"${"x".repeat(size)}"}`;
+      await enqueue("evt_huge", 1, big(0, 5 * 1024 * 1024));
+      for (let i = 1; i <= 3; i++) await enqueue(`evt_big${i}`, 1 + i, big(i, 1536 * 1024));
+      const w = (await store.listWebhooks())[0];
+      assert.ok(w);
+      const pages: string[][] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.listDeliveries(
+          w.id,
+          cursor === undefined ? { limit: 10 } : { limit: 10, cursor },
+        );
+        pages.push(page.deliveries.map((d) => d.eventId));
+        cursor = page.nextCursor;
+      } while (cursor !== undefined && pages.length < 5);
+      assert.deepEqual(pages, [["evt_big3", "evt_big2"], ["evt_big1"], ["evt_huge"]]);
+    });
+
     test("refuses a cursor read from another webhook's deliveries", async () => {
       const w = webhook();
       const other = webhook();

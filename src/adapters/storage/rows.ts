@@ -69,6 +69,36 @@ export interface ClaimRow {
 }
 
 /** The delivery columns every history query selects (deliveries `d` joined with events `e`). */
+/**
+ * The payload a page of delivery history carries at most (characters on SQLite, bytes on
+ * PostgreSQL): a page of 500 deliveries of 1 MB each would otherwise be read whole into memory and
+ * sent as one answer. A page past it ends early, with a cursor for the rest; it always holds one.
+ */
+export const PAGE_PAYLOAD_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * Takes the rows of a page, newest first (a body of null marks a row read past the payload limit),
+ * up to `limit` of them and while their bodies fit PAGE_PAYLOAD_LIMIT; says whether more remain.
+ * Stops reading `rows` as soon as the page is full.
+ */
+export function cutPage<T extends { body: string | null }>(
+  rows: Iterable<T>,
+  limit: number,
+): { page: Array<T & { body: string }>; more: boolean } {
+  const page: Array<T & { body: string }> = [];
+  let payload = 0;
+  for (const row of rows) {
+    const { body } = row;
+    const full =
+      page.length === limit ||
+      (page.length > 0 && (body === null || payload + body.length > PAGE_PAYLOAD_LIMIT));
+    if (full || body === null) return { page, more: true };
+    payload += body.length;
+    page.push(row as T & { body: string });
+  }
+  return { page, more: false };
+}
+
 export const DELIVERY_COLUMNS = `d.seq, d.id, d.webhook_id, d.event_id, d.event_type, e.body, d.status,
   d.attempts, d.next_attempt_at, d.last_status_code, d.last_response_body, d.last_error,
   d.last_attempt_at, d.last_duration_ms, d.last_response_headers, d.created_at, d.updated_at`;

@@ -25,10 +25,12 @@ import { storageOutage } from "../outage.js";
 import {
   type AttemptRow,
   type ClaimRow,
+  cutPage,
   DELIVERY_COLUMNS,
   type DeliveryRow,
   type EventRow,
   type IncomingRow,
+  PAGE_PAYLOAD_LIMIT,
   type RoutedEventRow,
   type SourceRow,
   sourceColumns,
@@ -476,6 +478,12 @@ async function writeIncoming(
   return results;
 }
 
+/** DELIVERY_COLUMNS read from a page's rows, the body only while the page's payload fits. */
+const PAGE_COLUMNS = DELIVERY_COLUMNS.replace(/\b[de]\./g, "p.").replace(
+  "p.body",
+  "CASE WHEN p.page_row = 1 OR p.page_payload <= $4 THEN p.body END AS body",
+);
+
 /** Opens the PostgreSQL store (running migrations unless told not to). */
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<Store> {
   const pool = new pg.Pool({
@@ -751,17 +759,26 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
     async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {
       const after = cursor === undefined ? null : decodeCursor(cursor, webhookId);
-      const { rows } = await pool.query<DeliveryRow>(
-        `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
-         WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.seq < $2)
-         ORDER BY d.seq DESC LIMIT $3`,
-        [webhookId, after, limit + 1],
+      // Bodies past the page's payload limit stay on the server: those rows come without one.
+      const { rows } = await pool.query<Omit<DeliveryRow, "body"> & { body: string | null }>(
+        `SELECT ${PAGE_COLUMNS}
+         FROM (
+           SELECT ${DELIVERY_COLUMNS},
+             row_number() OVER newest AS page_row,
+             sum(octet_length(e.body)) OVER newest AS page_payload
+           FROM deliveries d JOIN events e ON e.id = d.event_id
+           WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.seq < $2)
+           WINDOW newest AS (ORDER BY d.seq DESC)
+           ORDER BY d.seq DESC LIMIT $3
+         ) p
+         ORDER BY p.page_row`,
+        [webhookId, after, limit + 1, PAGE_PAYLOAD_LIMIT],
       );
-      const page = rows.slice(0, limit);
+      const { page, more } = cutPage(rows, limit);
       const last = page[page.length - 1];
       return {
         deliveries: page.map(toDeliverySummary),
-        nextCursor: rows.length > limit && last ? encodeCursor(last.seq, webhookId) : undefined,
+        nextCursor: more && last ? encodeCursor(last.seq, webhookId) : undefined,
       };
     },
 

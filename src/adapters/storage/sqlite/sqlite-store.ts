@@ -22,6 +22,7 @@ import { decodeCursor, encodeCursor } from "../cursor.js";
 import {
   type AttemptRow,
   type ClaimRow,
+  cutPage,
   DELIVERY_COLUMNS,
   type DeliveryRow,
   type EventRow,
@@ -418,15 +419,16 @@ export function openSqliteStore(path: string): Store {
     },
 
     async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {
+      // Read row by row, so that a page cut short by its payload reads no further.
       const rows =
         cursor === undefined
-          ? q.pageFirst.all(webhookId, limit + 1)
-          : q.pageAfter.all(webhookId, decodeCursor(cursor, webhookId), limit + 1);
-      const page = rows.slice(0, limit);
+          ? q.pageFirst.iterate(webhookId, limit + 1)
+          : q.pageAfter.iterate(webhookId, decodeCursor(cursor, webhookId), limit + 1);
+      const { page, more } = cutPage(rows, limit);
       const last = page[page.length - 1];
       return {
         deliveries: page.map(toDeliverySummary),
-        nextCursor: rows.length > limit && last ? encodeCursor(last.seq, webhookId) : undefined,
+        nextCursor: more && last ? encodeCursor(last.seq, webhookId) : undefined,
       };
     },
 
