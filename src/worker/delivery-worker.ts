@@ -360,17 +360,19 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   }
 
   /**
-   * Webhooks that may not start an attempt now with a full round of deliveries still waiting (a
-   * share for a slow one, the limit for others): claims skip them, and what waits for them does not
-   * count against the room for claiming the others' deliveries.
+   * Webhooks with enough deliveries waiting already: a full round (a share for a slow one, the
+   * limit for others) that may not start now, or two rounds. Claims skip them, and what waits for
+   * them does not count against the room for claiming the others' deliveries. A webhook that may
+   * start but finds every slot taken is skipped too once two rounds wait: otherwise each claim
+   * would take more of its oldest deliveries, whose leases then run out in the line.
    */
   function saturated(): { webhooks: string[]; waiting: number } {
     const webhooks: string[] = [];
     let waiting = 0;
     for (const webhookId of ready.keys()) {
-      if (mayStart(webhookId)) continue;
       const queued = ready.lengthOf(webhookId);
-      if (queued >= fullRound(webhookId)) {
+      const round = fullRound(webhookId);
+      if (queued >= (mayStart(webhookId) ? 2 * round : round)) {
         webhooks.push(webhookId);
         waiting += queued;
       }
