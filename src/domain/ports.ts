@@ -40,10 +40,14 @@ export interface IncomingQuery {
 export interface LocalDeliveryTaker {
   readonly workerId: string;
   /**
-   * The lease end for `count` more deliveries of one event, whose body is `bodyLength` characters,
-   * or undefined when it has no room for them now.
+   * Room for the deliveries of one event, to the webhooks `webhookIds`, whose body is `bodyLength`
+   * characters: the lease end, and the webhooks whose deliveries it takes (those of webhooks that
+   * hold enough already are left to be claimed); undefined when it takes none now.
    */
-  reserve(count: number, bodyLength: number): number | undefined;
+  reserve(
+    webhookIds: readonly string[],
+    bodyLength: number,
+  ): { leaseUntil: number; taken: ReadonlySet<string> } | undefined;
   /** Takes committed deliveries, leased to it until `leaseUntil`. */
   take(deliveries: ClaimedDelivery[], leaseUntil: number): void;
   /**

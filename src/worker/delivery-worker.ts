@@ -579,7 +579,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
           noteAnswer(delivery.webhookId, update.attempt);
           finished(delivery.webhookId);
           letGo(body);
-          sendRate.count();
+          countAnswer(delivery.webhookId);
           schedulePump();
           return record(delivery, leaseUntil, update, outcome);
         },
@@ -732,32 +732,35 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   }
   let sweepFailing = false;
 
-  /** Attempts answered per second, smoothed over a few seconds. */
-  const sendRate = (() => {
-    let answered = 0;
-    let rate = 0;
-    let since = clock.now();
-    return {
-      count() {
-        answered++;
-      },
-      perSecond(now: number): number {
-        const elapsed = now - since;
-        if (elapsed < 1000) return rate;
-        const current = (answered * 1000) / elapsed;
-        // After a quiet spell the old pace says nothing about the new one.
-        rate = elapsed > 3000 ? current : (rate + current) / 2;
-        answered = 0;
-        since = now;
-        return rate;
-      },
-    };
-  })();
+  /** Attempts answered per second, in all and by webhook. */
+  const sendRate = answerRate(clock.now());
+  const sendRateOf = new Map<string, AnswerRate>();
+  function countAnswer(webhookId: string): void {
+    sendRate.count();
+    let rate = sendRateOf.get(webhookId);
+    if (!rate) {
+      if (sendRateOf.size >= 100_000) sendRateOf.clear();
+      rate = answerRate(clock.now());
+      sendRateOf.set(webhookId, rate);
+    }
+    rate.count();
+  }
+
+  /**
+   * How many deliveries a webhook may hold (waiting and in flight) before the deliveries this
+   * process commits for it are left to be claimed: two rounds, or what its receiver answers in
+   * half the time a lease leaves. A slow receiver's line so stays short enough to be sent before
+   * its leases run out, whatever pace the others keep.
+   */
+  function holdLimitOf(webhookId: string, now: number): number {
+    const pace = sendRateOf.get(webhookId)?.perSecond(now) ?? 0;
+    return Math.max(2 * fullRound(webhookId), (pace * (leaseMs - timeoutMs)) / 2000);
+  }
 
   /** Takes the deliveries this process commits, so they go out without a claim query. */
   const taker: LocalDeliveryTaker = {
     workerId,
-    reserve(count, bodyLength) {
+    reserve(webhookIds, bodyLength) {
       if (!running) return undefined;
       const now = clock.now();
       dropLapsedReservations(now);
@@ -768,11 +771,18 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       // long would have its lease run out before it is sent.
       const pace = sendRate.perSecond(now) * ((leaseMs - timeoutMs) / 2000);
       const limit = Math.min(holdLimit, Math.max(concurrency * 4, pace));
-      if (inFlight + ready.length + count > limit) return undefined;
+      if (inFlight + ready.length + webhookIds.length > limit) return undefined;
+      const taken = new Set<string>();
+      for (const webhookId of webhookIds) {
+        if (ready.lengthOf(webhookId) + inFlightOf(webhookId) < holdLimitOf(webhookId, now)) {
+          taken.add(webhookId);
+        }
+      }
+      if (taken.size === 0) return undefined;
       const leaseUntil = now + leaseMs;
       reserved.set(leaseUntil, (reserved.get(leaseUntil) ?? 0) + bodyLength);
       reservedBodyLength += bodyLength;
-      return leaseUntil;
+      return { leaseUntil, taken };
     },
     take(deliveries, leaseUntil) {
       let body: HeldBody | undefined;
@@ -868,4 +878,31 @@ function deadWorkersLine(workers: string[], released: number): string {
       ? `${one ? "It" : "They"} held no deliveries.`
       : `${released === 1 ? "The 1 delivery" : `The ${released} deliveries`} ${one ? "it" : "they"} held ${released === 1 ? "is" : "are"} back in the queue and will be sent by the running workers; one that was mid-attempt may arrive twice.`;
   return `${who} stopped without signing off (a crash, a kill, or a lost connection that did not come back). ${held}`;
+}
+
+interface AnswerRate {
+  count(): void;
+  /** Answers a second, smoothed over a few seconds. */
+  perSecond(now: number): number;
+}
+
+function answerRate(start: number): AnswerRate {
+  let answered = 0;
+  let rate = 0;
+  let since = start;
+  return {
+    count() {
+      answered++;
+    },
+    perSecond(now) {
+      const elapsed = now - since;
+      if (elapsed < 1000) return rate;
+      const current = (answered * 1000) / elapsed;
+      // After a quiet spell the old pace says nothing about the new one.
+      rate = elapsed > 3000 ? current : (rate + current) / 2;
+      answered = 0;
+      since = now;
+      return rate;
+    },
+  };
 }

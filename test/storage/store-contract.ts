@@ -924,7 +924,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       let untaken = 0;
       store.setLocalTaker({
         workerId: "local",
-        reserve: (count) => (count === 1 ? 100 : undefined),
+        reserve: (webhookIds) =>
+          webhookIds.length === 1 ? { leaseUntil: 100, taken: new Set(webhookIds) } : undefined,
         take(deliveries, leaseUntil) {
           taken.push(...deliveries);
           leases.push(leaseUntil);
@@ -952,6 +953,33 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.deepEqual(await claim("other", 50, 90, 10), []);
       const [after] = await claim("other", 101, 200, 10);
       assert.equal(after?.id, handed?.id);
+    });
+
+    test("a local worker that takes the deliveries of some webhooks only leaves the others to be claimed", async () => {
+      const kept = webhook();
+      const left = webhook();
+      for (const w of [kept, left]) await store.insertWebhook(w);
+      const taken: ClaimedDelivery[] = [];
+      let untaken = 0;
+      store.setLocalTaker({
+        workerId: "local",
+        reserve: () => ({ leaseUntil: 100, taken: new Set([kept.id]) }),
+        take: (deliveries) => taken.push(...deliveries),
+        untaken: () => untaken++,
+      });
+      assert.equal(await enqueue("evt_split", 5), 2);
+      store.setLocalTaker(undefined);
+      assert.deepEqual(
+        taken.map((d) => d.webhookId),
+        [kept.id],
+      );
+      assert.equal(untaken, 1, "the worker hears that a delivery waits to be claimed");
+      const claimed = await claim("other", 50, 90, 10);
+      assert.deepEqual(
+        claimed.map((d) => d.webhookId),
+        [left.id],
+        "the delivery taken is leased; the other is claimable at once",
+      );
     });
 
     test("a local worker without room is handed nothing and told, after the commit, that the delivery waits to be claimed", async () => {
@@ -998,7 +1026,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       const taken: ClaimedDelivery[] = [];
       store.setLocalTaker({
         workerId: "local",
-        reserve: () => 1000,
+        reserve: (webhookIds) => ({ leaseUntil: 1000, taken: new Set(webhookIds) }),
         take: (deliveries) => taken.push(...deliveries),
         untaken() {},
       });

@@ -237,10 +237,16 @@ async function insertOutgoing(
     events.at.push(event.createdAt);
     events.incoming.push(event.incomingEventId ?? null);
     const targets = selectTargets(active);
-    const leaseUntil =
-      targets.length > 0 ? taker?.reserve(targets.length, event.body.length) : undefined;
+    const reserved =
+      targets.length > 0
+        ? taker?.reserve(
+            targets.map((webhook) => webhook.id),
+            event.body.length,
+          )
+        : undefined;
     const handed: ClaimedDelivery[] = [];
     for (const webhook of targets) {
+      const leaseUntil = reserved?.taken.has(webhook.id) ? reserved.leaseUntil : undefined;
       const id = newDeliveryId();
       itemOf.set(id, item);
       deliveries.id.push(id);
@@ -252,7 +258,9 @@ async function insertOutgoing(
       deliveries.lockedUntil.push(leaseUntil ?? null);
       if (leaseUntil !== undefined) handed.push(freshDelivery(id, webhook, event));
     }
-    if (taker && leaseUntil !== undefined) leased.push({ taker, deliveries: handed, leaseUntil });
+    if (taker && reserved && handed.length > 0) {
+      leased.push({ taker, deliveries: handed, leaseUntil: reserved.leaseUntil });
+    }
   });
   const inserted = await client.query<{ id: string; locked: boolean }>({
     name: "herald_insert_outgoing",

@@ -253,16 +253,23 @@ export function openSqliteStore(path: string): Store {
     const deliveries = chosen?.write.deliveries ?? [];
     const to = taker;
     if (!chosen || !to || deliveries.length === 0) return write(chosen?.write);
-    const leaseUntil = to.reserve(deliveries.length, chosen.write.event.body.length);
-    if (leaseUntil === undefined) {
+    const reserved = to.reserve(
+      deliveries.map(({ webhookId }) => webhookId),
+      chosen.write.event.body.length,
+    );
+    if (reserved === undefined) {
       return write(chosen.write).then((result) => {
         if (queued(result) > 0) to.untaken();
         return result;
       });
     }
-    for (const { id } of deliveries) leases.set(id, { workerId: to.workerId, until: leaseUntil });
+    const { leaseUntil, taken } = reserved;
+    const handed = deliveries.flatMap((delivery, i) =>
+      taken.has(delivery.webhookId) ? [{ ...delivery, webhook: chosen.targets[i] as Webhook }] : [],
+    );
+    for (const { id } of handed) leases.set(id, { workerId: to.workerId, until: leaseUntil });
     const release = () => {
-      for (const { id } of deliveries) {
+      for (const { id } of handed) {
         if (leases.get(id)?.workerId === to.workerId) leases.delete(id);
       }
     };
@@ -272,9 +279,10 @@ export function openSqliteStore(path: string): Store {
         if (stored === deliveries.length && taker === to) {
           const { event } = chosen.write;
           to.take(
-            deliveries.map(({ id }, i) => freshDelivery(id, chosen.targets[i] as Webhook, event)),
+            handed.map(({ id, webhook }) => freshDelivery(id, webhook, event)),
             leaseUntil,
           );
+          if (handed.length < deliveries.length) to.untaken();
         } else {
           release();
           if (stored > 0) to.untaken();
