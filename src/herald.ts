@@ -315,11 +315,18 @@ export async function createHerald(
         const cut = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceMs);
         await app.close();
         clearTimeout(cut);
-        await worker?.stop(Math.max(0, deadline - Date.now()));
+        const cutOff = (await worker?.stop(Math.max(0, deadline - Date.now()))) ?? 0;
         await sender.close();
         await opened.closeWake();
         await store.close();
-        logger.info({}, "Herald stopped cleanly.");
+        if (cutOff > 0) {
+          logger.warn(
+            { cutOff },
+            `Herald stopped once HERALD_SHUTDOWN_GRACE (${config.shutdownGraceMs / 1000} s) ran out, cutting off ${cutOff === 1 ? "1 attempt" : `${cutOff} attempts`} still waiting for ${cutOff === 1 ? "its receiver" : "their receivers"}. ${cutOff === 1 ? "It stays" : "They stay"} pending and will be sent again by the next worker to run (a receiver may get ${cutOff === 1 ? "it" : "them"} twice).`,
+          );
+        } else {
+          logger.info({}, "Herald stopped cleanly.");
+        }
       })();
       return stopped;
     },

@@ -75,8 +75,11 @@ export interface DeliveryWorkerOptions {
 export interface DeliveryWorker {
   /** Marks this worker alive in the store, frees the leases of workers that died, and starts. */
   start(): Promise<void>;
-  /** Stops claiming, waits up to `graceMs` for attempts in flight, and resolves. */
-  stop(graceMs: number): Promise<void>;
+  /**
+   * Stops claiming, waits up to `graceMs` for attempts in flight, and resolves with how many were
+   * still waiting for their receivers then (cut off: they stay pending and are sent again).
+   */
+  stop(graceMs: number): Promise<number>;
   /** Attempts in flight now. */
   inFlight(): number;
 }
@@ -854,7 +857,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       if (sleepTimer) clearTimeout(sleepTimer);
       if (sweepTimer) clearInterval(sweepTimer);
       await unsent;
-      if (inFlight === 0 && recording === 0) return;
+      if (inFlight === 0 && recording === 0) return 0;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);
         drained = () => {
@@ -863,6 +866,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         };
       });
       drained = undefined;
+      return inFlight;
     },
 
     inFlight: () => inFlight,

@@ -360,3 +360,42 @@ test("a start with nothing waiting says nothing about waiting deliveries", async
   await sleep(200);
   assert.equal(lines.filter((entry) => String(entry.msg).includes("waiting")).length, 0);
 });
+
+test("a stop that cuts off attempts still waiting for their receivers says so, not that it stopped cleanly", async (t) => {
+  const { logger, lines } = capturedLogger("info");
+  const waiting: Array<() => void> = [];
+  // The receiver holds every request until the test ends.
+  const receiver = await startReceiver((_req, _index, res) => {
+    waiting.push(() => res.writeHead(200).end("late"));
+  });
+  t.after(async () => {
+    for (const answer of waiting) answer();
+    await receiver.close();
+  });
+  const herald = await startHerald({ HERALD_SHUTDOWN_GRACE: "200ms" }, { logger });
+  const created = await herald.api("POST", "/api/webhooks", {
+    name: "held",
+    url: receiver.url,
+    events: ["user.created"],
+  });
+  assert.equal(created.status, 201);
+  assert.equal(
+    (await herald.api("POST", "/api/webhooks/trigger", { event: "user.created" })).status,
+    200,
+  );
+  await waitFor(
+    () => (waiting.length > 0 ? true : undefined),
+    5000,
+    "the attempt reached the receiver",
+  );
+  await herald.stop();
+  const line = lines.find((entry) => String(entry.msg).includes("cutting off"));
+  assert.ok(line, "no line about attempts cut off");
+  assert.equal(line.level, 40);
+  assert.equal(line.cutOff, 1);
+  assert.match(
+    String(line.msg),
+    /cutting off 1 attempt still waiting for its receiver\. It stays pending/,
+  );
+  assert.ok(!lines.some((entry) => String(entry.msg).includes("stopped cleanly")));
+});
