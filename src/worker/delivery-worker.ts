@@ -364,10 +364,10 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
 
   /**
    * Webhooks with enough deliveries waiting already: a full round (a share for a slow one, the
-   * limit for others) that may not start now, or two rounds. Claims skip them, and what waits for
-   * them does not count against the room for claiming the others' deliveries. A webhook that may
-   * start but finds every slot taken is skipped too once two rounds wait: otherwise each claim
-   * would take more of its oldest deliveries, whose leases then run out in the line.
+   * limit for others) that may not start now, or two rounds of a slow one. Claims skip them, and
+   * what waits for them does not count against the room for claiming the others' deliveries. A
+   * slow receiver's webhook that may start but finds every slot taken is skipped too: otherwise
+   * each claim would take more of its oldest deliveries, whose leases then run out in the line.
    */
   function saturated(): { webhooks: string[]; waiting: number } {
     const webhooks: string[] = [];
@@ -375,7 +375,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     for (const webhookId of ready.keys()) {
       const queued = ready.lengthOf(webhookId);
       const round = fullRound(webhookId);
-      if (queued >= (mayStart(webhookId) ? 2 * round : round)) {
+      const enough = !mayStart(webhookId) ? round : answering(webhookId) ? Infinity : 2 * round;
+      if (queued >= enough) {
         webhooks.push(webhookId);
         waiting += queued;
       }
@@ -750,12 +751,14 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   }
 
   /**
-   * How many deliveries a webhook may hold (waiting and in flight) before the deliveries this
-   * process commits for it are left to be claimed: two rounds, or what its receiver answers in
-   * half the time a lease leaves. A slow receiver's line so stays short enough to be sent before
-   * its leases run out, whatever pace the others keep.
+   * How many deliveries a slow receiver's webhook may hold (waiting and in flight) before the
+   * deliveries this process commits for it are left to be claimed: two rounds, or what it answers
+   * in half the time a lease leaves. Its line so stays short enough to be sent before its leases
+   * run out, whatever pace the others keep. A webhook whose receiver answers is held only to the
+   * worker's limit, which its own pace keeps up with.
    */
   function holdLimitOf(webhookId: string, now: number): number {
+    if (answering(webhookId)) return Infinity;
     const pace = sendRateOf.get(webhookId)?.perSecond(now) ?? 0;
     return Math.max(2 * fullRound(webhookId), (pace * (leaseMs - timeoutMs)) / 2000);
   }
