@@ -122,11 +122,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     WHERE incoming_event_id IS NOT NULL;
   `,
   `
-  -- Each webhook's pending deliveries by due time, in place of one due-time order for all: a claim
-  -- that skips webhooks at their share (a slow receiver's backlog) reads the others' due rows
-  -- without passing over the skipped ones. One index, so a delivery costs no more to write.
+  -- Each webhook's pending deliveries by due time: a claim that skips webhooks at their share (a
+  -- slow receiver's backlog) finds the others' due rows without passing over the skipped ones.
   CREATE INDEX deliveries_pending_by_webhook ON deliveries(webhook_id, next_attempt_at)
     WHERE status = 'pending';
-  DROP INDEX deliveries_due;
   `,
 ];

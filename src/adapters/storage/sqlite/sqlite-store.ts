@@ -149,6 +149,15 @@ export function openSqliteStore(path: string): Store {
     getWebhook: db.prepare<[string], WebhookRow>("SELECT * FROM webhooks WHERE id = ?"),
     listWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks ORDER BY created_at, id"),
     activeWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks WHERE active = 1"),
+    // Leased rows are skipped inside the query, before anything is read out of them.
+    dueIds: db.prepare<[number, string, string, number], { id: string }>(
+      `SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+       WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.active = 1
+         AND d.id NOT IN (SELECT value FROM json_each(?))
+         AND d.webhook_id NOT IN (SELECT value FROM json_each(?))
+       ORDER BY d.next_attempt_at
+       LIMIT ?`,
+    ),
     // The active webhooks, less those skipped, with a pending delivery due: one index seek each.
     webhooksDue: db.prepare<[string, number], { id: string }>(
       `SELECT w.id FROM webhooks w
@@ -170,11 +179,11 @@ export function openSqliteStore(path: string): Store {
        WHERE d.id IN (SELECT value FROM json_each(?))
        ORDER BY d.next_attempt_at`,
     ),
-    // One seek per active webhook in its pending index, so a long queue costs nothing here.
-    nextDue: db.prepare<[number], { at: number | null }>(
-      `SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d
-                   WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.next_attempt_at > ?)) AS at
-       FROM webhooks w WHERE w.active = 1`,
+    // Walks the due-time index from `after`, so a long queue costs nothing here.
+    nextDue: db.prepare<[number], { at: number }>(
+      `SELECT d.next_attempt_at AS at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+       WHERE d.status = 'pending' AND d.next_attempt_at > ? AND w.active = 1
+       ORDER BY d.next_attempt_at LIMIT 1`,
     ),
     pendingCounts: db.prepare<[number, number], { due: number | null; later: number | null }>(
       `SELECT SUM(d.next_attempt_at <= ?) AS due, SUM(d.next_attempt_at > ?) AS later
@@ -299,11 +308,11 @@ export function openSqliteStore(path: string): Store {
   });
 
   /**
-   * The ids of the deliveries due first among webhooks not skipped, not held. Each webhook with work
-   * is read from its own index (pending deliveries by webhook and due time): skipped webhooks (at
-   * their share, a slow receiver's backlog at the front of the due order) are not passed over.
+   * The ids of the deliveries due first among webhooks not skipped, not held. Skipped webhooks are
+   * those at their share, whose backlog (a slow receiver's) fills the front of the due-time order:
+   * instead of passing over all of it, each other webhook with work is read from its own index.
    */
-  function dueIds(
+  function dueIdsSkipping(
     now: number,
     limit: number,
     skipWebhooks: readonly string[],
@@ -368,7 +377,10 @@ export function openSqliteStore(path: string): Store {
     async claimDueDeliveries({ now, limit, workerId, leaseUntil, skipWebhooks = [] }) {
       const held: string[] = [];
       for (const [id, lease] of leases) if (lease.until > now) held.push(id);
-      const ids = dueIds(now, limit, skipWebhooks, new Set(held));
+      const ids =
+        skipWebhooks.length === 0
+          ? q.dueIds.all(now, JSON.stringify(held), "[]", limit).map((row) => row.id)
+          : dueIdsSkipping(now, limit, skipWebhooks, new Set(held));
       if (ids.length === 0) return [];
       const claimed = q.claimRows.all(JSON.stringify(ids)).map(toClaimedDelivery);
       for (const delivery of claimed) leases.set(delivery.id, { workerId, until: leaseUntil });
@@ -406,7 +418,7 @@ export function openSqliteStore(path: string): Store {
     },
 
     async nextDueAt(after) {
-      return q.nextDue.get(after)?.at ?? undefined;
+      return q.nextDue.get(after)?.at;
     },
 
     async countPendingDeliveries(now) {
