@@ -436,18 +436,24 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
     });
 
-    test("pages a webhook's deliveries newest first with a cursor", async () => {
+    /** Two webhooks, each with a delivery of `count` events `evt_<prefix><i>`, body `{"i":<i>}`. */
+    async function twoWebhooksWithEvents(prefix: string, count: number) {
       const w = webhook();
       const other = webhook();
       await store.insertWebhook(w);
       await store.insertWebhook(other);
-      for (let i = 0; i < 7; i++) {
+      for (let i = 0; i < count; i++) {
         await store.enqueueEvent(
-          { id: `evt_pg${i}`, type: "user.created", body: `{"i":${i}}`, createdAt: 10 + i },
+          { id: `evt_${prefix}${i}`, type: "user.created", body: `{"i":${i}}`, createdAt: 10 + i },
           everyone,
           nextId,
         );
       }
+      return { w, other };
+    }
+
+    test("pages a webhook's deliveries newest first with a cursor", async () => {
+      const { w } = await twoWebhooksWithEvents("pg", 7);
       const seen: string[] = [];
       let cursor: string | undefined;
       let pages = 0;
@@ -494,17 +500,7 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
     });
 
     test("refuses a cursor read from another webhook's deliveries", async () => {
-      const w = webhook();
-      const other = webhook();
-      await store.insertWebhook(w);
-      await store.insertWebhook(other);
-      for (let i = 0; i < 3; i++) {
-        await store.enqueueEvent(
-          { id: `evt_cx${i}`, type: "user.created", body: "{}", createdAt: 10 + i },
-          everyone,
-          nextId,
-        );
-      }
+      const { w, other } = await twoWebhooksWithEvents("cx", 3);
       const cursor = (await store.listDeliveries(w.id, { limit: 1 })).nextCursor;
       assert.ok(cursor);
       await assert.rejects(store.listDeliveries(other.id, { limit: 1, cursor }), {
