@@ -63,7 +63,6 @@ export interface HeldLease {
   leaseUntil: number;
 }
 
-/** Where Herald keeps everything. Every write is durable when its promise resolves. */
 /** Leases a sweep freed, so that their deliveries are sent again. */
 export interface ReleasedLeases {
   /** Leases that ran out: held past their end by a worker that stopped answering or fell behind. */
@@ -74,6 +73,7 @@ export interface ReleasedLeases {
   deadWorkers: string[];
 }
 
+/** Where Herald keeps everything. Every write is durable when its promise resolves. */
 export interface Store {
   insertWebhook(webhook: Webhook): Promise<void>;
   getWebhook(id: string): Promise<Webhook | undefined>;

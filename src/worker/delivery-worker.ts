@@ -702,6 +702,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
    * Frees the leases that ran out (a worker that died mid-attempt, or deliveries that waited in a
    * worker's queue past their lease), so their deliveries are sent again.
    */
+  /** Whether the latest sweep failed, so that the next one that works says so. */
+  let sweepFailing = false;
   function sweep(): void {
     store.releaseExpiredLeases(clock.now()).then(
       ({ expired, ofDeadWorkers, deadWorkers }) => {
@@ -734,7 +736,6 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       },
     );
   }
-  let sweepFailing = false;
 
   /** Attempts answered per second, in all and by webhook. */
   const sendRate = answerRate(clock.now());

@@ -68,7 +68,6 @@ export interface ClaimRow {
   body: string;
 }
 
-/** The delivery columns every history query selects (deliveries `d` joined with events `e`). */
 /**
  * The payload a page of delivery history carries at most (characters on SQLite, bytes on
  * PostgreSQL): a page of 500 deliveries of 1 MB each would otherwise be read whole into memory and
@@ -99,6 +98,7 @@ export function cutPage<T extends { body: string | null }>(
   return { page, more: false };
 }
 
+/** The delivery columns every history query selects (deliveries `d` joined with events `e`). */
 export const DELIVERY_COLUMNS = `d.seq, d.id, d.webhook_id, d.event_id, d.event_type, e.body, d.status,
   d.attempts, d.next_attempt_at, d.last_status_code, d.last_response_body, d.last_error,
   d.last_attempt_at, d.last_duration_ms, d.last_response_headers, d.created_at, d.updated_at`;
