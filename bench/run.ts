@@ -86,8 +86,9 @@ function usage(problem: string): never {
   process.exit(2);
 }
 
-function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
+/** The command line, read strictly: an unknown option or a missing value throws. */
+function readArgs(argv: string[]) {
+  return parseArgs({
     args: argv,
     options: {
       runs: { type: "string", default: "3" },
@@ -100,6 +101,17 @@ function parseOptions(argv: string[]): Options {
       steady: { type: "string", default: "0" },
     },
   });
+}
+
+function parseOptions(argv: string[]): Options {
+  if (argv.includes("--help") || argv.includes("-h")) usage("Herald benchmark.");
+  let parsed: ReturnType<typeof readArgs>;
+  try {
+    parsed = readArgs(argv);
+  } catch (error) {
+    usage(error instanceof Error ? error.message : String(error));
+  }
+  const { values } = parsed;
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > 20) usage("--runs must be from 1 to 20.");
   const clients = Number(values.clients);
