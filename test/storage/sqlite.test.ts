@@ -11,6 +11,7 @@ import {
   DatabaseInUseError,
   openSqliteStore,
 } from "../../src/adapters/storage/sqlite/sqlite-store.js";
+import type { Webhook } from "../../src/domain/webhooks.js";
 import { plainWebhook, storeOneDelivery } from "../support/fixtures.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
 import { describeStoreContract } from "./store-contract.js";
@@ -78,6 +79,50 @@ test("a restart frees every SQLite lease at once, since only one process uses th
       ["del_1"],
     );
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("while a webhook with a long history is deleted, other writes commit, not after all of it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "herald-store-"));
+  const path = join(dir, "herald.db");
+  const store = openSqliteStore(path);
+  try {
+    await store.insertWebhook(plainWebhook("wh_long"));
+    await store.insertWebhook(plainWebhook("wh_other"));
+    const only = (id: string) => (active: readonly Webhook[]) => active.filter((w) => w.id === id);
+    let n = 0;
+    const enqueueFor = (id: string) =>
+      store.enqueueEvent(
+        { id: `evt_${++n}`, type: "user.created", body: "{}", createdAt: 1 },
+        only(id),
+        () => `del_${n}`,
+      );
+    await Promise.all(Array.from({ length: 4000 }, () => enqueueFor("wh_long")));
+    // Read as the trigger's commit is reported: a delete in one write has taken all 4,000 by then.
+    const reader = new Database(path, { readonly: true });
+    const count = reader.prepare<[], { n: number }>(
+      "SELECT COUNT(*) AS n FROM deliveries WHERE webhook_id = 'wh_long'",
+    );
+    const deleted = store.deleteWebhook("wh_long");
+    await enqueueFor("wh_other");
+    const leftAtTrigger = count.get()?.n ?? -1;
+    assert.equal(await deleted, true);
+    assert.ok(leftAtTrigger > 0, `the delete had taken the whole history (${leftAtTrigger} left)`);
+    assert.equal(count.get()?.n, 0);
+    reader.close();
+    const left = await store.claimDueDeliveries({
+      now: 5,
+      limit: 10,
+      workerId: "w",
+      leaseUntil: 9,
+    });
+    assert.deepEqual(
+      left.map((d) => d.webhookId),
+      ["wh_other"],
+    );
+  } finally {
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

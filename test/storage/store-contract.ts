@@ -534,6 +534,38 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(await store.getDelivery(w.id, claimed.id), undefined);
     });
 
+    test("deleting a webhook with a long history deletes all of it, and leaves other webhooks' deliveries", async () => {
+      const w = webhook();
+      const other = webhook();
+      await store.insertWebhook(w);
+      await store.insertWebhook(other);
+      const onlyW = (active: readonly Webhook[]) => active.filter((a) => a.id === w.id);
+      // More than one slice of a store that deletes a history in slices.
+      for (let batch = 0; batch < 5; batch++) {
+        await Promise.all(
+          Array.from({ length: 500 }, (_, i) =>
+            store.enqueueEvent(
+              { id: `evt_long${batch}_${i}`, type: "user.created", body: "{}", createdAt: 1 },
+              onlyW,
+              nextId,
+            ),
+          ),
+        );
+      }
+      await enqueue("evt_both", 2);
+      const claimed = await claim("w", 10, 100, 5);
+      for (const d of claimed) await store.recordAttempt(success(d.id, 1, 20), "w");
+      assert.equal(await store.deleteWebhook(w.id), true);
+      await store.insertWebhook(w);
+      assert.equal((await store.listDeliveries(w.id, { limit: 10 })).deliveries.length, 0);
+      for (const d of claimed) assert.equal(await store.getDelivery(w.id, d.id), undefined);
+      const left = await store.listDeliveries(other.id, { limit: 10 });
+      assert.deepEqual(
+        left.deliveries.map((d) => d.eventId),
+        ["evt_both"],
+      );
+    });
+
     test("recording an attempt of a delivery deleted in flight is not an error", async () => {
       const w = webhook();
       const claimed = await claimOneFor(w, "evt_gone");

@@ -44,6 +44,9 @@ import { SQLITE_MIGRATIONS } from "./migrations.js";
 import { SqliteWriter } from "./sqlite-writer.js";
 import { attemptColumns, type OutgoingWrite } from "./write-ops.js";
 
+/** Deliveries deleted per write when a webhook goes: a few milliseconds of the writer's time. */
+const DELETE_SLICE = 1000;
+
 /**
  * The bytes on memory of their own. A small Buffer is a view into an 8 KB pool, and crossing to the
  * writer thread copies the whole memory a view sits on.
@@ -148,6 +151,9 @@ export function openSqliteStore(path: string): Store {
   const q = {
     getWebhook: db.prepare<[string], WebhookRow>("SELECT * FROM webhooks WHERE id = ?"),
     listWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks ORDER BY created_at, id"),
+    newestDeliverySeq: db.prepare<[string], { seq: number | null }>(
+      "SELECT MAX(seq) AS seq FROM deliveries WHERE webhook_id = ?",
+    ),
     activeWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks WHERE active = 1"),
     // Leased rows are skipped inside the query, before anything is read out of them.
     dueIds: db.prepare<[number, string, string, number], { id: string }>(
@@ -353,7 +359,18 @@ export function openSqliteStore(path: string): Store {
     updateWebhook: (webhook) =>
       afterWebhookWrite(writer.write<boolean>({ kind: "updateWebhook", row: webhookRow(webhook) })),
 
-    deleteWebhook: (id) => afterWebhookWrite(writer.write<boolean>({ kind: "deleteWebhook", id })),
+    async deleteWebhook(id) {
+      // A long history is deleted in slices, each a write of its own, so that triggers and attempt
+      // records commit in between instead of waiting for all of it; the webhook row goes last and
+      // takes, by cascade, the deliveries queued meanwhile. A crash midway leaves the webhook, with
+      // part of its history, for the delete to be asked again.
+      const newest = q.newestDeliverySeq.get(id)?.seq;
+      if (newest != null) {
+        const slice = { kind: "deleteDeliverySlice", webhookId: id, throughSeq: newest } as const;
+        while ((await writer.write<number>({ ...slice, limit: DELETE_SLICE })) === DELETE_SLICE);
+      }
+      return afterWebhookWrite(writer.write<boolean>({ kind: "deleteWebhook", id }));
+    },
 
     enqueueEvent: (event, selectTargets, newDeliveryId) =>
       writeHandingOver(

@@ -18,6 +18,7 @@ export type WriteOp =
   | { kind: "insertWebhook"; row: Columns }
   | { kind: "updateWebhook"; row: Columns }
   | { kind: "deleteWebhook"; id: string }
+  | { kind: "deleteDeliverySlice"; webhookId: string; throughSeq: number; limit: number }
   | { kind: "outgoing"; outgoing: OutgoingWrite }
   | { kind: "attempt"; columns: AttemptColumns; moveDelivery: boolean }
   | { kind: "requeueDelivery"; id: string; webhookId: string; now: number }
@@ -89,6 +90,11 @@ export function createWriteStatements(db: Database.Database) {
        updated_at = @updated_at WHERE id = @id`,
     ),
     deleteWebhook: db.prepare("DELETE FROM webhooks WHERE id = ?"),
+    // The oldest of a webhook's deliveries up to a seq, with their attempts (by cascade).
+    deleteDeliverySlice: db.prepare<[string, number, number]>(
+      `DELETE FROM deliveries WHERE seq IN (
+         SELECT seq FROM deliveries WHERE webhook_id = ? AND seq <= ? ORDER BY seq LIMIT ?)`,
+    ),
     insertEvent: db.prepare(
       "INSERT INTO events (id, type, body, created_at, incoming_event_id) VALUES (?, ?, ?, ?, ?)",
     ),
@@ -190,6 +196,8 @@ export function applyWriteOp(q: WriteStatements, op: WriteOp): WriteResult {
       return q.updateWebhook.run(op.row).changes > 0;
     case "deleteWebhook":
       return q.deleteWebhook.run(op.id).changes > 0;
+    case "deleteDeliverySlice":
+      return q.deleteDeliverySlice.run(op.webhookId, op.throughSeq, op.limit).changes;
     case "outgoing":
       return writeOutgoing(q, op.outgoing);
     case "attempt": {

@@ -67,6 +67,11 @@ const commitIsolated = db.transaction((ops: WriteOp[]): Outcome[] =>
  * every earlier commit durable, since the log is written in order.
  */
 let synchronous: "FULL" | "NORMAL" = "FULL";
+/**
+ * Writes that may be forgotten on a power loss: attempt records, and slices of a webhook's history
+ * deleted before the webhook itself (forgotten, they are there again, beside the webhook still).
+ */
+const MAY_WAIT_FOR_DISK = new Set<WriteOp["kind"]>(["attempt", "deleteDeliverySlice"]);
 function setSynchronous(level: "FULL" | "NORMAL"): void {
   if (synchronous === level) return;
   db.pragma(`synchronous = ${level}`);
@@ -74,7 +79,7 @@ function setSynchronous(level: "FULL" | "NORMAL"): void {
 }
 
 function commit(ops: WriteOp[]): Outcome[] {
-  setSynchronous(ops.every((op) => op.kind === "attempt") ? "NORMAL" : "FULL");
+  setSynchronous(ops.every((op) => MAY_WAIT_FOR_DISK.has(op.kind)) ? "NORMAL" : "FULL");
   try {
     return commitFast.immediate(ops);
   } catch {
