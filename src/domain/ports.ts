@@ -73,11 +73,19 @@ export interface ReleasedLeases {
   deadWorkers: string[];
 }
 
+export interface WebhookPage {
+  webhooks: Webhook[];
+  /** Pass back as `cursor` to read the next page; absent on the last page. */
+  nextCursor: string | undefined;
+}
+
 /** Where Herald keeps everything. Every write is durable when its promise resolves. */
 export interface Store {
   insertWebhook(webhook: Webhook): Promise<void>;
   getWebhook(id: string): Promise<Webhook | undefined>;
   listWebhooks(): Promise<Webhook[]>;
+  /** A page of webhooks in creation order, after the one `cursor` names. */
+  pageWebhooks(options: { limit: number; cursor?: string }): Promise<WebhookPage>;
   /** Replaces a stored webhook; false when it no longer exists. */
   updateWebhook(webhook: Webhook): Promise<boolean>;
   /** Deletes a webhook and its delivery history; false when it did not exist. */

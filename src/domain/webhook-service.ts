@@ -8,7 +8,7 @@ import {
 import { HeraldError } from "./errors.js";
 import { isKnownEventType } from "./event-types.js";
 import { newId, newSecret } from "./ids.js";
-import type { Store, WakeSignal } from "./ports.js";
+import type { Store, WakeSignal, WebhookPage } from "./ports.js";
 import {
   checkEventTypes,
   checkSecret,
@@ -33,6 +33,7 @@ export interface WebhookService {
   register(input: WebhookInput): Promise<Webhook>;
   get(id: string): Promise<Webhook>;
   list(): Promise<Webhook[]>;
+  page(options: { limit: number; cursor?: string }): Promise<WebhookPage>;
   update(id: string, patch: WebhookPatch): Promise<Webhook>;
   remove(id: string): Promise<void>;
   trigger(eventType: string, data: unknown): Promise<TriggerResult>;
@@ -154,6 +155,8 @@ export function createWebhookService(deps: {
     get,
 
     list: () => store.listWebhooks(),
+
+    page: (options) => store.pageWebhooks(options),
 
     async update(id, patch) {
       if (patch.secret !== undefined && patch.secret !== MASKED_SECRET) {

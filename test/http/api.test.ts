@@ -161,6 +161,50 @@ function registerApiTests() {
       assert.ok(response.body.webhooks.every((w: any) => w.secret === "***"));
     });
 
+    test("GET /api/webhooks pages in creation order when asked with limit or cursor", async () => {
+      for (let i = 0; i < 5; i++) await register();
+      const all = (await get("/api/webhooks")).body;
+      assert.equal(all.nextCursor, null);
+      const seen: string[] = [];
+      let next = "/api/webhooks?limit=2";
+      let pages = 0;
+      while (next && pages < 100) {
+        const page = await get(next);
+        assert.equal(page.status, 200, JSON.stringify(page.body));
+        assert.ok(page.body.count <= 2);
+        assert.equal(page.body.count, page.body.webhooks.length);
+        assert.ok(page.body.webhooks.every((w: any) => w.secret === "***"));
+        seen.push(...page.body.webhooks.map((w: any) => w.id));
+        pages++;
+        const cursor = page.body.nextCursor;
+        next = cursor === null ? "" : `/api/webhooks?limit=2&cursor=${encodeURIComponent(cursor)}`;
+      }
+      assert.deepEqual(
+        seen,
+        all.webhooks.map((w: any) => w.id),
+      );
+      assert.equal(pages, Math.ceil(all.count / 2));
+      assertError(await get("/api/webhooks?cursor="), 400, /cursor/);
+    });
+
+    test("webhook paging rejects bad limits and cursors, and a cursor of another list", async () => {
+      const webhook = await register();
+      await post("/api/webhooks/trigger", { event: "user.created", data: {} });
+      await post("/api/webhooks/trigger", { event: "user.created", data: {} });
+      const deliveries = await get(`/api/webhooks/${webhook.id}/deliveries?limit=1`);
+      const deliveryCursor = deliveries.body.nextCursor;
+      assert.equal(typeof deliveryCursor, "string");
+      for (const query of [
+        "limit=0",
+        "limit=501",
+        "limit=abc",
+        "cursor=bogus",
+        `cursor=${deliveryCursor}`,
+      ]) {
+        assertError(await get(`/api/webhooks?${query}`), 400, /limit|cursor/);
+      }
+    });
+
     test("GET /api/webhooks/:id returns one webhook, masked", async () => {
       const webhook = await register();
       const response = await get(`/api/webhooks/${webhook.id}`);

@@ -141,6 +141,38 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(await store.getWebhook("wh_missing"), undefined);
     });
 
+    test("pages webhooks in creation order, ties by id, with a cursor", async () => {
+      const made = [
+        webhook({ id: "wh_b", createdAt: 5 }),
+        webhook({ id: "wh_a", createdAt: 5 }),
+        webhook({ id: "wh_c", createdAt: 3 }),
+        webhook({ id: "wh_d", createdAt: 9 }),
+        webhook({ id: "wh_e", createdAt: 7 }),
+      ];
+      for (const w of made) await store.insertWebhook(w);
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await store.pageWebhooks(
+          cursor === undefined ? { limit: 2 } : { limit: 2, cursor },
+        );
+        seen.push(...page.webhooks.map((w) => w.id));
+        cursor = page.nextCursor;
+        pages++;
+      } while (cursor !== undefined && pages < 10);
+      assert.deepEqual(seen, ["wh_c", "wh_a", "wh_b", "wh_e", "wh_d"]);
+      assert.equal(pages, 3);
+      assert.deepEqual(
+        (await store.listWebhooks()).map((w) => w.id),
+        seen,
+      );
+      const whole = await store.pageWebhooks({ limit: 5 });
+      assert.equal(whole.webhooks.length, 5);
+      assert.equal(whole.nextCursor, undefined);
+      assert.deepEqual(whole.webhooks[0], made[2]);
+    });
+
     test("updates and deletes webhooks, reporting whether they existed", async () => {
       const a = webhook();
       await store.insertWebhook(a);

@@ -36,3 +36,27 @@ export function decodeCursor(cursor: string, list?: string): number {
   }
   return Number(match[1]);
 }
+
+/** Position of the last webhook shown: webhooks are listed by creation time, then id. */
+export interface WebhookPosition {
+  createdAt: number;
+  id: string;
+}
+
+export function encodeWebhookCursor({ createdAt, id }: WebhookPosition): string {
+  return Buffer.from(`w:${createdAt}:${id}`).toString("base64url");
+}
+
+/** Unwraps a cursor of the webhook list; anything else is a 400 on the `cursor` field. */
+export function decodeWebhookCursor(cursor: string): WebhookPosition {
+  const text = Buffer.from(cursor, "base64url").toString("utf8");
+  const match = /^w:(\d{1,15}):(.{1,200})$/s.exec(text);
+  if (!match) {
+    throw new HeraldError(
+      "validation_failed",
+      "cursor is not valid for the list of webhooks. Pass the nextCursor value from the previous page of this list unchanged, or leave cursor out to start at the first page.",
+      "cursor",
+    );
+  }
+  return { createdAt: Number(match[1]), id: match[2] as string };
+}

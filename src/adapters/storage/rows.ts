@@ -7,10 +7,12 @@ import type {
   OutgoingEvent,
 } from "../../domain/deliveries.js";
 import type { IncomingEvent, IncomingStatus, RoutedEvent } from "../../domain/incoming.js";
+import type { WebhookPage } from "../../domain/ports.js";
 import type { RoutingRule } from "../../domain/routing.js";
 import type { Source, SourceSettings } from "../../domain/sources.js";
 import type { VerifierSpec } from "../../domain/verifier-specs.js";
 import type { Webhook } from "../../domain/webhooks.js";
+import { encodeWebhookCursor } from "./cursor.js";
 
 export interface WebhookRow {
   id: string;
@@ -113,6 +115,16 @@ export function toWebhook(row: WebhookRow): Webhook {
     active: row.active === true || row.active === 1,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+  };
+}
+
+/** A page of `limit` webhooks out of `read`, which holds one more when another page follows. */
+export function pageOfWebhooks(read: Webhook[], limit: number): WebhookPage {
+  const webhooks = read.slice(0, limit);
+  const last = webhooks[webhooks.length - 1];
+  return {
+    webhooks,
+    nextCursor: read.length > limit && last ? encodeWebhookCursor(last) : undefined,
   };
 }
 

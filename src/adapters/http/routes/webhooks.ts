@@ -45,20 +45,48 @@ const triggerBody = {
   },
 } as const;
 
+/** Items on a page when a list is paged without a limit. */
+const DEFAULT_PAGE = 50;
+
 const deliveriesQuery = {
   type: "object",
   properties: {
-    limit: { type: "integer", minimum: 1, maximum: 500, default: 50 },
+    limit: { type: "integer", minimum: 1, maximum: 500, default: DEFAULT_PAGE },
     cursor: { type: "string", maxLength: 200 },
+  },
+} as const;
+
+const webhooksQuery = {
+  type: "object",
+  properties: {
+    limit: { type: "integer", minimum: 1, maximum: 500 },
+    cursor: { type: "string", maxLength: 300 },
   },
 } as const;
 
 /** Registers the outgoing webhook routes on `app` (mounted at /api/webhooks). */
 export function registerWebhookRoutes(app: FastifyInstance, service: WebhookService): void {
-  app.get("/", async () => {
-    const webhooks = await service.list();
-    return { success: true, count: webhooks.length, webhooks: webhooks.map((w) => viewWebhook(w)) };
-  });
+  // Every webhook at once, as the seed lists them, unless a page is asked for with limit or cursor.
+  app.get<{ Querystring: { limit?: number; cursor?: string } }>(
+    "/",
+    { schema: { querystring: webhooksQuery } },
+    async (request) => {
+      const { limit, cursor } = request.query;
+      const { webhooks, nextCursor } =
+        limit === undefined && cursor === undefined
+          ? { webhooks: await service.list(), nextCursor: undefined }
+          : await service.page({
+              limit: limit ?? DEFAULT_PAGE,
+              ...(cursor === undefined ? {} : { cursor }),
+            });
+      return {
+        success: true,
+        count: webhooks.length,
+        webhooks: webhooks.map((w) => viewWebhook(w)),
+        nextCursor: nextCursor ?? null,
+      };
+    },
+  );
 
   app.get("/events/types", async () => ({
     success: true,

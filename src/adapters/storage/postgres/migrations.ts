@@ -143,6 +143,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE INDEX events_by_incoming ON events (incoming_event_id, created_at)
     WHERE incoming_event_id IS NOT NULL;
   `,
+  `
+  -- Webhooks are listed, and paged, in creation order.
+  CREATE INDEX webhooks_by_creation ON webhooks (created_at, id);
+  `,
 ];
 
 /**

@@ -20,7 +20,7 @@ import {
 import type { IncomingEvent } from "../../../domain/incoming.js";
 import type { LocalDeliveryTaker, Logger, PendingEvent, Store } from "../../../domain/ports.js";
 import { BatchQueue } from "../batch-queue.js";
-import { decodeCursor, encodeCursor } from "../cursor.js";
+import { decodeCursor, decodeWebhookCursor, encodeCursor } from "../cursor.js";
 import { storageOutage } from "../outage.js";
 import {
   type AttemptRow,
@@ -31,6 +31,7 @@ import {
   type EventRow,
   type IncomingRow,
   PAGE_PAYLOAD_LIMIT,
+  pageOfWebhooks,
   type RoutedEventRow,
   type SourceRow,
   sourceColumns,
@@ -570,6 +571,20 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         "SELECT * FROM webhooks ORDER BY created_at, id",
       );
       return rows.map(toWebhook);
+    },
+
+    async pageWebhooks({ limit, cursor }) {
+      const after = cursor === undefined ? undefined : decodeWebhookCursor(cursor);
+      const { rows } = after
+        ? await pool.query<WebhookRow>(
+            `SELECT * FROM webhooks WHERE (created_at, id) > ($1, $2)
+             ORDER BY created_at, id LIMIT $3`,
+            [after.createdAt, after.id, limit + 1],
+          )
+        : await pool.query<WebhookRow>("SELECT * FROM webhooks ORDER BY created_at, id LIMIT $1", [
+            limit + 1,
+          ]);
+      return pageOfWebhooks(rows.map(toWebhook), limit);
     },
 
     async updateWebhook(webhook) {

@@ -127,4 +127,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX deliveries_pending_by_webhook ON deliveries(webhook_id, next_attempt_at)
     WHERE status = 'pending';
   `,
+  `
+  -- Webhooks are listed, and paged, in creation order.
+  CREATE INDEX webhooks_by_creation ON webhooks (created_at, id);
+  `,
 ];

@@ -18,7 +18,7 @@ import {
 import type { IncomingEvent } from "../../../domain/incoming.js";
 import type { LocalDeliveryTaker, PendingEvent, Store } from "../../../domain/ports.js";
 import type { Webhook } from "../../../domain/webhooks.js";
-import { decodeCursor, encodeCursor } from "../cursor.js";
+import { decodeCursor, decodeWebhookCursor, encodeCursor } from "../cursor.js";
 import {
   type AttemptRow,
   type ClaimRow,
@@ -27,6 +27,7 @@ import {
   type DeliveryRow,
   type EventRow,
   type IncomingRow,
+  pageOfWebhooks,
   type RoutedEventRow,
   type SourceRow,
   sourceColumns,
@@ -151,6 +152,12 @@ export function openSqliteStore(path: string): Store {
   const q = {
     getWebhook: db.prepare<[string], WebhookRow>("SELECT * FROM webhooks WHERE id = ?"),
     listWebhooks: db.prepare<[], WebhookRow>("SELECT * FROM webhooks ORDER BY created_at, id"),
+    webhooksFirst: db.prepare<[number], WebhookRow>(
+      "SELECT * FROM webhooks ORDER BY created_at, id LIMIT ?",
+    ),
+    webhooksAfter: db.prepare<[number, string, number], WebhookRow>(
+      "SELECT * FROM webhooks WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
+    ),
     newestDeliverySeq: db.prepare<[string], { seq: number | null }>(
       "SELECT MAX(seq) AS seq FROM deliveries WHERE webhook_id = ?",
     ),
@@ -354,6 +361,14 @@ export function openSqliteStore(path: string): Store {
 
     async listWebhooks() {
       return q.listWebhooks.all().map(toWebhook);
+    },
+
+    async pageWebhooks({ limit, cursor }) {
+      const after = cursor === undefined ? undefined : decodeWebhookCursor(cursor);
+      const rows = after
+        ? q.webhooksAfter.all(after.createdAt, after.id, limit + 1)
+        : q.webhooksFirst.all(limit + 1);
+      return pageOfWebhooks(rows.map(toWebhook), limit);
     },
 
     updateWebhook: (webhook) =>
