@@ -612,7 +612,11 @@ function registerApiTests() {
         assertError(response, 404, new RegExp(`takes POST, not ${method}\\.$`));
         assert.equal(response.headers.allow, "POST", method);
       }
-      const head = await herald.app.inject({ method: "HEAD", url: "/api/webhooks/trigger" });
+      const head = await herald.app.inject({
+        method: "HEAD",
+        url: "/api/webhooks/trigger",
+        headers: auth,
+      });
       assert.equal(head.statusCode, 404);
       assert.equal(head.headers.allow, "POST");
       const health = await call({ method: "POST", url: "/api/incoming-webhooks/health" });
@@ -658,6 +662,27 @@ function registerApiTests() {
         );
         assertError(await call({ method, url, headers: { authorization: KEY } }), 401);
       }
+    });
+
+    test("without the key, a path or method the API does not have under its prefixes is 401 too, not told apart", async () => {
+      for (const [method, url] of [
+        ["GET", "/api/webhooks/trigger"],
+        ["PATCH", "/api/webhooks/wh_x"],
+        ["POST", "/api/webhooks/wh_x/foo"],
+        ["DELETE", "/api/webhooks"],
+        ["GET", "/api/webhooks/%ZZ"],
+        ["GET", `/api/webhooks/${"x".repeat(600)}`],
+        ["GET", "/api/events"],
+        ["GET", "/api/sources/a/b/c"],
+        ["PUT", "/api/incoming-events"],
+      ] as const) {
+        assertError(await call({ method, url }), 401, /Authorization: Bearer/);
+        const withKey = await call({ method, url, headers: auth });
+        assert.ok([400, 404, 414].includes(withKey.status), `${method} ${url}: ${withKey.status}`);
+      }
+      // Outside them, the 404 needs no key.
+      assertError(await call({ method: "GET", url: "/api/nothing" }), 404);
+      assertError(await call({ method: "GET", url: "/api/webhooksx" }), 404);
     });
 
     test("another scheme than Bearer is 401 saying so; X-API-Key also carries the key", async () => {

@@ -38,6 +38,36 @@ import { registerEventRoutes, registerWebhookRoutes } from "./routes/webhooks.js
 
 /** Where incoming webhooks arrive: their bodies are read raw, whatever they claim to be. */
 const INCOMING_PREFIX = "/api/incoming-webhooks";
+/** The routes behind the API key. */
+const MANAGED_PREFIXES = [
+  "/api/webhooks",
+  "/api/events",
+  "/api/sources",
+  "/api/incoming-events",
+] as const;
+
+function underManagedPrefix(url: string): boolean {
+  const path = url.split("?")[0] ?? "";
+  return MANAGED_PREFIXES.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
+}
+
+type Answer = (request: FastifyRequest, reply: FastifyReply) => unknown;
+
+/**
+ * Under the key's prefixes, what a path or method is not (a 404, a broken URL) is told only to a
+ * caller with the key; without it, the answer is the 401, as for any route there.
+ */
+function keyFirst(apiKey: string | undefined, answer: Answer): Answer {
+  if (apiKey === undefined) return answer;
+  const checkKey = requireApiKey(apiKey);
+  return async (request, reply) => {
+    if (underManagedPrefix(request.url)) {
+      await checkKey(request, reply);
+      if (reply.sent) return reply;
+    }
+    return answer(request, reply);
+  };
+}
 
 /** The API's use cases; absent in a worker-only process, which serves /healthz and /metrics alone. */
 export interface ApiDeps {
@@ -215,7 +245,11 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     return503OnClosing: false,
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
-    frameworkErrors: handleFrameworkError,
+    frameworkErrors: (error, request, reply) =>
+      keyFirst(deps.api?.apiKey, (req, rep) => handleFrameworkError(error, req, rep))(
+        request,
+        reply,
+      ),
     clientErrorHandler: handleClientError,
     // A client that stops sending halfway through its request is answered 408 and let go, instead
     // of holding its connection for ever.
@@ -312,7 +346,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     done();
   });
   const { methodsFor, namingMethods } = routeMethods(app);
-  app.setNotFoundHandler(notFoundHandler(methodsFor));
+  app.setNotFoundHandler(keyFirst(deps.api?.apiKey, notFoundHandler(methodsFor)));
   // A path that a route names word for word is that route's alone: asked with another method, it
   // is not taken as a parameter by a route with a pattern (GET /api/webhooks/trigger is no lookup
   // of a webhook named 'trigger'), but told which methods it takes.
@@ -348,13 +382,14 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     return app;
   }
 
-  const managed: Array<[string, (scope: FastifyInstance) => void]> = [
-    ["/api/webhooks", (scope) => registerWebhookRoutes(scope, api.webhooks)],
-    ["/api/events", (scope) => registerEventRoutes(scope, api.webhooks)],
-    ["/api/sources", (scope) => registerSourceRoutes(scope, api.sources)],
-    ["/api/incoming-events", (scope) => registerIncomingEventRoutes(scope, api.incoming)],
-  ];
-  for (const [prefix, register] of managed) {
+  const managed: Record<(typeof MANAGED_PREFIXES)[number], (scope: FastifyInstance) => void> = {
+    "/api/webhooks": (scope) => registerWebhookRoutes(scope, api.webhooks),
+    "/api/events": (scope) => registerEventRoutes(scope, api.webhooks),
+    "/api/sources": (scope) => registerSourceRoutes(scope, api.sources),
+    "/api/incoming-events": (scope) => registerIncomingEventRoutes(scope, api.incoming),
+  };
+  for (const prefix of MANAGED_PREFIXES) {
+    const register = managed[prefix];
     app.register(
       async (scope) => {
         scope.addHook("onRequest", requireApiKey(api.apiKey));
