@@ -485,6 +485,19 @@ function registerApiTests() {
       }
     });
 
+    test("a query parameter given twice is refused as such", async () => {
+      const webhook = await register();
+      for (const url of [
+        `/api/webhooks/${webhook.id}/deliveries?limit=1&limit=2`,
+        `/api/webhooks/${webhook.id}/deliveries?cursor=a&cursor=b`,
+        "/api/webhooks?limit=5&limit=5",
+      ]) {
+        const answer = await get(url);
+        assertError(answer, 400, /^(limit|cursor) is given more than once; give it once\.$/);
+        assert.match(answer.body.field, /^(limit|cursor)$/);
+      }
+    });
+
     test("a limit is written in digits: other ways of writing a number are refused", async () => {
       const webhook = await register();
       for (const limit of ["1e2", "0x10", "%2B5", "%201", "5.0"]) {

@@ -185,17 +185,36 @@ function routeMethods(app: FastifyInstance): {
 }
 
 /**
- * Ajv would read `1e2`, `0x10` or ` 1` in a query string as whole numbers; a whole number in a URL
- * is written in digits, so anything else is made to fail as not one.
+ * Checks a query string before its schema does. Ajv would read `1e2`, `0x10` or ` 1` as whole
+ * numbers; a whole number in a URL is written in digits, so anything else is made to fail as not
+ * one. A parameter given twice (`?limit=1&limit=2`) is refused as such, rather than as a value of
+ * the wrong type.
  */
-function wholeNumbersInDigits(validate: ValidateFunction) {
+function queryChecks(validate: ValidateFunction) {
   const schema = validate.schema as { properties?: Record<string, { type?: unknown }> };
-  const integers = Object.entries(schema.properties ?? {})
+  const properties = Object.entries(schema.properties ?? {});
+  if (properties.length === 0) return validate;
+  const integers = properties
     .filter(([, property]) => property.type === "integer")
     .map(([name]) => name);
-  if (integers.length === 0) return validate;
+  const single = properties
+    .filter(([, property]) => property.type !== "array")
+    .map(([name]) => name);
   const check = Object.assign(
     (data: Record<string, unknown>) => {
+      const repeated = single.find((name) => Array.isArray(data?.[name]));
+      if (repeated !== undefined) {
+        check.errors = [
+          {
+            instancePath: `/${repeated}`,
+            schemaPath: "#",
+            keyword: "repeated",
+            params: {},
+            message: "is given more than once; give it once",
+          },
+        ];
+        return false;
+      }
       for (const name of integers) {
         const value = data?.[name];
         if (typeof value === "string" && !/^-?\d+$/.test(value)) data[name] = "not digits";
@@ -332,7 +351,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   const bodyAjv = new Ajv({ ...common, coerceTypes: false });
   const queryAjv = new Ajv({ ...common, coerceTypes: "array" });
   app.setValidatorCompiler(({ schema, httpPart }) =>
-    httpPart === "body" ? bodyAjv.compile(schema) : wholeNumbersInDigits(queryAjv.compile(schema)),
+    httpPart === "body" ? bodyAjv.compile(schema) : queryChecks(queryAjv.compile(schema)),
   );
 
   // JSON only: a text/plain body is refused with 415 rather than read as a string.
