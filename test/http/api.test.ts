@@ -596,7 +596,7 @@ function registerApiTests() {
       );
       const patch = await call({ method: "PATCH", url: "/api/webhooks/wh_1?x=1", headers: auth });
       assertError(patch, 404, /takes GET or PUT or DELETE, not PATCH/);
-      assert.equal(patch.headers.allow, "GET, PUT, DELETE");
+      assert.equal(patch.headers.allow, "GET, PUT, DELETE, HEAD");
       assertError(
         await call({ method: "DELETE", url: "/api/webhooks/", headers: auth }),
         404,
@@ -634,7 +634,7 @@ function registerApiTests() {
       assert.equal(head.headers.allow, "POST");
       const health = await call({ method: "POST", url: "/api/incoming-webhooks/health" });
       assertError(health, 404, /takes GET, not POST\.$/);
-      assert.equal(health.headers.allow, "GET");
+      assert.equal(health.headers.allow, "GET, HEAD");
     });
 
     test("an unknown path has no Allow header", async () => {

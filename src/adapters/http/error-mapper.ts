@@ -259,7 +259,9 @@ export function notFoundHandler(methodsFor: (path: string) => string[]) {
       methods.length > 0
         ? `This path takes ${methods.join(" or ")}, not ${request.method}.`
         : "The API lives under /api; see the README for its routes.";
-    if (methods.length > 0) reply.header("allow", methods.join(", "));
+    // A path read with GET can be read with HEAD too (Fastify answers it from the GET route).
+    const allowed = methods.includes("GET") ? [...methods, "HEAD"] : methods;
+    if (allowed.length > 0) reply.header("allow", allowed.join(", "));
     return reply
       .status(404)
       .send(errorBody("not_found", `Route not found: ${request.method} ${path}. ${hint}`));
