@@ -147,6 +147,12 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   -- Webhooks are listed, and paged, in creation order.
   CREATE INDEX webhooks_by_creation ON webhooks (created_at, id);
   `,
+  `
+  -- Each webhook's claimable deliveries by due time: a claim that skips webhooks at their share (a
+  -- slow receiver's backlog) finds the others' due rows without passing over the skipped ones.
+  CREATE INDEX deliveries_claimable_by_webhook ON deliveries (webhook_id, next_attempt_at)
+    WHERE status = 'pending' AND locked_by IS NULL;
+  `,
 ];
 
 /**

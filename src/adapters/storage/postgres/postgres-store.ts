@@ -74,6 +74,55 @@ export interface PostgresStoreOptions {
   answerTimeoutMs?: number;
 }
 
+/**
+ * The claim's fresh rows (nobody holds them): the oldest due, read in due order from the index of
+ * claimable rows. Parameters: $1 now, $2 limit.
+ */
+const FRESH_OLDEST_DUE = `fresh AS (
+           SELECT d.seq, d.next_attempt_at FROM deliveries d
+           JOIN webhooks w ON w.id = d.webhook_id AND w.active
+           WHERE d.status = 'pending' AND d.locked_by IS NULL AND d.next_attempt_at <= $1
+           ORDER BY d.next_attempt_at
+           LIMIT $2
+           FOR UPDATE OF d SKIP LOCKED
+         )`;
+
+/**
+ * The same, less the webhooks in $5 (a slow receiver's, whose backlog is the oldest due): read
+ * from each other webhook's own index, so the skipped backlog is never walked. Only the $2 webhooks
+ * whose oldest due row comes first can hold the $2 oldest rows; twice $2 rows are read, so that a
+ * claim still gets its fill when another worker locks some of them first.
+ */
+const FRESH_OF_OTHER_WEBHOOKS = `heads AS (
+           SELECT w.id, h.at FROM webhooks w
+           CROSS JOIN LATERAL (
+             SELECT d.next_attempt_at AS at FROM deliveries d
+             WHERE d.webhook_id = w.id AND d.status = 'pending' AND d.locked_by IS NULL
+               AND d.next_attempt_at <= $1
+             ORDER BY d.next_attempt_at LIMIT 1
+           ) h
+           WHERE w.active AND w.id <> ALL($5::text[])
+           ORDER BY h.at
+           LIMIT $2
+         ), picked AS (
+           SELECT p.seq, p.next_attempt_at FROM heads
+           CROSS JOIN LATERAL (
+             SELECT d.seq, d.next_attempt_at FROM deliveries d
+             WHERE d.webhook_id = heads.id AND d.status = 'pending' AND d.locked_by IS NULL
+               AND d.next_attempt_at <= $1
+             ORDER BY d.next_attempt_at LIMIT $2 * 2
+           ) p
+           ORDER BY p.next_attempt_at
+           LIMIT $2 * 2
+         ), fresh AS (
+           SELECT d.seq, d.next_attempt_at FROM picked
+           JOIN deliveries d ON d.seq = picked.seq
+           WHERE d.status = 'pending' AND d.locked_by IS NULL
+           ORDER BY picked.next_attempt_at
+           LIMIT $2
+           FOR UPDATE OF d SKIP LOCKED
+         )`;
+
 interface IncomingItem {
   event: IncomingEvent;
   route: PendingEvent | undefined;
@@ -649,24 +698,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       skipWebhooks = [],
     }): Promise<ClaimedDelivery[]> {
       // The usual claim skips nothing, and its plan then carries no filter at all.
-      const skipping = skipWebhooks.length > 0 ? "AND d.webhook_id <> ALL($5::text[])" : "";
+      const skipping = skipWebhooks.length > 0;
+      const skippingFilter = skipping ? "AND d.webhook_id <> ALL($5::text[])" : "";
       const { rows } = await pool.query<ClaimRow>({
         name: skipping ? "herald_claim_skipping" : "herald_claim",
-        text: `WITH fresh AS (
-           SELECT d.seq, d.next_attempt_at FROM deliveries d
-           JOIN webhooks w ON w.id = d.webhook_id AND w.active
-           WHERE d.status = 'pending' AND d.locked_by IS NULL AND d.next_attempt_at <= $1
-             ${skipping}
-           ORDER BY d.next_attempt_at
-           LIMIT $2
-           FOR UPDATE OF d SKIP LOCKED
-         ), expired AS (
+        text: `WITH ${skipping ? FRESH_OF_OTHER_WEBHOOKS : FRESH_OLDEST_DUE}, expired AS (
            -- Leases whose worker died; each kind of row has its own index, so neither scan passes
            -- over rows that are held.
            SELECT d.seq, d.next_attempt_at FROM deliveries d
            JOIN webhooks w ON w.id = d.webhook_id AND w.active
            WHERE d.status = 'pending' AND d.locked_by IS NOT NULL AND d.locked_until <= $1
-             ${skipping}
+             ${skippingFilter}
            ORDER BY d.locked_until
            LIMIT $2
            FOR UPDATE OF d SKIP LOCKED
@@ -682,10 +724,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
          SELECT c.id, c.webhook_id, c.event_id, c.event_type, c.attempts, c.created_at, w.url, w.secret, e.body
          FROM claimed c JOIN webhooks w ON w.id = c.webhook_id JOIN events e ON e.id = c.event_id
          ORDER BY c.next_attempt_at`,
-        values:
-          skipWebhooks.length > 0
-            ? [now, limit, workerId, leaseUntil, skipWebhooks]
-            : [now, limit, workerId, leaseUntil],
+        values: skipping
+          ? [now, limit, workerId, leaseUntil, skipWebhooks]
+          : [now, limit, workerId, leaseUntil],
       });
       return rows.map(toClaimedDelivery);
     },
