@@ -11,11 +11,16 @@ import {
   postgresClientConfig,
 } from "../../src/adapters/storage/postgres/postgres-store.js";
 import {
+  startTableUpkeep,
+  type TableUpkeep,
+} from "../../src/adapters/storage/postgres/table-upkeep.js";
+import {
   WORKER_GRACE_MS,
   WORKER_LOCK_CLASS,
 } from "../../src/adapters/storage/postgres/worker-liveness.js";
 import type { Store } from "../../src/domain/ports.js";
 import { plainWebhook, storeOneDelivery } from "../support/fixtures.js";
+import { capturedLogger } from "../support/log-capture.js";
 import { createTestSchema, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
 import { describeStoreContract } from "./store-contract.js";
@@ -389,6 +394,68 @@ test("upgrading links the events that incoming webhooks were already routed to",
   } finally {
     await store?.close();
     await client.end();
+    await drop();
+  }
+});
+
+test("with autovacuum off, Herald vacuums and analyzes its tables once they need it, saying so once", async () => {
+  const { schema, drop } = await createTestSchema();
+  const config = postgresClientConfig({ url: TEST_PG_URL, schema });
+  const pool = new pg.Pool({ ...config, max: 2 });
+  const { logger, lines } = capturedLogger("debug");
+  let upkeep: TableUpkeep | undefined;
+  try {
+    const { rows } = await pool.query<{ on: string }>("SELECT current_setting('autovacuum') AS on");
+    assert.equal(rows[0]?.on, "off", "this test needs a server whose autovacuum is off");
+    await migratePostgres(pool);
+    // Rows changed on a connection that then ends, so the server has counted them.
+    const writer = new pg.Client(config);
+    await writer.connect();
+    await writer.query(
+      `INSERT INTO webhooks (id, name, url, events, secret, active, created_at, updated_at)
+       VALUES ('wh_1', 'a', 'https://example.com', '["user.created"]', 's', true, 1, 1)`,
+    );
+    await writer.query(
+      `INSERT INTO events (id, type, body, created_at)
+       SELECT 'evt_' || i, 'user.created', '{}', 1 FROM generate_series(1, 2000) i`,
+    );
+    await writer.query(
+      `INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts,
+         next_attempt_at, created_at, updated_at)
+       SELECT 'del_' || i, 'wh_1', 'evt_' || i, 'user.created', 'pending', 0, 1, 1, 1
+       FROM generate_series(1, 2000) i`,
+    );
+    await writer.query("UPDATE deliveries SET status = 'success', next_attempt_at = NULL");
+    await writer.end();
+    const stats = async () =>
+      (
+        await pool.query<{ dead: number; vacuumed: boolean; analyzed: boolean }>(
+          `SELECT n_dead_tup::int AS dead, last_vacuum IS NOT NULL AS vacuumed,
+             last_analyze IS NOT NULL AS analyzed
+           FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'deliveries'`,
+          [schema],
+        )
+      ).rows[0];
+    let before = await stats();
+    for (let i = 0; i < 50 && (before?.dead ?? 0) < 2000; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      before = await stats();
+    }
+    assert.deepEqual(before, { dead: 2000, vacuumed: false, analyzed: false });
+
+    upkeep = await startTableUpkeep(pool, 3_600_000, logger);
+    assert.ok(upkeep, "no upkeep started although autovacuum is off");
+    await upkeep.runOnce();
+    assert.deepEqual(await stats(), { dead: 0, vacuumed: true, analyzed: true });
+    assert.equal(lines.filter((line) => /autovacuum is off/.test(line.msg)).length, 1);
+    assert.ok(lines.some((line) => line.msg === 'Ran VACUUM (ANALYZE) "deliveries".'));
+    // Nothing is due now: a second check runs nothing.
+    const ran = lines.filter((line) => line.msg.startsWith("Ran ")).length;
+    await upkeep.runOnce();
+    assert.equal(lines.filter((line) => line.msg.startsWith("Ran ")).length, ran);
+  } finally {
+    await upkeep?.stop();
+    await pool.end();
     await drop();
   }
 });

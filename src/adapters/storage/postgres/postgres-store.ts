@@ -48,6 +48,7 @@ import {
 import { answeredWithin } from "./answered-within.js";
 import { describeOutage, type HeldSession } from "./held-session.js";
 import { migratePostgres } from "./migrations.js";
+import { startTableUpkeep } from "./table-upkeep.js";
 import {
   DEAD_WORKERS,
   holdWorkerLiveness,
@@ -72,7 +73,11 @@ export interface PostgresStoreOptions {
   logger?: Logger;
   /** How long a statement may wait for its answer (default STATEMENT_ANSWER_TIMEOUT_MS). */
   answerTimeoutMs?: number;
+  /** How often to check whether Herald's tables need a vacuum, when autovacuum is off. */
+  upkeepIntervalMs?: number;
 }
+
+const UPKEEP_INTERVAL_MS = 10_000;
 
 /**
  * The claim's fresh rows (nobody holds them): the oldest due, read in due order from the index of
@@ -555,6 +560,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   pool.on("error", () => undefined);
   pool.on("connect", (client) => client.on("error", () => undefined));
   if (options.migrate !== false) await migratePostgres(pool);
+  const upkeep = await startTableUpkeep(
+    pool,
+    options.upkeepIntervalMs ?? UPKEEP_INTERVAL_MS,
+    options.logger,
+  );
 
   // Two batches in flight per kind of write: one commits while the next fills. More would split
   // the load into smaller batches, and each statement costs the database the same CPU whatever
@@ -1001,7 +1011,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           )
           .catch(() => undefined);
       }
-      await Promise.all(liveness.map((held) => held.close()));
+      await Promise.all([...liveness.map((held) => held.close()), upkeep?.stop()]);
       await pool.end();
     },
   };
