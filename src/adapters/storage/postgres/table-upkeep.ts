@@ -58,8 +58,12 @@ export async function startTableUpkeep(
   );
 
   let failing = false;
+  let stopping = false;
+  /** The server process of the session running a vacuum, so that stopping can cancel it. */
+  let busyPid: number | undefined;
   async function check(): Promise<void> {
     const client = await pool.connect();
+    busyPid = (client as unknown as { processID?: number }).processID;
     try {
       const { rows: locked } = await client.query<{ got: boolean }>(
         `SELECT pg_try_advisory_lock(${LOCK}) AS got`,
@@ -86,6 +90,7 @@ export async function startTableUpkeep(
         logger?.info({}, "Vacuum and analyze of Herald's tables work again.");
       }
     } finally {
+      busyPid = undefined;
       client.release();
     }
   }
@@ -95,7 +100,7 @@ export async function startTableUpkeep(
     running ??= check()
       .catch((error: unknown) => {
         // Said once per spell of failures; the next check tries again.
-        if (!failing) {
+        if (!failing && !stopping) {
           failing = true;
           logger?.warn(
             { err: error },
@@ -114,6 +119,12 @@ export async function startTableUpkeep(
     runOnce,
     async stop() {
       clearInterval(timer);
+      stopping = true;
+      // A vacuum of a large table can take minutes: it is cancelled rather than waited for, and the
+      // next check of any process does it again.
+      if (running && busyPid !== undefined) {
+        await pool.query("SELECT pg_cancel_backend($1)", [busyPid]).catch(() => undefined);
+      }
       await running;
     },
   };
