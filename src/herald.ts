@@ -137,7 +137,13 @@ async function openStore(
     };
   }
   const { url, poolSize } = config.database;
-  const store = await openPostgresStore({ url, poolSize, logger });
+  // An api process leases new deliveries to workers that tell their room, so they need no claim.
+  const store = await openPostgresStore({
+    url,
+    poolSize,
+    logger,
+    handOverToWorkers: config.role === "api",
+  });
   if (config.role === "api") {
     // The API never delivers; the store's NOTIFY wakes the workers.
     return { store, wake: createLocalWakeSignal(), closeWake: async () => {} };

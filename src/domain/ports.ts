@@ -55,6 +55,29 @@ export interface LocalDeliveryTaker {
    * store to be claimed. Told after the commit, so a claim then finds them.
    */
   untaken(): void;
+  /**
+   * What it would take now from another process's commits; undefined once it has stopped. A
+   * process that delivers nothing itself (the `api` role) leases new deliveries to a worker with
+   * room, as this process does to its own worker.
+   */
+  room(): WorkerRoom | undefined;
+  /**
+   * Takes deliveries another process committed already leased to it until `leaseUntil`, as much
+   * as it has room for; answers those it did not take, whose leases the caller gives back.
+   */
+  takeLeased(deliveries: ClaimedDelivery[], leaseUntil: number): ClaimedDelivery[];
+}
+
+/** What a delivery worker would take now from another process's commits. */
+export interface WorkerRoom {
+  /** How many more deliveries. */
+  deliveries: number;
+  /** How many more characters of payload. */
+  bodyLength: number;
+  /** How long a lease it is given should last, in ms. */
+  leaseMs: number;
+  /** Webhooks whose deliveries it takes none of now: they hold enough already. */
+  fullWebhooks: string[];
 }
 
 /** A delivery's lease as its worker holds it: until when. */

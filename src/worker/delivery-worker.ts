@@ -764,32 +764,105 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     return Math.max(2 * fullRound(webhookId), (pace * (leaseMs - timeoutMs)) / 2000);
   }
 
+  /**
+   * How many deliveries the worker may hold (waiting and in flight): no more than it sends well
+   * within a lease at its current pace, since what is held too long would have its lease run out
+   * before it is sent.
+   */
+  function holdCount(now: number): number {
+    const pace = sendRate.perSecond(now) * ((leaseMs - timeoutMs) / 2000);
+    return Math.min(holdLimit, Math.max(concurrency * 4, pace));
+  }
+
+  /**
+   * Room for the deliveries of one event to `webhookIds`, whose body is `bodyLength` characters:
+   * the webhooks whose deliveries it takes (those that hold enough already are left to be
+   * claimed), or undefined when it takes none now.
+   */
+  function roomFor(
+    webhookIds: readonly string[],
+    bodyLength: number,
+    now: number,
+    countSlack = 1,
+  ): Set<string> | undefined {
+    dropLapsedReservations(now);
+    // One event larger than the whole budget is still taken when nothing else is held.
+    const held = heldBodyLength + reservedBodyLength;
+    if (held > 0 && held + bodyLength > holdBodyLength) return undefined;
+    if (inFlight + ready.length + webhookIds.length > holdCount(now) * countSlack) {
+      return undefined;
+    }
+    const taken = new Set<string>();
+    for (const webhookId of webhookIds) {
+      if (ready.lengthOf(webhookId) + inFlightOf(webhookId) < holdLimitOf(webhookId, now)) {
+        taken.add(webhookId);
+      }
+    }
+    return taken.size === 0 ? undefined : taken;
+  }
+
+  /** Webhooks named in a room report at most: beyond this many, it reports no room at all. */
+  const FULL_WEBHOOKS_LIMIT = 100;
+
   /** Takes the deliveries this process commits, so they go out without a claim query. */
   const taker: LocalDeliveryTaker = {
     workerId,
     reserve(webhookIds, bodyLength) {
       if (!running) return undefined;
       const now = clock.now();
-      dropLapsedReservations(now);
-      // One event larger than the whole budget is still taken when nothing else is held.
-      const held = heldBodyLength + reservedBodyLength;
-      if (held > 0 && held + bodyLength > holdBodyLength) return undefined;
-      // Take no more than can be sent well within a lease at the current pace: what is held too
-      // long would have its lease run out before it is sent.
-      const pace = sendRate.perSecond(now) * ((leaseMs - timeoutMs) / 2000);
-      const limit = Math.min(holdLimit, Math.max(concurrency * 4, pace));
-      if (inFlight + ready.length + webhookIds.length > limit) return undefined;
-      const taken = new Set<string>();
-      for (const webhookId of webhookIds) {
-        if (ready.lengthOf(webhookId) + inFlightOf(webhookId) < holdLimitOf(webhookId, now)) {
-          taken.add(webhookId);
-        }
-      }
-      if (taken.size === 0) return undefined;
+      const taken = roomFor(webhookIds, bodyLength, now);
+      if (!taken) return undefined;
       const leaseUntil = now + leaseMs;
       reserved.set(leaseUntil, (reserved.get(leaseUntil) ?? 0) + bodyLength);
       reservedBodyLength += bodyLength;
       return { leaseUntil, taken };
+    },
+    room() {
+      if (!running) return undefined;
+      const now = clock.now();
+      dropLapsedReservations(now);
+      const fullWebhooks = new Set<string>();
+      for (const webhookId of [...inFlightTo.keys(), ...ready.keys()]) {
+        if (ready.lengthOf(webhookId) + inFlightOf(webhookId) >= holdLimitOf(webhookId, now)) {
+          fullWebhooks.add(webhookId);
+        }
+      }
+      const tooMany = fullWebhooks.size > FULL_WEBHOOKS_LIMIT;
+      return {
+        deliveries: tooMany ? 0 : Math.max(0, Math.floor(holdCount(now) - inFlight - ready.length)),
+        bodyLength: Math.max(0, holdBodyLength - heldBodyLength - reservedBodyLength),
+        leaseMs,
+        fullWebhooks: tooMany ? [] : [...fullWebhooks],
+      };
+    },
+    takeLeased(deliveries, leaseUntil) {
+      if (!running) return deliveries;
+      const now = clock.now();
+      const left: ClaimedDelivery[] = [];
+      // An event's deliveries come together and share its body, counted once.
+      let start = 0;
+      while (start < deliveries.length) {
+        const first = deliveries[start] as ClaimedDelivery;
+        let end = start + 1;
+        while (end < deliveries.length && deliveries[end]?.eventId === first.eventId) end++;
+        const group = deliveries.slice(start, end);
+        // Leased against room told moments ago, which this worker's own claims may have filled
+        // since: up to twice its usual hold is still sent well within the lease.
+        const taken = roomFor(
+          group.map((delivery) => delivery.webhookId),
+          first.body.length,
+          now,
+          2,
+        );
+        const body: HeldBody = { length: first.body.length, holders: 0 };
+        for (const delivery of group) {
+          if (taken?.has(delivery.webhookId)) hold(delivery, leaseUntil, body);
+          else left.push(delivery);
+        }
+        start = end;
+      }
+      if (left.length < deliveries.length) schedulePump();
+      return left;
     },
     take(deliveries, leaseUntil) {
       let body: HeldBody | undefined;

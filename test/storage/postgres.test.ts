@@ -8,6 +8,7 @@ import {
 import {
   DELIVERY_CHANNEL,
   openPostgresStore,
+  type PostgresStoreOptions,
   postgresClientConfig,
 } from "../../src/adapters/storage/postgres/postgres-store.js";
 import {
@@ -18,7 +19,8 @@ import {
   WORKER_GRACE_MS,
   WORKER_LOCK_CLASS,
 } from "../../src/adapters/storage/postgres/worker-liveness.js";
-import type { Store } from "../../src/domain/ports.js";
+import type { ClaimedDelivery } from "../../src/domain/deliveries.js";
+import type { LocalDeliveryTaker, Store, WorkerRoom } from "../../src/domain/ports.js";
 import { plainWebhook, storeOneDelivery } from "../support/fixtures.js";
 import { capturedLogger } from "../support/log-capture.js";
 import { createTestSchema, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
@@ -153,15 +155,18 @@ test("deleting a webhook while events for it are being stored leaves none of its
  * schema dropped afterwards.
  */
 async function onFreshSchema(
-  body: (open: () => Promise<Store>, connect: () => Promise<pg.Client>) => Promise<void>,
+  body: (
+    open: (extra?: Partial<PostgresStoreOptions>) => Promise<Store>,
+    connect: () => Promise<pg.Client>,
+  ) => Promise<void>,
 ): Promise<void> {
   const { schema, drop } = await createTestSchema();
   const opened: Store[] = [];
   const sessions: pg.Client[] = [];
   try {
     await body(
-      async () => {
-        const store = await openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema });
+      async (extra) => {
+        const store = await openPostgresStore({ url: TEST_PG_URL, poolSize: 2, schema, ...extra });
         opened.push(store);
         return store;
       },
@@ -459,3 +464,207 @@ test("with autovacuum off, Herald vacuums and analyzes its tables once they need
     await drop();
   }
 });
+
+/**
+ * A worker in another process, as the store sees it: it tells `room()` and records what is handed
+ * to it; `refuse` lists deliveries it gives back.
+ */
+function remoteWorker(workerId: string, room: () => WorkerRoom | undefined) {
+  const handed: Array<{ deliveries: ClaimedDelivery[]; leaseUntil: number }> = [];
+  const refuse = new Set<string>();
+  const taker: LocalDeliveryTaker = {
+    workerId,
+    reserve: () => undefined,
+    take() {
+      throw new Error("nothing is committed in the worker's own process");
+    },
+    untaken() {},
+    room,
+    takeLeased(deliveries, leaseUntil) {
+      handed.push({ deliveries, leaseUntil });
+      return deliveries.filter((delivery) => refuse.has(delivery.eventId));
+    },
+  };
+  return { taker, handed, refuse };
+}
+
+const roomy = (): WorkerRoom => ({
+  deliveries: 1000,
+  bodyLength: 10 ** 6,
+  leaseMs: 30_000,
+  fullWebhooks: [],
+});
+
+/** Triggers event `evt_<name>_<n>` on `api` until `done()` or 5 s; answers the last n. */
+async function triggerUntil(
+  api: Store,
+  name: string,
+  done: () => boolean,
+): Promise<{ last: number; count: number }> {
+  const deadline = Date.now() + 5000;
+  let n = 0;
+  let count = 0;
+  while (!done()) {
+    assert.ok(Date.now() < deadline, "the worker's room was never heard");
+    count = await api.enqueueEvent(
+      { id: `evt_${name}_${++n}`, type: "user.created", body: `{"n":${n}}`, createdAt: 1 },
+      (active) => [...active],
+      () => `del_${name}_${n}_${Math.random().toString(36).slice(2, 8)}`,
+    );
+    if (!done()) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { last: n, count };
+}
+
+test("an api process leases new deliveries to a worker elsewhere that told its room, and names them to it: no claim needed", () =>
+  onFreshSchema(async (open) => {
+    const workerStore = await open();
+    const api = await open({ handOverToWorkers: true });
+    for (const id of ["wh_one", "wh_two"]) await api.insertWebhook(plainWebhook(id));
+    const worker = remoteWorker("worker-elsewhere", roomy);
+    workerStore.setLocalTaker(worker.taker);
+    const before = Date.now();
+    const { last } = await triggerUntil(api, "handed", () => worker.handed.length > 0);
+    const after = Date.now();
+    const [handover] = worker.handed;
+    assert.ok(handover);
+    const { deliveries, leaseUntil } = handover;
+    assert.deepEqual(
+      deliveries.map((d) => [d.eventId, d.webhookId, d.body, d.url, d.secret, d.attempts]).sort(),
+      [
+        [`evt_handed_${last}`, "wh_one", `{"n":${last}}`, "https://example.com", "s", 0],
+        [`evt_handed_${last}`, "wh_two", `{"n":${last}}`, "https://example.com", "s", 0],
+      ],
+    );
+    assert.ok(leaseUntil >= before + 30_000 && leaseUntil <= after + 30_000, "the lease told");
+    // Leased in the database: nobody else claims them while the lease holds.
+    const claimed = await api.claimDueDeliveries({
+      now: Date.now(),
+      limit: 100,
+      workerId: "worker-other",
+      leaseUntil: Date.now() + 60_000,
+    });
+    const handedIds = new Set(deliveries.map((d) => d.id));
+    assert.equal(claimed.filter((d) => handedIds.has(d.id)).length, 0);
+    assert.equal(
+      claimed.length,
+      (last - 1) * 2,
+      "the events stored before the room was heard wait to be claimed",
+    );
+  }));
+
+test("an api process leaves to be claimed what a worker elsewhere has no room for: a full webhook's deliveries, and all once its room is spent", () =>
+  onFreshSchema(async (open) => {
+    const workerStore = await open();
+    const api = await open({ handOverToWorkers: true });
+    for (const id of ["wh_free", "wh_full"]) await api.insertWebhook(plainWebhook(id));
+    // Room for two deliveries, told once.
+    let told = false;
+    const worker = remoteWorker("worker-full", () => {
+      if (told) return undefined;
+      told = true;
+      return { ...roomy(), deliveries: 2, fullWebhooks: ["wh_full"] };
+    });
+    workerStore.setLocalTaker(worker.taker);
+    await triggerUntil(api, "spent", () => worker.handed.length > 0);
+    assert.deepEqual(
+      worker.handed.flatMap((h) => h.deliveries.map((d) => d.webhookId)),
+      ["wh_free"],
+      "only the webhook that is not full is handed over",
+    );
+    const claim = () =>
+      api.claimDueDeliveries({
+        now: Date.now(),
+        limit: 100,
+        workerId: "worker-other",
+        leaseUntil: Date.now() + 60_000,
+      });
+    const waiting = await claim();
+    assert.ok(waiting.some((d) => d.webhookId === "wh_full"));
+    assert.ok(waiting.every((d) => !worker.handed[0]?.deliveries.some((h) => h.id === d.id)));
+    // Room for one more delivery is left: it goes to this event's...
+    await api.enqueueEvent(
+      { id: "evt_fits", type: "user.created", body: "{}", createdAt: 1 },
+      (active) => active.filter((w) => w.id === "wh_free"),
+      () => "del_fits",
+    );
+    // ...then nothing does.
+    await api.enqueueEvent(
+      { id: "evt_spent", type: "user.created", body: "{}", createdAt: 1 },
+      (active) => [...active],
+      () => `del_spent_${Math.random()}`,
+    );
+    const after = await claim();
+    assert.deepEqual(after.map((d) => d.eventId).sort(), ["evt_spent", "evt_spent"]);
+  }));
+
+test("deliveries handed to a worker that does not take them are given back, claimable at once", () =>
+  onFreshSchema(async (open) => {
+    const workerStore = await open();
+    const api = await open({ handOverToWorkers: true });
+    await api.insertWebhook(plainWebhook("wh_back"));
+    const worker = remoteWorker("worker-back", roomy);
+    workerStore.setLocalTaker(worker.taker);
+    await triggerUntil(api, "ready", () => worker.handed.length > 0);
+    // The room is heard: this event is handed over, and refused.
+    worker.refuse.add("evt_refused");
+    const handedBefore = worker.handed.length;
+    await api.enqueueEvent(
+      { id: "evt_refused", type: "user.created", body: "{}", createdAt: 1 },
+      (active) => [...active],
+      () => "del_refused",
+    );
+    const deadline = Date.now() + 5000;
+    let claimed: ClaimedDelivery[] = [];
+    while (!claimed.some((d) => d.id === "del_refused")) {
+      assert.ok(Date.now() < deadline, "the refused delivery never became claimable");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      claimed = await api.claimDueDeliveries({
+        now: Date.now(),
+        limit: 100,
+        workerId: "worker-other",
+        leaseUntil: Date.now() + 60_000,
+      });
+    }
+    assert.ok(
+      worker.handed
+        .slice(handedBefore)
+        .some((h) => h.deliveries.some((d) => d.id === "del_refused")),
+      "it was handed over before it was given back",
+    );
+  }));
+
+test("a worker that stops tells no more room: new deliveries are no longer leased to it", () =>
+  onFreshSchema(async (open) => {
+    const workerStore = await open();
+    const api = await open({ handOverToWorkers: true });
+    await api.insertWebhook(plainWebhook("wh_stop"));
+    const worker = remoteWorker("worker-stopping", roomy);
+    workerStore.setLocalTaker(worker.taker);
+    await triggerUntil(api, "before", () => worker.handed.length > 0);
+    workerStore.setLocalTaker(undefined);
+    /** Whether event n's delivery is claimable as soon as it is stored (nobody leased it). */
+    const claimableAtOnce = async (n: number) => {
+      await api.enqueueEvent(
+        { id: `evt_after_${n}`, type: "user.created", body: "{}", createdAt: 1 },
+        (active) => [...active],
+        () => `del_after_${n}`,
+      );
+      const claimed = await api.claimDueDeliveries({
+        now: Date.now(),
+        limit: 1000,
+        workerId: "worker-other",
+        leaseUntil: Date.now() + 60_000,
+      });
+      return claimed.some((d) => d.id === `del_after_${n}`);
+    };
+    // The zero room it tells on stopping reaches the api process...
+    const deadline = Date.now() + 5000;
+    let n = 0;
+    while (!(await claimableAtOnce(++n))) {
+      assert.ok(Date.now() < deadline, "deliveries were still leased to a stopped worker");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // ...and from then on nothing is leased to it.
+    for (let more = 0; more < 3; more++) assert.ok(await claimableAtOnce(++n));
+  }));

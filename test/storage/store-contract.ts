@@ -984,6 +984,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       let untaken = 0;
       store.setLocalTaker({
         workerId: "local",
+        room: () => undefined,
+        takeLeased: (deliveries) => deliveries,
         reserve: (webhookIds) =>
           webhookIds.length === 1 ? { leaseUntil: 100, taken: new Set(webhookIds) } : undefined,
         take(deliveries, leaseUntil) {
@@ -1023,6 +1025,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       let untaken = 0;
       store.setLocalTaker({
         workerId: "local",
+        room: () => undefined,
+        takeLeased: (deliveries) => deliveries,
         reserve: () => ({ leaseUntil: 100, taken: new Set([kept.id]) }),
         take: (deliveries) => taken.push(...deliveries),
         untaken: () => untaken++,
@@ -1049,6 +1053,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       const claimsWhenTold: Array<Promise<ClaimedDelivery[]>> = [];
       store.setLocalTaker({
         workerId: "local",
+        room: () => undefined,
+        takeLeased: (deliveries) => deliveries,
         reserve: () => undefined,
         take() {
           takes++;
@@ -1070,6 +1076,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       let untaken = 0;
       store.setLocalTaker({
         workerId: "local",
+        room: () => undefined,
+        takeLeased: (deliveries) => deliveries,
         reserve: () => undefined,
         take() {},
         untaken: () => untaken++,
@@ -1086,6 +1094,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       const taken: ClaimedDelivery[] = [];
       store.setLocalTaker({
         workerId: "local",
+        room: () => undefined,
+        takeLeased: (deliveries) => deliveries,
         reserve: (webhookIds) => ({ leaseUntil: 1000, taken: new Set(webhookIds) }),
         take: (deliveries) => taken.push(...deliveries),
         untaken() {},

@@ -18,7 +18,13 @@ import {
   freshDelivery,
 } from "../../../domain/deliveries.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
-import type { LocalDeliveryTaker, Logger, PendingEvent, Store } from "../../../domain/ports.js";
+import type {
+  HeldLease,
+  LocalDeliveryTaker,
+  Logger,
+  PendingEvent,
+  Store,
+} from "../../../domain/ports.js";
 import { BatchQueue } from "../batch-queue.js";
 import { decodeCursor, decodeWebhookCursor, encodeCursor } from "../cursor.js";
 import { storageOutage } from "../outage.js";
@@ -50,6 +56,13 @@ import { describeOutage, type HeldSession } from "./held-session.js";
 import { migratePostgres } from "./migrations.js";
 import { startTableUpkeep } from "./table-upkeep.js";
 import {
+  type HandoverReceiver,
+  handoverNotices,
+  listenToWorkerRooms,
+  receiveHandovers,
+  type WorkerRooms,
+} from "./worker-handover.js";
+import {
   DEAD_WORKERS,
   holdWorkerLiveness,
   NOTE_MISSING_WORKERS,
@@ -75,6 +88,11 @@ export interface PostgresStoreOptions {
   answerTimeoutMs?: number;
   /** How often to check whether Herald's tables need a vacuum, when autovacuum is off. */
   upkeepIntervalMs?: number;
+  /**
+   * Lease new deliveries to workers in other processes that tell their room (for a process with
+   * no worker of its own: the `api` role), instead of leaving them all to be claimed.
+   */
+  handOverToWorkers?: boolean;
 }
 
 const UPKEEP_INTERVAL_MS = 10_000;
@@ -218,6 +236,12 @@ async function inTransaction<T>(
   }
 }
 
+/** Who new deliveries may be leased to: this process's worker, or workers elsewhere with room. */
+interface Takers {
+  local: LocalDeliveryTaker | undefined;
+  remote: WorkerRooms | undefined;
+}
+
 /** Deliveries leased to the local worker inside a transaction, to hand over once it commits. */
 interface Handoff {
   taker: LocalDeliveryTaker;
@@ -256,10 +280,11 @@ class Handover {
 async function insertOutgoing(
   client: pg.PoolClient,
   items: PendingEvent[],
-  taker: LocalDeliveryTaker | undefined,
+  takers: Takers,
   handover: Handover,
   insideTransaction: boolean,
 ): Promise<number[]> {
+  const { local: taker, remote } = takers;
   if (items.length === 0) return [];
   const { rows } = await client.query<WebhookRow>({
     name: "herald_active_webhooks",
@@ -285,6 +310,8 @@ async function insertOutgoing(
   /** Which item each delivery belongs to, by delivery id. */
   const itemOf = new Map<string, number>();
   const leased: Handoff[] = [];
+  /** The worker in another process each delivery leased to one goes to, by delivery id. */
+  const remoteOf = new Map<string, string>();
   items.forEach(({ event, selectTargets, newDeliveryId }, item) => {
     events.id.push(event.id);
     events.type.push(event.type);
@@ -292,13 +319,18 @@ async function insertOutgoing(
     events.at.push(event.createdAt);
     events.incoming.push(event.incomingEventId ?? null);
     const targets = selectTargets(active);
-    const reserved =
-      targets.length > 0
-        ? taker?.reserve(
-            targets.map((webhook) => webhook.id),
-            event.body.length,
-          )
-        : undefined;
+    const webhookIds = targets.map((webhook) => webhook.id);
+    // This process's worker first; without one, a worker elsewhere that told its room.
+    let reserved: { leaseUntil: number; taken: ReadonlySet<string> } | undefined;
+    let holder: string | undefined;
+    if (targets.length > 0 && taker) {
+      reserved = taker.reserve(webhookIds, event.body.length);
+      holder = taker.workerId;
+    } else if (targets.length > 0 && remote) {
+      const elsewhere = remote.reserve(webhookIds, event.body.length);
+      reserved = elsewhere;
+      holder = elsewhere?.workerId;
+    }
     const handed: ClaimedDelivery[] = [];
     for (const webhook of targets) {
       const leaseUntil = reserved?.taken.has(webhook.id) ? reserved.leaseUntil : undefined;
@@ -309,9 +341,11 @@ async function insertOutgoing(
       deliveries.event.push(event.id);
       deliveries.type.push(event.type);
       deliveries.at.push(event.createdAt);
-      deliveries.lockedBy.push(leaseUntil === undefined ? null : (taker?.workerId ?? null));
+      deliveries.lockedBy.push(leaseUntil === undefined ? null : (holder ?? null));
       deliveries.lockedUntil.push(leaseUntil ?? null);
-      if (leaseUntil !== undefined) handed.push(freshDelivery(id, webhook, event));
+      if (leaseUntil === undefined) continue;
+      if (taker) handed.push(freshDelivery(id, webhook, event));
+      else if (holder !== undefined) remoteOf.set(id, holder);
     }
     if (taker && reserved && handed.length > 0) {
       leased.push({ taker, deliveries: handed, leaseUntil: reserved.leaseUntil });
@@ -350,20 +384,37 @@ async function insertOutgoing(
   const counts = items.map(() => 0);
   const stored = new Set<string>();
   let unleased = 0;
+  const handedOver = new Map<string, string[]>();
   for (const row of inserted.rows) {
     stored.add(row.id);
     const item = itemOf.get(row.id) as number;
     counts[item] = (counts[item] ?? 0) + 1;
     if (!row.locked) unleased++;
+    const workerId = remoteOf.get(row.id);
+    if (workerId !== undefined) {
+      const ids = handedOver.get(workerId);
+      if (ids) ids.push(row.id);
+      else handedOver.set(workerId, [row.id]);
+    }
   }
   for (const handoff of leased) {
     const kept = handoff.deliveries.filter((delivery) => stored.has(delivery.id));
     if (kept.length > 0) handover.lease({ ...handoff, deliveries: kept });
   }
   if (unleased > 0 && taker) handover.left(taker);
-  // Delivered to listeners once the rows are committed; leased deliveries need nobody woken.
+  // Delivered to listeners once the rows are committed: workers are woken to claim what nobody
+  // holds, and told what was leased to them.
+  const notices = handoverNotices(handedOver);
   if (unleased > 0) {
-    const notify = client.query(`NOTIFY ${DELIVERY_CHANNEL}`);
+    notices.channels.push(DELIVERY_CHANNEL);
+    notices.payloads.push("");
+  }
+  if (notices.channels.length > 0) {
+    const notify = client.query({
+      name: "herald_notify",
+      text: "SELECT pg_notify(n.channel, n.payload) FROM unnest($1::text[], $2::text[]) AS n(channel, payload)",
+      values: [notices.channels, notices.payloads],
+    });
     // Inside a transaction a failure must fail it; after an autocommit the rows are stored, and
     // idle workers find them on their next poll.
     if (insideTransaction) await notify;
@@ -477,7 +528,7 @@ async function writeAttempts(pool: pg.Pool, items: RecordItem[]): Promise<undefi
 async function writeIncoming(
   pool: pg.Pool,
   items: IncomingItem[],
-  taker: LocalDeliveryTaker | undefined,
+  takers: Takers,
 ): Promise<Array<{ eventId: string; duplicate: boolean; deliveries: number }>> {
   const handover = new Handover();
   const results = await inTransaction(pool, async (client) => {
@@ -512,7 +563,7 @@ async function writeIncoming(
     const counts = await insertOutgoing(
       client,
       routed.map((item) => item.route as PendingEvent),
-      taker,
+      takers,
       handover,
       true,
     );
@@ -570,12 +621,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   // the load into smaller batches, and each statement costs the database the same CPU whatever
   // its size.
   const flushes = Math.max(1, Math.min(2, Math.floor(options.poolSize / 3)));
-  let taker: LocalDeliveryTaker | undefined;
+  const rooms = options.handOverToWorkers
+    ? await listenToWorkerRooms(postgresClientConfig(options), options.logger)
+    : undefined;
+  const takers: Takers = { local: undefined, remote: rooms };
+  /** Hands this process's worker the deliveries other processes lease to it. */
+  let receiver: Promise<HandoverReceiver | undefined> | undefined;
   const enqueue = new BatchQueue<PendingEvent, number>({
     run: async (items) => {
       const handover = new Handover();
       const counts = await withClient(pool, (client) =>
-        insertOutgoing(client, items, taker, handover, false),
+        insertOutgoing(client, items, takers, handover, false),
       );
       handover.committed();
       return counts;
@@ -592,12 +648,25 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     IncomingItem,
     { eventId: string; duplicate: boolean; deliveries: number }
   >({
-    run: (items) => writeIncoming(pool, items, taker),
+    run: (items) => writeIncoming(pool, items, takers),
     maxBatch: 500,
     maxInFlight: flushes,
   });
 
   let closed = false;
+  async function releaseLeases(held: HeldLease[], workerId: string): Promise<void> {
+    if (held.length === 0) return;
+    // Only a pending delivery is ever leased (recording an outcome clears the lease). Saying
+    // `status = 'pending'` here would let the planner read every leased row through the index
+    // of leases and hash them, instead of looking up the few given back by id.
+
+    await pool.query(
+      `UPDATE deliveries d SET locked_by = NULL, locked_until = NULL
+       FROM unnest($1::text[], $2::bigint[]) AS l(id, until)
+       WHERE d.id = l.id AND d.locked_until = l.until AND d.locked_by = $3`,
+      [held.map((lease) => lease.id), held.map((lease) => lease.leaseUntil), workerId],
+    );
+  }
   const liveness: HeldSession[] = [];
   /** This process's workers: its own sweep never takes them for dead. */
   const ownWorkers: string[] = [];
@@ -742,19 +811,33 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
 
     setLocalTaker(next) {
-      taker = next;
+      takers.local = next;
+      if (!next) {
+        void receiver?.then((started) => started?.stop());
+        return;
+      }
+      if (receiver || closed) return;
+      receiver = receiveHandovers({
+        config: postgresClientConfig(options),
+        pool,
+        taker: next,
+        logger: options.logger,
+        giveBack: async (leases, workerId) => {
+          await releaseLeases(leases, workerId);
+          // Others claim them now rather than on their next poll.
+          await pool.query(`NOTIFY ${DELIVERY_CHANNEL}`);
+        },
+      }).catch((error: unknown) => {
+        // Without it the worker claims all its work, as a worker in an older version does.
+        options.logger?.warn(
+          { err: error },
+          "Could not listen for deliveries handed to this worker; it claims all its work instead.",
+        );
+        return undefined;
+      });
     },
 
-    async releaseLeases(held, workerId) {
-      if (held.length === 0) return;
-      await pool.query(
-        `UPDATE deliveries d SET locked_by = NULL, locked_until = NULL
-         FROM unnest($1::text[], $2::bigint[]) AS l(id, until)
-         WHERE d.id = l.id AND d.locked_until = l.until AND d.locked_by = $3
-           AND d.status = 'pending'`,
-        [held.map((lease) => lease.id), held.map((lease) => lease.leaseUntil), workerId],
-      );
-    },
+    releaseLeases,
 
     async recordAttempt(update, workerId, leaseUntil) {
       await record.push({ update, workerId, leaseUntil });
@@ -949,7 +1032,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           "UPDATE incoming_events SET status = $2, outgoing_event_id = $3, route_error = $4 WHERE id = $1",
           [id, outcome.status, outcome.outgoingEventId, outcome.routeError],
         );
-        const [queued] = await insertOutgoing(client, route ? [route] : [], taker, handover, true);
+        const [queued] = await insertOutgoing(client, route ? [route] : [], takers, handover, true);
         return queued ?? 0;
       });
       handover.committed();
@@ -1011,7 +1094,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           )
           .catch(() => undefined);
       }
-      await Promise.all([...liveness.map((held) => held.close()), upkeep?.stop()]);
+      const started = await receiver;
+      await Promise.all([
+        ...liveness.map((held) => held.close()),
+        upkeep?.stop(),
+        started?.close(),
+        rooms?.close(),
+      ]);
       await pool.end();
     },
   };

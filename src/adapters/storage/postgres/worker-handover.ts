@@ -1,0 +1,331 @@
+/**
+ * New deliveries handed to delivery workers in other processes. A process that delivers nothing
+ * itself (the `api` role) would store its deliveries for workers to claim, and a claim rewrites
+ * every row it takes, with every index entry: the most costly statement a delivery meets. Instead,
+ * workers tell their room on ROOM_CHANNEL a few times a second; the api process stores a new
+ * event's deliveries already leased to a worker with room, and names them on that worker's own
+ * channel once they are committed. The worker reads them by id and sends them.
+ *
+ * Nothing depends on a notice arriving. A worker gives back what it has no room for (two api
+ * processes may both spend the same room). Deliveries whose notice was lost (the worker's session
+ * dropped) stay leased until their lease runs out, or until the worker is found dead, and are then
+ * claimed like any others.
+ */
+import { createHash } from "node:crypto";
+import type pg from "pg";
+import type { ClaimedDelivery } from "../../../domain/deliveries.js";
+import type { LocalDeliveryTaker, Logger, WorkerRoom } from "../../../domain/ports.js";
+import { type ClaimRow, toClaimedDelivery } from "../rows.js";
+import { describeOutage, holdSession, type SessionEvents } from "./held-session.js";
+
+/** The channel workers tell their room on. */
+export const ROOM_CHANNEL = "herald_worker_room";
+
+/** How often a worker looks at its room, and tells it when it changed. */
+export const ROOM_CHECK_MS = 25;
+/** A worker tells its room at least this often, changed or not. */
+const ROOM_REPEAT_MS = 1_000;
+/** A room not told again within this long is forgotten: its worker may have stopped. */
+const ROOM_FRESH_MS = 2_500;
+/** A notice's payload is at most 8,000 bytes; ids are ASCII. */
+const NOTICE_BYTES = 7_900;
+
+/** The channel that names the deliveries handed to `workerId`. */
+export function handoverChannel(workerId: string): string {
+  return `herald_handover_${createHash("sha256").update(workerId).digest("hex").slice(0, 24)}`;
+}
+
+/** A room as told on ROOM_CHANNEL. */
+interface RoomNotice {
+  worker: string;
+  room: WorkerRoom;
+}
+
+function parseRoomNotice(payload: string | undefined): RoomNotice | undefined {
+  try {
+    const notice = JSON.parse(payload ?? "") as Partial<RoomNotice>;
+    const room = notice.room;
+    if (
+      typeof notice.worker !== "string" ||
+      !room ||
+      !Number.isFinite(room.deliveries) ||
+      !Number.isFinite(room.bodyLength) ||
+      !Number.isFinite(room.leaseMs) ||
+      !Array.isArray(room.fullWebhooks)
+    ) {
+      return undefined;
+    }
+    return notice as RoomNotice;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The lines a held session's loss and return are told in: what it does, and what happens meanwhile. */
+function sessionLines(
+  logger: Logger | undefined,
+  does: string,
+  meanwhile: string,
+  onLost?: () => void,
+): SessionEvents {
+  return {
+    lost(error) {
+      onLost?.();
+      logger?.warn(
+        { err: error },
+        `Lost the PostgreSQL connection that ${does}; reconnecting. ${meanwhile}, and a line says when it is back.`,
+      );
+    },
+    restored: ({ downMs, losses }) =>
+      logger?.info(
+        { downMs, losses },
+        `The PostgreSQL connection that ${does} is back, ${describeOutage(downMs, losses)}.`,
+      ),
+  };
+}
+
+/** Where an event's deliveries go: the worker, their lease, and the webhooks it takes. */
+export interface RemoteReservation {
+  workerId: string;
+  leaseUntil: number;
+  taken: ReadonlySet<string>;
+}
+
+/** The api side: the rooms workers last told, spent as deliveries are leased to them. */
+export interface WorkerRooms {
+  /** A worker with room for one event's deliveries, or undefined (they wait to be claimed). */
+  reserve(webhookIds: readonly string[], bodyLength: number): RemoteReservation | undefined;
+  close(): Promise<void>;
+}
+
+interface HeardRoom {
+  deliveries: number;
+  bodyLength: number;
+  leaseMs: number;
+  full: Set<string>;
+  heardAt: number;
+}
+
+/** Listens on ROOM_CHANNEL; resolves once listening. */
+export async function listenToWorkerRooms(
+  config: pg.ClientConfig,
+  logger: Logger | undefined,
+): Promise<WorkerRooms> {
+  const rooms = new Map<string, HeardRoom>();
+  const session = await holdSession(
+    config,
+    async (client) => {
+      client.on("notification", (message) => {
+        if (message.channel !== ROOM_CHANNEL) return;
+        const notice = parseRoomNotice(message.payload);
+        if (!notice) return;
+        const { room } = notice;
+        rooms.set(notice.worker, {
+          deliveries: room.deliveries,
+          bodyLength: room.bodyLength,
+          leaseMs: room.leaseMs,
+          full: new Set(room.fullWebhooks),
+          heardAt: Date.now(),
+        });
+      });
+      await client.query(`LISTEN ${ROOM_CHANNEL}`);
+    },
+    sessionLines(
+      logger,
+      "hears which delivery workers have room",
+      "New deliveries wait for workers to claim them meanwhile",
+      () => rooms.clear(),
+    ),
+  );
+  return {
+    reserve(webhookIds, bodyLength) {
+      const now = Date.now();
+      let bestId: string | undefined;
+      let best: HeardRoom | undefined;
+      for (const [workerId, room] of rooms) {
+        if (now - room.heardAt > ROOM_FRESH_MS) {
+          rooms.delete(workerId);
+          continue;
+        }
+        if (!best || room.deliveries > best.deliveries) {
+          best = room;
+          bestId = workerId;
+        }
+      }
+      if (!best || bestId === undefined) return undefined;
+      const taken = new Set(webhookIds.filter((id) => !best.full.has(id)));
+      if (taken.size === 0 || taken.size > best.deliveries || bodyLength > best.bodyLength) {
+        return undefined;
+      }
+      best.deliveries -= taken.size;
+      best.bodyLength -= bodyLength;
+      return { workerId: bestId, leaseUntil: now + best.leaseMs, taken };
+    },
+    close: () => session.close(),
+  };
+}
+
+/** The notices that name deliveries handed to workers: channel and payload, side by side. */
+export interface HandoverNotices {
+  channels: string[];
+  payloads: string[];
+}
+
+/** Notices naming `ids` (committed, leased to their worker), by worker, a notice per 7,900 bytes. */
+export function handoverNotices(byWorker: Map<string, string[]>): HandoverNotices {
+  const notices: HandoverNotices = { channels: [], payloads: [] };
+  for (const [workerId, ids] of byWorker) {
+    const channel = handoverChannel(workerId);
+    let payload = "";
+    for (const id of ids) {
+      if (payload.length + id.length + 1 > NOTICE_BYTES) {
+        notices.channels.push(channel);
+        notices.payloads.push(payload);
+        payload = "";
+      }
+      payload = payload === "" ? id : `${payload},${id}`;
+    }
+    if (payload !== "") {
+      notices.channels.push(channel);
+      notices.payloads.push(payload);
+    }
+  }
+  return notices;
+}
+
+/** The worker side: tells its room, and takes the deliveries handed to it. */
+export interface HandoverReceiver {
+  /** The worker stopped: it tells no more room, and gives back what is handed to it from now. */
+  stop(): void;
+  close(): Promise<void>;
+}
+
+interface HandedRow extends ClaimRow {
+  locked_by: string | null;
+  locked_until: number | null;
+  status: string;
+}
+
+export interface HandoverReceiverOptions {
+  config: pg.ClientConfig;
+  pool: pg.Pool;
+  taker: LocalDeliveryTaker;
+  /** Gives back leases on deliveries the worker did not take, and wakes the other workers. */
+  giveBack(leases: Array<{ id: string; leaseUntil: number }>, workerId: string): Promise<void>;
+  logger: Logger | undefined;
+  checkEveryMs?: number;
+}
+
+/** Starts telling `taker`'s room and listening on its channel; resolves once listening. */
+export async function receiveHandovers(
+  options: HandoverReceiverOptions,
+): Promise<HandoverReceiver> {
+  const { pool, taker, logger } = options;
+  let stopped = false;
+  let closed = false;
+  const channel = handoverChannel(taker.workerId);
+
+  async function takeHanded(ids: string[]): Promise<void> {
+    // By id through the unique index; the lease is checked here, so no plan walks the leased rows.
+    const { rows } = await pool.query<HandedRow>({
+      name: "herald_read_handed_over",
+      text: `SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.attempts, d.created_at, w.url, w.secret,
+                    e.body, d.locked_by, d.locked_until, d.status
+             FROM unnest($1::text[]) WITH ORDINALITY AS h(id, n)
+             JOIN deliveries d ON d.id = h.id
+             JOIN webhooks w ON w.id = d.webhook_id
+             JOIN events e ON e.id = d.event_id
+             ORDER BY h.n`,
+      values: [ids],
+    });
+    const byLease = new Map<number, ClaimedDelivery[]>();
+    for (const row of rows) {
+      if (
+        row.locked_by !== taker.workerId ||
+        row.status !== "pending" ||
+        row.locked_until === null
+      ) {
+        continue;
+      }
+      const leased = byLease.get(row.locked_until) ?? [];
+      leased.push(toClaimedDelivery(row));
+      byLease.set(row.locked_until, leased);
+    }
+    const left: Array<{ id: string; leaseUntil: number }> = [];
+    for (const [leaseUntil, deliveries] of byLease) {
+      const untaken = stopped ? deliveries : taker.takeLeased(deliveries, leaseUntil);
+      for (const delivery of untaken) left.push({ id: delivery.id, leaseUntil });
+    }
+    if (left.length > 0) await options.giveBack(left, taker.workerId);
+  }
+
+  const session = await holdSession(
+    options.config,
+    async (client) => {
+      client.on("notification", (message) => {
+        if (message.channel !== channel || !message.payload) return;
+        takeHanded(message.payload.split(",")).catch((error: unknown) =>
+          logger?.error(
+            { err: error },
+            "Could not read deliveries handed to this worker; they are sent once their lease runs out. Check that the database is running and reachable.",
+          ),
+        );
+      });
+      await client.query(`LISTEN ${channel}`);
+    },
+    sessionLines(
+      logger,
+      "hands new deliveries to this worker",
+      "Meanwhile the worker claims its work",
+    ),
+  );
+
+  let told: WorkerRoom | undefined;
+  let toldAt = 0;
+  let telling = false;
+  async function tell(room: WorkerRoom): Promise<void> {
+    telling = true;
+    try {
+      await pool.query({
+        name: "herald_tell_room",
+        text: "SELECT pg_notify($1, $2)",
+        values: [ROOM_CHANNEL, JSON.stringify({ worker: taker.workerId, room })],
+      });
+      told = room;
+      toldAt = Date.now();
+    } finally {
+      telling = false;
+    }
+  }
+  const changed = (room: WorkerRoom) =>
+    !told ||
+    Math.abs(room.deliveries - told.deliveries) > Math.max(1, told.deliveries / 10) ||
+    (room.deliveries === 0) !== (told.deliveries === 0) ||
+    room.bodyLength < told.bodyLength / 2 ||
+    room.fullWebhooks.join() !== told.fullWebhooks.join();
+  const timer = setInterval(() => {
+    if (stopped || telling) return;
+    const room = taker.room();
+    if (!room) return;
+    if (!changed(room) && Date.now() - toldAt < ROOM_REPEAT_MS) return;
+    tell(room).catch(() => undefined);
+  }, options.checkEveryMs ?? ROOM_CHECK_MS);
+  timer.unref();
+
+  function stop(): void {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(timer);
+    // No room from now: api processes stop handing deliveries to this worker at once.
+    tell({ deliveries: 0, bodyLength: 0, leaseMs: 0, fullWebhooks: [] }).catch(() => undefined);
+  }
+  return {
+    stop,
+    async close() {
+      if (closed) return;
+      closed = true;
+      stop();
+      await session.close();
+    },
+  };
+}
