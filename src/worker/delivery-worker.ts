@@ -766,11 +766,14 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
 
   /**
    * How many deliveries the worker may hold (waiting and in flight): no more than it sends well
-   * within a lease at its current pace, since what is held too long would have its lease run out
-   * before it is sent.
+   * within a lease at the pace it has shown, since what is held too long would have its lease run
+   * out before it is sent. The pace shown: that of the last second when higher than the smoothed
+   * one (a burst is taken at the pace it is sent at, not at the pace before it), and after a quiet
+   * spell that of the last busy one. A worker whose pace falls holds more than it sends in time
+   * only until it notices: what would be sent too late is given back before its lease runs out.
    */
   function holdCount(now: number): number {
-    const pace = sendRate.perSecond(now) * ((leaseMs - timeoutMs) / 2000);
+    const pace = sendRate.shownPace(now) * ((leaseMs - timeoutMs) / 2000);
     return Math.min(holdLimit, Math.max(concurrency * 4, pace));
   }
 
@@ -965,25 +968,46 @@ interface AnswerRate {
   count(): void;
   /** Answers a second, smoothed over a few seconds. */
   perSecond(now: number): number;
+  /**
+   * The pace the worker has shown it keeps: the highest of the last second's and the smoothed
+   * pace, and of the smoothed pace within the last PEAK_PACE_MS.
+   */
+  shownPace(now: number): number;
 }
+
+/** How long a pace reached counts as one the worker can keep again. */
+const PEAK_PACE_MS = 30_000;
 
 function answerRate(start: number): AnswerRate {
   let answered = 0;
   let rate = 0;
+  let latest = 0;
   let since = start;
+  let peak = 0;
+  let peakAt = Number.NEGATIVE_INFINITY;
+  function perSecond(now: number): number {
+    const elapsed = now - since;
+    if (elapsed < 1000) return rate;
+    const current = (answered * 1000) / elapsed;
+    latest = elapsed > 3000 ? 0 : current;
+    // After a quiet spell the old pace says nothing about the new one.
+    rate = elapsed > 3000 ? current : (rate + current) / 2;
+    answered = 0;
+    since = now;
+    if (rate >= peak || now - peakAt > PEAK_PACE_MS) {
+      peak = rate;
+      peakAt = now;
+    }
+    return rate;
+  }
   return {
     count() {
       answered++;
     },
-    perSecond(now) {
-      const elapsed = now - since;
-      if (elapsed < 1000) return rate;
-      const current = (answered * 1000) / elapsed;
-      // After a quiet spell the old pace says nothing about the new one.
-      rate = elapsed > 3000 ? current : (rate + current) / 2;
-      answered = 0;
-      since = now;
-      return rate;
+    perSecond,
+    shownPace(now) {
+      const smoothed = perSecond(now);
+      return Math.max(smoothed, latest, now - peakAt <= PEAK_PACE_MS ? peak : 0);
     },
   };
 }
