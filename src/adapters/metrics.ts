@@ -24,6 +24,14 @@ export function createMetrics(): HeraldMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
+  const taken = new Counter({
+    name: "herald_deliveries_taken_total",
+    help: "Deliveries this process's worker took to send, by how they reached it: claim (read from the database), own_commit (committed by this process), handed_over (leased to it by an api process).",
+    labelNames: ["via"] as const,
+    registers: [registry],
+  });
+  // Every way shows, at 0 until it happens, so a dashboard can tell none from unknown.
+  for (const via of ["claim", "own_commit", "handed_over"] as const) taken.inc({ via }, 0);
   let readInFlight: () => number = () => 0;
   new Gauge({
     name: "herald_deliveries_in_flight",
@@ -38,6 +46,9 @@ export function createMetrics(): HeraldMetrics {
     attemptFinished(outcome, durationMs) {
       attempts.inc({ outcome });
       duration.observe(durationMs / 1000);
+    },
+    taken(via, deliveries) {
+      taken.inc({ via }, deliveries);
     },
     trackInFlight(read) {
       readInFlight = read;

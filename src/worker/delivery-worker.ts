@@ -32,9 +32,16 @@ import {
 } from "../domain/retry-policy.js";
 import { FairQueue } from "./fair-queue.js";
 
-/** Hears how each attempt ended (metrics). */
+/**
+ * How the worker came by its deliveries: claimed from the database, committed by its own process,
+ * or handed to it by another process (an `api` process on PostgreSQL).
+ */
+export type TakenVia = "claim" | "own_commit" | "handed_over";
+
+/** Hears how each attempt ended, and how deliveries reached the worker (metrics). */
 export interface DeliveryObserver {
   attemptFinished(outcome: AttemptOutcome["kind"], durationMs: number): void;
+  taken?(via: TakenVia, deliveries: number): void;
 }
 
 export interface DeliveryWorkerOptions {
@@ -668,6 +675,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       storeFailureLog.forget("claim");
     }
     claiming = false;
+    if (claimed.length > 0) options.observer?.taken?.("claim", claimed.length);
     if (!running) {
       // Stopped while the claim was out: nobody will send these, so they go back at once.
       void giveBack(claimed.map((delivery) => ({ id: delivery.id, leaseUntil })));
@@ -864,7 +872,10 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         }
         start = end;
       }
-      if (left.length < deliveries.length) schedulePump();
+      if (left.length < deliveries.length) {
+        options.observer?.taken?.("handed_over", deliveries.length - left.length);
+        schedulePump();
+      }
       return left;
     },
     take(deliveries, leaseUntil) {
@@ -881,6 +892,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         giveBack(deliveries.map((delivery) => ({ id: delivery.id, leaseUntil })));
         return;
       }
+      options.observer?.taken?.("own_commit", deliveries.length);
       // Started on the next turn, so the answers to the requests that committed them go out first.
       schedulePump();
     },

@@ -786,3 +786,20 @@ describe("the delivery loop", () => {
     );
   });
 });
+
+test("/metrics counts attempts by outcome, and deliveries by how the worker took them", async (t) => {
+  const { herald, receiver } = await setup("0", t, FAST_RETRIES);
+  const webhook = await createWebhook(herald, `${receiver.url}/counted`);
+  await trigger(herald, "user.created", { n: 1 });
+  assert.equal((await settledDelivery(herald, webhook.id)).status, "success");
+  const response = await fetch(`${herald.url}/metrics`);
+  assert.equal(response.status, 200);
+  const metrics = await response.text();
+  const value = (line: string) =>
+    Number(new RegExp(`^${line.replace(/[{}]/g, "\\$&")} (\\d+)$`, "m").exec(metrics)?.[1]);
+  assert.equal(value('herald_delivery_attempts_total{outcome="delivered"}'), 1);
+  // A process that commits a trigger hands its deliveries to its own worker; nothing to claim.
+  assert.equal(value('herald_deliveries_taken_total{via="own_commit"}'), 1);
+  assert.equal(value('herald_deliveries_taken_total{via="claim"}'), 0);
+  assert.equal(value('herald_deliveries_taken_total{via="handed_over"}'), 0);
+});

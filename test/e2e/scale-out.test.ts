@@ -231,8 +231,20 @@ test("three processes on one database lose nothing when a worker is killed mid-r
   assert.ok(repeated.length <= orphaned.length + retried.rows.length);
   // The survivor says in its log which worker died, rather than only that leases ran out.
   assert.match(workers[1]!.output(), /Worker \S+ has stopped without signing off/);
+  // The api process handed most new deliveries to the workers leased; what the dead worker held
+  // reached the survivor by a claim.
+  const metrics = await (await fetch(`${workers[1]!.url}/metrics`)).text();
+  const taken = (via: string) =>
+    Number(
+      new RegExp(`^herald_deliveries_taken_total\\{via="${via}"\\} (\\d+)$`, "m").exec(
+        metrics,
+      )?.[1],
+    );
+  assert.ok(taken("handed_over") > 0, "the api process handed the surviving worker nothing");
+  assert.ok(taken("claim") > 0, "the surviving worker claimed nothing");
+  assert.equal(taken("own_commit"), 0, "a worker process commits no deliveries of its own");
   t.diagnostic(
-    `killed a worker after ${arrivalsAtKill} of ${expected} deliveries, holding ${orphaned.length} (leases ending ${leaseEnds} ms after the kill); the other worker had sent them ${recoveredAfter} ms later (lease ${LEASE_MS} ms); ${repeated.length} arrived twice`,
+    `killed a worker after ${arrivalsAtKill} of ${expected} deliveries, holding ${orphaned.length} (leases ending ${leaseEnds} ms after the kill); the other worker had sent them ${recoveredAfter} ms later (lease ${LEASE_MS} ms); ${repeated.length} arrived twice; the survivor took ${taken("handed_over")} handed over and ${taken("claim")} by claims`,
   );
 });
 
