@@ -832,10 +832,16 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       if (!running) return undefined;
       const now = clock.now();
       dropLapsedReservations(now);
+      // Only a webhook that does not answer has a hold limit: one with attempts in flight, or
+      // whose latest attempt was slow. Read a few times a second, so the many webhooks that only
+      // wait are not walked.
       const fullWebhooks = new Set<string>();
-      for (const webhookId of [...inFlightTo.keys(), ...ready.keys()]) {
-        if (ready.lengthOf(webhookId) + inFlightOf(webhookId) >= holdLimitOf(webhookId, now)) {
-          fullWebhooks.add(webhookId);
+      for (const candidates of [inFlightTo.keys(), slowed.values()]) {
+        for (const webhookId of candidates) {
+          if (fullWebhooks.size > FULL_WEBHOOKS_LIMIT) break;
+          if (ready.lengthOf(webhookId) + inFlightOf(webhookId) >= holdLimitOf(webhookId, now)) {
+            fullWebhooks.add(webhookId);
+          }
         }
       }
       const tooMany = fullWebhooks.size > FULL_WEBHOOKS_LIMIT;
