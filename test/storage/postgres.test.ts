@@ -668,3 +668,44 @@ test("a worker that stops tells no more room: new deliveries are no longer lease
     // ...and from then on nothing is leased to it.
     for (let more = 0; more < 3; more++) assert.ok(await claimableAtOnce(++n));
   }));
+
+test("workers in one schema are never handed deliveries of another schema of the same database", async () => {
+  const other = await createTestSchema();
+  const otherApi = await openPostgresStore({
+    url: TEST_PG_URL,
+    poolSize: 2,
+    schema: other.schema,
+    handOverToWorkers: true,
+  });
+  try {
+    await onFreshSchema(async (open) => {
+      const workerStore = await open();
+      const api = await open({ handOverToWorkers: true });
+      await api.insertWebhook(plainWebhook("wh_here"));
+      await otherApi.insertWebhook(plainWebhook("wh_there"));
+      const worker = remoteWorker("worker-here", roomy);
+      workerStore.setLocalTaker(worker.taker);
+      // Its own schema's api process hears its room and hands it deliveries...
+      await triggerUntil(api, "here", () => worker.handed.length > 0);
+      // ...while the other schema's, listening all along, leases it none of its own.
+      for (let n = 0; n < 10; n++) {
+        await otherApi.enqueueEvent(
+          { id: `evt_there_${n}`, type: "user.created", body: "{}", createdAt: 1 },
+          (active) => [...active],
+          () => `del_there_${n}`,
+        );
+      }
+      const claimed = await otherApi.claimDueDeliveries({
+        now: Date.now(),
+        limit: 100,
+        workerId: "worker-there",
+        leaseUntil: Date.now() + 60_000,
+      });
+      assert.equal(claimed.length, 10, "every delivery of the other schema waits to be claimed");
+      assert.ok(worker.handed.every((h) => h.deliveries.every((d) => d.webhookId === "wh_here")));
+    });
+  } finally {
+    await otherApi.close();
+    await other.drop();
+  }
+});

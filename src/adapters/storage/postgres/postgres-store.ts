@@ -621,8 +621,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   // the load into smaller batches, and each statement costs the database the same CPU whatever
   // its size.
   const flushes = Math.max(1, Math.min(2, Math.floor(options.poolSize / 3)));
+  // Rooms are told per schema: the tables these sessions use are the ones the room is for.
+  const { rows: where } = await pool.query<{ schema: string | null }>(
+    "SELECT current_schema() AS schema",
+  );
+  const schema = where[0]?.schema ?? "";
   const rooms = options.handOverToWorkers
-    ? await listenToWorkerRooms(postgresClientConfig(options), options.logger)
+    ? await listenToWorkerRooms(postgresClientConfig(options), schema, options.logger)
     : undefined;
   const takers: Takers = { local: undefined, remote: rooms };
   /** Hands this process's worker the deliveries other processes lease to it. */
@@ -819,6 +824,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       if (receiver || closed) return;
       receiver = receiveHandovers({
         config: postgresClientConfig(options),
+        schema,
         pool,
         taker: next,
         logger: options.logger,

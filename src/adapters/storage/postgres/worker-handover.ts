@@ -2,7 +2,7 @@
  * New deliveries handed to delivery workers in other processes. A process that delivers nothing
  * itself (the `api` role) would store its deliveries for workers to claim, and a claim rewrites
  * every row it takes, with every index entry: the most costly statement a delivery meets. Instead,
- * workers tell their room on ROOM_CHANNEL a few times a second; the api process stores a new
+ * workers tell their room on their schema's room channel a few times a second; the api process stores a new
  * event's deliveries already leased to a worker with room, and names them on that worker's own
  * channel once they are committed. The worker reads them by id and sends them.
  *
@@ -18,8 +18,14 @@ import type { LocalDeliveryTaker, Logger, WorkerRoom } from "../../../domain/por
 import { type ClaimRow, toClaimedDelivery } from "../rows.js";
 import { describeOutage, holdSession, type SessionEvents } from "./held-session.js";
 
-/** The channel workers tell their room on. */
-export const ROOM_CHANNEL = "herald_worker_room";
+/**
+ * The channel workers tell their room on: one per schema, since a channel is shared by the whole
+ * database, and two Herald installations in two schemas of one database must not lease
+ * deliveries to each other's workers.
+ */
+export function roomChannel(schema: string): string {
+  return `herald_worker_room_${createHash("sha256").update(schema).digest("hex").slice(0, 24)}`;
+}
 
 /** How often a worker looks at its room, and tells it when it changed. */
 export const ROOM_CHECK_MS = 25;
@@ -35,7 +41,7 @@ export function handoverChannel(workerId: string): string {
   return `herald_handover_${createHash("sha256").update(workerId).digest("hex").slice(0, 24)}`;
 }
 
-/** A room as told on ROOM_CHANNEL. */
+/** A room as told on a room channel. */
 interface RoomNotice {
   worker: string;
   room: WorkerRoom;
@@ -106,17 +112,19 @@ interface HeardRoom {
   heardAt: number;
 }
 
-/** Listens on ROOM_CHANNEL; resolves once listening. */
+/** Listens on the room channel of `schema`; resolves once listening. */
 export async function listenToWorkerRooms(
   config: pg.ClientConfig,
+  schema: string,
   logger: Logger | undefined,
 ): Promise<WorkerRooms> {
+  const channel = roomChannel(schema);
   const rooms = new Map<string, HeardRoom>();
   const session = await holdSession(
     config,
     async (client) => {
       client.on("notification", (message) => {
-        if (message.channel !== ROOM_CHANNEL) return;
+        if (message.channel !== channel) return;
         const notice = parseRoomNotice(message.payload);
         if (!notice) return;
         const { room } = notice;
@@ -128,7 +136,7 @@ export async function listenToWorkerRooms(
           heardAt: Date.now(),
         });
       });
-      await client.query(`LISTEN ${ROOM_CHANNEL}`);
+      await client.query(`LISTEN ${channel}`);
     },
     sessionLines(
       logger,
@@ -208,6 +216,8 @@ interface HandedRow extends ClaimRow {
 
 export interface HandoverReceiverOptions {
   config: pg.ClientConfig;
+  /** The schema whose api processes hear this worker's room. */
+  schema: string;
   pool: pg.Pool;
   taker: LocalDeliveryTaker;
   /** Gives back leases on deliveries the worker did not take, and wakes the other workers. */
@@ -289,7 +299,7 @@ export async function receiveHandovers(
       await pool.query({
         name: "herald_tell_room",
         text: "SELECT pg_notify($1, $2)",
-        values: [ROOM_CHANNEL, JSON.stringify({ worker: taker.workerId, room })],
+        values: [roomChannel(options.schema), JSON.stringify({ worker: taker.workerId, room })],
       });
       told = room;
       toldAt = Date.now();
