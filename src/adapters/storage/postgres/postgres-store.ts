@@ -664,7 +664,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     // Only a pending delivery is ever leased (recording an outcome clears the lease). Saying
     // `status = 'pending'` here would let the planner read every leased row through the index
     // of leases and hash them, instead of looking up the few given back by id.
-
     await pool.query(
       `UPDATE deliveries d SET locked_by = NULL, locked_until = NULL
        FROM unnest($1::text[], $2::bigint[]) AS l(id, until)
@@ -818,10 +817,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     setLocalTaker(next) {
       takers.local = next;
       if (!next) {
+        // Stopped, it still hears what was handed to it meanwhile, and gives that back.
         void receiver?.then((started) => started?.stop());
         return;
       }
-      if (receiver || closed) return;
+      if (closed) return;
+      // A worker that replaces a stopped one tells its own room and hears its own channel.
+      const previous = receiver;
+      void previous?.then((started) => started?.close());
       receiver = receiveHandovers({
         config: postgresClientConfig(options),
         schema,
