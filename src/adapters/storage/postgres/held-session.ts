@@ -5,6 +5,7 @@
  * statement every few seconds and counts as lost when no answer comes.
  */
 import pg from "pg";
+import type { Logger } from "../../../domain/ports.js";
 import { answeredWithin } from "./answered-within.js";
 
 export interface HeldSession {
@@ -137,4 +138,27 @@ export async function holdSession(
 export function describeOutage(downMs: number, losses: number): string {
   const after = `after ${(downMs / 1000).toFixed(1)} s`;
   return losses > 1 ? `${after}, lost ${losses} times meanwhile` : after;
+}
+
+/** The lines a held session's loss and return are told in: what it does, and what happens meanwhile. */
+export function sessionLines(
+  logger: Logger | undefined,
+  does: string,
+  meanwhile: string,
+  onLost?: () => void,
+): SessionEvents {
+  return {
+    lost(error) {
+      onLost?.();
+      logger?.warn(
+        { err: error },
+        `Lost the PostgreSQL connection that ${does}; reconnecting. ${meanwhile}, and a line says when it is back.`,
+      );
+    },
+    restored: ({ downMs, losses }) =>
+      logger?.info(
+        { downMs, losses },
+        `The PostgreSQL connection that ${does} is back, ${describeOutage(downMs, losses)}.`,
+      ),
+  };
 }

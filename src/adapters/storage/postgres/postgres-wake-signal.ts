@@ -4,7 +4,7 @@
  * the delivery loop's poll still finds the work, only later.
  */
 import type { Logger, WakeSignal } from "../../../domain/ports.js";
-import { describeOutage, holdSession } from "./held-session.js";
+import { holdSession, sessionLines } from "./held-session.js";
 import { DELIVERY_CHANNEL, postgresClientConfig } from "./postgres-store.js";
 
 export interface PostgresWakeSignal extends WakeSignal {
@@ -29,18 +29,11 @@ export async function createPostgresWakeSignal(options: {
       // Work committed while nobody was listening is picked up now.
       wakeAll();
     },
-    {
-      lost: (error) =>
-        options.logger.warn(
-          { err: error },
-          "Lost the PostgreSQL connection that wakes delivery workers; reconnecting. Deliveries continue on the poll meanwhile, and a line says when it is back.",
-        ),
-      restored: ({ downMs, losses }) =>
-        options.logger.info(
-          { downMs, losses },
-          `The PostgreSQL connection that wakes delivery workers is back, ${describeOutage(downMs, losses)}.`,
-        ),
-    },
+    sessionLines(
+      options.logger,
+      "wakes delivery workers",
+      "Deliveries continue on the poll meanwhile",
+    ),
   );
 
   return {

@@ -2,9 +2,9 @@
  * New deliveries handed to delivery workers in other processes. A process that delivers nothing
  * itself (the `api` role) would store its deliveries for workers to claim, and a claim rewrites
  * every row it takes, with every index entry: the most costly statement a delivery meets. Instead,
- * workers tell their room on their schema's room channel a few times a second; the api process stores a new
- * event's deliveries already leased to a worker with room, and names them on that worker's own
- * channel once they are committed. The worker reads them by id and sends them.
+ * workers tell their room on their schema's room channel a few times a second; the api process
+ * stores a new event's deliveries already leased to a worker with room, and names them on that
+ * worker's own channel once they are committed. The worker reads them by id and sends them.
  *
  * Nothing depends on a notice arriving. A worker gives back what it has no room for (two api
  * processes may both spend the same room). Deliveries whose notice was lost (the worker's session
@@ -14,9 +14,9 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
 import type { ClaimedDelivery } from "../../../domain/deliveries.js";
-import type { LocalDeliveryTaker, Logger, WorkerRoom } from "../../../domain/ports.js";
+import type { HeldLease, LocalDeliveryTaker, Logger, WorkerRoom } from "../../../domain/ports.js";
 import { type ClaimRow, toClaimedDelivery } from "../rows.js";
-import { describeOutage, holdSession, type SessionEvents } from "./held-session.js";
+import { holdSession, sessionLines } from "./held-session.js";
 
 /**
  * The channel workers tell their room on: one per schema, since a channel is shared by the whole
@@ -28,7 +28,7 @@ export function roomChannel(schema: string): string {
 }
 
 /** How often a worker looks at its room, and tells it when it changed. */
-export const ROOM_CHECK_MS = 25;
+const ROOM_CHECK_MS = 25;
 /** A worker tells its room at least this often, changed or not. */
 const ROOM_REPEAT_MS = 1_000;
 /** A room not told again within this long is forgotten: its worker may have stopped. */
@@ -65,29 +65,6 @@ function parseRoomNotice(payload: string | undefined): RoomNotice | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The lines a held session's loss and return are told in: what it does, and what happens meanwhile. */
-function sessionLines(
-  logger: Logger | undefined,
-  does: string,
-  meanwhile: string,
-  onLost?: () => void,
-): SessionEvents {
-  return {
-    lost(error) {
-      onLost?.();
-      logger?.warn(
-        { err: error },
-        `Lost the PostgreSQL connection that ${does}; reconnecting. ${meanwhile}, and a line says when it is back.`,
-      );
-    },
-    restored: ({ downMs, losses }) =>
-      logger?.info(
-        { downMs, losses },
-        `The PostgreSQL connection that ${does} is back, ${describeOutage(downMs, losses)}.`,
-      ),
-  };
 }
 
 /** Where an event's deliveries go: the worker, their lease, and the webhooks it takes. */
@@ -220,10 +197,9 @@ export interface HandoverReceiverOptions {
   schema: string;
   pool: pg.Pool;
   taker: LocalDeliveryTaker;
-  /** Gives back leases on deliveries the worker did not take, and wakes the other workers. */
-  giveBack(leases: Array<{ id: string; leaseUntil: number }>, workerId: string): Promise<void>;
+  /** Gives back leases on deliveries the worker did not take (the store's releaseLeases). */
+  giveBack(leases: HeldLease[], workerId: string): Promise<void>;
   logger: Logger | undefined;
-  checkEveryMs?: number;
 }
 
 /** Starts telling `taker`'s room and listening on its channel; resolves once listening. */
@@ -261,7 +237,7 @@ export async function receiveHandovers(
       leased.push(toClaimedDelivery(row));
       byLease.set(row.locked_until, leased);
     }
-    const left: Array<{ id: string; leaseUntil: number }> = [];
+    const left: HeldLease[] = [];
     for (const [leaseUntil, deliveries] of byLease) {
       const untaken = stopped ? deliveries : taker.takeLeased(deliveries, leaseUntil);
       for (const delivery of untaken) left.push({ id: delivery.id, leaseUntil });
@@ -319,7 +295,7 @@ export async function receiveHandovers(
     if (!room) return;
     if (!changed(room) && Date.now() - toldAt < ROOM_REPEAT_MS) return;
     tell(room).catch(() => undefined);
-  }, options.checkEveryMs ?? ROOM_CHECK_MS);
+  }, ROOM_CHECK_MS);
   timer.unref();
 
   function stop(): void {
