@@ -664,12 +664,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     // Only a pending delivery is ever leased (recording an outcome clears the lease). Saying
     // `status = 'pending'` here would let the planner read every leased row through the index
     // of leases and hash them, instead of looking up the few given back by id.
-    await pool.query(
+    const freed = await pool.query(
       `UPDATE deliveries d SET locked_by = NULL, locked_until = NULL
        FROM unnest($1::text[], $2::bigint[]) AS l(id, until)
        WHERE d.id = l.id AND d.locked_until = l.until AND d.locked_by = $3`,
       [held.map((lease) => lease.id), held.map((lease) => lease.leaseUntil), workerId],
     );
+    // Workers of other processes claim them now rather than on their next poll.
+    if ((freed.rowCount ?? 0) > 0) await pool.query(`NOTIFY ${DELIVERY_CHANNEL}`);
   }
   const liveness: HeldSession[] = [];
   /** This process's workers: its own sweep never takes them for dead. */
@@ -831,11 +833,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         pool,
         taker: next,
         logger: options.logger,
-        giveBack: async (leases, workerId) => {
-          await releaseLeases(leases, workerId);
-          // Others claim them now rather than on their next poll.
-          await pool.query(`NOTIFY ${DELIVERY_CHANNEL}`);
-        },
+        giveBack: releaseLeases,
       }).catch((error: unknown) => {
         // Without it the worker claims all its work, as a worker in an older version does.
         options.logger?.warn(
