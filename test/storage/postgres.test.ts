@@ -465,6 +465,25 @@ test("with autovacuum off, Herald vacuums and analyzes its tables once they need
   }
 });
 
+/** Claims what is due now, for a worker other than the one under test, with a long lease. */
+function claimNow(store: Store, limit: number, workerId = "worker-other") {
+  return store.claimDueDeliveries({
+    now: Date.now(),
+    limit,
+    workerId,
+    leaseUntil: Date.now() + 60_000,
+  });
+}
+
+/** Stores event `eventId` with an empty body for every active webhook; deliveries get `deliveryId()`. */
+function storeEvent(store: Store, eventId: string, deliveryId: () => string) {
+  return store.enqueueEvent(
+    { id: eventId, type: "user.created", body: "{}", createdAt: 1 },
+    (active) => [...active],
+    deliveryId,
+  );
+}
+
 /**
  * A worker in another process, as the store sees it: it tells `room()` and records what is handed
  * to it; `refuse` lists deliveries it gives back.
@@ -538,12 +557,7 @@ test("an api process leases new deliveries to a worker elsewhere that told its r
     );
     assert.ok(leaseUntil >= before + 30_000 && leaseUntil <= after + 30_000, "the lease told");
     // Leased in the database: nobody else claims them while the lease holds.
-    const claimed = await api.claimDueDeliveries({
-      now: Date.now(),
-      limit: 100,
-      workerId: "worker-other",
-      leaseUntil: Date.now() + 60_000,
-    });
+    const claimed = await claimNow(api, 100);
     const handedIds = new Set(deliveries.map((d) => d.id));
     assert.equal(claimed.filter((d) => handedIds.has(d.id)).length, 0);
     assert.equal(
@@ -572,13 +586,7 @@ test("an api process leaves to be claimed what a worker elsewhere has no room fo
       ["wh_free"],
       "only the webhook that is not full is handed over",
     );
-    const claim = () =>
-      api.claimDueDeliveries({
-        now: Date.now(),
-        limit: 100,
-        workerId: "worker-other",
-        leaseUntil: Date.now() + 60_000,
-      });
+    const claim = () => claimNow(api, 100);
     const waiting = await claim();
     assert.ok(waiting.some((d) => d.webhookId === "wh_full"));
     assert.ok(waiting.every((d) => !worker.handed[0]?.deliveries.some((h) => h.id === d.id)));
@@ -589,11 +597,7 @@ test("an api process leaves to be claimed what a worker elsewhere has no room fo
       () => "del_fits",
     );
     // ...then nothing does.
-    await api.enqueueEvent(
-      { id: "evt_spent", type: "user.created", body: "{}", createdAt: 1 },
-      (active) => [...active],
-      () => `del_spent_${Math.random()}`,
-    );
+    await storeEvent(api, "evt_spent", () => `del_spent_${Math.random()}`);
     const after = await claim();
     assert.deepEqual(after.map((d) => d.eventId).sort(), ["evt_spent", "evt_spent"]);
   }));
@@ -609,22 +613,13 @@ test("deliveries handed to a worker that does not take them are given back, clai
     // The room is heard: this event is handed over, and refused.
     worker.refuse.add("evt_refused");
     const handedBefore = worker.handed.length;
-    await api.enqueueEvent(
-      { id: "evt_refused", type: "user.created", body: "{}", createdAt: 1 },
-      (active) => [...active],
-      () => "del_refused",
-    );
+    await storeEvent(api, "evt_refused", () => "del_refused");
     const deadline = Date.now() + 5000;
     let claimed: ClaimedDelivery[] = [];
     while (!claimed.some((d) => d.id === "del_refused")) {
       assert.ok(Date.now() < deadline, "the refused delivery never became claimable");
       await new Promise((resolve) => setTimeout(resolve, 20));
-      claimed = await api.claimDueDeliveries({
-        now: Date.now(),
-        limit: 100,
-        workerId: "worker-other",
-        leaseUntil: Date.now() + 60_000,
-      });
+      claimed = await claimNow(api, 100);
     }
     assert.ok(
       worker.handed
@@ -645,17 +640,8 @@ test("a worker that stops tells no more room: new deliveries are no longer lease
     workerStore.setLocalTaker(undefined);
     /** Whether event n's delivery is claimable as soon as it is stored (nobody leased it). */
     const claimableAtOnce = async (n: number) => {
-      await api.enqueueEvent(
-        { id: `evt_after_${n}`, type: "user.created", body: "{}", createdAt: 1 },
-        (active) => [...active],
-        () => `del_after_${n}`,
-      );
-      const claimed = await api.claimDueDeliveries({
-        now: Date.now(),
-        limit: 1000,
-        workerId: "worker-other",
-        leaseUntil: Date.now() + 60_000,
-      });
+      await storeEvent(api, `evt_after_${n}`, () => `del_after_${n}`);
+      const claimed = await claimNow(api, 1000);
       return claimed.some((d) => d.id === `del_after_${n}`);
     };
     // The zero room it tells on stopping reaches the api process...
@@ -689,18 +675,9 @@ test("workers in one schema are never handed deliveries of another schema of the
       await triggerUntil(api, "here", () => worker.handed.length > 0);
       // ...while the other schema's, listening all along, leases it none of its own.
       for (let n = 0; n < 10; n++) {
-        await otherApi.enqueueEvent(
-          { id: `evt_there_${n}`, type: "user.created", body: "{}", createdAt: 1 },
-          (active) => [...active],
-          () => `del_there_${n}`,
-        );
+        await storeEvent(otherApi, `evt_there_${n}`, () => `del_there_${n}`);
       }
-      const claimed = await otherApi.claimDueDeliveries({
-        now: Date.now(),
-        limit: 100,
-        workerId: "worker-there",
-        leaseUntil: Date.now() + 60_000,
-      });
+      const claimed = await claimNow(otherApi, 100, "worker-there");
       assert.equal(claimed.length, 10, "every delivery of the other schema waits to be claimed");
       assert.ok(worker.handed.every((h) => h.deliveries.every((d) => d.webhookId === "wh_here")));
     });
