@@ -112,6 +112,10 @@ export interface DeliveryResult extends DeliveryOutcome {
   databaseCpuPerDeliveryUs: number;
   /** Share of the delivery time the receiver's event loop was busy: near 1, it was the bound. */
   receiverBusy: number;
+  /** Herald's deliveries of the run by how its workers took them (see Target.takenVia). */
+  takenVia?: Record<string, number>;
+  /** With several processes, each one's role and CPU time per delivery in µs. */
+  cpuPerDeliveryByProcess?: Array<[string, number]>;
 }
 
 export interface IngestResult {
@@ -226,8 +230,11 @@ export async function measureDelivery(
     (target) =>
       fireTriggers(target.origin, TRIGGER_PATH, API_KEY, WARMUP_TRIGGERS, options.clients),
     async (target, receiver) => {
+      // Read over HTTP, outside the CPU readings.
+      const takenBefore = await target.takenVia?.();
       const cpuBefore = target.cpuMs();
       const databaseCpuBefore = target.databaseCpuMs?.();
+      const byProcessBefore = target.cpuMsByProcess?.();
       const triggers = await fireTriggers(
         target.origin,
         TRIGGER_PATH,
@@ -238,16 +245,30 @@ export async function measureDelivery(
       await awaitDeliveries(receiver, TRIGGERS * WEBHOOKS);
       const cpuAfter = target.cpuMs();
       const databaseCpuAfter = target.databaseCpuMs?.();
+      const byProcessAfter = target.cpuMsByProcess?.();
+      const takenAfter = await target.takenVia?.();
       const { report } = await receiver.request({ type: "report" }, "report");
       warnAboutFailures(`delivery ${system.name}`, triggers, report.malformed);
       const paths = new Set(Object.keys(target.secrets));
-      return summarizeDelivery(
+      const result = summarizeDelivery(
         triggers,
         report,
         paths,
         [cpuBefore, cpuAfter],
         [databaseCpuBefore, databaseCpuAfter],
       );
+      if (takenBefore && takenAfter) {
+        result.takenVia = Object.fromEntries(
+          Object.entries(takenAfter).map(([via, n]) => [via, n - (takenBefore[via] ?? 0)]),
+        );
+      }
+      if (byProcessBefore && byProcessAfter) {
+        result.cpuPerDeliveryByProcess = byProcessAfter.map(([role, after], i) => [
+          role,
+          cpuPerUnitUs(byProcessBefore[i]?.[1], after, TRIGGERS * WEBHOOKS - result.missing),
+        ]);
+      }
+      return result;
     },
   );
 }

@@ -21,8 +21,32 @@ const ms = (value: number) => `${formatNumber(value, 1)} ms`;
 const databaseCpu = (us: number, unit: string) =>
   Number.isNaN(us) ? "" : `, database server CPU ${formatNumber(us)} µs/${unit}`;
 
+const TAKEN_VIA: Record<string, string> = {
+  own_commit: "by their own process's commit",
+  handed_over: "handed over",
+  claim: "claimed",
+};
+
+/** ", taken n% handed over, n% claimed…" for Herald, whose workers count how they took each. */
+function takenVia(r: DeliveryResult): string {
+  const taken = Object.entries(r.takenVia ?? {}).filter(([, n]) => n > 0);
+  const total = taken.reduce((sum, [, n]) => sum + n, 0);
+  if (total === 0) return "";
+  const shares = taken.map(
+    ([via, n]) => `${formatNumber((n / total) * 100)}% ${TAKEN_VIA[via] ?? via}`,
+  );
+  return `, deliveries taken ${shares.join(", ")}`;
+}
+
+/** " (api n, worker n, …)" when Herald ran as several processes. */
+function byProcess(r: DeliveryResult): string {
+  const shares = r.cpuPerDeliveryByProcess ?? [];
+  if (shares.length === 0) return "";
+  return ` (${shares.map(([role, us]) => `${role} ${formatNumber(us)}`).join(", ")})`;
+}
+
 export function describeDelivery(r: DeliveryResult): string {
-  return `${formatNumber(r.deliveriesPerSecond)} deliveries/s, trigger p50 ${ms(r.trigger.p50)} p99 ${ms(r.trigger.p99)}, end-to-end p50 ${ms(r.endToEnd.p50)} p99 ${ms(r.endToEnd.p99)}, missing ${r.missing}, duplicates ${r.duplicates}, bad signatures ${r.badSignatures}, CPU ${formatNumber(r.cpuPerDeliveryUs)} µs/delivery${databaseCpu(r.databaseCpuPerDeliveryUs, "delivery")}, receiver ${formatNumber(r.receiverBusy * 100)}% busy`;
+  return `${formatNumber(r.deliveriesPerSecond)} deliveries/s, trigger p50 ${ms(r.trigger.p50)} p99 ${ms(r.trigger.p99)}, end-to-end p50 ${ms(r.endToEnd.p50)} p99 ${ms(r.endToEnd.p99)}, missing ${r.missing}, duplicates ${r.duplicates}, bad signatures ${r.badSignatures}, CPU ${formatNumber(r.cpuPerDeliveryUs)} µs/delivery${byProcess(r)}${databaseCpu(r.databaseCpuPerDeliveryUs, "delivery")}, receiver ${formatNumber(r.receiverBusy * 100)}% busy${takenVia(r)}`;
 }
 
 export function describeSteady(r: SteadyResult): string {

@@ -34,6 +34,13 @@ export interface Target {
    * there. Undefined for a system without a server, or one that is not on this machine.
    */
   databaseCpuMs?(): number | undefined;
+  /**
+   * How Herald's delivery workers have taken deliveries so far, summed over its processes and read
+   * from their /metrics: by their own process's commit, handed over by an api process, or claimed.
+   */
+  takenVia?(): Promise<Record<string, number>>;
+  /** With several processes, each one's role and CPU time in ms (undefined where unreadable). */
+  cpuMsByProcess?(): Array<[string, number | undefined]>;
   stop(): Promise<void>;
 }
 
@@ -225,8 +232,27 @@ export async function startHerald(launch: HeraldLaunch): Promise<Target> {
     }
     return total;
   };
+  const takenVia = async () => {
+    const taken: Record<string, number> = {};
+    for (const { origin } of processes) {
+      const text = await (await request(`${origin}/metrics`)).body.text();
+      for (const [, via, count] of text.matchAll(
+        /^herald_deliveries_taken_total\{via="([a-z_]+)"\} (\d+)$/gm,
+      )) {
+        taken[via as string] = (taken[via as string] ?? 0) + Number(count);
+      }
+    }
+    return taken;
+  };
   return {
     origin: processes[0]!.origin,
+    takenVia,
+    ...(processes.length > 1
+      ? {
+          cpuMsByProcess: () =>
+            processes.map((p, i): [string, number | undefined] => [roles[i] as string, p.cpuMs()]),
+        }
+      : {}),
     cpuMs: sum((p) => p.cpuMs()),
     mainThreadCpuMs: sum((p) => p.mainThreadCpuMs()),
     ...(databaseCpuMs ? { databaseCpuMs } : {}),
