@@ -98,6 +98,13 @@ export interface PostgresStoreOptions {
 const UPKEEP_INTERVAL_MS = 10_000;
 
 /**
+ * How long an attempt's record waits for others to share its statement and commit. Below
+ * saturation most records would otherwise go out alone: at 2,000 deliveries a second this cut the
+ * database server's CPU per delivery by a quarter. The SQLite writer waits as long.
+ */
+const RECORD_LINGER_MS = 10;
+
+/**
  * The claim's fresh rows (nobody holds them): the oldest due, read in due order from the index of
  * claimable rows. Parameters: $1 now, $2 limit.
  */
@@ -648,6 +655,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     run: (items) => writeAttempts(pool, items),
     maxBatch: 500,
     maxInFlight: flushes,
+    // The delivery is sent already: only its history waits.
+    lingerMs: RECORD_LINGER_MS,
   });
   const incoming = new BatchQueue<
     IncomingItem,
