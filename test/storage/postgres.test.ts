@@ -16,6 +16,10 @@ import {
   type TableUpkeep,
 } from "../../src/adapters/storage/postgres/table-upkeep.js";
 import {
+  handoverChannel,
+  roomChannel,
+} from "../../src/adapters/storage/postgres/worker-handover.js";
+import {
   WORKER_GRACE_MS,
   WORKER_LOCK_CLASS,
 } from "../../src/adapters/storage/postgres/worker-liveness.js";
@@ -158,6 +162,7 @@ async function onFreshSchema(
   body: (
     open: (extra?: Partial<PostgresStoreOptions>) => Promise<Store>,
     connect: () => Promise<pg.Client>,
+    schema: string,
   ) => Promise<void>,
 ): Promise<void> {
   const { schema, drop } = await createTestSchema();
@@ -176,6 +181,7 @@ async function onFreshSchema(
         sessions.push(session);
         return session;
       },
+      schema,
     );
   } finally {
     for (const session of sessions) await session.end();
@@ -514,6 +520,24 @@ const roomy = (): WorkerRoom => ({
   fullWebhooks: [],
 });
 
+/**
+ * An api process and, in a store of its own, a worker elsewhere (see remoteWorker) that tells
+ * `room`, with `webhookIds` registered.
+ */
+async function apiAndRemoteWorker(
+  open: (extra?: Partial<PostgresStoreOptions>) => Promise<Store>,
+  workerId: string,
+  webhookIds: string[],
+  room: () => WorkerRoom | undefined = roomy,
+) {
+  const workerStore = await open();
+  const api = await open({ handOverToWorkers: true });
+  for (const id of webhookIds) await api.insertWebhook(plainWebhook(id));
+  const worker = remoteWorker(workerId, room);
+  workerStore.setLocalTaker(worker.taker);
+  return { api, worker, workerStore };
+}
+
 /** Triggers event `evt_<name>_<n>` on `api` until `done()` or 5 s; answers the last n. */
 async function triggerUntil(
   api: Store,
@@ -537,11 +561,10 @@ async function triggerUntil(
 
 test("an api process leases new deliveries to a worker elsewhere that told its room, and names them to it: no claim needed", () =>
   onFreshSchema(async (open) => {
-    const workerStore = await open();
-    const api = await open({ handOverToWorkers: true });
-    for (const id of ["wh_one", "wh_two"]) await api.insertWebhook(plainWebhook(id));
-    const worker = remoteWorker("worker-elsewhere", roomy);
-    workerStore.setLocalTaker(worker.taker);
+    const { api, worker } = await apiAndRemoteWorker(open, "worker-elsewhere", [
+      "wh_one",
+      "wh_two",
+    ]);
     const before = Date.now();
     const { last } = await triggerUntil(api, "handed", () => worker.handed.length > 0);
     const after = Date.now();
@@ -567,19 +590,118 @@ test("an api process leases new deliveries to a worker elsewhere that told its r
     );
   }));
 
+/** Waits until `worker` has been handed more than `count` times; answers the latest handover. */
+async function nextHandover(worker: ReturnType<typeof remoteWorker>, count: number) {
+  const deadline = Date.now() + 5000;
+  while (worker.handed.length <= count) {
+    assert.ok(Date.now() < deadline, "nothing more was handed over");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return worker.handed.at(-1) as { deliveries: ClaimedDelivery[]; leaseUntil: number };
+}
+
+test("a worker reads a webhook's secret once: later notices carry its deliveries whole, with the URL as it is now", () =>
+  onFreshSchema(async (open, connect, schema) => {
+    const { api, worker } = await apiAndRemoteWorker(open, "worker-carried", ["wh_carried"]);
+    await triggerUntil(api, "first", () => worker.handed.length > 0);
+    // The worker knows the secret now. Changed behind Herald's back (Herald never changes one), it
+    // is not read again: nothing of the next delivery is read...
+    const db = await connect();
+    await db.query(`UPDATE "${schema}".webhooks SET secret = 'changed' WHERE id = 'wh_carried'`);
+    // ...and a new URL, set through Herald, comes with the notice.
+    assert.ok(
+      await api.updateWebhook({
+        ...plainWebhook("wh_carried"),
+        url: "https://example.org/new",
+        updatedAt: 2,
+      }),
+    );
+    const count = worker.handed.length;
+    await storeEvent(api, "evt_carried", () => "del_carried");
+    const { deliveries } = await nextHandover(worker, count);
+    assert.deepEqual(
+      deliveries.map((d) => [
+        d.id,
+        d.webhookId,
+        d.eventId,
+        d.eventType,
+        d.url,
+        d.secret,
+        d.body,
+        d.attempts,
+      ]),
+      [
+        [
+          "del_carried",
+          "wh_carried",
+          "evt_carried",
+          "user.created",
+          "https://example.org/new",
+          "s",
+          "{}",
+          0,
+        ],
+      ],
+    );
+  }));
+
+test("a worker of an earlier release, which does not say it takes deliveries carried whole, is named their ids", () =>
+  onFreshSchema(async (open, connect, schema) => {
+    const api = await open({ handOverToWorkers: true });
+    await api.insertWebhook(plainWebhook("wh_old"));
+    // The earlier release's worker: it tells its room without `carried`, and reads ids.
+    const worker = await connect();
+    const payloads: string[] = [];
+    worker.on("notification", (message) => payloads.push(message.payload ?? ""));
+    await worker.query(`LISTEN ${handoverChannel("worker-old")}`);
+    const room = { deliveries: 1000, bodyLength: 10 ** 6, leaseMs: 30_000, fullWebhooks: [] };
+    await worker.query("SELECT pg_notify($1, $2)", [
+      roomChannel(schema),
+      JSON.stringify({ worker: "worker-old", room }),
+    ]);
+    let n = 0;
+    const deadline = Date.now() + 5000;
+    while (payloads.length === 0) {
+      assert.ok(Date.now() < deadline, "nothing was handed to the worker");
+      await storeEvent(api, `evt_old_${++n}`, () => `del_old_${n}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.match(payloads[0] as string, /^del_old_\d+$/, "a list of ids, not a carried notice");
+  }));
+
+test("an event too large to be carried by a notice is read by id, whole", () =>
+  onFreshSchema(async (open) => {
+    const { api, worker } = await apiAndRemoteWorker(open, "worker-big", ["wh_big_1", "wh_big_2"]);
+    await triggerUntil(api, "small", () => worker.handed.length > 0);
+    const count = worker.handed.length;
+    const body = JSON.stringify({ text: "é".repeat(20_000) });
+    let n = 0;
+    await api.enqueueEvent(
+      { id: "evt_big", type: "user.created", body, createdAt: 1 },
+      (active) => [...active],
+      () => `del_big_${++n}`,
+    );
+    const { deliveries } = await nextHandover(worker, count);
+    assert.deepEqual(deliveries.map((d) => [d.id, d.eventId, d.secret, d.body === body]).sort(), [
+      ["del_big_1", "evt_big", "s", true],
+      ["del_big_2", "evt_big", "s", true],
+    ]);
+  }));
+
 test("an api process leaves to be claimed what a worker elsewhere has no room for: a full webhook's deliveries, and all once its room is spent", () =>
   onFreshSchema(async (open) => {
-    const workerStore = await open();
-    const api = await open({ handOverToWorkers: true });
-    for (const id of ["wh_free", "wh_full"]) await api.insertWebhook(plainWebhook(id));
     // Room for two deliveries, told once.
     let told = false;
-    const worker = remoteWorker("worker-full", () => {
-      if (told) return undefined;
-      told = true;
-      return { ...roomy(), deliveries: 2, fullWebhooks: ["wh_full"] };
-    });
-    workerStore.setLocalTaker(worker.taker);
+    const { api, worker } = await apiAndRemoteWorker(
+      open,
+      "worker-full",
+      ["wh_free", "wh_full"],
+      () => {
+        if (told) return undefined;
+        told = true;
+        return { ...roomy(), deliveries: 2, fullWebhooks: ["wh_full"] };
+      },
+    );
     await triggerUntil(api, "spent", () => worker.handed.length > 0);
     assert.deepEqual(
       worker.handed.flatMap((h) => h.deliveries.map((d) => d.webhookId)),
@@ -604,11 +726,7 @@ test("an api process leaves to be claimed what a worker elsewhere has no room fo
 
 test("deliveries handed to a worker that does not take them are given back, claimable at once", () =>
   onFreshSchema(async (open) => {
-    const workerStore = await open();
-    const api = await open({ handOverToWorkers: true });
-    await api.insertWebhook(plainWebhook("wh_back"));
-    const worker = remoteWorker("worker-back", roomy);
-    workerStore.setLocalTaker(worker.taker);
+    const { api, worker } = await apiAndRemoteWorker(open, "worker-back", ["wh_back"]);
     await triggerUntil(api, "ready", () => worker.handed.length > 0);
     // The room is heard: this event is handed over, and refused.
     worker.refuse.add("evt_refused");
@@ -631,11 +749,9 @@ test("deliveries handed to a worker that does not take them are given back, clai
 
 test("a worker that stops tells no more room: new deliveries are no longer leased to it", () =>
   onFreshSchema(async (open) => {
-    const workerStore = await open();
-    const api = await open({ handOverToWorkers: true });
-    await api.insertWebhook(plainWebhook("wh_stop"));
-    const worker = remoteWorker("worker-stopping", roomy);
-    workerStore.setLocalTaker(worker.taker);
+    const { api, worker, workerStore } = await apiAndRemoteWorker(open, "worker-stopping", [
+      "wh_stop",
+    ]);
     await triggerUntil(api, "before", () => worker.handed.length > 0);
     workerStore.setLocalTaker(undefined);
     /** Whether event n's delivery is claimable as soon as it is stored (nobody leased it). */

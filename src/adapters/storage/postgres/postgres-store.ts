@@ -56,6 +56,7 @@ import { describeOutage, type HeldSession } from "./held-session.js";
 import { migratePostgres } from "./migrations.js";
 import { startTableUpkeep } from "./table-upkeep.js";
 import {
+  type HandedOver,
   type HandoverReceiver,
   handoverNotices,
   listenToWorkerRooms,
@@ -278,6 +279,11 @@ class Handover {
   }
 }
 
+/** A delivery leased to a worker in another process, as its notice names it. */
+interface RemoteHandoff extends HandedOver {
+  workerId: string;
+}
+
 /**
  * Stores outgoing events and their deliveries on `client`, in one statement (so it commits on its
  * own, or with the caller's transaction). A webhook deleted or paused since it was chosen gets no
@@ -317,8 +323,8 @@ async function insertOutgoing(
   /** Which item each delivery belongs to, by delivery id. */
   const itemOf = new Map<string, number>();
   const leased: Handoff[] = [];
-  /** The worker in another process each delivery leased to one goes to, by delivery id. */
-  const remoteOf = new Map<string, string>();
+  /** Deliveries leased to a worker in another process, with that worker, by delivery id. */
+  const remoteOf = new Map<string, RemoteHandoff>();
   items.forEach(({ event, selectTargets, newDeliveryId }, item) => {
     events.id.push(event.id);
     events.type.push(event.type);
@@ -330,6 +336,7 @@ async function insertOutgoing(
     // This process's worker first; without one, a worker elsewhere that told its room.
     let reserved: { leaseUntil: number; taken: ReadonlySet<string> } | undefined;
     let holder: string | undefined;
+    let carried = false;
     if (targets.length > 0 && taker) {
       reserved = taker.reserve(webhookIds, event.body.length);
       holder = taker.workerId;
@@ -337,6 +344,7 @@ async function insertOutgoing(
       const elsewhere = remote.reserve(webhookIds, event.body.length);
       reserved = elsewhere;
       holder = elsewhere?.workerId;
+      carried = elsewhere?.carried ?? false;
     }
     const handed: ClaimedDelivery[] = [];
     for (const webhook of targets) {
@@ -352,7 +360,14 @@ async function insertOutgoing(
       deliveries.lockedUntil.push(leaseUntil ?? null);
       if (leaseUntil === undefined) continue;
       if (taker) handed.push(freshDelivery(id, webhook, event));
-      else if (holder !== undefined) remoteOf.set(id, holder);
+      else if (holder !== undefined) {
+        remoteOf.set(id, {
+          workerId: holder,
+          delivery: freshDelivery(id, webhook, event),
+          leaseUntil,
+          carried,
+        });
+      }
     }
     if (taker && reserved && handed.length > 0) {
       leased.push({ taker, deliveries: handed, leaseUntil: reserved.leaseUntil });
@@ -391,17 +406,17 @@ async function insertOutgoing(
   const counts = items.map(() => 0);
   const stored = new Set<string>();
   let unleased = 0;
-  const handedOver = new Map<string, string[]>();
+  const handedOver = new Map<string, HandedOver[]>();
   for (const row of inserted.rows) {
     stored.add(row.id);
     const item = itemOf.get(row.id) as number;
     counts[item] = (counts[item] ?? 0) + 1;
     if (!row.locked) unleased++;
-    const workerId = remoteOf.get(row.id);
-    if (workerId !== undefined) {
-      const ids = handedOver.get(workerId);
-      if (ids) ids.push(row.id);
-      else handedOver.set(workerId, [row.id]);
+    const remote = remoteOf.get(row.id);
+    if (remote !== undefined) {
+      const handed = handedOver.get(remote.workerId);
+      if (handed) handed.push(remote);
+      else handedOver.set(remote.workerId, [remote]);
     }
   }
   for (const handoff of leased) {

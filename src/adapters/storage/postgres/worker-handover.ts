@@ -4,7 +4,8 @@
  * every row it takes, with every index entry: the most costly statement a delivery meets. Instead,
  * workers tell their room on their schema's room channel a few times a second; the api process
  * stores a new event's deliveries already leased to a worker with room, and names them on that
- * worker's own channel once they are committed. The worker reads them by id and sends them.
+ * worker's own channel once they are committed, carried whole in the notice but for the webhook's
+ * secret, which the worker reads once per webhook. It sends them without reading their rows.
  *
  * Nothing depends on a notice arriving. A worker gives back what it has no room for (two api
  * processes may both spend the same room). Deliveries whose notice was lost (the worker's session
@@ -45,6 +46,8 @@ export function handoverChannel(workerId: string): string {
 interface RoomNotice {
   worker: string;
   room: WorkerRoom;
+  /** True from a worker that takes deliveries carried whole; one of an earlier release reads ids. */
+  carried?: boolean;
 }
 
 function parseRoomNotice(payload: string | undefined): RoomNotice | undefined {
@@ -70,6 +73,8 @@ function parseRoomNotice(payload: string | undefined): RoomNotice | undefined {
 /** Where an event's deliveries go: the worker, their lease, and the webhooks it takes. */
 export interface RemoteReservation {
   workerId: string;
+  /** Whether the worker takes deliveries carried whole in a notice, or only named by id. */
+  carried: boolean;
   leaseUntil: number;
   taken: ReadonlySet<string>;
 }
@@ -87,6 +92,7 @@ interface HeardRoom {
   leaseMs: number;
   full: Set<string>;
   heardAt: number;
+  carried: boolean;
 }
 
 /** Listens on the room channel of `schema`; resolves once listening. */
@@ -111,6 +117,7 @@ export async function listenToWorkerRooms(
           leaseMs: room.leaseMs,
           full: new Set(room.fullWebhooks),
           heardAt: Date.now(),
+          carried: notice.carried === true,
         });
       });
       await client.query(`LISTEN ${channel}`);
@@ -144,7 +151,7 @@ export async function listenToWorkerRooms(
       }
       best.deliveries -= taken.size;
       best.bodyLength -= bodyLength;
-      return { workerId: bestId, leaseUntil: now + best.leaseMs, taken };
+      return { workerId: bestId, carried: best.carried, leaseUntil: now + best.leaseMs, taken };
     },
     close: () => session.close(),
   };
@@ -156,26 +163,123 @@ export interface HandoverNotices {
   payloads: string[];
 }
 
-/** Notices naming `ids` (committed, leased to their worker), by worker, a notice per 7,900 bytes. */
-export function handoverNotices(byWorker: Map<string, string[]>): HandoverNotices {
+/** A delivery committed already leased to a worker in another process, until `leaseUntil`. */
+export interface HandedOver {
+  delivery: ClaimedDelivery;
+  leaseUntil: number;
+  /** Whether the worker takes it carried whole in a notice, or only named by id. */
+  carried: boolean;
+}
+
+/**
+ * A notice carrying deliveries whole, but for their webhooks' secrets, which a worker reads once
+ * per webhook: `w` maps each webhook to its URL; each event of `e` has its lease (`l`), id (`i`),
+ * type (`t`), creation time (`c`), body (`b`) and its deliveries as [delivery id, webhook id].
+ * An event too large for a notice is named by its delivery ids alone, comma-separated, and read.
+ */
+interface CarriedNotice {
+  w: Record<string, string>;
+  e: CarriedEvent[];
+}
+
+interface CarriedEvent {
+  l: number;
+  i: string;
+  t: string;
+  c: number;
+  b: string;
+  d: Array<[string, string]>;
+}
+
+/** Notices handing over `handed` (committed, leased to their worker), by worker, each within 7,900 bytes. */
+export function handoverNotices(byWorker: Map<string, HandedOver[]>): HandoverNotices {
   const notices: HandoverNotices = { channels: [], payloads: [] };
-  for (const [workerId, ids] of byWorker) {
+  for (const [workerId, handed] of byWorker) {
     const channel = handoverChannel(workerId);
+    const send = (payload: string) => {
+      notices.channels.push(channel);
+      notices.payloads.push(payload);
+    };
+    let carried: CarriedNotice = { w: {}, e: [] };
+    let bytes = 16;
+    const sendCarried = () => {
+      if (carried.e.length > 0) send(JSON.stringify(carried));
+      carried = { w: {}, e: [] };
+      bytes = 16;
+    };
+    /** Deliveries named by id: too large to carry, or for a worker that reads them by id. */
+    const byId: string[] = [];
+    // An event's deliveries come together, with one lease.
+    let start = 0;
+    while (start < handed.length) {
+      const first = handed[start] as HandedOver;
+      let end = start + 1;
+      while (
+        end < handed.length &&
+        handed[end]?.delivery.eventId === first.delivery.eventId &&
+        handed[end]?.leaseUntil === first.leaseUntil
+      ) {
+        end++;
+      }
+      const group = handed.slice(start, end);
+      start = end;
+      const { delivery } = first;
+      const event: CarriedEvent = {
+        l: first.leaseUntil,
+        i: delivery.eventId,
+        t: delivery.eventType,
+        c: delivery.createdAt,
+        b: delivery.body,
+        d: group.map(({ delivery: d }) => [d.id, d.webhookId]),
+      };
+      const urls = group
+        .map(({ delivery: d }): [string, string] => [d.webhookId, d.url])
+        .filter(([webhookId], i, all) => all.findIndex(([other]) => other === webhookId) === i);
+      const eventBytes = Buffer.byteLength(JSON.stringify(event)) + 1;
+      if (!first.carried) {
+        for (const { delivery: d } of group) byId.push(d.id);
+        continue;
+      }
+      const urlBytes = (entries: Array<[string, string]>) =>
+        entries.reduce((sum, entry) => sum + Buffer.byteLength(JSON.stringify(entry)) + 1, 0);
+      if (16 + eventBytes + urlBytes(urls) > NOTICE_BYTES) {
+        for (const { delivery: d } of group) byId.push(d.id);
+        continue;
+      }
+      let added = urls.filter(([webhookId]) => carried.w[webhookId] === undefined);
+      if (bytes + eventBytes + urlBytes(added) > NOTICE_BYTES) {
+        sendCarried();
+        added = urls;
+      }
+      for (const [webhookId, url] of added) carried.w[webhookId] = url;
+      bytes += eventBytes + urlBytes(added);
+      carried.e.push(event);
+    }
+    sendCarried();
     let payload = "";
-    for (const id of ids) {
+    for (const id of byId) {
       if (payload.length + id.length + 1 > NOTICE_BYTES) {
-        notices.channels.push(channel);
-        notices.payloads.push(payload);
+        send(payload);
         payload = "";
       }
       payload = payload === "" ? id : `${payload},${id}`;
     }
-    if (payload !== "") {
-      notices.channels.push(channel);
-      notices.payloads.push(payload);
-    }
+    if (payload !== "") send(payload);
   }
   return notices;
+}
+
+/** The deliveries a carried notice names, or undefined if it is not one. */
+function parseCarried(payload: string): CarriedNotice | undefined {
+  try {
+    const notice = JSON.parse(payload) as Partial<CarriedNotice>;
+    if (typeof notice.w !== "object" || notice.w === null || !Array.isArray(notice.e)) {
+      return undefined;
+    }
+    return notice as CarriedNotice;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The worker side: tells its room, and takes the deliveries handed to it. */
@@ -211,7 +315,23 @@ export async function receiveHandovers(
   let closed = false;
   const channel = handoverChannel(taker.workerId);
 
-  async function takeHanded(ids: string[]): Promise<void> {
+  /**
+   * Webhooks' secrets, read with the first delivery of each handed over: a notice carries the rest.
+   * A webhook's secret never changes once it is registered; this relies on it.
+   */
+  const secrets = new Map<string, string>();
+  const SECRETS_KEPT = 10_000;
+
+  /** Deliveries handed over, by lease. */
+  type ByLease = Map<number, ClaimedDelivery[]>;
+  const add = (byLease: ByLease, leaseUntil: number, delivery: ClaimedDelivery) => {
+    const leased = byLease.get(leaseUntil);
+    if (leased) leased.push(delivery);
+    else byLease.set(leaseUntil, [delivery]);
+  };
+
+  /** Reads handed-over deliveries by id; only those still leased to this worker are taken. */
+  async function readHanded(ids: string[], byLease: ByLease): Promise<void> {
     // By id through the unique index; the lease is checked here, so no plan walks the leased rows.
     const { rows } = await pool.query<HandedRow>({
       name: "herald_read_handed_over",
@@ -224,8 +344,9 @@ export async function receiveHandovers(
              ORDER BY h.n`,
       values: [ids],
     });
-    const byLease = new Map<number, ClaimedDelivery[]>();
+    if (secrets.size > SECRETS_KEPT) secrets.clear();
     for (const row of rows) {
+      secrets.set(row.webhook_id, row.secret);
       if (
         row.locked_by !== taker.workerId ||
         row.status !== "pending" ||
@@ -233,10 +354,42 @@ export async function receiveHandovers(
       ) {
         continue;
       }
-      const leased = byLease.get(row.locked_until) ?? [];
-      leased.push(toClaimedDelivery(row));
-      byLease.set(row.locked_until, leased);
+      add(byLease, row.locked_until, toClaimedDelivery(row));
     }
+  }
+
+  /** Takes the deliveries a notice hands over, reading what it does not carry whole. */
+  async function takeHanded(payload: string): Promise<void> {
+    const byLease: ByLease = new Map();
+    const carried = payload.startsWith("{") ? parseCarried(payload) : undefined;
+    const toRead: string[] = [];
+    if (carried) {
+      // Committed leased to this worker before the notice was sent: no need to read them.
+      for (const event of carried.e) {
+        for (const [id, webhookId] of event.d) {
+          const secret = secrets.get(webhookId);
+          const url = carried.w[webhookId];
+          if (secret === undefined || url === undefined) {
+            toRead.push(id);
+            continue;
+          }
+          add(byLease, event.l, {
+            id,
+            webhookId,
+            eventId: event.i,
+            eventType: event.t,
+            url,
+            secret,
+            body: event.b,
+            attempts: 0,
+            createdAt: event.c,
+          });
+        }
+      }
+    } else {
+      toRead.push(...payload.split(","));
+    }
+    if (toRead.length > 0) await readHanded(toRead, byLease);
     const left: HeldLease[] = [];
     for (const [leaseUntil, deliveries] of byLease) {
       const untaken = stopped ? deliveries : taker.takeLeased(deliveries, leaseUntil);
@@ -250,7 +403,7 @@ export async function receiveHandovers(
     async (client) => {
       client.on("notification", (message) => {
         if (message.channel !== channel || !message.payload) return;
-        takeHanded(message.payload.split(",")).catch((error: unknown) =>
+        takeHanded(message.payload).catch((error: unknown) =>
           logger?.error(
             { err: error },
             "Could not read deliveries handed to this worker; they are sent once their lease runs out. Check that the database is running and reachable.",
@@ -275,7 +428,10 @@ export async function receiveHandovers(
       await pool.query({
         name: "herald_tell_room",
         text: "SELECT pg_notify($1, $2)",
-        values: [roomChannel(options.schema), JSON.stringify({ worker: taker.workerId, room })],
+        values: [
+          roomChannel(options.schema),
+          JSON.stringify({ worker: taker.workerId, room, carried: true } satisfies RoomNotice),
+        ],
       });
       told = room;
       toldAt = Date.now();
