@@ -182,6 +182,9 @@ interface CarriedNotice {
   e: CarriedEvent[];
 }
 
+/** `{"w":{},"e":[]}`: a carried notice before its first event. */
+const EMPTY_NOTICE_BYTES = 15;
+
 interface CarriedEvent {
   l: number;
   i: string;
@@ -201,11 +204,11 @@ export function handoverNotices(byWorker: Map<string, HandedOver[]>): HandoverNo
       notices.payloads.push(payload);
     };
     let carried: CarriedNotice = { w: {}, e: [] };
-    let bytes = 16;
+    let bytes = EMPTY_NOTICE_BYTES;
     const sendCarried = () => {
       if (carried.e.length > 0) send(JSON.stringify(carried));
       carried = { w: {}, e: [] };
-      bytes = 16;
+      bytes = EMPTY_NOTICE_BYTES;
     };
     /** Deliveries named by id: too large to carry, or for a worker that reads them by id. */
     const byId: string[] = [];
@@ -223,6 +226,10 @@ export function handoverNotices(byWorker: Map<string, HandedOver[]>): HandoverNo
       }
       const group = handed.slice(start, end);
       start = end;
+      if (!first.carried) {
+        for (const { delivery } of group) byId.push(delivery.id);
+        continue;
+      }
       const { delivery } = first;
       const event: CarriedEvent = {
         l: first.leaseUntil,
@@ -232,26 +239,24 @@ export function handoverNotices(byWorker: Map<string, HandedOver[]>): HandoverNo
         b: delivery.body,
         d: group.map(({ delivery: d }) => [d.id, d.webhookId]),
       };
-      const urls = group
-        .map(({ delivery: d }): [string, string] => [d.webhookId, d.url])
-        .filter(([webhookId], i, all) => all.findIndex(([other]) => other === webhookId) === i);
       const eventBytes = Buffer.byteLength(JSON.stringify(event)) + 1;
-      if (!first.carried) {
+      const urls = new Map(group.map(({ delivery: d }) => [d.webhookId, d.url]));
+      /** What the URLs of `webhookIds` add to a notice: `"id":"url",` each. */
+      const urlBytes = (webhookIds: Iterable<string>) => {
+        let sum = 0;
+        for (const id of webhookIds) sum += Buffer.byteLength(JSON.stringify([id, urls.get(id)]));
+        return sum;
+      };
+      if (EMPTY_NOTICE_BYTES + eventBytes + urlBytes(urls.keys()) > NOTICE_BYTES) {
         for (const { delivery: d } of group) byId.push(d.id);
         continue;
       }
-      const urlBytes = (entries: Array<[string, string]>) =>
-        entries.reduce((sum, entry) => sum + Buffer.byteLength(JSON.stringify(entry)) + 1, 0);
-      if (16 + eventBytes + urlBytes(urls) > NOTICE_BYTES) {
-        for (const { delivery: d } of group) byId.push(d.id);
-        continue;
-      }
-      let added = urls.filter(([webhookId]) => carried.w[webhookId] === undefined);
+      let added = [...urls.keys()].filter((id) => carried.w[id] === undefined);
       if (bytes + eventBytes + urlBytes(added) > NOTICE_BYTES) {
         sendCarried();
-        added = urls;
+        added = [...urls.keys()];
       }
-      for (const [webhookId, url] of added) carried.w[webhookId] = url;
+      for (const id of added) carried.w[id] = urls.get(id) as string;
       bytes += eventBytes + urlBytes(added);
       carried.e.push(event);
     }
@@ -389,13 +394,16 @@ export async function receiveHandovers(
     } else {
       toRead.push(...payload.split(","));
     }
-    if (toRead.length > 0) await readHanded(toRead, byLease);
+    // What the notice carried is taken even when the read fails.
+    let unread: unknown;
+    if (toRead.length > 0) await readHanded(toRead, byLease).catch((error) => (unread = error));
     const left: HeldLease[] = [];
     for (const [leaseUntil, deliveries] of byLease) {
       const untaken = stopped ? deliveries : taker.takeLeased(deliveries, leaseUntil);
       for (const delivery of untaken) left.push({ id: delivery.id, leaseUntil });
     }
     if (left.length > 0) await options.giveBack(left, taker.workerId);
+    if (unread !== undefined) throw unread;
   }
 
   const session = await holdSession(
