@@ -590,20 +590,32 @@ test("an api process leases new deliveries to a worker elsewhere that told its r
     );
   }));
 
-/** Waits until `worker` has been handed more than `count` times; answers the latest handover. */
-async function nextHandover(worker: ReturnType<typeof remoteWorker>, count: number) {
+/** Waits until `worker` has been handed the deliveries `ids`; answers them, in that order. */
+async function handedDeliveries(worker: ReturnType<typeof remoteWorker>, ids: string[]) {
   const deadline = Date.now() + 5000;
-  while (worker.handed.length <= count) {
-    assert.ok(Date.now() < deadline, "nothing more was handed over");
+  for (;;) {
+    const handed = new Map(worker.handed.flatMap((h) => h.deliveries.map((d) => [d.id, d])));
+    const found = ids.map((id) => handed.get(id));
+    if (found.every((d) => d !== undefined)) return found as ClaimedDelivery[];
+    assert.ok(Date.now() < deadline, `${ids.join(", ")} not handed over`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  return worker.handed.at(-1) as { deliveries: ClaimedDelivery[]; leaseUntil: number };
+}
+
+/** Waits until nothing more has been handed to `worker` for 300 ms: notices still on their way are taken. */
+async function handoversSettled(worker: ReturnType<typeof remoteWorker>) {
+  let count = -1;
+  while (count !== worker.handed.length) {
+    count = worker.handed.length;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
 }
 
 test("a worker reads a webhook's secret once: later notices carry its deliveries whole, with the URL as it is now", () =>
   onFreshSchema(async (open, connect, schema) => {
     const { api, worker } = await apiAndRemoteWorker(open, "worker-carried", ["wh_carried"]);
     await triggerUntil(api, "first", () => worker.handed.length > 0);
+    await handoversSettled(worker);
     // The worker knows the secret now. Changed behind Herald's back (Herald never changes one), it
     // is not read again: nothing of the next delivery is read...
     const db = await connect();
@@ -616,9 +628,8 @@ test("a worker reads a webhook's secret once: later notices carry its deliveries
         updatedAt: 2,
       }),
     );
-    const count = worker.handed.length;
     await storeEvent(api, "evt_carried", () => "del_carried");
-    const { deliveries } = await nextHandover(worker, count);
+    const deliveries = await handedDeliveries(worker, ["del_carried"]);
     assert.deepEqual(
       deliveries.map((d) => [
         d.id,
@@ -673,7 +684,6 @@ test("an event too large to be carried by a notice is read by id, whole", () =>
   onFreshSchema(async (open) => {
     const { api, worker } = await apiAndRemoteWorker(open, "worker-big", ["wh_big_1", "wh_big_2"]);
     await triggerUntil(api, "small", () => worker.handed.length > 0);
-    const count = worker.handed.length;
     const body = JSON.stringify({ text: "é".repeat(20_000) });
     let n = 0;
     await api.enqueueEvent(
@@ -681,11 +691,14 @@ test("an event too large to be carried by a notice is read by id, whole", () =>
       (active) => [...active],
       () => `del_big_${++n}`,
     );
-    const { deliveries } = await nextHandover(worker, count);
-    assert.deepEqual(deliveries.map((d) => [d.id, d.eventId, d.secret, d.body === body]).sort(), [
-      ["del_big_1", "evt_big", "s", true],
-      ["del_big_2", "evt_big", "s", true],
-    ]);
+    const deliveries = await handedDeliveries(worker, ["del_big_1", "del_big_2"]);
+    assert.deepEqual(
+      deliveries.map((d) => [d.id, d.eventId, d.secret, d.body === body]),
+      [
+        ["del_big_1", "evt_big", "s", true],
+        ["del_big_2", "evt_big", "s", true],
+      ],
+    );
   }));
 
 test("an api process leaves to be claimed what a worker elsewhere has no room for: a full webhook's deliveries, and all once its room is spent", () =>
