@@ -51,7 +51,7 @@ test("a refused batch is written again item by item: only the faulty item fails"
 });
 
 test("with a linger, items queued over a few milliseconds share one batch", async () => {
-  const { queue, batches } = recordingQueue({ lingerMs: 40 });
+  const { queue, batches } = recordingQueue({ lingerMs: 300 });
   const pushed: Array<Promise<number>> = [];
   for (const n of [1, 2, 3]) {
     pushed.push(queue.push(n));
