@@ -182,9 +182,6 @@ interface CarriedNotice {
   e: CarriedEvent[];
 }
 
-/** `{"w":{},"e":[]}`: a carried notice before its first event. */
-const EMPTY_NOTICE_BYTES = 15;
-
 interface CarriedEvent {
   l: number;
   i: string;
@@ -193,6 +190,52 @@ interface CarriedEvent {
   b: string;
   d: Array<[string, string]>;
 }
+
+/**
+ * A carried notice as it is filled: its parts are serialized once, as they are added, and joined
+ * when it is sent, so its size is known exactly without serializing a body twice.
+ */
+class CarriedNoticeText {
+  private readonly urls: string[] = [];
+  private readonly named = new Set<string>();
+  private readonly events: string[] = [];
+  /** Bytes of `{"w":{},"e":[]}` and of what was added, with its commas. */
+  private bytes = 15;
+
+  get empty(): boolean {
+    return this.events.length === 0;
+  }
+
+  /** The bytes adding `event` would take, with the URLs of its webhooks this notice lacks. */
+  cost(event: string, urls: Map<string, string>): number {
+    let bytes = Buffer.byteLength(event) + 1;
+    for (const [webhookId, url] of urls) {
+      if (!this.named.has(webhookId)) bytes += Buffer.byteLength(urlEntry(webhookId, url)) + 1;
+    }
+    return bytes;
+  }
+
+  fits(event: string, urls: Map<string, string>): boolean {
+    return this.bytes + this.cost(event, urls) <= NOTICE_BYTES;
+  }
+
+  add(event: string, urls: Map<string, string>): void {
+    this.bytes += this.cost(event, urls);
+    for (const [webhookId, url] of urls) {
+      if (this.named.has(webhookId)) continue;
+      this.named.add(webhookId);
+      this.urls.push(urlEntry(webhookId, url));
+    }
+    this.events.push(event);
+  }
+
+  toString(): string {
+    return `{"w":{${this.urls.join(",")}},"e":[${this.events.join(",")}]}`;
+  }
+}
+
+const urlEntry = (webhookId: string, url: string) =>
+  `${JSON.stringify(webhookId)}:${JSON.stringify(url)}`;
 
 /** Notices handing over `handed` (committed, leased to their worker), by worker, each within 7,900 bytes. */
 export function handoverNotices(byWorker: Map<string, HandedOver[]>): HandoverNotices {
@@ -203,13 +246,7 @@ export function handoverNotices(byWorker: Map<string, HandedOver[]>): HandoverNo
       notices.channels.push(channel);
       notices.payloads.push(payload);
     };
-    let carried: CarriedNotice = { w: {}, e: [] };
-    let bytes = EMPTY_NOTICE_BYTES;
-    const sendCarried = () => {
-      if (carried.e.length > 0) send(JSON.stringify(carried));
-      carried = { w: {}, e: [] };
-      bytes = EMPTY_NOTICE_BYTES;
-    };
+    let carried = new CarriedNoticeText();
     /** Deliveries named by id: too large to carry, or for a worker that reads them by id. */
     const byId: string[] = [];
     // An event's deliveries come together, with one lease.
@@ -231,36 +268,27 @@ export function handoverNotices(byWorker: Map<string, HandedOver[]>): HandoverNo
         continue;
       }
       const { delivery } = first;
-      const event: CarriedEvent = {
+      const event = JSON.stringify({
         l: first.leaseUntil,
         i: delivery.eventId,
         t: delivery.eventType,
         c: delivery.createdAt,
         b: delivery.body,
         d: group.map(({ delivery: d }) => [d.id, d.webhookId]),
-      };
-      const eventBytes = Buffer.byteLength(JSON.stringify(event)) + 1;
+      } satisfies CarriedEvent);
       const urls = new Map(group.map(({ delivery: d }) => [d.webhookId, d.url]));
-      /** What the URLs of `webhookIds` add to a notice: `"id":"url",` each. */
-      const urlBytes = (webhookIds: Iterable<string>) => {
-        let sum = 0;
-        for (const id of webhookIds) sum += Buffer.byteLength(JSON.stringify([id, urls.get(id)]));
-        return sum;
-      };
-      if (EMPTY_NOTICE_BYTES + eventBytes + urlBytes(urls.keys()) > NOTICE_BYTES) {
-        for (const { delivery: d } of group) byId.push(d.id);
-        continue;
+      if (!carried.fits(event, urls)) {
+        const next = new CarriedNoticeText();
+        if (!next.fits(event, urls)) {
+          for (const { delivery: d } of group) byId.push(d.id);
+          continue;
+        }
+        if (!carried.empty) send(carried.toString());
+        carried = next;
       }
-      let added = [...urls.keys()].filter((id) => carried.w[id] === undefined);
-      if (bytes + eventBytes + urlBytes(added) > NOTICE_BYTES) {
-        sendCarried();
-        added = [...urls.keys()];
-      }
-      for (const id of added) carried.w[id] = urls.get(id) as string;
-      bytes += eventBytes + urlBytes(added);
-      carried.e.push(event);
+      carried.add(event, urls);
     }
-    sendCarried();
+    if (!carried.empty) send(carried.toString());
     let payload = "";
     for (const id of byId) {
       if (payload.length + id.length + 1 > NOTICE_BYTES) {
