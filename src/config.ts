@@ -53,6 +53,8 @@ export interface Config {
   /** Time a client has to send a whole request before it is answered 408. */
   requestTimeoutMs: number;
   shutdownGraceMs: number;
+  /** Origins whose browser pages may call the API ("*": any); empty, none may. */
+  corsOrigins: string[];
   logLevel: LogLevel;
 }
 
@@ -64,10 +66,10 @@ export class ConfigError extends Error {
   }
 }
 
-/** Reads and validates settings from `env` (process.env by default). */
 /** The longest wait between two attempts: a retry further off is not a retry anyone waits for. */
 const MAX_RETRY_DELAY_MS = 30 * 24 * 3_600_000;
 
+/** Reads and validates settings from `env` (process.env by default). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
   const text = (name: string): string | undefined => {
@@ -185,6 +187,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`LOG_LEVEL=${logLevel} is not valid: use one of ${LOG_LEVELS.join(", ")}.`);
   }
 
+  const rawCorsOrigins = text("HERALD_CORS_ORIGINS");
+  const cors = rawCorsOrigins === undefined ? { origins: [] } : parseCorsOrigins(rawCorsOrigins);
+  if ("invalid" in cors) {
+    problems.push(
+      `HERALD_CORS_ORIGINS has ${cors.invalid.length === 1 ? "an entry that is not an origin" : "entries that are not origins"}: ${cors.invalid.map((entry) => `'${entry}'`).join(", ")}. Write each origin as the browser sends it, scheme://host[:port] with no path (such as https://app.example.com or http://localhost:5173), separated by commas; or * for any origin.`,
+    );
+  }
+
   // Read before the config is built: the per-webhook limit defaults to a share of it.
   const deliveryConcurrency = integer("HERALD_DELIVERY_CONCURRENCY", 64, 1, 10_000);
   const config: Config = {
@@ -212,8 +222,52 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: integer("HERALD_BODY_LIMIT", 1024 * 1024, 1024, LARGEST_BODY_BYTES),
     requestTimeoutMs: duration("HERALD_REQUEST_TIMEOUT", 60_000, 1000, 600_000),
     shutdownGraceMs: duration("HERALD_SHUTDOWN_GRACE", 10_000, 0, 300_000),
+    corsOrigins: "origins" in cors ? cors.origins : [],
     logLevel: LOG_LEVELS.includes(logLevel) ? logLevel : "info",
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * Reads HERALD_CORS_ORIGINS: origins separated by commas, each as a browser sends it
+ * (scheme://host[:port], no path), or "*" for any. Returns the origins, or the entries that are
+ * not origins.
+ */
+export function parseCorsOrigins(raw: string): { origins: string[] } | { invalid: string[] } {
+  const entries = raw
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  const origins: string[] = [];
+  const invalid: string[] = [];
+  for (const entry of entries) {
+    if (entry === "*") {
+      origins.push(entry);
+      continue;
+    }
+    const origin = originOf(entry);
+    if (origin === undefined) invalid.push(entry);
+    else origins.push(origin);
+  }
+  return invalid.length > 0 ? { invalid } : { origins };
+}
+
+/** The origin `entry` names, serialized as browsers send it; undefined if it is not just an origin. */
+function originOf(entry: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(entry);
+  } catch {
+    return undefined;
+  }
+  const bare =
+    (url.protocol === "http:" || url.protocol === "https:") &&
+    url.username === "" &&
+    url.password === "" &&
+    url.pathname === "/" &&
+    url.search === "" &&
+    url.hash === "" &&
+    !/^[a-z]+:\/\/[^/]*\/./i.test(entry);
+  return bare ? url.origin : undefined;
 }

@@ -234,6 +234,7 @@ export async function createHerald(
     metrics: metrics.registry,
     bodyLimitBytes: config.bodyLimitBytes,
     requestTimeoutMs: config.requestTimeoutMs,
+    corsOrigins: config.corsOrigins,
     clock,
     logger,
   });
@@ -249,6 +250,14 @@ export async function createHerald(
             : `Incoming webhooks for '${name}' will be refused until ${setting} is set.`,
         );
       }
+    }
+    if (config.corsOrigins.length > 0) {
+      logger.info(
+        { corsOrigins: config.corsOrigins },
+        config.corsOrigins.includes("*")
+          ? "Browser pages from any origin may call the API (HERALD_CORS_ORIGINS=*); each request still needs the API key."
+          : `Browser pages from ${config.corsOrigins.join(", ")} may call the API (HERALD_CORS_ORIGINS); each request still needs the API key.`,
+      );
     }
     const stripeSecret = builtIns.secret("stripe");
     if (stripeSecret !== undefined && !stripeSecret.startsWith("whsec_")) {

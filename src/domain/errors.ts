@@ -13,6 +13,7 @@ export const ERROR_CATALOGUE = {
   signature_invalid: { status: 401, error: "Unauthorized" },
   signature_expired: { status: 401, error: "Unauthorized" },
   incoming_secret_missing: { status: 401, error: "Unauthorized" },
+  cors_origin_refused: { status: 403, error: "Forbidden" },
   not_found: { status: 404, error: "Not Found" },
   webhook_not_found: { status: 404, error: "Not Found" },
   delivery_not_found: { status: 404, error: "Not Found" },

@@ -21,6 +21,47 @@ describe("configuration", () => {
     assert.equal(config.requestTimeoutMs, 60_000);
     assert.equal(config.logLevel, "info");
     assert.deepEqual(config.incomingSecrets, {});
+    assert.deepEqual(config.corsOrigins, []);
+  });
+
+  test("reads CORS origins as browsers send them", () => {
+    const config = loadConfig({
+      HERALD_CORS_ORIGINS:
+        " http://localhost:5173 , https://App.Example.com:443/,,https://b.example:8443",
+    });
+    assert.deepEqual(config.corsOrigins, [
+      "http://localhost:5173",
+      "https://app.example.com",
+      "https://b.example:8443",
+    ]);
+    assert.deepEqual(loadConfig({ HERALD_CORS_ORIGINS: "*" }).corsOrigins, ["*"]);
+  });
+
+  test("refuses CORS entries that are not origins, naming each", () => {
+    assert.throws(
+      () =>
+        loadConfig({
+          HERALD_CORS_ORIGINS:
+            "https://ok.example, app.example.com, https://x.example/app, ftp://f.example, https://u:p@y.example",
+        }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        const [problem] = error.problems;
+        assert.equal(error.problems.length, 1);
+        assert.match(problem ?? "", /^HERALD_CORS_ORIGINS has entries that are not origins: /);
+        for (const entry of [
+          "'app.example.com'",
+          "'https://x.example/app'",
+          "'ftp://f.example'",
+          "'https://u:p@y.example'",
+        ]) {
+          assert.ok(problem?.includes(entry), `${entry} is named in: ${problem}`);
+        }
+        assert.ok(!problem?.includes("'https://ok.example'"));
+        assert.match(problem ?? "", /scheme:\/\/host\[:port\]/);
+        return true;
+      },
+    );
   });
 
   test("reads every setting", () => {

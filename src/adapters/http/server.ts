@@ -21,6 +21,7 @@ import type { SourceService } from "../../domain/source-service.js";
 import type { WebhookService } from "../../domain/webhook-service.js";
 import { encodedBodyRefusal } from "../utf8-text.js";
 import { requireApiKey } from "./api-key.js";
+import { useCors } from "./cors.js";
 import {
   errorBody,
   handleClientError,
@@ -83,6 +84,8 @@ export interface ServerDeps {
   bodyLimitBytes: number;
   /** Time a client has to send a whole request before it is answered 408. */
   requestTimeoutMs: number;
+  /** Origins whose browser pages may call the API ("*": any); none when absent. */
+  corsOrigins?: readonly string[];
   clock: { now(): number };
   logger: PinoLogger;
 }
@@ -284,6 +287,8 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       requestTimeout: deps.requestTimeoutMs,
     },
   });
+  // First of the hooks: every answer after it, errors included, is readable by an allowed page.
+  useCors(app, deps.corsOrigins ?? []);
   let closing = false;
   app.addHook("preClose", (done) => {
     closing = true;
@@ -359,7 +364,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   useJsonBodyParser(app);
   app.setErrorHandler(handleError);
   app.addHook("onResponse", (request, reply, done) => {
-    if (reply.statusCode < 300 && request.method !== "GET" && request.method !== "HEAD") {
+    if (reply.statusCode < 300 && !["GET", "HEAD", "OPTIONS"].includes(request.method)) {
       noteStoredWrite(request);
     }
     done();
