@@ -30,6 +30,7 @@ import {
   type RetrySchedule,
   statusAfter,
 } from "../domain/retry-policy.js";
+import { consecutiveRuns } from "../domain/runs.js";
 import { FairQueue } from "./fair-queue.js";
 
 /**
@@ -857,12 +858,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       const now = clock.now();
       const left: ClaimedDelivery[] = [];
       // An event's deliveries come together and share its body, counted once.
-      let start = 0;
-      while (start < deliveries.length) {
-        const first = deliveries[start] as ClaimedDelivery;
-        let end = start + 1;
-        while (end < deliveries.length && deliveries[end]?.eventId === first.eventId) end++;
-        const group = deliveries.slice(start, end);
+      for (const group of consecutiveRuns(deliveries, (a, b) => a.eventId === b.eventId)) {
+        const first = group[0] as ClaimedDelivery;
         // Leased against room told moments ago, which this worker's own claims may have filled
         // since: up to twice its usual hold is still sent well within the lease.
         const taken = roomFor(
@@ -876,7 +873,6 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
           if (taken?.has(delivery.webhookId)) hold(delivery, leaseUntil, body);
           else left.push(delivery);
         }
-        start = end;
       }
       if (left.length < deliveries.length) {
         options.observer?.taken?.("handed_over", deliveries.length - left.length);

@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import type pg from "pg";
 import type { ClaimedDelivery } from "../../../domain/deliveries.js";
 import type { HeldLease, LocalDeliveryTaker, Logger, WorkerRoom } from "../../../domain/ports.js";
+import { consecutiveRuns } from "../../../domain/runs.js";
 import { type ClaimRow, toClaimedDelivery } from "../rows.js";
 import { holdSession, sessionLines } from "./held-session.js";
 
@@ -250,19 +251,10 @@ export function handoverNotices(byWorker: Map<string, HandedOver[]>): HandoverNo
     /** Deliveries named by id: too large to carry, or for a worker that reads them by id. */
     const byId: string[] = [];
     // An event's deliveries come together, with one lease.
-    let start = 0;
-    while (start < handed.length) {
-      const first = handed[start] as HandedOver;
-      let end = start + 1;
-      while (
-        end < handed.length &&
-        handed[end]?.delivery.eventId === first.delivery.eventId &&
-        handed[end]?.leaseUntil === first.leaseUntil
-      ) {
-        end++;
-      }
-      const group = handed.slice(start, end);
-      start = end;
+    const sameEventAndLease = (a: HandedOver, b: HandedOver) =>
+      a.delivery.eventId === b.delivery.eventId && a.leaseUntil === b.leaseUntil;
+    for (const group of consecutiveRuns(handed, sameEventAndLease)) {
+      const first = group[0] as HandedOver;
       if (!first.carried) {
         for (const { delivery } of group) byId.push(delivery.id);
         continue;
