@@ -114,6 +114,15 @@ export interface DeliveryDetail extends DeliverySummary {
   attemptLog: AttemptRecord[];
 }
 
+/** Which page of a webhook's delivery history to read. */
+export interface DeliveryPageOptions {
+  limit: number;
+  /** Where the previous page ended; absent for the first page. */
+  cursor?: string;
+  /** Only deliveries in this status; all of them when absent. */
+  status?: DeliveryStatus;
+}
+
 /** One page of a webhook's delivery history, newest first. */
 export interface DeliveryPage {
   deliveries: DeliverySummary[];

@@ -3,6 +3,7 @@ import type {
   ClaimedDelivery,
   DeliveryDetail,
   DeliveryPage,
+  DeliveryPageOptions,
   DeliveryUpdate,
   OutgoingEvent,
 } from "./deliveries.js";
@@ -172,10 +173,8 @@ export interface Store {
    * stopped), counted apart. Leases that live in a process's memory (SQLite) count as due.
    */
   countPendingDeliveries(now: number): Promise<{ due: number; later: number; held: number }>;
-  listDeliveries(
-    webhookId: string,
-    options: { limit: number; cursor?: string },
-  ): Promise<DeliveryPage>;
+  /** A webhook's history, newest first; only deliveries in `status`, when given. */
+  listDeliveries(webhookId: string, options: DeliveryPageOptions): Promise<DeliveryPage>;
   getDelivery(webhookId: string, deliveryId: string): Promise<DeliveryDetail | undefined>;
   /**
    * Makes a delivery that is done (failed or succeeded) pending again, due at `now`, keeping its

@@ -2,6 +2,7 @@ import type { Clock } from "./clock.js";
 import {
   type DeliveryDetail,
   type DeliveryPage,
+  type DeliveryPageOptions,
   type OutgoingEvent,
   withHoldReason,
 } from "./deliveries.js";
@@ -37,10 +38,7 @@ export interface WebhookService {
   update(id: string, patch: WebhookPatch): Promise<Webhook>;
   remove(id: string): Promise<void>;
   trigger(eventType: string, data: unknown): Promise<TriggerResult>;
-  listDeliveries(
-    webhookId: string,
-    options: { limit: number; cursor?: string },
-  ): Promise<DeliveryPage>;
+  listDeliveries(webhookId: string, options: DeliveryPageOptions): Promise<DeliveryPage>;
   getDelivery(webhookId: string, deliveryId: string): Promise<DeliveryDetail>;
   /** Sends a delivery that is done (failed or succeeded) once more, now; returns it, pending. */
   retryDelivery(webhookId: string, deliveryId: string): Promise<DeliveryDetail>;

@@ -485,6 +485,26 @@ function registerApiTests() {
       }
     });
 
+    test("deliveries can be read in one status; an unknown status is refused, naming the ones there are", async () => {
+      const webhook = await register();
+      await post("/api/webhooks/trigger", { event: "user.created", data: {} });
+      const pending = await get(`/api/webhooks/${webhook.id}/deliveries?status=pending`);
+      assert.equal(pending.status, 200, JSON.stringify(pending.body));
+      assert.ok(pending.body.deliveries.every((d: any) => d.status === "pending"));
+      const failed = await get(`/api/webhooks/${webhook.id}/deliveries?status=failed&limit=5`);
+      assert.equal(failed.status, 200);
+      assert.deepEqual(failed.body.deliveries, []);
+      assert.equal(failed.body.count, 0);
+      const refused = await get(`/api/webhooks/${webhook.id}/deliveries?status=done`);
+      assertError(refused, 400, /^status must be one of 'pending', 'success', 'failed'\.$/);
+      assert.equal(refused.body.field, "status");
+      assertError(
+        await get(`/api/webhooks/${webhook.id}/deliveries?status=failed&status=success`),
+        400,
+        /^status is given more than once/,
+      );
+    });
+
     test("a query parameter given twice is refused as such", async () => {
       const webhook = await register();
       for (const url of [

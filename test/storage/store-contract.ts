@@ -511,6 +511,67 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(first?.body, '{"i":6}');
     });
 
+    test("pages a webhook's deliveries in one status, newest first, with a cursor", async () => {
+      const { w, other } = await twoWebhooksWithEvents("st", 9);
+      const claimed = await claim("w", 100, 200, 100);
+      assert.equal(claimed.length, 18);
+      /** Event number i of `w` ends in this status (the rest stay pending). */
+      const outcome = (i: number) => (i % 3 === 0 ? "failed" : i % 3 === 1 ? "success" : undefined);
+      for (const delivery of claimed) {
+        const i = Number(delivery.eventId.slice("evt_st".length));
+        const status = delivery.webhookId === w.id ? outcome(i) : "failed";
+        if (status === undefined) continue;
+        const update = success(delivery.id, 1, 150);
+        await store.recordAttempt(
+          status === "success"
+            ? update
+            : { ...update, status: "failed", attempt: { ...update.attempt, statusCode: 400 } },
+          "w",
+        );
+      }
+      const read = async (status: "pending" | "success" | "failed") => {
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await store.listDeliveries(w.id, {
+            limit: 2,
+            status,
+            ...(cursor === undefined ? {} : { cursor }),
+          });
+          assert.ok(page.deliveries.every((d) => d.webhookId === w.id && d.status === status));
+          seen.push(...page.deliveries.map((d) => d.eventId));
+          cursor = page.nextCursor;
+          pages++;
+        } while (cursor !== undefined && pages < 10);
+        return seen;
+      };
+      assert.deepEqual(await read("failed"), ["evt_st6", "evt_st3", "evt_st0"]);
+      assert.deepEqual(await read("success"), ["evt_st7", "evt_st4", "evt_st1"]);
+      assert.deepEqual(await read("pending"), ["evt_st8", "evt_st5", "evt_st2"]);
+      // The other webhook's deliveries all failed: none of them is in w's history.
+      assert.equal(
+        (await store.listDeliveries(other.id, { limit: 20, status: "failed" })).deliveries.length,
+        9,
+      );
+      assert.equal(
+        (await store.listDeliveries(other.id, { limit: 20, status: "pending" })).deliveries.length,
+        0,
+      );
+      // A cursor from the unfiltered history goes on in a filtered one, and the other way round.
+      const firstOfAll = await store.listDeliveries(w.id, { limit: 4 });
+      assert.ok(firstOfAll.nextCursor);
+      const failedAfter = await store.listDeliveries(w.id, {
+        limit: 10,
+        status: "failed",
+        cursor: firstOfAll.nextCursor,
+      });
+      assert.deepEqual(
+        failedAfter.deliveries.map((d) => d.eventId),
+        ["evt_st3", "evt_st0"],
+      );
+    });
+
     test("a page of history ends early once its payloads pass the page's limit, and always holds one", async () => {
       await store.insertWebhook(webhook());
       const big = (n: number, size: number) => `{"n":${n},"pad":"${"x".repeat(size)}"}`;

@@ -100,6 +100,16 @@ export function cutPage<T extends { body: string | null }>(
   return { page, more: false };
 }
 
+/**
+ * A history page's filter on status, written out rather than bound, so that the planner may serve
+ * `failed` from its partial index.
+ */
+export const STATUS_FILTER: Record<DeliveryStatus, string> = {
+  pending: "AND d.status = 'pending'",
+  success: "AND d.status = 'success'",
+  failed: "AND d.status = 'failed'",
+};
+
 /** The delivery columns every history query selects (deliveries `d` joined with events `e`). */
 export const DELIVERY_COLUMNS = `d.seq, d.id, d.webhook_id, d.event_id, d.event_type, e.body, d.status,
   d.attempts, d.next_attempt_at, d.last_status_code, d.last_response_body, d.last_error,

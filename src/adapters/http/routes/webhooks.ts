@@ -1,5 +1,6 @@
 /** The outgoing webhook API: `/api/webhooks…`, every route behind the API key. */
 import type { FastifyInstance } from "fastify";
+import type { DeliveryStatus } from "../../../domain/deliveries.js";
 import { EVENT_TYPES } from "../../../domain/event-types.js";
 import type { WebhookService } from "../../../domain/webhook-service.js";
 import { viewWebhook, type WebhookInput, type WebhookPatch } from "../../../domain/webhooks.js";
@@ -53,6 +54,7 @@ const deliveriesQuery = {
   properties: {
     limit: { type: "integer", minimum: 1, maximum: 500, default: DEFAULT_PAGE },
     cursor: { type: "string", maxLength: 200 },
+    status: { type: "string", enum: ["pending", "success", "failed"] },
   },
 } as const;
 
@@ -149,15 +151,19 @@ export function registerWebhookRoutes(app: FastifyInstance, service: WebhookServ
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: { limit: number; cursor?: string } }>(
+  app.get<{
+    Params: { id: string };
+    Querystring: { limit: number; cursor?: string; status?: DeliveryStatus };
+  }>(
     "/:id/deliveries",
     { schema: { params: idParams, querystring: deliveriesQuery } },
     async (request) => {
-      const { limit, cursor } = request.query;
-      const page = await service.listDeliveries(
-        request.params.id,
-        cursor === undefined ? { limit } : { limit, cursor },
-      );
+      const { limit, cursor, status } = request.query;
+      const page = await service.listDeliveries(request.params.id, {
+        limit,
+        ...(cursor === undefined ? {} : { cursor }),
+        ...(status === undefined ? {} : { status }),
+      });
       return {
         success: true,
         count: page.deliveries.length,

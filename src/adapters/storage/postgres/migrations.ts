@@ -155,6 +155,11 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE INDEX deliveries_claimable_by_webhook ON deliveries (webhook_id, next_attempt_at)
     INCLUDE (seq) WHERE status = 'pending' AND locked_by IS NULL;
   `,
+  `
+  -- A webhook's failed deliveries, newest first, without reading its successes. A delivery enters
+  -- it only when it fails for good, so sending costs nothing more.
+  CREATE INDEX deliveries_failed_by_webhook ON deliveries (webhook_id, seq) WHERE status = 'failed';
+  `,
 ];
 
 /**

@@ -40,6 +40,7 @@ import {
   pageOfWebhooks,
   type RoutedEventRow,
   type SourceRow,
+  STATUS_FILTER,
   sourceColumns,
   toAttemptLog,
   toClaimedDelivery,
@@ -945,7 +946,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return { due: rows[0]?.due ?? 0, later: rows[0]?.later ?? 0, held: rows[0]?.held ?? 0 };
     },
 
-    async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {
+    async listDeliveries(webhookId, { limit, cursor, status }): Promise<DeliveryPage> {
       const after = cursor === undefined ? null : decodeCursor(cursor, webhookId);
       // Bodies past the page's payload limit stay on the server: those rows come without one.
       const { rows } = await pool.query<Omit<DeliveryRow, "body"> & { body: string | null }>(
@@ -956,6 +957,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
              sum(octet_length(e.body)) OVER newest AS page_payload
            FROM deliveries d JOIN events e ON e.id = d.event_id
            WHERE d.webhook_id = $1 AND ($2::bigint IS NULL OR d.seq < $2)
+             ${status ? STATUS_FILTER[status] : ""}
            WINDOW newest AS (ORDER BY d.seq DESC)
            ORDER BY d.seq DESC LIMIT $3
          ) p

@@ -131,4 +131,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- Webhooks are listed, and paged, in creation order.
   CREATE INDEX webhooks_by_creation ON webhooks (created_at, id);
   `,
+  `
+  -- A webhook's failed deliveries, newest first, without reading its successes. A delivery enters
+  -- it only when it fails for good, so sending costs nothing more.
+  CREATE INDEX deliveries_failed_by_webhook ON deliveries(webhook_id, seq) WHERE status = 'failed';
+  `,
 ];

@@ -12,6 +12,7 @@ import Database from "better-sqlite3";
 import {
   type DeliveryDetail,
   type DeliveryPage,
+  type DeliveryStatus,
   type DeliveryUpdate,
   freshDelivery,
 } from "../../../domain/deliveries.js";
@@ -30,6 +31,7 @@ import {
   pageOfWebhooks,
   type RoutedEventRow,
   type SourceRow,
+  STATUS_FILTER,
   sourceColumns,
   toAttemptLog,
   toClaimedDelivery,
@@ -203,14 +205,6 @@ export function openSqliteStore(path: string): Store {
        FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
        WHERE d.status = 'pending' AND w.active = 1`,
     ),
-    pageFirst: db.prepare<[string, number], DeliveryRow>(
-      `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
-       WHERE d.webhook_id = ? ORDER BY d.seq DESC LIMIT ?`,
-    ),
-    pageAfter: db.prepare<[string, number, number], DeliveryRow>(
-      `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
-       WHERE d.webhook_id = ? AND d.seq < ? ORDER BY d.seq DESC LIMIT ?`,
-    ),
     getDelivery: db.prepare<[string, string], DeliveryRow>(
       `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
        WHERE d.id = ? AND d.webhook_id = ?`,
@@ -229,6 +223,31 @@ export function openSqliteStore(path: string): Store {
     getSource: db.prepare<[string], SourceRow>("SELECT * FROM sources WHERE name = ?"),
     listSources: db.prepare<[], SourceRow>("SELECT * FROM sources ORDER BY name"),
   };
+
+  /**
+   * A webhook's history, newest first, from a seq down, in any status or in one. The index is
+   * named: failed deliveries have their own (few rows, found at once), and the rest are read in
+   * seq order from the webhook's, where the newest of a status come first; sorting a webhook's
+   * whole backlog of pending deliveries by seq would cost far more.
+   */
+  const historyPages = new Map<
+    DeliveryStatus | undefined,
+    Database.Statement<[string, number, number], DeliveryRow>
+  >();
+  function historyPage(status: DeliveryStatus | undefined) {
+    let statement = historyPages.get(status);
+    if (!statement) {
+      const index = status === "failed" ? "deliveries_failed_by_webhook" : "deliveries_by_webhook";
+      statement = db.prepare<[string, number, number], DeliveryRow>(
+        `SELECT ${DELIVERY_COLUMNS} FROM deliveries d INDEXED BY ${index}
+         JOIN events e ON e.id = d.event_id
+         WHERE d.webhook_id = ? AND d.seq < ? ${status ? STATUS_FILTER[status] : ""}
+         ORDER BY d.seq DESC LIMIT ?`,
+      );
+      historyPages.set(status, statement);
+    }
+    return statement;
+  }
 
   /** Active webhooks, read once per change: every webhook write goes through this process. */
   let activeWebhooks: Webhook[] | undefined;
@@ -458,12 +477,14 @@ export function openSqliteStore(path: string): Store {
       return { due: counts?.due ?? 0, later: counts?.later ?? 0, held: 0 };
     },
 
-    async listDeliveries(webhookId, { limit, cursor }): Promise<DeliveryPage> {
+    async listDeliveries(webhookId, { limit, cursor, status }): Promise<DeliveryPage> {
+      const statement = historyPage(status);
       // Read row by row, so that a page cut short by its payload reads no further.
-      const rows =
-        cursor === undefined
-          ? q.pageFirst.iterate(webhookId, limit + 1)
-          : q.pageAfter.iterate(webhookId, decodeCursor(cursor, webhookId), limit + 1);
+      const rows = statement.iterate(
+        webhookId,
+        cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(cursor, webhookId),
+        limit + 1,
+      );
       const { page, more } = cutPage(rows, limit);
       const last = page[page.length - 1];
       return {
