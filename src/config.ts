@@ -188,8 +188,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const rawCorsOrigins = text("HERALD_CORS_ORIGINS");
-  const cors = rawCorsOrigins === undefined ? { origins: [] } : parseCorsOrigins(rawCorsOrigins);
-  if ("invalid" in cors) {
+  const cors = parseCorsOrigins(rawCorsOrigins ?? "");
+  if (cors.invalid.length > 0) {
     problems.push(
       `HERALD_CORS_ORIGINS has ${cors.invalid.length === 1 ? "an entry that is not an origin" : "entries that are not origins"}: ${cors.invalid.map((entry) => `'${entry}'`).join(", ")}. Write each origin as the browser sends it, scheme://host[:port] with no path (such as https://app.example.com or http://localhost:5173), separated by commas; or * for any origin.`,
     );
@@ -222,7 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: integer("HERALD_BODY_LIMIT", 1024 * 1024, 1024, LARGEST_BODY_BYTES),
     requestTimeoutMs: duration("HERALD_REQUEST_TIMEOUT", 60_000, 1000, 600_000),
     shutdownGraceMs: duration("HERALD_SHUTDOWN_GRACE", 10_000, 0, 300_000),
-    corsOrigins: "origins" in cors ? cors.origins : [],
+    corsOrigins: cors.origins,
     logLevel: LOG_LEVELS.includes(logLevel) ? logLevel : "info",
   };
   if (problems.length > 0) throw new ConfigError(problems);
@@ -231,10 +231,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /**
  * Reads HERALD_CORS_ORIGINS: origins separated by commas, each as a browser sends it
- * (scheme://host[:port], no path), or "*" for any. Returns the origins, or the entries that are
- * not origins.
+ * (scheme://host[:port], no path), or "*" for any; `invalid` holds the entries that are not.
  */
-export function parseCorsOrigins(raw: string): { origins: string[] } | { invalid: string[] } {
+function parseCorsOrigins(raw: string): { origins: string[]; invalid: string[] } {
   const entries = raw
     .split(",")
     .map((entry) => entry.trim())
@@ -250,7 +249,7 @@ export function parseCorsOrigins(raw: string): { origins: string[] } | { invalid
     if (origin === undefined) invalid.push(entry);
     else origins.push(origin);
   }
-  return invalid.length > 0 ? { invalid } : { origins };
+  return { origins, invalid };
 }
 
 /** The origin `entry` names, serialized as browsers send it; undefined if it is not just an origin. */
@@ -268,6 +267,7 @@ function originOf(entry: string): string | undefined {
     url.pathname === "/" &&
     url.search === "" &&
     url.hash === "" &&
+    // A path that URL normalizes away (`/.`, `/a/..`) is still a path.
     !/^[a-z]+:\/\/[^/]*\/./i.test(entry);
   return bare ? url.origin : undefined;
 }

@@ -15,6 +15,7 @@ import type {
   ClaimedDelivery,
   DeliveryUpdate,
 } from "../domain/deliveries.js";
+import { consecutiveRuns } from "../domain/grouping.js";
 import { createLogThrottle } from "../domain/log-throttle.js";
 import type {
   HeldLease,
@@ -30,7 +31,6 @@ import {
   type RetrySchedule,
   statusAfter,
 } from "../domain/retry-policy.js";
-import { consecutiveRuns } from "../domain/runs.js";
 import { FairQueue } from "./fair-queue.js";
 
 /**

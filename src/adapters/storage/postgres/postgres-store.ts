@@ -17,6 +17,7 @@ import {
   type DeliveryUpdate,
   freshDelivery,
 } from "../../../domain/deliveries.js";
+import { addToGroup } from "../../../domain/grouping.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
 import type {
   HeldLease,
@@ -414,11 +415,7 @@ async function insertOutgoing(
     counts[item] = (counts[item] ?? 0) + 1;
     if (!row.locked) unleased++;
     const remote = remoteOf.get(row.id);
-    if (remote !== undefined) {
-      const handed = handedOver.get(remote.workerId);
-      if (handed) handed.push(remote);
-      else handedOver.set(remote.workerId, [remote]);
-    }
+    if (remote !== undefined) addToGroup(handedOver, remote.workerId, remote);
   }
   for (const handoff of leased) {
     const kept = handoff.deliveries.filter((delivery) => stored.has(delivery.id));

@@ -15,8 +15,8 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
 import type { ClaimedDelivery } from "../../../domain/deliveries.js";
+import { addToGroup, consecutiveRuns } from "../../../domain/grouping.js";
 import type { HeldLease, LocalDeliveryTaker, Logger, WorkerRoom } from "../../../domain/ports.js";
-import { consecutiveRuns } from "../../../domain/runs.js";
 import { type ClaimRow, toClaimedDelivery } from "../rows.js";
 import { holdSession, sessionLines } from "./held-session.js";
 
@@ -31,6 +31,8 @@ export function roomChannel(schema: string): string {
 
 /** How often a worker looks at its room, and tells it when it changed. */
 const ROOM_CHECK_MS = 25;
+/** Most webhook secrets a worker keeps from the deliveries handed to it; past it, it starts over. */
+const SECRETS_KEPT = 10_000;
 /** A worker tells its room at least this often, changed or not. */
 const ROOM_REPEAT_MS = 1_000;
 /** A room not told again within this long is forgotten: its worker may have stopped. */
@@ -345,15 +347,9 @@ export async function receiveHandovers(
    * A webhook's secret never changes once it is registered; this relies on it.
    */
   const secrets = new Map<string, string>();
-  const SECRETS_KEPT = 10_000;
 
   /** Deliveries handed over, by lease. */
   type ByLease = Map<number, ClaimedDelivery[]>;
-  const add = (byLease: ByLease, leaseUntil: number, delivery: ClaimedDelivery) => {
-    const leased = byLease.get(leaseUntil);
-    if (leased) leased.push(delivery);
-    else byLease.set(leaseUntil, [delivery]);
-  };
 
   /** Reads handed-over deliveries by id; only those still leased to this worker are taken. */
   async function readHanded(ids: string[], byLease: ByLease): Promise<void> {
@@ -379,7 +375,7 @@ export async function receiveHandovers(
       ) {
         continue;
       }
-      add(byLease, row.locked_until, toClaimedDelivery(row));
+      addToGroup(byLease, row.locked_until, toClaimedDelivery(row));
     }
   }
 
@@ -398,7 +394,7 @@ export async function receiveHandovers(
             toRead.push(id);
             continue;
           }
-          add(byLease, event.l, {
+          addToGroup(byLease, event.l, {
             id,
             webhookId,
             eventId: event.i,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { consecutiveRuns } from "../../src/domain/runs.js";
+import { addToGroup, consecutiveRuns } from "../../src/domain/grouping.js";
 
 test("consecutive items that belong together make one run, in order", () => {
   const items = [
@@ -31,5 +31,23 @@ test("no items make no runs", () => {
   assert.deepEqual(
     consecutiveRuns([], () => true),
     [],
+  );
+});
+
+test("items added to a group keep their order, and each key gets a group of its own", () => {
+  const groups = new Map<string, number[]>();
+  for (const [key, n] of [
+    ["a", 1],
+    ["b", 2],
+    ["a", 3],
+  ] as const) {
+    addToGroup(groups, key, n);
+  }
+  assert.deepEqual(
+    [...groups],
+    [
+      ["a", [1, 3]],
+      ["b", [2]],
+    ],
   );
 });
