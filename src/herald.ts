@@ -18,7 +18,11 @@ import { openSqliteStore } from "./adapters/storage/sqlite/sqlite-store.js";
 import { createThreadedSender } from "./adapters/threaded-sender.js";
 import { createFirstPresentVerifier } from "./adapters/verifiers/first-present.js";
 import { createVerifier } from "./adapters/verifiers/index.js";
-import { createStripeVerifier, STRIPE_SIGNATURE_HEADER } from "./adapters/verifiers/stripe.js";
+import {
+  createStripeVerifier,
+  keyedByStripeEventId,
+  STRIPE_SIGNATURE_HEADER,
+} from "./adapters/verifiers/stripe.js";
 import { createXanoVerifier, XANO_SIGNATURE_HEADER } from "./adapters/verifiers/xano.js";
 import { type Config, INCOMING_SERVICES, type IncomingServiceName } from "./config.js";
 import { type Clock, systemClock } from "./domain/clock.js";
@@ -116,10 +120,12 @@ function builtInSources(config: Config): BuiltInSources {
     verifier(name, secret) {
       const contract = createXanoVerifier({ type: "xano" }, secret);
       if (name !== "stripe") return contract;
-      // Stripe's own scheme, or the contract's X-Webhook-Signature.
+      // Stripe's own scheme, or the contract's X-Webhook-Signature. Either way a Stripe event is
+      // known by its id, not by a header the signature does not cover: a copy sent again under a
+      // new X-Webhook-Delivery is still the same event.
       return createFirstPresentVerifier([
         [STRIPE_SIGNATURE_HEADER, createStripeVerifier(secret)],
-        [XANO_SIGNATURE_HEADER, contract],
+        [XANO_SIGNATURE_HEADER, keyedByStripeEventId(contract)],
       ]);
     },
   };

@@ -12,20 +12,36 @@ import { readUtf8, type TextBodyWords } from "./utf8-text.js";
 
 const XML_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 
+/** Whether XML's Char production holds `code`: no NUL, no lone surrogate, nothing past U+10FFFF. */
+function isXmlChar(code: number): boolean {
+  return (
+    code === 0x9 ||
+    code === 0xa ||
+    code === 0xd ||
+    (code >= 0x20 && code <= 0xd7ff) ||
+    (code >= 0xe000 && code <= 0xfffd) ||
+    (code >= 0x10000 && code <= 0x10ffff)
+  );
+}
+
 /**
  * Decodes XML's five predefined entities and character references; entities a DOCTYPE declares
- * are left as they are written, so nothing a sender defines is ever expanded.
+ * are left as they are written, so nothing a sender defines is ever expanded. A reference to a
+ * code XML has no character for makes the document malformed: it is refused, not kept as text.
  */
 function decodeXmlText(text: string): string {
   if (!text.includes("&")) return text;
-  return text.replace(
-    /&(amp|lt|gt|quot|apos|#\d{1,7}|#x[0-9a-fA-F]{1,6});/g,
-    (whole, name: string) => {
-      if (name[0] !== "#") return XML_ENTITIES[name] ?? whole;
-      const code = name[1] === "x" ? Number.parseInt(name.slice(2), 16) : Number(name.slice(1));
-      return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
-    },
-  );
+  return text.replace(/&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);/g, (whole, name: string) => {
+    if (name[0] !== "#") return XML_ENTITIES[name] ?? whole;
+    const code = name[1] === "x" ? Number.parseInt(name.slice(2), 16) : Number(name.slice(1));
+    if (!isXmlChar(code)) {
+      throw new HeraldError(
+        "bad_request",
+        `The request body is not well-formed XML: ${whole} refers to no character XML allows. Send the text itself, or a reference to a real character.`,
+      );
+    }
+    return String.fromCodePoint(code);
+  });
 }
 
 const xml = new XMLParser({
@@ -53,6 +69,18 @@ export function bodyKind(contentType: string | undefined): BodyKind | undefined 
 }
 
 function parseForm(text: string): Record<string, string | string[]> {
+  // URLSearchParams reads a broken %-escape as it is written, and escaped bytes that are not UTF-8
+  // as replacement characters: either would store other text than the sender sent.
+  if (text.includes("%")) {
+    try {
+      decodeURIComponent(text);
+    } catch {
+      throw new HeraldError(
+        "bad_request",
+        "The form body has a %-escape that is not % and two hex digits, or escaped bytes that are not UTF-8. Encode the fields as UTF-8 and escape every % as %25.",
+      );
+    }
+  }
   // A Map, so that fields named like Object's own properties (constructor, toString, __proto__)
   // are fields like any other; fromEntries makes each an own property.
   const fields = new Map<string, string | string[]>();
@@ -124,6 +152,7 @@ export function parseBody(rawBody: Buffer, kind: BodyKind, contentType?: string)
   try {
     return xml.parse(text) as unknown;
   } catch (error) {
+    if (error instanceof HeraldError) throw error;
     // The parser refuses some well-formed documents: names such as __proto__, nesting too deep
     // to be data.
     throw new HeraldError(

@@ -13,6 +13,7 @@ import {
   incomingEventName,
   storableHeaders,
 } from "./incoming.js";
+import { undeliverableNumber } from "./json-numbers.js";
 import type { IncomingQuery, Logger, PendingEvent, Store } from "./ports.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { type RouteDecision, routeIncoming } from "./routing.js";
@@ -128,14 +129,24 @@ export function createIncomingService(deps: {
       return { status: "unrouted", outgoingEventId: null, routeError: null };
     if (decision.kind === "failed")
       return { status: "failed", outgoingEventId: null, routeError: decision.reason };
+    const body = JSON.stringify({
+      event: decision.eventType,
+      timestamp: new Date(now).toISOString(),
+      data: decision.data,
+    });
+    // The raw webhook keeps every number as sent; an event would change some without a word.
+    const problem = undeliverableNumber(decision.data, body);
+    if (problem) {
+      return {
+        status: "failed",
+        outgoingEventId: null,
+        routeError: `rule ${decision.rule + 1} matched, but ${problem.message}`,
+      };
+    }
     const event: OutgoingEvent = {
       id: newId("evt", now),
       type: decision.eventType,
-      body: JSON.stringify({
-        event: decision.eventType,
-        timestamp: new Date(now).toISOString(),
-        data: decision.data,
-      }),
+      body,
       createdAt: now,
       incomingEventId,
     };
@@ -192,7 +203,8 @@ export function createIncomingService(deps: {
     checkRate(source, false);
     if (contentLength !== undefined && contentLength > source.settings.maxBodyBytes)
       throw tooLarge(source);
-    const kind = bodies.kind(contentType);
+    // A request with no body has no media type to refuse: it is read as an empty JSON body.
+    const kind = bodies.kind(contentType) ?? (contentLength === 0 ? "json" : undefined);
     if (kind === undefined) {
       throw new HeraldError(
         "unsupported_media_type",

@@ -80,19 +80,27 @@ export function headerValue(headers: Headers, name: string): string | undefined 
   return value;
 }
 
-const CREDENTIAL_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "x-api-key"]);
+const CREDENTIAL_HEADERS = new Set([
+  "authorization",
+  "authentication",
+  "proxy-authorization",
+  "cookie",
+  "set-cookie",
+  "x-api-key",
+]);
 
 /**
- * Header names that say they carry a credential: a token, secret, password, API key or session,
- * or any `x-auth-…` header. Signature headers (`X-Webhook-Signature`, `Stripe-Signature`,
+ * Header names that say they carry a credential: a token, secret, password, passphrase,
+ * credential, API key, private or signing key, or session, or any `x-auth-…` header. Signature headers (`X-Webhook-Signature`, `Stripe-Signature`,
  * `X-Hub-Signature-256`, `webhook-signature`) name none of these and are kept: a signature is no
  * secret, and shows what was checked.
  */
-const CREDENTIAL_NAME = /token|secret|password|passwd|api[-_]?key|session|^x-auth-/;
+const CREDENTIAL_NAME =
+  /token|secret|password|passwd|passphrase|credential|api[-_]?key|(?:private|signing)[-_]?key|session|^x-auth-/;
 
 /**
  * Headers worth keeping with an incoming webhook: everything except credentials, which are
- * `Authorization`, `Proxy-Authorization`, `Cookie`, `X-API-Key`, any header whose name says it
+ * `Authorization`, `Authentication`, `Proxy-Authorization`, `Cookie`, `Set-Cookie`, `X-API-Key`, any header whose name says it
  * holds a credential (see CREDENTIAL_NAME), and `alsoSecret` (a token source's own header).
  */
 export function storableHeaders(
@@ -169,13 +177,15 @@ export function filledHeader(headers: Headers, name: string): string | undefined
 }
 
 /**
- * The sender's id for this webhook: `X-Webhook-Delivery`, else `webhook-id` (Standard Webhooks),
- * else, for Stripe, the event's `id`. Null when the sender gave none.
+ * The sender's id for this webhook: for Stripe, the event's `id`; else `X-Webhook-Delivery`, else
+ * `webhook-id` (Standard Webhooks). Null when the sender gave none.
  */
 export function incomingDedupeKey(service: string, headers: Headers, body: unknown): string | null {
-  const fromHeader =
-    filledHeader(headers, "x-webhook-delivery") ?? filledHeader(headers, "webhook-id");
-  if (fromHeader) return fromHeader;
-  if (service === "stripe") return field(body, "id") ?? null;
-  return null;
+  const fromBody = service === "stripe" ? field(body, "id") : undefined;
+  return (
+    fromBody ??
+    filledHeader(headers, "x-webhook-delivery") ??
+    filledHeader(headers, "webhook-id") ??
+    null
+  );
 }

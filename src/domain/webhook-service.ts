@@ -9,6 +9,7 @@ import {
 import { HeraldError } from "./errors.js";
 import { isKnownEventType } from "./event-types.js";
 import { newId, newSecret } from "./ids.js";
+import { undeliverableNumber } from "./json-numbers.js";
 import type { Store, WakeSignal, WebhookPage } from "./ports.js";
 import {
   checkEventTypes,
@@ -57,59 +58,6 @@ function deliveryNotFound(webhookId: string, deliveryId: string): HeraldError {
   return new HeraldError(
     "delivery_not_found",
     `Delivery not found: webhook '${webhookId}' has no delivery '${deliveryId}'. GET /api/webhooks/${webhookId}/deliveries lists its deliveries.`,
-  );
-}
-
-/** Why a number in a trigger's `data` cannot be delivered as sent. */
-type NumberProblem = { path: string; kind: "overflow" | "inexact"; value: number };
-
-/**
- * The first number in `data` that cannot be delivered as sent, with its path (`data.a[2].b`): one
- * beyond the range of a double (JSON.parse made it Infinity), or, when `inexact` is asked for, a
- * whole number written out in digits beyond 2^53 (a 64-bit id, say), whose last digits JSON.parse
- * has already rounded away; from 1e21 up numbers are written with an exponent, as the floats they
- * are. Walks without recursion, for deeply nested payloads.
- */
-function undeliverableNumber(data: unknown, inexact: boolean): NumberProblem | undefined {
-  const stack: Array<{ value: unknown; path: string }> = [{ value: data, path: "data" }];
-  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-    const { value, path } = next;
-    if (typeof value === "number") {
-      if (!Number.isFinite(value)) return { path, kind: "overflow", value };
-      if (
-        inexact &&
-        !Number.isSafeInteger(value) &&
-        Number.isInteger(value) &&
-        Math.abs(value) < 1e21
-      ) {
-        return { path, kind: "inexact", value };
-      }
-    } else if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) stack.push({ value: value[i], path: `${path}[${i}]` });
-    } else if (value !== null && typeof value === "object") {
-      for (const [key, item] of Object.entries(value))
-        stack.push({ value: item, path: `${path}.${key}` });
-    }
-  }
-  return undefined;
-}
-
-/**
- * Checks that every number in a trigger's `data` reaches receivers as sent. `body` is the payload
- * as serialized: an overflow shows there as null, and a whole number past 2^53 as 16 digits or
- * more in a row, so most payloads need no walk.
- */
-function checkNumbers(data: unknown, body: string): void {
-  const inexact = /\d{16}/.test(body);
-  if (!inexact && !body.includes("null")) return;
-  const problem = undeliverableNumber(data, inexact);
-  if (problem === undefined) return;
-  throw new HeraldError(
-    "validation_failed",
-    problem.kind === "overflow"
-      ? `${problem.path} is a number too large to be sent as JSON (it would arrive as null). Send it as a string.`
-      : `${problem.path} is a whole number beyond ${Number.MAX_SAFE_INTEGER}, past which JSON parsers such as JavaScript's round the last digits (it would arrive as ${problem.value}). Send it as a string.`,
-    problem.path,
   );
 }
 
@@ -210,7 +158,8 @@ export function createWebhookService(deps: {
         timestamp: new Date(now).toISOString(),
         data,
       });
-      checkNumbers(data, body);
+      const problem = undeliverableNumber(data, body);
+      if (problem) throw new HeraldError("validation_failed", problem.message, problem.path);
       const deliveries = await store.enqueueEvent(
         { id: eventId, type: eventType, body, createdAt: now },
         (active) => active.filter((webhook) => webhookReceives(webhook, eventType)),

@@ -3,6 +3,7 @@
  * nested beyond the stack) still get an answer in the contract's error format.
  */
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { type RunningHerald, startHerald, TEST_API_KEY } from "../support/herald.js";
@@ -126,6 +127,36 @@ describe("broken requests", () => {
     assert.equal(response.status, 400, JSON.stringify(body));
     assert.equal(body.success, false);
     assert.match(body.message, /nested too deeply/);
+  });
+
+  test("a CONNECT request is 400 in the error format, not dropped unanswered", async () => {
+    const answer = parseAnswer(
+      await exchange(herald.url, "CONNECT /api/webhooks HTTP/1.1\r\nHost: a\r\n\r\n"),
+    );
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body.success, false);
+    assert.match(answer.body.message, /not a proxy/);
+  });
+
+  test("a request with over 1,000 headers within 16 KB keeps them all: none is dropped", async () => {
+    const body = JSON.stringify({ event: "ping" });
+    const signature = createHmac("sha256", "custom-secret").update(body).digest("hex");
+    const filler = Array.from({ length: 1500 }, (_, i) => `X-H${i}: 1\r\n`).join("");
+    const answer = parseAnswer(
+      await exchange(
+        herald.url,
+        `POST /api/incoming-webhooks/custom HTTP/1.1\r\nHost: a\r\n${filler}Content-Type: application/json\r\nX-Webhook-Signature: ${signature}\r\nX-Webhook-Delivery: after-the-filler\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      ),
+    );
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    const stored = await fetch(`${herald.url}/api/incoming-events/${answer.body.eventId}`, {
+      headers: { authorization: `Bearer ${TEST_API_KEY}` },
+    });
+    const { event: detail } = (await stored.json()) as {
+      event: { dedupeKey: string; headers: Record<string, string> };
+    };
+    assert.equal(detail.dedupeKey, "after-the-filler");
+    assert.equal(detail.headers["x-h1499"], "1");
   });
 
   test("an HTTP/1.1 request without a Host header is 400 in the error format", async () => {

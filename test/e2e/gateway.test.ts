@@ -753,6 +753,35 @@ test("forged requests do not use up a source's rate: the real sender still gets 
   assert.equal(await storedCount(herald, "guarded"), 1);
 });
 
+test("numbers the routed event could not carry as sent fail the route, saying where; the webhook is kept as sent", async (t) => {
+  const { herald, receiver } = await setup(t);
+  await subscribe(herald, receiver);
+  const put = await herald.api("PUT", "/api/sources/xano", { rules: [{ emit: "user.created" }] });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  const send = (body: string) =>
+    post(herald, "xano", body, {
+      "x-webhook-signature": digest("sha256", XANO_SECRET, body, "hex"),
+    });
+  for (const [body, path] of [
+    ['{"event":"x","n":1e400}', /data\.n is a number too large/],
+    ['{"event":"x","ids":[1,12345678901234567890]}', /data\.ids\[1\] is a whole number beyond/],
+  ] as const) {
+    const answer = await send(body);
+    assertAccepted(answer);
+    assert.equal(answer.body.status, "failed", body);
+    const stored = await detail(herald, answer.body.eventId);
+    assert.match(stored.routeError, /^rule 1 matched, but /);
+    assert.match(stored.routeError, path);
+    assert.equal(stored.outgoingEventId, null);
+    assert.equal(stored.body, body);
+  }
+  // A number that survives the trip is routed as before.
+  const fine = await send('{"event":"x","n":12345678901234,"f":1.5}');
+  assert.equal(fine.body.status, "routed");
+  const [delivery] = await deliveries(receiver, 1);
+  assert.deepEqual(delivery?.json.data, { event: "x", n: 12345678901234, f: 1.5 });
+});
+
 test("headers named as credentials are not stored; signature headers are", async (t) => {
   const { herald } = await setup(t);
   const body = JSON.stringify({ event: "ping" });
@@ -768,6 +797,12 @@ test("headers named as credentials are not stored; signature headers are", async
     "x-auth-user": "cred-8",
     "x-csrf-token": "cred-9",
     "proxy-authorization": "Basic cred-10",
+    authentication: "Bearer cred-11",
+    "set-cookie": "sid=cred-12",
+    "x-signing-key": "cred-13",
+    "x-private-key": "cred-14",
+    "x-credentials": "cred-15",
+    "x-passphrase": "cred-16",
   };
   const signatures = {
     "stripe-signature": "t=1,v1=00",
@@ -779,9 +814,11 @@ test("headers named as credentials are not stored; signature headers are", async
     ...credentials,
     ...signatures,
     "x-request-id": "kept",
+    "idempotency-key": "kept too",
   });
   assertAccepted(answer);
   const { headers } = await detail(herald, answer.body.eventId);
+  assert.equal(headers["idempotency-key"], "kept too");
   for (const name of Object.keys(credentials)) assert.equal(headers[name], undefined, name);
   assert.ok(!JSON.stringify(headers).includes("cred-"), JSON.stringify(headers));
   assert.equal(headers["x-webhook-signature"], signature);

@@ -336,6 +336,68 @@ test("two Stripe webhooks with the same event id are stored once", async (t) => 
   assert.equal(second.body.eventId, first.body.eventId);
 });
 
+test("a Stripe event is known by its id whichever way it is signed: a new X-Webhook-Delivery does not make a copy new", async (t) => {
+  const herald = await startFor(t);
+  const payload = JSON.stringify({ id: `evt_${randomUUID()}`, type: "invoice.paid" });
+  const first = await post(herald, "stripe", payload, {
+    "stripe-signature": stripe.webhooks.generateTestHeaderString({
+      payload,
+      secret: SECRETS.stripe,
+    }),
+  });
+  const copies = await Promise.all(
+    ["d1", "d2"].map((deliveryId) =>
+      post(herald, "stripe", payload, {
+        "x-webhook-signature": hexSignature(SECRETS.stripe, payload),
+        "x-webhook-delivery": `${deliveryId}-${randomUUID()}`,
+      }),
+    ),
+  );
+  assertAccepted(first);
+  assert.equal(first.body.duplicate, false);
+  for (const copy of copies) {
+    assertAccepted(copy);
+    assert.equal(copy.body.duplicate, true);
+    assert.equal(copy.body.eventId, first.body.eventId);
+  }
+  // Without an id in the body, the delivery header still tells copies apart.
+  const idless = JSON.stringify({ type: "invoice.paid", n: randomUUID() });
+  const answers = [];
+  for (const deliveryId of ["a", "b", "a"]) {
+    answers.push(
+      await post(herald, "stripe", idless, {
+        "x-webhook-signature": hexSignature(SECRETS.stripe, idless),
+        "x-webhook-delivery": `${deliveryId}-${first.body.eventId}`,
+      }),
+    );
+  }
+  assert.deepEqual(
+    answers.map((answer) => answer.body.duplicate),
+    [false, false, true],
+  );
+});
+
+test("a signed request with no body at all is refused for its empty body, not for its missing Content-Type", async (t) => {
+  const herald = await startFor(t);
+  const extras: Array<Record<string, string>> = [
+    {},
+    { "content-encoding": "gzip", "content-type": "application/json" },
+  ];
+  for (const headers of extras) {
+    const response = await fetch(`${herald.url}/api/incoming-webhooks/xano`, {
+      method: "POST",
+      headers: { "x-webhook-signature": hexSignature(SECRETS.xano, ""), ...headers },
+    });
+    const body = (await response.json()) as { message: string };
+    assert.equal(response.status, 400, JSON.stringify(body));
+    assertErrorBody(body);
+    assert.match(body.message, /body is empty/);
+  }
+  // Unsigned, it is refused for the signature first, as any request is.
+  const unsigned = await fetch(`${herald.url}/api/incoming-webhooks/xano`, { method: "POST" });
+  assert.equal(unsigned.status, 401);
+});
+
 test("a service without a configured secret refuses webhooks and names the missing setting", async (t) => {
   const herald = await startFor(t, {
     HERALD_INCOMING_SECRET_XANO: SECRETS.xano,

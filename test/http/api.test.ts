@@ -688,10 +688,14 @@ function registerApiTests() {
         ["DELETE", "/api/webhooks/wh_x"],
         ["GET", "/api/webhooks/wh_x/deliveries"],
       ] as const) {
-        assertError(await call({ method, url }), 401, /Authorization: Bearer/);
-        assertError(
-          await call({ method, url, headers: { authorization: "Bearer wrong-key" } }),
-          401,
+        const missing = await call({ method, url });
+        assertError(missing, 401, /Authorization: Bearer/);
+        assert.equal(missing.headers["www-authenticate"], 'Bearer realm="herald"');
+        const wrong = await call({ method, url, headers: { authorization: "Bearer wrong-key" } });
+        assertError(wrong, 401);
+        assert.equal(
+          wrong.headers["www-authenticate"],
+          'Bearer realm="herald", error="invalid_token"',
         );
         assertError(await call({ method, url, headers: { authorization: KEY } }), 401);
       }

@@ -8,6 +8,8 @@ type Presented = { key: string } | { refusal: string };
 const NO_KEY =
   "This route needs an API key. Send the header Authorization: Bearer <your API key> (the key is HERALD_API_KEY, or the one saved in the data directory's api-key file).";
 
+const CHALLENGE = 'Bearer realm="herald"';
+
 /** How many times `name` (lower case) appears among the request's raw headers. */
 function headerCount(rawHeaders: string[], name: string): number {
   let count = 0;
@@ -51,12 +53,17 @@ function presentedKey(request: FastifyRequest): Presented {
 export function requireApiKey(apiKey: string) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const presented = presentedKey(request);
+    // HTTP's 401 names the scheme to use (RFC 9110; the error code as RFC 6750 gives it).
     if ("refusal" in presented) {
-      return reply.status(401).send(errorBody("unauthorized", presented.refusal));
+      return reply
+        .status(401)
+        .header("www-authenticate", CHALLENGE)
+        .send(errorBody("unauthorized", presented.refusal));
     }
     if (!constantTimeEqual(presented.key, apiKey)) {
       return reply
         .status(401)
+        .header("www-authenticate", `${CHALLENGE}, error="invalid_token"`)
         .send(
           errorBody(
             "unauthorized",

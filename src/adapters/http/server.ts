@@ -5,6 +5,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { Ajv, type ValidateFunction } from "ajv";
 import Fastify, {
   errorCodes,
@@ -88,6 +89,23 @@ export interface ServerDeps {
   corsOrigins?: readonly string[];
   clock: { now(): number };
   logger: PinoLogger;
+}
+
+/** Node hands a CONNECT request over as a tunnel, and without a listener closes it unanswered. */
+function answerConnect(app: FastifyInstance): void {
+  app.server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+    // A client gone before the answer is written is nothing to report.
+    socket.on("error", () => {});
+    const text = JSON.stringify(
+      errorBody(
+        "bad_request",
+        "Herald does not take CONNECT requests: it is not a proxy. Send GET, POST, PUT or DELETE to /api.",
+      ),
+    );
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    );
+  });
 }
 
 /**
@@ -346,6 +364,10 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     done(null, payload);
   });
   answerExpectContinueLate(app);
+  // Node keeps the first 2,000 header lines and drops the rest without a word, a delivery id among
+  // them; the 16 KB limit on headers (431 past it) is bound enough.
+  app.server.maxHeadersCount = 0;
+  answerConnect(app);
 
   const common = {
     useDefaults: true,

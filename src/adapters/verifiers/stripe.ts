@@ -14,7 +14,8 @@ export const STRIPE_TOLERANCE_SECONDS = 300;
 const HOW_TO_SIGN =
   "This source accepts only events signed by Stripe: add this URL as a webhook endpoint in the Stripe dashboard and let Stripe send the events.";
 
-function eventId(body: unknown): string | undefined {
+/** The Stripe event's `id` in a parsed body, when it has one. */
+export function stripeEventId(body: unknown): string | undefined {
   if (body === null || typeof body !== "object" || Array.isArray(body)) return undefined;
   const id = (body as Record<string, unknown>).id;
   return typeof id === "string" && id.length > 0 ? id : undefined;
@@ -72,7 +73,23 @@ export function createStripeVerifier(
         "Stripe-Signature",
       );
       if (expired) return expired;
-      return accepted("stripe-signature", eventId(request.body));
+      return accepted("stripe-signature", stripeEventId(request.body));
+    },
+  };
+}
+
+/**
+ * `verifier` with the dedupe key of an accepted request replaced by the Stripe event's `id`, when
+ * the body has one: for a Stripe source that also takes another scheme, whose delivery id comes
+ * from a header that scheme may not sign.
+ */
+export function keyedByStripeEventId(verifier: Verifier): Verifier {
+  return {
+    verify(request, nowMs, toleranceSeconds) {
+      const verification = verifier.verify(request, nowMs, toleranceSeconds);
+      if (!verification.ok) return verification;
+      const id = stripeEventId(request.body);
+      return id === undefined ? verification : { ...verification, dedupeKey: id };
     },
   };
 }

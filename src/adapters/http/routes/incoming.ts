@@ -148,15 +148,20 @@ export function registerIncomingRoutes(
       },
       onRequest: (request, _reply, done) => {
         const { service: source } = request.params as { service: string };
-        const length = request.headers["content-length"];
+        const { headers } = request;
+        // Without a length or a chunked body, an HTTP/1.1 request has no body at all.
+        const length =
+          headers["content-length"] !== undefined
+            ? Number(headers["content-length"])
+            : headers["transfer-encoding"] === undefined
+              ? 0
+              : undefined;
         try {
-          const pending = service.admit(
-            source,
-            length === undefined ? undefined : Number(length),
-            request.headers["content-type"],
-          );
-          // A compressed body is refused once the source is known, so that it is logged as one.
-          const encoded = () => encodedBodyRefusal(request.headers["content-encoding"]);
+          const pending = service.admit(source, length, headers["content-type"]);
+          // A compressed body is refused once the source is known, so that it is logged as one;
+          // an empty one has nothing compressed in it.
+          const encoded = () =>
+            length === 0 ? undefined : encodedBodyRefusal(headers["content-encoding"]);
           if (pending) pending.then(() => done(encoded()), done);
           else done(encoded());
         } catch (error) {
