@@ -391,3 +391,45 @@ test("a request that comes while Herald shuts down is refused 503 in the error f
   assert.match(head, /retry-after: 5\r\n/i);
   assert.match(head, /connection: close\r\n/i);
 });
+
+test("clients sending on keep-alive connections while Herald shuts down get an answer, 200 or 503, never a dropped connection", async () => {
+  const herald = await startHerald();
+  const body = JSON.stringify({ event: "user.created", data: { pad: "x".repeat(2_000) } });
+  const outcomes = new Map<string, number>();
+  const count = (what: string) => outcomes.set(what, (outcomes.get(what) ?? 0) + 1);
+  let stopped = false;
+  // fetch (undici) writes a body after its headers, and reuses its connections.
+  const client = async () => {
+    while (!stopped) {
+      try {
+        const response = await fetch(`${herald.url}/api/webhooks/trigger`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${TEST_API_KEY}`, "content-type": "application/json" },
+          body,
+        });
+        await response.text();
+        count(String(response.status));
+        // Retry-After says 5 s: a client that heeds it sends nothing more in this test.
+        if (response.status === 503) return;
+      } catch (error) {
+        const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+        // A connection refused or reset before it was made carried no request: that is told.
+        if (cause?.message?.startsWith("connect ")) {
+          count("not connected");
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        } else count(`failed: ${cause?.message ?? String(error)}`);
+      }
+    }
+  };
+  const clients = Array.from({ length: 30 }, client);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await herald.stop();
+  stopped = true;
+  await Promise.all(clients);
+  const seen = Object.fromEntries(outcomes);
+  assert.ok((outcomes.get("200") ?? 0) > 0, JSON.stringify(seen));
+  assert.ok((outcomes.get("503") ?? 0) > 0, JSON.stringify(seen));
+  for (const what of outcomes.keys()) {
+    assert.ok(["200", "503", "not connected"].includes(what), JSON.stringify(seen));
+  }
+});

@@ -272,6 +272,49 @@ function keepOrCloseConnection(
   }
 }
 
+/** At shutdown, the server closes once no request has come for this long... */
+const SHUTDOWN_QUIET_MS = 100;
+/** ...or after this long, however busy its clients. */
+const SHUTDOWN_DRAIN_MAX_MS = 1_000;
+
+/** How long a request refused at shutdown may take to finish sending its body. */
+const REFUSED_BODY_WAIT_MS = 1_000;
+
+/**
+ * Calls `answer` once the request's body has been read and dropped (at most `limit` bytes, for at
+ * most a second), or at once when there is none to wait for. The connection closes after the
+ * answer: closed with a body still unread, it is reset, and a client that was still sending (undici
+ * sends a body after the headers) gets a network error instead of the answer, and cannot tell
+ * whether its request was stored.
+ */
+function afterBody(request: FastifyRequest, limit: number, answer: () => void): void {
+  const raw = request.raw;
+  const { headers } = request;
+  const hasBody =
+    (headers["content-length"] !== undefined && headers["content-length"] !== "0") ||
+    headers["transfer-encoding"] !== undefined;
+  // A client that waits for 100 Continue sends nothing until told to.
+  if (raw.complete || !hasBody || headers.expect !== undefined) {
+    answer();
+    return;
+  }
+  let answered = false;
+  let read = 0;
+  const once = () => {
+    if (answered) return;
+    answered = true;
+    clearTimeout(wait);
+    answer();
+  };
+  const wait = setTimeout(once, REFUSED_BODY_WAIT_MS);
+  raw.on("data", (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > limit) once();
+  });
+  raw.on("end", once);
+  raw.on("error", once);
+}
+
 /** Creates the HTTP app. Call `listen` or `inject` on the result. */
 export function buildServer(deps: ServerDeps): FastifyInstance {
   const app: FastifyInstance = Fastify({
@@ -308,21 +351,35 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   // First of the hooks: every answer after it, errors included, is readable by an allowed page.
   useCors(app, deps.corsOrigins ?? []);
   let closing = false;
+  let lastRefusal = 0;
   app.addHook("preClose", (done) => {
     closing = true;
-    done();
+    // Closing a keep-alive connection just as its client sends on it fails that request with no
+    // answer at all. So the server stays open while clients keep sending: each is answered 503
+    // with Connection: close and goes; once none has come for a moment, the rest are idle.
+    const began = Date.now();
+    lastRefusal = began;
+    const quiet = () => {
+      const now = Date.now();
+      if (now - lastRefusal >= SHUTDOWN_QUIET_MS || now - began >= SHUTDOWN_DRAIN_MAX_MS) done();
+      else setTimeout(quiet, SHUTDOWN_QUIET_MS / 2);
+    };
+    setTimeout(quiet, SHUTDOWN_QUIET_MS);
   });
   app.addHook("onRequest", (request, reply, done) => {
     if (closing) {
-      reply
-        .status(503)
-        .header("retry-after", "5")
-        .send(
-          errorBody(
-            "unavailable",
-            "Herald is shutting down, so this request was not processed and nothing was stored. Send it again in a few seconds: another Herald process, or this one once it has restarted, will take it.",
+      lastRefusal = Date.now();
+      afterBody(request, deps.bodyLimitBytes, () =>
+        reply
+          .status(503)
+          .header("retry-after", "5")
+          .send(
+            errorBody(
+              "unavailable",
+              "Herald is shutting down, so this request was not processed and nothing was stored. Send it again in a few seconds: another Herald process, or this one once it has restarted, will take it.",
+            ),
           ),
-        );
+      );
       return;
     }
     if (request.headers.host === undefined && request.raw.httpVersion === "1.1") {
