@@ -18,7 +18,7 @@ import type { IncomingQuery, Logger, PendingEvent, Store } from "./ports.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { type RouteDecision, routeIncoming } from "./routing.js";
 import type { ResolvedSource, SourceRegistry } from "./source-registry.js";
-import { counted } from "./text.js";
+import { counted, storableText } from "./text.js";
 import { webhookReceives } from "./webhooks.js";
 
 /** An incoming request as the HTTP layer hands it over. */
@@ -272,9 +272,12 @@ export function createIncomingService(deps: {
       const verified = verification.scheme !== "none";
       // An unverified sender's ids are not trusted: it could claim another webhook's id. Without
       // an id, the same body under another event name is another event, so the name is hashed too.
-      const dedupeKey =
+      const senderKey =
         verification.dedupeKey ??
-        (verified ? incomingDedupeKey(sourceName, request.headers, body) : null) ??
+        (verified ? incomingDedupeKey(sourceName, request.headers, body) : null);
+      // A sender's id is kept as every store can keep it, so that a repeat finds the first copy.
+      const dedupeKey =
+        (senderKey === null ? null : storableText(senderKey)) ??
         `sha256:${createHash("sha256")
           .update(eventName ?? "")
           .update("\n")

@@ -1,4 +1,5 @@
 import { HeraldError } from "./errors.js";
+import { storableText } from "./text.js";
 
 /** Request headers as Node gives them: lower-case names. */
 export type Headers = Record<string, string | string[] | undefined>;
@@ -142,8 +143,8 @@ function field(body: unknown, name: string): string | undefined {
   const value = (body as Record<string, unknown>)[name];
   if (typeof value !== "string" || value.length === 0) return undefined;
   // A sender's NUL (U+0000) would make a verified webhook unstorable on PostgreSQL; it becomes
-  // the replacement character on every store alike.
-  return value.includes("\u0000") ? value.replaceAll("\u0000", "\uFFFD") : value;
+  // the replacement character on every store alike, as a lone surrogate does.
+  return storableText(value);
 }
 
 /** An XML document's root element, when it holds child elements: `<order><event>…` reads as `order`. */

@@ -29,6 +29,15 @@ export function hasLoneSurrogate(text: string): boolean {
 }
 
 /**
+ * `text` as every store keeps it: NUL (which PostgreSQL cannot store) and lone surrogates (which
+ * UTF-8 cannot encode) become U+FFFD, so that a value looked up again is the one stored.
+ */
+export function storableText(text: string): string {
+  const wellFormed = hasLoneSurrogate(text) ? text.replace(/\p{Cs}/gu, "\uFFFD") : text;
+  return wellFormed.includes("\u0000") ? wellFormed.replaceAll("\u0000", "\uFFFD") : wellFormed;
+}
+
+/**
  * True when `text` can travel in an HTTP header exactly as given: printable ASCII without spaces.
  * Node reads header bytes as Latin-1, so anything else would arrive changed.
  */

@@ -84,6 +84,13 @@ test("three processes on one database lose nothing when a worker is killed mid-r
   assert.equal(workerPost.status, 404, "a worker answers 404 before reading a body");
   assert.equal(((await workerPost.json()) as { success: boolean }).success, false);
   assert.equal((await fetch(`${workers[0]!.url}/healthz`)).status, 200);
+  // Nor does it answer a page's preflight: that is a path it does not have either.
+  const workerPreflight = await fetch(`${workers[0]!.url}/api/webhooks`, {
+    method: "OPTIONS",
+    headers: { origin: "https://app.example.com", "access-control-request-method": "POST" },
+  });
+  assert.equal(workerPreflight.status, 404);
+  assert.equal(workerPreflight.headers.get("access-control-allow-origin"), null);
 
   const client = new Pool(api.url, { connections: 32 });
   cleanups.push(() => client.close());

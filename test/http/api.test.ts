@@ -11,6 +11,7 @@ import { createTestSchema, urlWithSchema } from "../support/postgres.js";
 
 const KEY = "http-test-key-0123456789";
 const auth = { authorization: `Bearer ${KEY}` };
+const STRIPE_SECRET = "whsec_http_test_secret";
 const CUSTOM_SECRET = "http-test-custom-secret";
 
 let herald: Herald;
@@ -35,6 +36,7 @@ function describeApi(
           LOG_LEVEL: "silent",
           HERALD_BODY_LIMIT: "4096",
           HERALD_INCOMING_SECRET_CUSTOM: CUSTOM_SECRET,
+          HERALD_INCOMING_SECRET_STRIPE: STRIPE_SECRET,
           ...db.env,
         }),
       );
@@ -538,9 +540,57 @@ function registerApiTests() {
   describe("not found", () => {
     test("a NUL character in a name is 400 and in an id not found, on every store alike", async () => {
       assertNameRefused(await registerNamed("nul\u0000name"), /NUL/);
-      const lookup = await get("/api/webhooks/a%00b");
-      assert.ok([400, 404].includes(lookup.status), JSON.stringify(lookup.body));
-      assertError(lookup, lookup.status);
+      const webhook = await registerNamed("holds deliveries");
+      assert.equal(webhook.status, 201);
+      for (const [method, url, code] of [
+        ["GET", "/api/webhooks/wh_%00", "webhook_not_found"],
+        ["PUT", "/api/webhooks/wh_%00", "webhook_not_found"],
+        ["DELETE", "/api/webhooks/wh_%00", "webhook_not_found"],
+        ["GET", "/api/webhooks/wh_%00/deliveries", "webhook_not_found"],
+        [
+          "GET",
+          `/api/webhooks/${webhook.body.webhook.id}/deliveries/del_%00`,
+          "delivery_not_found",
+        ],
+        ["GET", "/api/events/evt_%00", undefined],
+        ["GET", "/api/incoming-events/evt_%00", "incoming_event_not_found"],
+        ["GET", "/api/sources/a%00b", undefined],
+      ] as const) {
+        const answer = await call({
+          method,
+          url,
+          headers: auth,
+          ...(method === "PUT" ? { payload: { name: "x" } } : {}),
+        });
+        assertError(answer, 404);
+        if (code) assert.equal(answer.body.code, code, `${method} ${url}`);
+      }
+      const filtered = await get("/api/incoming-events?source=a%00b");
+      assert.equal(filtered.status, 200, JSON.stringify(filtered.body));
+      assert.deepEqual(filtered.body.events, []);
+    });
+
+    test("a Stripe event id holding NUL or half a surrogate pair is stored, and a repeat found, on every store alike", async () => {
+      for (const id of ["evt_a\u0000b", "evt_c\ud800d"]) {
+        const body = JSON.stringify({ id, type: "invoice.paid" });
+        const send = () =>
+          call({
+            method: "POST",
+            url: "/api/incoming-webhooks/stripe",
+            payload: body,
+            headers: {
+              "content-type": "application/json",
+              "x-webhook-signature": createHmac("sha256", STRIPE_SECRET).update(body).digest("hex"),
+            },
+          });
+        const first = await send();
+        assert.equal(first.status, 200, JSON.stringify(first.body));
+        assert.equal(first.body.duplicate, false);
+        const again = await send();
+        assert.equal(again.status, 200, JSON.stringify(again.body));
+        assert.equal(again.body.duplicate, true);
+        assert.equal(again.body.eventId, first.body.eventId);
+      }
     });
 
     test("a signed incoming webhook whose event name holds a NUL is stored, the NUL replaced", async () => {

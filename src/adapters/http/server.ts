@@ -19,6 +19,7 @@ import type { Logger as PinoLogger } from "pino";
 import type { Registry } from "prom-client";
 import type { IncomingService } from "../../domain/incoming-service.js";
 import type { SourceService } from "../../domain/source-service.js";
+import { storableText } from "../../domain/text.js";
 import type { WebhookService } from "../../domain/webhook-service.js";
 import { encodedBodyRefusal } from "../utf8-text.js";
 import { requireApiKey } from "./api-key.js";
@@ -272,6 +273,19 @@ function keepOrCloseConnection(
   }
 }
 
+/** Replaces NUL in the string values of a parsed path or query, in place. */
+function replaceNul(values: unknown): void {
+  if (values === null || typeof values !== "object") return;
+  const record = values as Record<string, unknown>;
+  for (const [key, value] of Object.entries(record)) {
+    if (typeof value === "string") {
+      if (value.includes("\u0000")) record[key] = storableText(value);
+    } else if (Array.isArray(value)) {
+      record[key] = value.map((item) => (typeof item === "string" ? storableText(item) : item));
+    }
+  }
+}
+
 /** At shutdown, the server closes once no request has come for this long... */
 const SHUTDOWN_QUIET_MS = 100;
 /** ...or after this long, however busy its clients. */
@@ -349,7 +363,15 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     },
   });
   // First of the hooks: every answer after it, errors included, is readable by an allowed page.
-  useCors(app, deps.corsOrigins ?? []);
+  // A worker serves no pages: a preflight there is a path it does not have, as any other.
+  if (deps.api) useCors(app, deps.corsOrigins ?? []);
+  // An id or query value holding NUL names nothing Herald stores, and PostgreSQL cannot even
+  // compare it: read with U+FFFD in its place, it finds nothing on every store alike (a 404).
+  app.addHook("preValidation", (request, _reply, done) => {
+    replaceNul(request.params);
+    replaceNul(request.query);
+    done();
+  });
   let closing = false;
   let lastRefusal = 0;
   app.addHook("preClose", (done) => {

@@ -50,7 +50,8 @@ export function encodeWebhookCursor({ createdAt, id }: WebhookPosition): string 
 /** Unwraps a cursor of the webhook list; anything else is a 400 on the `cursor` field. */
 export function decodeWebhookCursor(cursor: string): WebhookPosition {
   const text = Buffer.from(cursor, "base64url").toString("utf8");
-  const match = /^w:(\d{1,15}):(.{1,200})$/s.exec(text);
+  // Webhook ids are letters, digits and underscores; anything else was not made by Herald.
+  const match = /^w:(\d{1,15}):(\w{1,200})$/.exec(text);
   if (!match) {
     throw new HeraldError(
       "validation_failed",
