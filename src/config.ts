@@ -170,14 +170,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const rawSchedule = text("HERALD_RETRY_SCHEDULE");
   if (rawSchedule !== undefined) {
     const parsed = rawSchedule.toLowerCase() === "none" ? [] : parseRetrySchedule(rawSchedule);
-    if (
-      parsed === undefined ||
-      parsed.length > 50 ||
-      (parsed.length === 0 && rawSchedule.toLowerCase() !== "none") ||
-      parsed.some((delay) => delay > MAX_RETRY_DELAY_MS)
-    ) {
+    const why =
+      "invalid" in parsed
+        ? parsed.invalid === ""
+          ? "it has an empty entry (two commas in a row, or one at an end)"
+          : `'${parsed.invalid}' is not a delay`
+        : parsed.length > 50
+          ? `it lists ${parsed.length} delays`
+          : parsed.some((delay) => delay > MAX_RETRY_DELAY_MS)
+            ? "a delay is longer than 30 days"
+            : undefined;
+    if (why !== undefined || "invalid" in parsed) {
       problems.push(
-        `HERALD_RETRY_SCHEDULE=${rawSchedule} is not valid: list up to 50 delays of at most 30 days, separated by commas, such as 5s,5m,30m (or none for no retries).`,
+        `HERALD_RETRY_SCHEDULE=${rawSchedule} is not valid: ${why}. List up to 50 delays of at most 30 days, separated by commas, such as 5s,5m,30m (a number alone is seconds), or none for no retries.`,
       );
     } else retrySchedule = parsed;
   }

@@ -7,9 +7,10 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { type Logger as PinoLogger, pino } from "pino";
+import type { Logger as PinoLogger } from "pino";
 import { bodyKind, parseBody } from "./adapters/body-parser.js";
 import { buildServer } from "./adapters/http/server.js";
+import { createLogger } from "./adapters/logging.js";
 import { createMetrics } from "./adapters/metrics.js";
 import { createHttpSender } from "./adapters/sender.js";
 import { openPostgresStore } from "./adapters/storage/postgres/postgres-store.js";
@@ -169,7 +170,7 @@ export async function createHerald(
   overrides: HeraldOverrides = {},
 ): Promise<Herald> {
   const clock = overrides.clock ?? systemClock;
-  const logger = overrides.logger ?? pino({ level: config.logLevel, name: "herald", base: null });
+  const logger = overrides.logger ?? createLogger(config.logLevel);
   const servesApi = config.role !== "worker";
   const delivers = config.role !== "api";
   const apiKey = servesApi ? resolveApiKey(config, logger) : "";

@@ -42,7 +42,10 @@ async function main(): Promise<void> {
         : err.code === "ENOTFOUND" || err.code === "EADDRNOTAVAIL" || err.code === "EAI_AGAIN"
           ? `HOST '${config.host}' is not an address of this machine (${err.code}). Set HOST to 0.0.0.0 (every interface), 127.0.0.1, or one of this machine's addresses.`
           : `Herald could not start: ${err.message}`;
-    herald.logger.fatal({ err: error }, hint);
+    // Told as the other start failures are: plain text on standard error. Nothing was started, so
+    // the shutdown's own lines ("stopped cleanly") would only blur it.
+    process.stderr.write(`${hint}\n`);
+    herald.logger.level = "silent";
     await herald.stop().catch(() => undefined);
     process.exit(1);
   }

@@ -135,13 +135,19 @@ export function parseDuration(text: string): number | undefined {
   return Number.isFinite(ms) ? Math.round(ms) : undefined;
 }
 
-/** Reads a schedule such as `5s,5m,30m`. Returns undefined when any entry is not a duration. */
-export function parseRetrySchedule(text: string): RetrySchedule | undefined {
-  const parts = text
-    .split(",")
-    .map((part) => part.trim())
-    .filter((part) => part.length > 0);
-  const delays = parts.map(parseDuration);
-  if (delays.some((delay) => delay === undefined)) return undefined;
-  return delays as number[];
+/**
+ * Reads a schedule such as `5s,5m,30m`: its delays, or the first entry that is not one (an empty
+ * entry, between two commas, is taken for a typo). A bare number is seconds, whatever its size, as
+ * in Retry-After: `5,300,1800` is 5 s, 5 min and 30 min.
+ */
+export function parseRetrySchedule(text: string): RetrySchedule | { invalid: string } {
+  const delays: number[] = [];
+  for (const part of text.split(",").map((entry) => entry.trim())) {
+    const delay = /^\d+(?:\.\d+)?$/.test(part)
+      ? Math.round(Number(part) * SECOND)
+      : parseDuration(part);
+    if (delay === undefined || !Number.isFinite(delay)) return { invalid: part };
+    delays.push(delay);
+  }
+  return delays;
 }

@@ -202,7 +202,7 @@ export function createWebhookService(deps: {
       if (!event) {
         throw new HeraldError(
           "event_not_found",
-          `Event not found: no outgoing event has the id '${id}'. Event ids are in trigger answers, in delivery histories (eventId) and in incoming events (outgoingEventId).`,
+          `Event not found: no outgoing event has the id '${id}'. Event ids are in trigger answers, in delivery histories (eventId) and in incoming events (outgoingEventId). A webhook Herald received has its own id: read it at GET /api/incoming-events/${id}.`,
         );
       }
       return event;

@@ -49,7 +49,7 @@ test("at debug level every attempt is logged with what came of it", async (t) =>
   await herald.api("POST", "/api/webhooks/trigger", { event: "user.created", data: { n: 1 } });
   const attempts = await waitFor(
     () => {
-      const found = lines.filter((line) => line.level === 20 && line.webhookId === id);
+      const found = lines.filter((line) => line.level === "debug" && line.webhookId === id);
       return found.length >= 2 ? found : undefined;
     },
     5000,
@@ -85,7 +85,7 @@ test("a failing receiver is a warning once a minute per webhook, even when it fa
   await settle(1, 4);
   assert.deepEqual(
     health().map((line) => line.level),
-    [40, 30],
+    ["warn", "info"],
     "a warning, then the recovery",
   );
   // Failing on and off within the minute: held back, and no recovery line either.
@@ -98,7 +98,7 @@ test("a failing receiver is a warning once a minute per webhook, even when it fa
   const said = health();
   assert.deepEqual(
     said.map((line) => line.level),
-    [40, 30, 40, 30],
+    ["warn", "info", "warn", "info"],
   );
   assert.match(
     said[0]?.msg ?? "",
@@ -177,7 +177,7 @@ test("every kind of refused incoming webhook is a warning, once per interval per
   assert.ok(statuses.includes(429), JSON.stringify(statuses));
   const refused = () => lines.filter((line) => String(line.msg).startsWith("Refused"));
   assert.equal(refused().length, 5, JSON.stringify(refused()));
-  assert.ok(refused().every((line) => line.level === 40 && line.from === "127.0.0.1"));
+  assert.ok(refused().every((line) => line.level === "warn" && line.from === "127.0.0.1"));
   const said = (reason: string) => refused().find((line) => line.reason === reason);
   assert.match(
     said("malformed_json")?.msg ?? "",
@@ -271,7 +271,7 @@ test("a database the worker cannot read is one error line for a run of failures,
     String(line.msg).startsWith("Could not read due deliveries"),
   );
   assert.equal(failures.length, 1, JSON.stringify(failures));
-  assert.equal(failures[0]?.level, 50);
+  assert.equal(failures[0]?.level, "error");
   assert.match(
     String(failures[0]?.msg),
     /Check that the database is running and reachable; this line repeats at most every 30 s/,
@@ -391,7 +391,7 @@ test("a stop that cuts off attempts still waiting for their receivers says so, n
   await herald.stop();
   const line = lines.find((entry) => String(entry.msg).includes("cutting off"));
   assert.ok(line, "no line about attempts cut off");
-  assert.equal(line.level, 40);
+  assert.equal(line.level, "warn");
   assert.equal(line.cutOff, 1);
   assert.match(
     String(line.msg),

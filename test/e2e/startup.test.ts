@@ -1,6 +1,8 @@
 /** End-to-end: what Herald does at start, as a child process, with the data directory it is given. */
 import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -65,14 +67,40 @@ test("a saved API key others can read, and a Stripe secret not from Stripe, are 
     .output()
     .split("\n")
     .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as { level: number; msg: string });
+    .map((line) => JSON.parse(line) as { level: string; time: string; msg: string });
   const said = (pattern: RegExp) => warnings.find((line) => pattern.test(line.msg));
   assert.equal(said(/can be read by other users/)?.msg.endsWith(`chmod 600 ${keyFile}`), true);
-  assert.equal(said(/can be read by other users/)?.level, 40);
+  // Readable as it stands: the level as a word, the time as a date.
+  assert.equal(said(/can be read by other users/)?.level, "warn");
+  assert.match(
+    said(/can be read by other users/)?.time ?? "",
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
+  );
   assert.match(said(/does not start with whsec_/)?.msg ?? "", /copied whole/);
   // The saved key is the one in use.
   const list = await fetch(`${herald.url}/api/webhooks`, {
     headers: { authorization: "Bearer hk_saved-key-0123456789abcdef" },
   });
   assert.equal(list.status, 200);
+});
+
+test("a port already in use stops Herald at start with one plain sentence naming PORT", async (t) => {
+  const taken = createServer((_req, res) => res.writeHead(503).end());
+  await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+  t.after(() => taken.close());
+  const { port } = taken.address() as AddressInfo;
+  const dataDir = mkdtempSync(join(tmpdir(), "herald-startup-"));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  await assert.rejects(
+    spawnHerald({
+      HERALD_DATA_DIR: dataDir,
+      HERALD_API_KEY: "startup-test-key-0123456789",
+      PORT: String(port),
+    }),
+    (error: Error) => {
+      assert.match(error.message, new RegExp(`Port ${port} is already in use.*set PORT`));
+      assert.doesNotMatch(error.message, /stopped cleanly|"level":"fatal"|\n\s+at /);
+      return true;
+    },
+  );
 });

@@ -1,14 +1,14 @@
 /** A logger whose lines a test can read. */
 import { Writable } from "node:stream";
-import { pino } from "pino";
+import { createLogger } from "../../src/adapters/logging.js";
 
 export interface LogLine {
-  level: number;
+  level: "trace" | "debug" | "info" | "warn" | "error" | "fatal";
   msg: string;
   [field: string]: unknown;
 }
 
-/** A logger at `level` whose JSON lines are kept in `lines`. */
+/** A logger at `level`, writing lines as Herald's own does, whose lines are kept in `lines`. */
 export function capturedLogger(level: string) {
   const lines: LogLine[] = [];
   const stream = new Writable({
@@ -17,5 +17,5 @@ export function capturedLogger(level: string) {
       done();
     },
   });
-  return { logger: pino({ level }, stream), lines };
+  return { logger: createLogger(level, stream), lines };
 }

@@ -146,6 +146,15 @@ describe("configuration", () => {
     refused({ HERALD_RETRY_SCHEDULE: "200000000d" }, "HERALD_RETRY_SCHEDULE");
     refused({ HERALD_RETRY_SCHEDULE: "31d" }, "HERALD_RETRY_SCHEDULE");
     refused({ HERALD_RETRY_SCHEDULE: "," }, "HERALD_RETRY_SCHEDULE");
+    refused({ HERALD_RETRY_SCHEDULE: "5s,,5m" }, "HERALD_RETRY_SCHEDULE");
+    assert.deepEqual(
+      loadConfig({ HERALD_RETRY_SCHEDULE: "5,300,1800" }).retrySchedule,
+      [5000, 300_000, 1_800_000],
+    );
+    assert.throws(
+      () => loadConfig({ HERALD_RETRY_SCHEDULE: "5s,5x,5m" }),
+      /HERALD_RETRY_SCHEDULE=5s,5x,5m is not valid: '5x' is not a delay\./,
+    );
     assert.deepEqual(loadConfig({ HERALD_RETRY_SCHEDULE: "5s,30d" }).retrySchedule, [
       5000,
       30 * 24 * 3_600_000,

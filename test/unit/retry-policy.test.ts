@@ -157,9 +157,13 @@ describe("parsing", () => {
     assert.equal(parseDuration("-5s"), undefined);
   });
 
-  test("a schedule is a comma-separated list of durations", () => {
+  test("a schedule is a comma-separated list of durations; a number alone is seconds, whatever its size", () => {
     assert.deepEqual(parseRetrySchedule("5s, 5m,30m"), [5000, 300_000, 1_800_000]);
-    assert.equal(parseRetrySchedule("5s,later"), undefined);
+    assert.deepEqual(parseRetrySchedule("5,300,1800"), [5000, 300_000, 1_800_000]);
+    assert.deepEqual(parseRetrySchedule("0.5, 250ms"), [500, 250]);
+    assert.deepEqual(parseRetrySchedule("5s,later"), { invalid: "later" });
+    assert.deepEqual(parseRetrySchedule("5s,,5m"), { invalid: "" });
+    assert.deepEqual(parseRetrySchedule("5s,"), { invalid: "" });
   });
 });
 

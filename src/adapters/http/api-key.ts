@@ -67,7 +67,7 @@ export function requireApiKey(apiKey: string) {
         .send(
           errorBody(
             "unauthorized",
-            "The API key is not valid. Check that it is HERALD_API_KEY exactly, sent as Authorization: Bearer <key> (or X-API-Key: <key>).",
+            "The API key is not valid. Check that it is HERALD_API_KEY exactly (or, when that is not set, the key in the data directory's api-key file), sent as Authorization: Bearer <key> (or X-API-Key: <key>).",
           ),
         );
     }
