@@ -185,6 +185,11 @@ export interface Store {
     deliveryId: string,
     now: number,
   ): Promise<"requeued" | "pending" | "not_found">;
+  /**
+   * Makes a pending delivery that waits for a later attempt due at `now`. False when it waits for
+   * no later time: already due, being sent (leased), done, or not found.
+   */
+  bringDeliveryForward(webhookId: string, deliveryId: string, now: number): Promise<boolean>;
   /** An outgoing event as it was stored: its type and the exact body every delivery sends. */
   getEvent(id: string): Promise<OutgoingEvent | undefined>;
 

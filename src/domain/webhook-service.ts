@@ -183,15 +183,24 @@ export function createWebhookService(deps: {
 
     async retryDelivery(webhookId, deliveryId) {
       const webhook = await get(webhookId);
-      const outcome = await store.requeueDelivery(webhookId, deliveryId, clock.now());
+      const now = clock.now();
+      const outcome = await store.requeueDelivery(webhookId, deliveryId, now);
       if (outcome === "not_found") throw deliveryNotFound(webhookId, deliveryId);
+      // A pending delivery waiting for its next attempt is sent now instead (its attempts go on
+      // counting); one already due or being sent is left to its worker.
       if (outcome === "pending") {
-        throw new HeraldError(
-          "delivery_pending",
-          webhook.active
-            ? `Delivery '${deliveryId}' is still pending: it will be sent at its next attempt (nextAttemptAt), so there is nothing to retry. Retry a delivery once it has failed or succeeded.`
-            : `Delivery '${deliveryId}' is still pending, held because webhook '${webhookId}' is inactive: it is sent once the webhook is active again (PUT /api/webhooks/${webhookId} with "active": true), so there is nothing to retry.`,
-        );
+        if (!webhook.active) {
+          throw new HeraldError(
+            "delivery_pending",
+            `Delivery '${deliveryId}' is still pending, held because webhook '${webhookId}' is inactive: it is sent once the webhook is active again (PUT /api/webhooks/${webhookId} with "active": true), so there is nothing to retry.`,
+          );
+        }
+        if (!(await store.bringDeliveryForward(webhookId, deliveryId, now))) {
+          throw new HeraldError(
+            "delivery_pending",
+            `Delivery '${deliveryId}' is already due or being sent right now, so there is nothing to bring forward. GET /api/webhooks/${webhookId}/deliveries/${deliveryId} shows the attempt once it is made.`,
+          );
+        }
       }
       wake.notify();
       return deliveryOf(webhook, deliveryId);

@@ -301,6 +301,40 @@ function deliveryTests(threads: string): void {
     assert.equal(receiver.requests[2]?.body, receiver.requests[0]?.body);
   });
 
+  test("a delivery waiting an hour for its retry, retried by hand, is sent now and its schedule goes on", async (t) => {
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      { HERALD_RETRY_SCHEDULE: "1h,1h" },
+      firstAnswered(503, { "content-type": "text/plain" }, "busy"),
+    );
+    const webhook = await createWebhook(herald, receiver.url);
+    await trigger(herald, "user.created", { n: 1 });
+    const waiting = await waitFor(
+      async () => {
+        const list = await herald.api("GET", `/api/webhooks/${webhook.id}/deliveries`);
+        const first = list.body.deliveries?.[0];
+        return first?.attempts === 1 ? first : undefined;
+      },
+      5000,
+      "the first attempt",
+    );
+    assert.equal(waiting.status, "pending");
+    assert.ok(Date.parse(waiting.nextAttemptAt) > Date.now() + 50 * 60_000, waiting.nextAttemptAt);
+
+    const retryUrl = `/api/webhooks/${webhook.id}/deliveries/${waiting.id}/retry`;
+    const retry = await herald.api("POST", retryUrl);
+    assert.equal(retry.status, 200, JSON.stringify(retry.body));
+    const delivered = await settledDelivery(herald, webhook.id);
+    assert.equal(delivered.status, "success");
+    assert.equal(delivered.attempts, 2);
+    assert.equal(receiver.requests.length, 2);
+    assert.equal(
+      receiver.requests[1]?.headers["x-webhook-delivery"],
+      receiver.requests[0]?.headers["x-webhook-delivery"],
+    );
+  });
+
   test("a 429 answer with Retry-After: 1 is retried after about one second", async (t) => {
     const { herald, receiver } = await setup(
       threads,

@@ -881,7 +881,7 @@ function registerApiTests() {
       assert.equal(delivery.heldBecause, null);
     });
 
-    test("retrying a delivery: a pending one is 409, unknown ids 404, and the key is needed", async () => {
+    test("retrying a delivery: one already due is 409, unknown ids 404, and the key is needed", async () => {
       const w = await register({ events: ["document.processed"] });
       assert.equal(
         (await post("/api/webhooks/trigger", { event: "document.processed" })).status,
@@ -891,9 +891,9 @@ function registerApiTests() {
       const retryUrl = `/api/webhooks/${w.id}/deliveries/${delivery.id}/retry`;
       assertError(await call({ method: "POST", url: retryUrl }), 401);
       const pending = await call({ method: "POST", url: retryUrl, headers: auth });
-      assertError(pending, 409, /still pending/);
+      assertError(pending, 409, /already due or being sent/);
       assert.equal(pending.body.error, "Conflict");
-      assertError(await postRaw(retryUrl, "application/json", ""), 409, /still pending/);
+      assertError(await postRaw(retryUrl, "application/json", ""), 409, /already due/);
       assertError(await post(`/api/webhooks/${w.id}/deliveries/del_none/retry`, {}), 404);
       assertError(await post(`/api/webhooks/wh_none/deliveries/${delivery.id}/retry`, {}), 404);
     });

@@ -941,6 +941,49 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(await store.requeueDelivery("wh_other", claimed.id, 70), "not_found");
     });
 
+    test("a delivery waiting for a later attempt can be brought forward; one due, leased or done cannot", async () => {
+      const w = webhook();
+      const claimed = await claimOneFor(w, "evt_forward");
+      // Leased (being sent), and due besides.
+      assert.equal(await store.bringDeliveryForward(w.id, claimed.id, 15), false);
+      await store.recordAttempt(
+        {
+          deliveryId: claimed.id,
+          status: "pending",
+          attempts: 1,
+          nextAttemptAt: 7000,
+          attempt: {
+            deliveryId: claimed.id,
+            attempt: 1,
+            startedAt: 20,
+            durationMs: 5,
+            statusCode: 503,
+            error: "receiver answered 503",
+            responseHeaders: {},
+            responseBody: "",
+          },
+        },
+        "w",
+      );
+      assert.equal(await store.bringDeliveryForward("wh_other", claimed.id, 100), false);
+      assert.equal(await store.bringDeliveryForward(w.id, "del_none", 100), false);
+      assert.equal((await claim("w2", 100, 200, 10)).length, 0);
+      assert.equal(await store.bringDeliveryForward(w.id, claimed.id, 100), true);
+      const detail = await store.getDelivery(w.id, claimed.id);
+      assert.equal(detail?.status, "pending");
+      assert.equal(detail?.nextAttemptAt, 100);
+      assert.equal(detail?.attempts, 1);
+      // Due now: brought forward once, it is not again.
+      assert.equal(await store.bringDeliveryForward(w.id, claimed.id, 110), false);
+      const [again] = await claim("w2", 110, 300, 10);
+      assert.equal(again?.id, claimed.id);
+      assert.equal(again?.attempts, 1);
+      assert.equal(await store.bringDeliveryForward(w.id, claimed.id, 120), false);
+      await store.recordAttempt(success(claimed.id, 2, 130), "w2");
+      assert.equal(await store.bringDeliveryForward(w.id, claimed.id, 140), false);
+      assert.equal((await store.getDelivery(w.id, claimed.id))?.status, "success");
+    });
+
     test("a worker whose lease ran out cannot move the delivery on, but its attempt is kept", async () => {
       const w = webhook();
       await store.insertWebhook(w);

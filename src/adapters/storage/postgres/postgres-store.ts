@@ -989,6 +989,19 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return (rowCount ?? 0) > 0 ? "pending" : "not_found";
     },
 
+    async bringDeliveryForward(webhookId, deliveryId, now) {
+      // A leased delivery is being sent (or handed to a worker): it is left to its worker.
+      const brought = await pool.query(
+        `UPDATE deliveries SET next_attempt_at = $3, updated_at = $3
+         WHERE id = $1 AND webhook_id = $2 AND status = 'pending' AND next_attempt_at > $3
+           AND (locked_until IS NULL OR locked_until <= $3)`,
+        [deliveryId, webhookId, now],
+      );
+      if ((brought.rowCount ?? 0) === 0) return false;
+      await pool.query(`NOTIFY ${DELIVERY_CHANNEL}`).catch(() => undefined);
+      return true;
+    },
+
     async getDelivery(webhookId, deliveryId): Promise<DeliveryDetail | undefined> {
       const { rows } = await pool.query<DeliveryRow>(
         `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id

@@ -499,6 +499,15 @@ export function openSqliteStore(path: string): Store {
       return q.getDelivery.get(deliveryId, webhookId) ? "pending" : "not_found";
     },
 
+    async bringDeliveryForward(webhookId, deliveryId, now) {
+      // A leased delivery is being sent. One that is not cannot become leased before the update:
+      // only a due delivery is claimed, and this one is due only once the update is committed.
+      const lease = leases.get(deliveryId);
+      if (lease && lease.until > now) return false;
+      const op = { kind: "bringDeliveryForward" as const, id: deliveryId, webhookId, now };
+      return writer.write<boolean>(op);
+    },
+
     async getDelivery(webhookId, deliveryId): Promise<DeliveryDetail | undefined> {
       const row = q.getDelivery.get(deliveryId, webhookId);
       if (!row) return undefined;

@@ -22,6 +22,7 @@ export type WriteOp =
   | { kind: "outgoing"; outgoing: OutgoingWrite }
   | { kind: "attempt"; columns: AttemptColumns; moveDelivery: boolean }
   | { kind: "requeueDelivery"; id: string; webhookId: string; now: number }
+  | { kind: "bringDeliveryForward"; id: string; webhookId: string; now: number }
   | { kind: "incoming"; row: Columns; outgoing: OutgoingWrite | undefined }
   | {
       kind: "routing";
@@ -129,6 +130,10 @@ export function createWriteStatements(db: Database.Database) {
     requeueDelivery: db.prepare(
       `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
        WHERE id = ? AND webhook_id = ? AND status <> 'pending'`,
+    ),
+    bringDeliveryForward: db.prepare(
+      `UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
+       WHERE id = ? AND webhook_id = ? AND status = 'pending' AND next_attempt_at > ?`,
     ),
     insertIncoming: db.prepare(
       `INSERT INTO incoming_events (id, service, event_name, dedupe_key, headers, raw_body, content_type,
@@ -238,6 +243,8 @@ export function applyWriteOp(q: WriteStatements, op: WriteOp): WriteResult {
     }
     case "requeueDelivery":
       return q.requeueDelivery.run(op.now, op.now, op.id, op.webhookId).changes > 0;
+    case "bringDeliveryForward":
+      return q.bringDeliveryForward.run(op.now, op.now, op.id, op.webhookId, op.now).changes > 0;
     case "incoming": {
       const id = op.row.id as string;
       const dedupeKey = op.row.dedupe_key as string | null;
