@@ -77,13 +77,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     return value ? value : undefined;
   };
 
-  const integer = (name: string, fallback: number, min: number, max: number): number => {
+  const integer = (
+    name: string,
+    fallback: number,
+    min: number,
+    max: number,
+    unit?: string,
+  ): number => {
     const raw = text(name);
     if (raw === undefined) return fallback;
     // Digits only: Number() would also read 0x10 as 16 and 1e3 as 1000.
     const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
     if (!Number.isInteger(value) || value < min || value > max) {
-      problems.push(`${name}=${raw} is not valid: use a whole number from ${min} to ${max}.`);
+      problems.push(
+        `${name}=${raw} is not valid: use a whole number${unit ? ` of ${unit}` : ""} from ${min} to ${max}.`,
+      );
       return fallback;
     }
     return value;
@@ -215,16 +223,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retrySchedule,
     deliveryTimeoutMs: duration("HERALD_DELIVERY_TIMEOUT", 15_000, 100, 300_000),
     deliveryConcurrency,
+    // More than the whole would never be used: said at start rather than ignored.
     deliveryConcurrencyPerWebhook: integer(
       "HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK",
       Math.ceil(deliveryConcurrency / 4),
       1,
-      10_000,
+      deliveryConcurrency,
+      "attempts, at most HERALD_DELIVERY_CONCURRENCY,",
     ),
     // A delivery thread pays off when it has a core of its own; on two cores or fewer, the main
     // thread, the SQLite writer and the receivers' side of the network already share them.
     deliveryThreads: integer("HERALD_DELIVERY_THREADS", availableParallelism() > 2 ? 1 : 0, 0, 64),
-    bodyLimitBytes: integer("HERALD_BODY_LIMIT", 1024 * 1024, 1024, LARGEST_BODY_BYTES),
+    bodyLimitBytes: integer("HERALD_BODY_LIMIT", 1024 * 1024, 1024, LARGEST_BODY_BYTES, "bytes"),
     requestTimeoutMs: duration("HERALD_REQUEST_TIMEOUT", 60_000, 1000, 600_000),
     shutdownGraceMs: duration("HERALD_SHUTDOWN_GRACE", 10_000, 0, 300_000),
     corsOrigins: cors.origins,

@@ -147,6 +147,18 @@ describe("configuration", () => {
     refused({ HERALD_RETRY_SCHEDULE: "31d" }, "HERALD_RETRY_SCHEDULE");
     refused({ HERALD_RETRY_SCHEDULE: "," }, "HERALD_RETRY_SCHEDULE");
     refused({ HERALD_RETRY_SCHEDULE: "5s,,5m" }, "HERALD_RETRY_SCHEDULE");
+    assert.throws(
+      () =>
+        loadConfig({
+          HERALD_DELIVERY_CONCURRENCY: "10",
+          HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "16",
+        }),
+      /HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK=16 is not valid: use a whole number of attempts, at most HERALD_DELIVERY_CONCURRENCY, from 1 to 10\./,
+    );
+    assert.throws(
+      () => loadConfig({ HERALD_BODY_LIMIT: "1kb" }),
+      /HERALD_BODY_LIMIT=1kb is not valid: use a whole number of bytes from 1024/,
+    );
     assert.deepEqual(
       loadConfig({ HERALD_RETRY_SCHEDULE: "5,300,1800" }).retrySchedule,
       [5000, 300_000, 1_800_000],
