@@ -183,14 +183,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ? parsed.invalid === ""
           ? "it has an empty entry (two commas in a row, or one at an end)"
           : `'${parsed.invalid}' is not a delay`
-        : parsed.length > 50
-          ? `it lists ${parsed.length} delays`
-          : parsed.some((delay) => delay > MAX_RETRY_DELAY_MS)
-            ? "a delay is longer than 30 days"
-            : undefined;
-    if (why !== undefined || "invalid" in parsed) {
+        : "ambiguous" in parsed
+          ? "its numbers without a unit mix seconds (below 1000) and milliseconds (from 1000 up), so which was meant cannot be told; write each with its unit"
+          : parsed.length > 50
+            ? `it lists ${parsed.length} delays`
+            : parsed.some((delay) => delay > MAX_RETRY_DELAY_MS)
+              ? "a delay is longer than 30 days"
+              : undefined;
+    if (why !== undefined || "invalid" in parsed || "ambiguous" in parsed) {
       problems.push(
-        `HERALD_RETRY_SCHEDULE=${rawSchedule} is not valid: ${why}. List up to 50 delays of at most 30 days, separated by commas, such as 5s,5m,30m (a number alone is seconds), or none for no retries.`,
+        `HERALD_RETRY_SCHEDULE=${rawSchedule} is not valid: ${why}. List up to 50 delays of at most 30 days, separated by commas, such as 5s,5m,30m, or none for no retries.`,
       );
     } else retrySchedule = parsed;
   }

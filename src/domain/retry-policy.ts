@@ -137,17 +137,24 @@ export function parseDuration(text: string): number | undefined {
 
 /**
  * Reads a schedule such as `5s,5m,30m`: its delays, or the first entry that is not one (an empty
- * entry, between two commas, is taken for a typo). A bare number is seconds, whatever its size, as
- * in Retry-After: `5,300,1800` is 5 s, 5 min and 30 min.
+ * entry, between two commas, is taken for a typo). Numbers alone are read as `parseDuration` reads
+ * them (seconds below 1000, milliseconds from 1000 up), but only when they all fall on one side:
+ * in `5,300,1800` or `500,1000,2000` the unit cannot be told, and the list is refused with
+ * `ambiguous` rather than read half in seconds and half in milliseconds.
  */
-export function parseRetrySchedule(text: string): RetrySchedule | { invalid: string } {
+export function parseRetrySchedule(
+  text: string,
+): RetrySchedule | { invalid: string } | { ambiguous: true } {
   const delays: number[] = [];
+  const bare = { seconds: false, milliseconds: false };
   for (const part of text.split(",").map((entry) => entry.trim())) {
-    const delay = /^\d+(?:\.\d+)?$/.test(part)
-      ? Math.round(Number(part) * SECOND)
-      : parseDuration(part);
-    if (delay === undefined || !Number.isFinite(delay)) return { invalid: part };
+    const delay = parseDuration(part);
+    if (delay === undefined || part === "") return { invalid: part };
+    if (/^\d+(?:\.\d+)?$/.test(part)) {
+      if (Number(part) >= 1000) bare.milliseconds = true;
+      else bare.seconds = true;
+    }
     delays.push(delay);
   }
-  return delays;
+  return bare.seconds && bare.milliseconds ? { ambiguous: true } : delays;
 }

@@ -159,9 +159,13 @@ describe("configuration", () => {
       () => loadConfig({ HERALD_BODY_LIMIT: "1kb" }),
       /HERALD_BODY_LIMIT=1kb is not valid: use a whole number of bytes from 1024/,
     );
+    assert.throws(
+      () => loadConfig({ HERALD_RETRY_SCHEDULE: "5,300,1800" }),
+      /HERALD_RETRY_SCHEDULE=5,300,1800 is not valid: its numbers without a unit mix seconds/,
+    );
     assert.deepEqual(
-      loadConfig({ HERALD_RETRY_SCHEDULE: "5,300,1800" }).retrySchedule,
-      [5000, 300_000, 1_800_000],
+      loadConfig({ HERALD_RETRY_SCHEDULE: "1000,2000" }).retrySchedule,
+      [1000, 2000],
     );
     assert.throws(
       () => loadConfig({ HERALD_RETRY_SCHEDULE: "5s,5x,5m" }),

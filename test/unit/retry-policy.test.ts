@@ -157,10 +157,13 @@ describe("parsing", () => {
     assert.equal(parseDuration("-5s"), undefined);
   });
 
-  test("a schedule is a comma-separated list of durations; a number alone is seconds, whatever its size", () => {
+  test("a schedule is a comma-separated list of durations; numbers alone must agree on their unit", () => {
     assert.deepEqual(parseRetrySchedule("5s, 5m,30m"), [5000, 300_000, 1_800_000]);
-    assert.deepEqual(parseRetrySchedule("5,300,1800"), [5000, 300_000, 1_800_000]);
-    assert.deepEqual(parseRetrySchedule("0.5, 250ms"), [500, 250]);
+    assert.deepEqual(parseRetrySchedule("1,2,5"), [1000, 2000, 5000]);
+    assert.deepEqual(parseRetrySchedule("1000,2000,4000"), [1000, 2000, 4000]);
+    assert.deepEqual(parseRetrySchedule("5,2000ms"), [5000, 2000]);
+    assert.deepEqual(parseRetrySchedule("5,300,1800"), { ambiguous: true });
+    assert.deepEqual(parseRetrySchedule("500,1000,2000"), { ambiguous: true });
     assert.deepEqual(parseRetrySchedule("5s,later"), { invalid: "later" });
     assert.deepEqual(parseRetrySchedule("5s,,5m"), { invalid: "" });
     assert.deepEqual(parseRetrySchedule("5s,"), { invalid: "" });
