@@ -353,8 +353,18 @@ export function createIncomingService(deps: {
         },
         outcome.route,
       );
-      // Read back, so the answer lists the new event among those routed before, as GET does.
-      return { event: await this.get(id), deliveries };
+      // Read back, so the answer lists the new event among those routed before, as GET does; the
+      // outcome shown is this replay's own, whatever replays of the same webhook ran beside it.
+      const detail = await this.get(id);
+      return {
+        event: {
+          ...detail,
+          status: outcome.status,
+          outgoingEventId: outcome.outgoingEventId,
+          routeError: outcome.routeError,
+        },
+        deliveries,
+      };
     },
   };
 }

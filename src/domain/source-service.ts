@@ -157,9 +157,16 @@ export function createSourceService(deps: {
       // The mask an answer shows stands for the secret as it is, so a source read with GET can be
       // sent back as it is.
       const { secret: sent, ...unmasked } = requested;
+      const current = await find(name);
+      // Likewise the verifier it shows: sent back unchanged, it changes nothing, built-in or not.
+      if (
+        unmasked.verifier !== undefined &&
+        JSON.stringify(unmasked.verifier) === JSON.stringify(current.source.verifier)
+      ) {
+        delete unmasked.verifier;
+      }
       const patch: SourcePatch =
         sent === MASKED_SECRET || sent === undefined ? unmasked : { ...unmasked, secret: sent };
-      const current = await find(name);
       if (current.builtIn && (patch.verifier !== undefined || patch.secret !== undefined)) {
         throw new HeraldError(
           "validation_failed",
@@ -174,6 +181,13 @@ export function createSourceService(deps: {
           verifier,
           patch.allowUnverified,
           patch.secret ?? current.source.secret ?? undefined,
+        );
+      }
+      if (patch.allowUnverified === false && verifier.type === "none") {
+        throw new HeraldError(
+          "validation_failed",
+          `allowUnverified: false cannot hold while source '${name}' has the verifier 'none', which accepts webhooks from anyone. Send a verifier that checks signatures (and its secret) in the same request, or delete the source.`,
+          "allowUnverified",
         );
       }
       if (patch.rules !== undefined) checkRules(patch.rules);

@@ -3,7 +3,7 @@
  * (`POST /api/incoming-webhooks/<name>`), a verifier, a write-only secret, limits and routing rules.
  * `xano`, `stripe` and `custom` are built in: their secrets come from the environment.
  */
-import { HeraldError } from "./errors.js";
+import { type ErrorCode, HeraldError } from "./errors.js";
 import { isKnownEventType } from "./event-types.js";
 import type { RoutingRule } from "./routing.js";
 import { DEFAULT_TOLERANCE_SECONDS, type VerifierSpec } from "./verifier-specs.js";
@@ -99,15 +99,75 @@ export function checkSourceName(name: string): void {
   }
 }
 
-/** Throws a 400 naming the first rule that emits an unknown event type. */
+/**
+ * Why `path` cannot address a field of a body, or undefined when it can: each of its dot-separated
+ * names must be non-empty, and none may name an object's prototype.
+ */
+function badPath(path: string): string | undefined {
+  const names = path.split(".");
+  if (names.some((name) => name === "")) {
+    return `'${path}' has an empty name in it: write names separated by single dots, such as data.table`;
+  }
+  if (names.some((name) => name === "__proto__")) {
+    return `'${path}' names __proto__, which is no field of a JSON body`;
+  }
+  return undefined;
+}
+
+/** Why a `where` value cannot be compared as written, or undefined when it can. */
+function badValue(value: unknown): string | undefined {
+  if (typeof value !== "number") return undefined;
+  // JSON.parse has already changed these: a rule would compare against another number.
+  if (!Number.isFinite(value)) return "is a number too large for JSON (it was read as null)";
+  if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    return `is a whole number beyond ${Number.MAX_SAFE_INTEGER}, whose last digits were rounded away (it was read as ${value}); compare it as a string`;
+  }
+  return undefined;
+}
+
+/**
+ * Throws a 400 naming the first field of `rules` that cannot work: an unknown event type to emit,
+ * a path that addresses nothing, a value that was changed in reading, an empty list of events.
+ */
 export function checkRules(rules: readonly RoutingRule[]): void {
+  const refuse = (field: string, message: string, code: ErrorCode = "validation_failed") => {
+    throw new HeraldError(code, message, field.replaceAll("[", ".").replaceAll("]", ""));
+  };
   rules.forEach((rule, i) => {
     if (!isKnownEventType(rule.emit)) {
-      throw new HeraldError(
-        "unknown_event_type",
+      refuse(
+        `rules[${i}].emit`,
         `rules[${i}].emit '${rule.emit}' is not a known event type. GET /api/webhooks/events/types lists the valid ones.`,
-        `rules.${i}.emit`,
+        "unknown_event_type",
       );
+    }
+    if (Array.isArray(rule.event) && rule.event.length === 0) {
+      refuse(
+        `rules[${i}].event`,
+        `rules[${i}].event is an empty list, which no webhook matches. Name at least one event, or leave event out to take any.`,
+      );
+    }
+    const names = rule.event === undefined ? [] : [rule.event].flat();
+    if (names.some((name) => name.includes("\u0000"))) {
+      refuse(`rules[${i}].event`, `rules[${i}].event holds the NUL character. Remove it.`);
+    }
+    if (rule.data !== undefined) {
+      const why = badPath(rule.data);
+      if (why) refuse(`rules[${i}].data`, `rules[${i}].data ${why}.`);
+    }
+    for (const [path, condition] of Object.entries(rule.where ?? {})) {
+      const why = badPath(path);
+      if (why) refuse(`rules[${i}].where`, `rules[${i}].where ${why}.`);
+      const values =
+        condition !== null && typeof condition === "object"
+          ? "in" in condition
+            ? condition.in
+            : []
+          : [condition];
+      for (const value of values) {
+        const problem = badValue(value);
+        if (problem) refuse(`rules[${i}].where`, `rules[${i}].where '${path}' ${problem}.`);
+      }
     }
   });
 }

@@ -2,6 +2,7 @@
  * How a source checks who sent a webhook: one spec per signature scheme. A spec holds the scheme's
  * settings; the secret is kept apart from it, since it is write-only.
  */
+import { HeraldError } from "./errors.js";
 
 export type HmacAlgorithm = "sha256" | "sha384" | "sha512";
 export type DigestEncoding = "hex" | "base64";
@@ -88,8 +89,48 @@ export interface VerifierSpecInput {
   timestampHeader?: string;
 }
 
-/** Fills a spec's defaults and keeps only the fields its type uses; header names are lower-cased. */
+/** The options each type takes beside `type`; any other would be dropped without a word. */
+const OPTIONS: Record<VerifierType, ReadonlyArray<keyof VerifierSpecInput>> = {
+  hmac: ["algorithm", "encoding", "header", "prefix", "signedContent", "timestampHeader"],
+  token: ["header"],
+  xano: ["algorithm"],
+  stripe: [],
+  github: [],
+  "standard-webhooks": [],
+  none: [],
+};
+
+/**
+ * Fills a spec's defaults; header names are lower-cased. Throws a 400 for an option its type does
+ * not take (a sender's signature in a header the verifier never reads would be refused every
+ * time), and for a prefix no header can carry.
+ */
 export function normalizeVerifierSpec(input: VerifierSpecInput): VerifierSpec {
+  const taken = OPTIONS[input.type] ?? [];
+  const foreign = (Object.keys(input) as Array<keyof VerifierSpecInput>).find(
+    (key) => key !== "type" && input[key] !== undefined && !taken.includes(key),
+  );
+  if (foreign !== undefined) {
+    throw new HeraldError(
+      "validation_failed",
+      `verifier.${foreign} is not an option of the '${input.type}' verifier${taken.length === 0 ? ", which takes none" : `, which takes ${taken.join(", ")}`}. Remove it, or choose the verifier type it belongs to.`,
+      `verifier.${foreign}`,
+    );
+  }
+  if (input.type === "hmac" && input.timestampHeader && input.signedContent !== "timestamp.body") {
+    throw new HeraldError(
+      "validation_failed",
+      'verifier.timestampHeader is read only when verifier.signedContent is "timestamp.body". Set both, or neither.',
+      "verifier.timestampHeader",
+    );
+  }
+  if (input.prefix !== undefined && !/^[\x20-\x7e]*$/.test(input.prefix)) {
+    throw new HeraldError(
+      "validation_failed",
+      "verifier.prefix must be printable ASCII text, as a header value carries it (no line breaks or other control characters).",
+      "verifier.prefix",
+    );
+  }
   const lower = (name: string | undefined) => name?.trim().toLowerCase();
   switch (input.type) {
     case "hmac": {

@@ -941,6 +941,21 @@ test("received webhooks can be listed, inspected without credentials, and replay
   const unroutedDetail = await detail(herald, xano.body.eventId);
   assert.deepEqual(unroutedDetail.routedEvents, []);
 
+  // Replays side by side: each answer names the event its own replay made.
+  const together = await Promise.all(
+    Array.from({ length: 6 }, () =>
+      herald.api("POST", `/api/incoming-events/${shop.body.eventId}/replay`),
+    ),
+  );
+  const made = together.map((answer) => answer.body.event.outgoingEventId as string);
+  assert.equal(new Set(made).size, 6, JSON.stringify(made));
+  for (const answer of together)
+    assert.equal(answer.body.outgoingEventId, answer.body.event.outgoingEventId);
+  const afterAll = await detail(herald, shop.body.eventId);
+  const listed = afterAll.routedEvents.map((e: { id: string }) => e.id);
+  for (const id of made) assert.ok(listed.includes(id), `${id} not among ${listed}`);
+  await deliveries(receiver, 8);
+
   assertRefused(
     await herald.api("GET", "/api/incoming-events/evt_unknown"),
     404,
@@ -1093,4 +1108,94 @@ test("sources can be created, listed, shown, changed and deleted", async (t) => 
   assertRefused(await herald.api("GET", "/api/sources/orders-hook"), 404, "source_not_found");
   assertRefused(await herald.api("DELETE", "/api/sources/orders-hook"), 404);
   assertRefused(await post(herald, "orders-hook", body, signed), 404, "unknown_service");
+});
+
+test("a source request is checked whole: unknown fields, options of another verifier, and rules that cannot work are 400, naming the field", async (t) => {
+  const { herald } = await setup(t);
+  const create = (body: Record<string, unknown>) => herald.api("POST", "/api/sources", body);
+  const refusedField = async (
+    answer: Promise<{ status: number; body: any }>,
+    field: string,
+    message?: RegExp,
+  ) => {
+    const got = await answer;
+    assertRefused(got, 400);
+    assert.equal(got.body.field, field, JSON.stringify(got.body));
+    if (message) assert.match(got.body.message, message);
+  };
+  const rule = { emit: "user.created" };
+  await refusedField(
+    create({ name: "typo", verifier: { type: "hmac" }, rule: [rule] }),
+    "rule",
+    /has a field 'rule' that Herald does not take/,
+  );
+  await refusedField(
+    create({ name: "other-option", verifier: { type: "xano", header: "X-Other" } }),
+    "verifier.header",
+    /not an option of the 'xano' verifier/,
+  );
+  await refusedField(
+    create({
+      name: "stamp",
+      verifier: { type: "hmac", timestampHeader: "X-Timestamp", signedContent: "body" },
+    }),
+    "verifier.timestampHeader",
+  );
+  await refusedField(
+    create({ name: "prefix", verifier: { type: "hmac", prefix: "a\nb" } }),
+    "verifier.prefix",
+  );
+  for (const [rules, field] of [
+    [[{ ...rule, where: { "a..b": 1 } }], "rules.0.where"],
+    [[{ ...rule, data: "a." }], "rules.0.data"],
+    [[rule, { ...rule, event: [] }], "rules.1.event"],
+    [[{ ...rule, where: { n: 12345678901234567890 } }], "rules.0.where"],
+  ] as const) {
+    await refusedField(create({ name: "rules", verifier: { type: "hmac" }, rules }), field);
+  }
+  await refusedField(
+    create({
+      name: "cond",
+      verifier: { type: "hmac" },
+      rules: [{ ...rule, where: { a: { gt: 1 } } }],
+    }),
+    "rules.0.where.a",
+    /\{"in": \[.*\{"exists": true\}/,
+  );
+  await refusedField(
+    create({ name: "rate", verifier: { type: "hmac" }, rateLimitPerSecond: 0.5 }),
+    "rateLimitPerSecond",
+    /must be a whole number or null/,
+  );
+
+  // What GET shows can be sent back as it is, built-in sources too.
+  const made = await create({ name: "shop", verifier: { type: "hmac", prefix: "sha256=" } });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  for (const name of ["shop", "xano"]) {
+    const shown = await herald.api("GET", `/api/sources/${name}`);
+    const back = await herald.api("PUT", `/api/sources/${name}`, {
+      ...shown.body.source,
+      rules: [rule],
+    });
+    assert.equal(back.status, 200, JSON.stringify(back.body));
+    assert.deepEqual(back.body.source.rules, [rule]);
+    assert.deepEqual(back.body.source.verifier, shown.body.source.verifier);
+  }
+  await refusedField(herald.api("PUT", "/api/sources/shop", { name: "shop2" }), "name");
+  assertRefused(await herald.api("PUT", "/api/sources/shop", { url: "/elsewhere" }), 400);
+  await refusedField(herald.api("PUT", "/api/sources/shop", { foo: 1 }), "foo");
+
+  // A source that accepts anyone cannot be told not to while it keeps its verifier 'none'.
+  const open = await create({ name: "open", verifier: { type: "none" }, allowUnverified: true });
+  assert.equal(open.status, 201);
+  await refusedField(
+    herald.api("PUT", "/api/sources/open", { allowUnverified: false }),
+    "allowUnverified",
+  );
+  const closed = await herald.api("PUT", "/api/sources/open", {
+    allowUnverified: false,
+    verifier: { type: "hmac" },
+  });
+  assert.equal(closed.status, 200, JSON.stringify(closed.body));
+  assert.equal(closed.body.source.verifier.type, "hmac");
 });

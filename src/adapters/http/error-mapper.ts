@@ -48,6 +48,24 @@ function describeValidation(
   const first = errors[0];
   if (!first) return { field: undefined, message: `The request ${part} is not valid.` };
   const path = first.instancePath.replace(/^\//, "").replace(/\//g, ".");
+  // A routing condition may take one of several forms: say which, not why the first did not fit.
+  const alternatives = errors.find((error) => error.keyword === "anyOf");
+  if (alternatives && /(^|\.)where\.[^.]+$/.test(pathOf(alternatives))) {
+    const field = pathOf(alternatives);
+    return {
+      field,
+      message: `${field} must be a value to equal (a string, number, true, false or null), {"in": [up to 100 such values]} or {"exists": true} (or false).`,
+    };
+  }
+  if (first.keyword === "additionalProperties") {
+    const name = String(first.params.additionalProperty);
+    const field = path ? `${path}.${name}` : name;
+    const where = path ? path : part === "body" ? "The request body" : `The ${part}`;
+    return {
+      field,
+      message: `${where} has a field '${name}' that Herald does not take. Check its spelling, or remove it.`,
+    };
+  }
   if (first.keyword === "required") {
     const missing = String(first.params.missingProperty);
     const field = path ? `${path}.${missing}` : missing;
@@ -65,7 +83,10 @@ function describeValidation(
   }
   switch (first.keyword) {
     case "type":
-      return { field: path, message: `${path} must be ${articled(String(first.params.type))}.` };
+      return {
+        field: path,
+        message: `${path} must be ${String(first.params.type).split(",").map(articled).join(" or ")}.`,
+      };
     case "minLength":
       return { field: path, message: `${path} must not be empty.` };
     case "maxLength":
@@ -92,7 +113,12 @@ function describeValidation(
   }
 }
 
+function pathOf(error: AjvError): string {
+  return error.instancePath.replace(/^\//, "").replace(/\//g, ".");
+}
+
 function articled(type: string): string {
+  if (type === "null") return "null";
   if (type === "array") return "an array";
   if (type === "object") return "an object";
   if (type === "integer") return "a whole number";
@@ -258,7 +284,9 @@ export function notFoundHandler(methodsFor: (path: string) => string[]) {
     const hint =
       methods.length > 0
         ? `This path takes ${methods.join(" or ")}, not ${request.method}.`
-        : "The API lives under /api; see the README for its routes.";
+        : path === "/api" || path.startsWith("/api/")
+          ? "Herald has no such route: check the path against the API routes in the README (/api/webhooks, /api/sources, /api/incoming-events, /api/incoming-webhooks/<source>)."
+          : "The API lives under /api; see the README for its routes.";
     // A path read with GET can be read with HEAD too (Fastify answers it from the GET route).
     const allowed = methods.includes("GET") ? [...methods, "HEAD"] : methods;
     if (allowed.length > 0) reply.header("allow", allowed.join(", "));

@@ -1,5 +1,6 @@
 /** Source management: `/api/sources…`, behind the API key. */
 import type { FastifyInstance } from "fastify";
+import { HeraldError } from "../../../domain/errors.js";
 import type { SourceService } from "../../../domain/source-service.js";
 import { LARGEST_BODY_BYTES, type SourceInput, type SourcePatch } from "../../../domain/sources.js";
 import {
@@ -72,13 +73,26 @@ const rules = {
   },
 } as const;
 const settings = {
-  secret: { type: "string", minLength: 1, maxLength: 512 },
+  secret: { type: ["string", "null"], minLength: 1, maxLength: 512 },
   rules,
   toleranceSeconds: { type: "integer", minimum: 1, maximum: 86_400 },
   maxBodyBytes: { type: "integer", minimum: 1, maximum: LARGEST_BODY_BYTES },
   rateLimitPerSecond: { type: ["integer", "null"], minimum: 1, maximum: 1_000_000 },
   allowUnverified: { type: "boolean" },
 } as const;
+/**
+ * Fields an answer shows that a request cannot set: taken and ignored, so that a source read with
+ * GET can be sent back as it is. Any other field Herald does not know is a 400 (a misspelt `rule`
+ * would otherwise leave a source without its rules, without a word).
+ */
+const shownOnly = {
+  url: {},
+  builtIn: {},
+  verified: {},
+  createdAt: {},
+  updatedAt: {},
+} as const;
+const SHOWN_ONLY = Object.keys(shownOnly);
 const nameParams = {
   type: "object",
   required: ["name"],
@@ -86,7 +100,15 @@ const nameParams = {
 } as const;
 
 type SourceBody = Omit<SourceInput, "verifier"> & { verifier: VerifierSpecInput };
-type PatchBody = Omit<SourcePatch, "verifier"> & { verifier?: VerifierSpecInput };
+type PatchBody = Omit<SourcePatch, "verifier"> & { verifier?: VerifierSpecInput; name?: string };
+
+function withoutShownOnly<T extends object>(body: T): T {
+  const kept = { ...body } as Record<string, unknown>;
+  for (const field of SHOWN_ONLY) delete kept[field];
+  // An answer shows null for a source without a secret: sent back, it leaves the secret as it is.
+  if (kept.secret === null) delete kept.secret;
+  return kept as T;
+}
 
 /** Registers the source routes on `app` (mounted at /api/sources). */
 export function registerSourceRoutes(app: FastifyInstance, service: SourceService): void {
@@ -102,17 +124,19 @@ export function registerSourceRoutes(app: FastifyInstance, service: SourceServic
         body: {
           type: "object",
           required: ["name", "verifier"],
+          additionalProperties: false,
           properties: {
             name: { type: "string", minLength: 1, maxLength: 100 },
             verifier,
             ...settings,
+            ...shownOnly,
           },
         },
       },
     },
     async (request, reply) => {
       const source = await service.create({
-        ...request.body,
+        ...withoutShownOnly(request.body),
         verifier: normalizeVerifierSpec(request.body.verifier),
       });
       return reply
@@ -135,11 +159,29 @@ export function registerSourceRoutes(app: FastifyInstance, service: SourceServic
     {
       schema: {
         params: nameParams,
-        body: { type: "object", minProperties: 1, properties: { verifier, ...settings } },
+        body: {
+          type: "object",
+          minProperties: 1,
+          additionalProperties: false,
+          properties: { name: { type: "string" }, verifier, ...settings, ...shownOnly },
+        },
       },
     },
     async (request) => {
-      const { verifier: spec, ...rest } = request.body;
+      const { verifier: spec, name, ...rest } = withoutShownOnly(request.body);
+      if (name !== undefined && name !== request.params.name) {
+        throw new HeraldError(
+          "validation_failed",
+          `A source's name cannot change: it is part of the URL its sender posts to. Create a source named '${name}' and delete '${request.params.name}' instead.`,
+          "name",
+        );
+      }
+      if (spec === undefined && Object.keys(rest).length === 0) {
+        throw new HeraldError(
+          "validation_failed",
+          "The request body has no field that can be changed: send at least one of verifier, secret, rules, toleranceSeconds, maxBodyBytes, rateLimitPerSecond.",
+        );
+      }
       const patch: SourcePatch =
         spec === undefined ? rest : { ...rest, verifier: normalizeVerifierSpec(spec) };
       return {
