@@ -338,7 +338,13 @@ export function createIncomingService(deps: {
     async replay(id) {
       const event = await store.getIncoming(id);
       if (!event) throw notFound(id);
-      const source = await resolve(event.service);
+      const source = sources.cached(event.service)?.value ?? (await sources.resolve(event.service));
+      if (!source) {
+        throw new HeraldError(
+          "unknown_service",
+          `Incoming webhook ${id} came to source '${event.service}', which no longer exists, so it has no rules to route it by. Create the source again (POST /api/sources, name '${event.service}') with its rules, then replay it.`,
+        );
+      }
       const kind = bodies.kind(event.contentType ?? "application/json") ?? "json";
       const body = bodies.parse(event.rawBody, kind, event.contentType ?? undefined);
       const now = clock.now();

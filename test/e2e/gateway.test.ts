@@ -1022,7 +1022,8 @@ test("sources can be created, listed, shown, changed and deleted", async (t) => 
   assert.equal(changed.body.source.secret, "***");
   const body = '{"event":"order.created"}';
   const signed = { "x-signature": digest("sha256", created.secret, body, "hex") };
-  assertAccepted(await post(herald, "orders-hook", body, signed));
+  const received = await post(herald, "orders-hook", body, signed);
+  assertAccepted(received);
 
   const openSource = await herald.api("POST", "/api/sources", {
     name: "open-hook",
@@ -1108,6 +1109,10 @@ test("sources can be created, listed, shown, changed and deleted", async (t) => 
   assertRefused(await herald.api("GET", "/api/sources/orders-hook"), 404, "source_not_found");
   assertRefused(await herald.api("DELETE", "/api/sources/orders-hook"), 404);
   assertRefused(await post(herald, "orders-hook", body, signed), 404, "unknown_service");
+  // What it received is kept; a replay says what is missing and how to bring it back.
+  const orphan = await herald.api("POST", `/api/incoming-events/${received.body.eventId}/replay`);
+  assertRefused(orphan, 404, "unknown_service");
+  assert.match(orphan.body.message, /no longer exists.*Create the source again/);
 });
 
 test("a source request is checked whole: unknown fields, options of another verifier, and rules that cannot work are 400, naming the field", async (t) => {
