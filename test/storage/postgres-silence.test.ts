@@ -108,3 +108,62 @@ test("a held session notices a silent network, and says once that it was lost an
   assert.equal(lost.length, 2);
   assert.equal(restored[1]?.losses, 2);
 });
+
+test("a trigger whose connection breaks after its statement was sent is told it may have been stored, and it was", {
+  timeout: 30_000,
+}, async (t) => {
+  const { schema, drop } = await createTestSchema();
+  t.after(drop);
+  const { proxy, url } = await silenceableDatabase(t);
+  const store = await openPostgresStore({ url, poolSize: 2, schema });
+  t.after(() => store.close());
+  const webhook = {
+    id: "wh_cut_1",
+    name: "cut",
+    url: "https://example.com/cut",
+    events: ["user.created"],
+    secret: "secret",
+    active: true,
+    createdAt: 1,
+    updatedAt: 1,
+  };
+  await store.insertWebhook(webhook);
+
+  // Another session holds the webhook's row, so the trigger's INSERT waits on the server.
+  const holder = new pg.Client({ connectionString: TEST_PG_URL });
+  await holder.connect();
+  t.after(() => holder.end());
+  await holder.query(`SET search_path TO ${schema}`);
+  await holder.query("BEGIN");
+  await holder.query("SELECT id FROM webhooks WHERE id = $1 FOR UPDATE", [webhook.id]);
+
+  let n = 0;
+  const stored = store.enqueueEvent(
+    { id: "evt_cut_1", type: "user.created", body: "{}", createdAt: 2 },
+    (active) => [...active],
+    () => `del_cut_${++n}`,
+  );
+  const failure = stored.then(
+    () => assert.fail("the trigger was answered through a cut connection"),
+    (error: unknown) => error,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  proxy.cut();
+  const outage = storageOutage(await failure);
+  // The server still holds the statement: once the row is free, it commits.
+  await holder.query("COMMIT");
+  // "unavailable" would tell the client nothing was stored; the statement was already sent.
+  assert.equal(outage, "no_answer");
+  const direct = new pg.Client({ connectionString: TEST_PG_URL });
+  await direct.connect();
+  t.after(() => direct.end());
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const { rows } = await direct.query(
+      `SELECT count(*)::int AS n FROM ${schema}.events WHERE id = 'evt_cut_1'`,
+    );
+    if (rows[0].n === 1) break;
+    assert.ok(Date.now() < deadline, "the statement sent before the cut was never committed");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+});

@@ -1,6 +1,7 @@
 /**
  * A TCP proxy in front of a server that can go silent: while silenced it forwards nothing either
- * way and closes nothing, as a network that drops packets does; resumed, what waited flows on.
+ * way and closes nothing, as a network that drops packets does; resumed, what waited flows on. It
+ * can also cut every connection at once.
  */
 import { createConnection, createServer, type Socket } from "node:net";
 
@@ -8,6 +9,8 @@ export interface SilenceableProxy {
   port: number;
   silence(): void;
   resume(): void;
+  /** Drops every connection open now, as a restarted router or pooler does; new ones pass. */
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -50,6 +53,9 @@ export async function startSilenceableProxy(host: string, port: number): Promise
       for (const [socket, chunks] of held) {
         for (const chunk of chunks.splice(0)) socket.write(chunk);
       }
+    },
+    cut() {
+      for (const socket of sockets) socket.destroy();
     },
     async close() {
       for (const socket of sockets) socket.destroy();

@@ -4,7 +4,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { BatchQueue } from "../../src/adapters/storage/batch-queue.js";
 
 /** A queue whose writes record their batches and answer each item doubled, after `writeMs`. */
-function recordingQueue(options: { maxBatch?: number; lingerMs?: number; writeMs?: number } = {}) {
+function recordingQueue(
+  options: {
+    maxBatch?: number;
+    lingerMs?: number;
+    writeMs?: number;
+    splitsAfter?: (error: unknown) => boolean;
+  } = {},
+) {
   const batches: number[][] = [];
   let writing = 0;
   let mostWriting = 0;
@@ -21,6 +28,7 @@ function recordingQueue(options: { maxBatch?: number; lingerMs?: number; writeMs
     maxBatch: options.maxBatch ?? 100,
     maxInFlight: 2,
     ...(options.lingerMs === undefined ? {} : { lingerMs: options.lingerMs }),
+    ...(options.splitsAfter === undefined ? {} : { splitsAfter: options.splitsAfter }),
   });
   return { queue, batches, mostWriting: () => mostWriting };
 }
@@ -77,4 +85,21 @@ test("drain waits for a lingering batch to be written", async () => {
   await queue.drain();
   assert.deepEqual(batches, [[7]]);
   assert.equal(await pushed, 14);
+});
+
+test("a batch that fails in a way splitsAfter refuses is not written again: every item gets its error", async () => {
+  const seen: unknown[] = [];
+  const { queue, batches } = recordingQueue({
+    splitsAfter: (error) => {
+      seen.push(error);
+      return false;
+    },
+  });
+  const outcomes = await Promise.allSettled([1, -1, 3].map((n) => queue.push(n)));
+  assert.deepEqual(
+    outcomes.map((o) => (o.status === "rejected" ? (o.reason as Error).message : o.value)),
+    ["refused", "refused", "refused"],
+  );
+  assert.deepEqual(batches, [[1, -1, 3]]);
+  assert.equal(seen.length, 1);
 });

@@ -156,7 +156,7 @@ function logOutage(request: FastifyRequest, error: unknown, outage: OutageKind):
   const what = {
     full: "The database's disk is full: free space where the database lives (HERALD_DATA_DIR for SQLite).",
     no_answer:
-      "The database did not answer a statement in time: check that it is running and that the network to it works.",
+      "The database did not answer a write (in time, or before the connection to it broke): check that it is running and that the network to it works.",
     unavailable: "The database could not serve: check that it is running and reachable.",
   }[outage];
   const stored = outage === "no_answer" ? "perhaps not stored" : "nothing stored";
@@ -251,7 +251,7 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
       {
         full: "Herald's database has no room left (its disk is full), so nothing was stored. Send the request again in a few seconds; if this keeps happening, the operator must free disk space where the database lives.",
         no_answer:
-          "Herald's database did not answer in time, so the request may not have been stored. Send it again in a few seconds (an event sent twice may be delivered twice); if this keeps happening, check that the database is running and reachable.",
+          "Herald's database did not answer (in time, or before the connection to it broke), so the request may have been stored or not. Send it again in a few seconds (an event sent twice may be delivered twice); if this keeps happening, check that the database is running and reachable.",
         unavailable:
           "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
       }[outage],

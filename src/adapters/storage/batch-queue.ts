@@ -23,6 +23,12 @@ export interface BatchQueueOptions<I, O> {
    * statement and a commit: for writes nobody is waiting on, a short wait makes fewer, larger ones.
    */
   lingerMs?: number;
+  /**
+   * Whether a failed batch is written again item by item, so that only the faulty items fail
+   * (default: always). Not after an outage: every item would fail again, later, and a batch that
+   * may have been committed would be written twice.
+   */
+  splitsAfter?(error: unknown): boolean;
 }
 
 /** Queues items and writes them in batches. */
@@ -81,7 +87,10 @@ export class BatchQueue<I, O> {
     }
   }
 
-  /** Writes a batch; if it fails, writes its items one by one so only the faulty ones fail. */
+  /**
+   * Writes a batch; if it fails, writes its items one by one so only the faulty ones fail, unless
+   * `splitsAfter` says the failure is not theirs.
+   */
   private async write(batch: Array<Pending<I, O>>): Promise<void> {
     try {
       const results = await this.options.run(batch.map((pending) => pending.item));
@@ -89,8 +98,8 @@ export class BatchQueue<I, O> {
         pending.resolve(results[i] as O);
       });
     } catch (error) {
-      if (batch.length === 1) {
-        (batch[0] as Pending<I, O>).reject(error);
+      if (batch.length === 1 || this.options.splitsAfter?.(error) === false) {
+        for (const pending of batch) pending.reject(error);
         return;
       }
       await Promise.all(batch.map((pending) => this.write([pending])));

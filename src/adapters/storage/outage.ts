@@ -56,13 +56,39 @@ const POSTGRES_NO_ANSWER = "Query read timeout";
 
 /**
  * Why a database cannot serve right now: `full` when its disk has no room (SQLite's
- * SQLITE_FULL, PostgreSQL's disk_full); `no_answer` when a statement was sent and no answer came
- * in time, so whether it took effect is unknown; `unavailable` for every other outage.
+ * SQLITE_FULL, PostgreSQL's disk_full); `no_answer` when a statement that commits was sent and no
+ * answer came (in time, or before the connection broke), so whether it took effect is unknown;
+ * `unavailable` for every other outage, where nothing was stored.
  */
 export type OutageKind = "full" | "no_answer" | "unavailable";
 
+/**
+ * The connection failed while a statement that commits was on its way or awaited its answer: the
+ * server may have received and committed it. `cause` is the driver's error.
+ */
+export class UncertainWrite extends Error {
+  constructor(cause: unknown) {
+    super(`the connection to the database failed before it answered a write: ${String(cause)}`, {
+      cause,
+    });
+  }
+}
+
+/**
+ * Runs `write`, a statement that commits; an outage while it is out becomes an UncertainWrite,
+ * since the server commits what it received even once its client is gone.
+ */
+export async function committing<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    throw storageOutage(error) === "unavailable" ? new UncertainWrite(error) : error;
+  }
+}
+
 /** What kind of outage `error` reports, or undefined when it is not one (a bug, a constraint). */
 export function storageOutage(error: unknown): OutageKind | undefined {
+  if (error instanceof UncertainWrite) return "no_answer";
   if (typeof error !== "object" || error === null) return undefined;
   const { code, message } = error as { code?: unknown; message?: unknown };
   if (typeof code === "string") {

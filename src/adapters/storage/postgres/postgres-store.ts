@@ -28,7 +28,7 @@ import type {
 } from "../../../domain/ports.js";
 import { BatchQueue } from "../batch-queue.js";
 import { decodeCursor, decodeWebhookCursor, encodeCursor } from "../cursor.js";
-import { storageOutage } from "../outage.js";
+import { committing, storageOutage } from "../outage.js";
 import {
   type AttemptRow,
   type ClaimRow,
@@ -224,6 +224,11 @@ function connectionBroken(error: unknown): boolean {
   return storageOutage(error) !== undefined;
 }
 
+/** A batch that failed for its data is written again item by item; one caught in an outage is not. */
+function notAnOutage(error: unknown): boolean {
+  return storageOutage(error) === undefined;
+}
+
 async function inTransaction<T>(
   pool: pg.Pool,
   work: (client: pg.PoolClient) => Promise<T>,
@@ -233,7 +238,8 @@ async function inTransaction<T>(
   try {
     await client.query("BEGIN");
     const result = await work(client);
-    await client.query("COMMIT");
+    // Until COMMIT is sent, a broken connection rolls the transaction back; from then, it may not.
+    await committing(() => client.query("COMMIT"));
     return result;
   } catch (error) {
     // A connection that is gone or does not answer gets no ROLLBACK (it would wait as long again):
@@ -375,9 +381,12 @@ async function insertOutgoing(
       leased.push({ taker, deliveries: handed, leaseUntil: reserved.leaseUntil });
     }
   });
-  const inserted = await client.query<{ id: string; locked: boolean }>({
-    name: "herald_insert_outgoing",
-    text: `WITH e AS (
+  // Outside a transaction this statement commits itself: once sent, a broken connection leaves it
+  // perhaps stored.
+  const insert = () =>
+    client.query<{ id: string; locked: boolean }>({
+      name: "herald_insert_outgoing",
+      text: `WITH e AS (
        INSERT INTO events (id, type, body, created_at, incoming_event_id)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])
      )
@@ -390,21 +399,22 @@ async function insertOutgoing(
      JOIN webhooks w ON w.id = u.webhook_id AND w.active
      FOR KEY SHARE OF w
      RETURNING id, locked_by IS NOT NULL AS locked`,
-    values: [
-      events.id,
-      events.type,
-      events.body,
-      events.at,
-      events.incoming,
-      deliveries.id,
-      deliveries.webhook,
-      deliveries.event,
-      deliveries.type,
-      deliveries.at,
-      deliveries.lockedBy,
-      deliveries.lockedUntil,
-    ],
-  });
+      values: [
+        events.id,
+        events.type,
+        events.body,
+        events.at,
+        events.incoming,
+        deliveries.id,
+        deliveries.webhook,
+        deliveries.event,
+        deliveries.type,
+        deliveries.at,
+        deliveries.lockedBy,
+        deliveries.lockedUntil,
+      ],
+    });
+  const inserted = await (insideTransaction ? insert() : committing(insert));
   const counts = items.map(() => 0);
   const stored = new Set<string>();
   let unleased = 0;
@@ -663,11 +673,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
     maxBatch: 500,
     maxInFlight: flushes,
+    splitsAfter: notAnOutage,
   });
   const record = new BatchQueue<RecordItem, undefined>({
     run: (items) => writeAttempts(pool, items),
     maxBatch: 500,
     maxInFlight: flushes,
+    splitsAfter: notAnOutage,
     // The delivery is sent already: only its history waits.
     lingerMs: RECORD_LINGER_MS,
   });
@@ -678,6 +690,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     run: (items) => writeIncoming(pool, items, takers),
     maxBatch: 500,
     maxInFlight: flushes,
+    splitsAfter: notAnOutage,
   });
 
   let closed = false;
