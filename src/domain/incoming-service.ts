@@ -107,9 +107,12 @@ export function createIncomingService(deps: {
     );
   }
 
-  async function resolve(name: string): Promise<ResolvedSource> {
+  async function resolve(
+    name: string,
+    missing: (name: string) => Promise<never> = unknown,
+  ): Promise<ResolvedSource> {
     const source = sources.cached(name)?.value ?? (await sources.resolve(name));
-    return source ?? unknown(name);
+    return source ?? missing(name);
   }
 
   /** Turns a routing decision into the incoming record's outcome and the event to store with it. */
@@ -338,13 +341,15 @@ export function createIncomingService(deps: {
     async replay(id) {
       const event = await store.getIncoming(id);
       if (!event) throw notFound(id);
-      const source = sources.cached(event.service)?.value ?? (await sources.resolve(event.service));
-      if (!source) {
-        throw new HeraldError(
-          "unknown_service",
-          `Incoming webhook ${id} came to source '${event.service}', which no longer exists, so it has no rules to route it by. Create the source again (POST /api/sources, name '${event.service}') with its rules, then replay it.`,
-        );
-      }
+      // The caller is no sender: it is told how to bring the source back, not to check a URL.
+      const source = await resolve(event.service, (name) =>
+        Promise.reject(
+          new HeraldError(
+            "unknown_service",
+            `Incoming webhook ${id} came to source '${name}', which no longer exists, so it has no rules to route it by. Create the source again (POST /api/sources, name '${name}') with its rules, then replay it.`,
+          ),
+        ),
+      );
       const kind = bodies.kind(event.contentType ?? "application/json") ?? "json";
       const body = bodies.parse(event.rawBody, kind, event.contentType ?? undefined);
       const now = clock.now();

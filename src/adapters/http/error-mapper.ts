@@ -47,7 +47,7 @@ function describeValidation(
 ): { field: string | undefined; message: string } {
   const first = errors[0];
   if (!first) return { field: undefined, message: `The request ${part} is not valid.` };
-  const path = first.instancePath.replace(/^\//, "").replace(/\//g, ".");
+  const path = pathOf(first);
   // A routing condition may take one of several forms: say which, not why the first did not fit.
   const alternatives = errors.find((error) => error.keyword === "anyOf");
   if (alternatives && /(^|\.)where\.[^.]+$/.test(pathOf(alternatives))) {
