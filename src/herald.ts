@@ -242,6 +242,7 @@ export async function createHerald(
     bodyLimitBytes: config.bodyLimitBytes,
     requestTimeoutMs: config.requestTimeoutMs,
     corsOrigins: config.corsOrigins,
+    databaseAnswers: () => store.ping(),
     clock,
     logger,
   });

@@ -105,6 +105,8 @@ export interface WebhookPage {
 
 /** Where Herald keeps everything. Every write is durable when its promise resolves. */
 export interface Store {
+  /** Resolves once the database answers a read; rejects (with an outage) when it cannot. */
+  ping(): Promise<void>;
   insertWebhook(webhook: Webhook): Promise<void>;
   getWebhook(id: string): Promise<Webhook | undefined>;
   listWebhooks(): Promise<Webhook[]>;

@@ -73,6 +73,15 @@ for (const { how, refuse, allow } of REFUSALS) {
     assert.equal(body.error, "Service Unavailable");
     assert.match(String(body.message), /cannot reach its database.*Send the request again/);
     assert.equal((await herald.api("GET", "/api/webhooks")).status, 503);
+    // Alive, not ready: a load balancer sends it no work meanwhile, and restarts nothing.
+    assert.equal((await fetch(`${herald.url}/healthz`)).status, 200);
+    const notReady = await fetch(`${herald.url}/readyz`);
+    assert.equal(notReady.status, 503);
+    assert.equal(notReady.headers.get("retry-after"), "5");
+    assert.match(
+      String(((await notReady.json()) as Record<string, unknown>).message),
+      /database does not answer.*Check that the database is running/,
+    );
 
     await admin.query(`ALTER ROLE ${role} ${allow}`);
     await waitFor(
@@ -83,6 +92,7 @@ for (const { how, refuse, allow } of REFUSALS) {
     const list = await herald.api("GET", "/api/webhooks");
     assert.equal(list.status, 200);
     assert.equal(list.body.webhooks.length, 1);
+    assert.equal((await fetch(`${herald.url}/readyz`)).status, 200);
     const outage = lines.filter((line) => line.msg.startsWith("The database could not serve"));
     assert.ok(outage.length >= 1 && outage[0]?.level === "error", JSON.stringify(outage));
     const back = lines.find((line) => line.msg.startsWith("The database serves again"));

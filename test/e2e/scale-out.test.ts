@@ -74,7 +74,7 @@ test("three processes on one database lose nothing when a worker is killed mid-r
   assert.equal(workerApi.status, 404);
   assert.match(
     ((await workerApi.json()) as { message: string }).message,
-    /delivery worker \(HERALD_ROLE=worker\): it serves only \/healthz and \/metrics/,
+    /delivery worker \(HERALD_ROLE=worker\): it serves only \/healthz, \/readyz and \/metrics/,
   );
   const workerPost = await fetch(`${workers[0]!.url}/api/webhooks`, {
     method: "POST",
@@ -84,6 +84,7 @@ test("three processes on one database lose nothing when a worker is killed mid-r
   assert.equal(workerPost.status, 404, "a worker answers 404 before reading a body");
   assert.equal(((await workerPost.json()) as { success: boolean }).success, false);
   assert.equal((await fetch(`${workers[0]!.url}/healthz`)).status, 200);
+  assert.equal((await fetch(`${workers[0]!.url}/readyz`)).status, 200);
   // Nor does it answer a page's preflight: that is a path it does not have either.
   const workerPreflight = await fetch(`${workers[0]!.url}/api/webhooks`, {
     method: "OPTIONS",

@@ -794,6 +794,15 @@ function registerApiTests() {
       assert.equal(emptyAuthorization.status, 200, JSON.stringify(emptyAuthorization.body));
     });
 
+    test("/healthz says the process is up and /readyz that its database answers, without a key", async () => {
+      const alive = await call({ method: "GET", url: "/healthz" });
+      assert.equal(alive.status, 200);
+      assert.equal(alive.body.success, true);
+      const ready = await call({ method: "GET", url: "/readyz" });
+      assert.equal(ready.status, 200, JSON.stringify(ready.body));
+      assert.equal(ready.body.message, "Herald is ready: its database answers");
+    });
+
     test("the incoming health check needs no key", async () => {
       const response = await call({ method: "GET", url: "/api/incoming-webhooks/health" });
       assert.equal(response.status, 200);

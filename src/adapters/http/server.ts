@@ -1,5 +1,5 @@
 /**
- * Builds the Fastify app (it never listens by itself): the API under /api, health at /healthz,
+ * Builds the Fastify app (it never listens by itself): the API under /api, health at /healthz and /readyz,
  * JSON Schema on every route, and one error format everywhere. Bodies are validated without type
  * coercion, so `"active": "false"` is an error rather than a guess; query strings are coerced.
  */
@@ -72,7 +72,7 @@ function keyFirst(apiKey: string | undefined, answer: Answer): Answer {
   };
 }
 
-/** The API's use cases; absent in a worker-only process, which serves /healthz and /metrics alone. */
+/** The API's use cases; absent in a worker-only process, which serves /healthz, /readyz and /metrics alone. */
 export interface ApiDeps {
   webhooks: WebhookService;
   incoming: IncomingService;
@@ -90,6 +90,8 @@ export interface ServerDeps {
   corsOrigins?: readonly string[];
   clock: { now(): number };
   logger: PinoLogger;
+  /** Resolves once the database answers; /readyz asks it. */
+  databaseAnswers?: () => Promise<void>;
 }
 
 /** Node hands a CONNECT request over as a tunnel, and without a listener closes it unanswered. */
@@ -487,6 +489,24 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   });
 
   app.get("/healthz", async () => ({ success: true, message: "Herald is running" }));
+  // Readiness, beside liveness: a load balancer sends no work to a process whose database does
+  // not answer, and restarts none for it (the process itself is fine, and serves once it is back).
+  app.get("/readyz", async (_request, reply) => {
+    try {
+      await deps.databaseAnswers?.();
+      return { success: true, message: "Herald is ready: its database answers" };
+    } catch (error) {
+      return reply
+        .status(503)
+        .header("retry-after", "5")
+        .send(
+          errorBody(
+            "unavailable",
+            `Herald is running, but its database does not answer (${(error as Error).message}), so this process cannot take work now. Check that the database is running and reachable; requests are served again as soon as it answers.`,
+          ),
+        );
+    }
+  });
   app.get("/metrics", async (_request, reply) =>
     reply.type(deps.metrics.contentType).send(await deps.metrics.metrics()),
   );
@@ -497,13 +517,13 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     // oversize body sent to it is not reported as a 400 or a 413.
     app.addHook("onRequest", (request, reply, done) => {
       const path = request.url.split("?")[0];
-      if (path === "/healthz" || path === "/metrics") return done();
+      if (path === "/healthz" || path === "/readyz" || path === "/metrics") return done();
       reply
         .status(404)
         .send(
           errorBody(
             "not_found",
-            `Route not found: ${request.method} ${path}. This process is a delivery worker (HERALD_ROLE=worker): it serves only /healthz and /metrics. Send API requests to an api or all process.`,
+            `Route not found: ${request.method} ${path}. This process is a delivery worker (HERALD_ROLE=worker): it serves only /healthz, /readyz and /metrics. Send API requests to an api or all process.`,
           ),
         );
     });

@@ -1002,6 +1002,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return (rowCount ?? 0) > 0 ? "pending" : "not_found";
     },
 
+    async ping() {
+      await pool.query("SELECT 1");
+    },
+
     async bringDeliveryForward(webhookId, deliveryId, now) {
       // A leased delivery is being sent (or handed to a worker): it is left to its worker.
       const brought = await pool.query(

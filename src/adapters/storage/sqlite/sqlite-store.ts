@@ -186,6 +186,7 @@ export function openSqliteStore(path: string): Store {
        ORDER BY d.next_attempt_at
        LIMIT ?`,
     ),
+    ping: db.prepare("SELECT 1"),
     claimRows: db.prepare<[string], ClaimRow>(
       `SELECT d.id, d.webhook_id, d.event_id, d.event_type, d.attempts, d.created_at, w.url, w.secret, e.body
        FROM deliveries d
@@ -497,6 +498,10 @@ export function openSqliteStore(path: string): Store {
       const op = { kind: "requeueDelivery" as const, id: deliveryId, webhookId, now };
       if (await writer.write<boolean>(op)) return "requeued";
       return q.getDelivery.get(deliveryId, webhookId) ? "pending" : "not_found";
+    },
+
+    async ping() {
+      q.ping.get();
     },
 
     async bringDeliveryForward(webhookId, deliveryId, now) {
