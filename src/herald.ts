@@ -106,7 +106,8 @@ function resolveApiKey(config: Config, logger: PinoLogger): string {
   writeFileSync(path, `${key}\n`, { mode: 0o600 });
   // The mode applies only to a new file: one left empty by an earlier run keeps its own.
   chmodSync(path, 0o600);
-  const message = `No HERALD_API_KEY was set, so Herald generated one and saved it in ${path} (readable only by this user). Send it on every /api request (all but /api/incoming-webhooks) as the header "Authorization: Bearer ${key}". This is the only time it is printed.`;
+  // No quotes around the header: in a JSON log line they would be escaped, and copied with it.
+  const message = `No HERALD_API_KEY was set, so Herald generated one and saved it in ${path} (readable only by this user). Send it on every /api request (all but /api/incoming-webhooks) as the header Authorization: Bearer ${key} (this is the only time it is printed).`;
   // Printed whatever LOG_LEVEL says: an operator who never sees it could not use the API.
   if (logger.isLevelEnabled("warn")) logger.warn({ path }, message);
   else process.stderr.write(`${message}\n`);

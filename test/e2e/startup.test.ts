@@ -17,6 +17,8 @@ test("a generated API key is printed even when LOG_LEVEL hides warnings, and its
   t.after(() => herald.stop());
   const key = /Bearer (hk_[\w-]+)/.exec(herald.output())?.[1];
   assert.ok(key, `no key printed:\n${herald.output()}`);
+  // Printed so that the header can be copied as it stands, without escaped quotes around it.
+  assert.match(herald.output(), new RegExp(`header Authorization: Bearer ${key} \\(`));
   assert.equal(statSync(join(dataDir, "api-key")).mode & 0o777, 0o600);
   const list = await fetch(`${herald.url}/api/webhooks`, {
     headers: { authorization: `Bearer ${key}` },
