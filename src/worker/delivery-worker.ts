@@ -415,6 +415,20 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   /** Deliveries that failed for good: one line per webhook per minute, as an outage ends many. */
   const gaveUpLog = createLogThrottle(60_000, () => clock.now(), 100_000);
 
+  /**
+   * "webhook wh_… (at host)": the host says whose receiver it is at a glance; the rest of the URL
+   * is left out, as its path or query may hold a token.
+   */
+  function webhookNamed(delivery: ClaimedDelivery): string {
+    let host: string;
+    try {
+      host = new URL(delivery.url).host;
+    } catch {
+      return `webhook ${delivery.webhookId}`;
+    }
+    return `webhook ${delivery.webhookId} (at ${host})`;
+  }
+
   function logGaveUp(delivery: ClaimedDelivery, update: DeliveryUpdate): void {
     const { webhookId } = delivery;
     const count = gaveUpLog.due(webhookId);
@@ -423,8 +437,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     logger.warn(
       { deliveryId: delivery.id, webhookId, attempts: update.attempts, failedDeliveries: count },
       count === 1
-        ? `Delivery ${delivery.id} to webhook ${webhookId} failed for good: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at ${address}. This line repeats at most once a minute for this webhook.`
-        : `${count} deliveries to webhook ${webhookId} failed for good since the last line. The latest, ${delivery.id}: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at ${address}; GET /api/webhooks/${webhookId}/deliveries lists the others. This line repeats at most once a minute for this webhook.`,
+        ? `Delivery ${delivery.id} to ${webhookNamed(delivery)} failed for good: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at ${address}. This line repeats at most once a minute for this webhook.`
+        : `${count} deliveries to ${webhookNamed(delivery)} failed for good since the last line. The latest, ${delivery.id}: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at ${address}; GET /api/webhooks/${webhookId}/deliveries lists the others. This line repeats at most once a minute for this webhook.`,
     );
   }
 
@@ -439,7 +453,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       if (!failing.delete(webhookId)) return;
       logger.info(
         { webhookId, deliveryId: delivery.id },
-        `Deliveries to webhook ${webhookId} succeed again: its receiver answered ${update.attempt.statusCode}.`,
+        `Deliveries to ${webhookNamed(delivery)} succeed again: its receiver answered ${update.attempt.statusCode}.`,
       );
       return;
     }
@@ -450,7 +464,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     failing.add(webhookId);
     logger.warn(
       { webhookId, deliveryId: delivery.id, failedAttempts: count },
-      `Deliveries to webhook ${webhookId} are failing${count > 1 ? ` (${count} failed attempts since the last line)` : ""}. Latest, delivery ${delivery.id}: ${withFullStop(update.attempt.error ?? "")} Failed deliveries are retried on schedule; GET /api/webhooks/${webhookId}/deliveries lists them. This line repeats at most once a minute for this webhook while it lasts.`,
+      `Deliveries to ${webhookNamed(delivery)} are failing${count > 1 ? ` (${count} failed attempts since the last line)` : ""}. Latest, delivery ${delivery.id}: ${withFullStop(update.attempt.error ?? "")} Failed deliveries are retried on schedule; GET /api/webhooks/${webhookId}/deliveries lists them. This line repeats at most once a minute for this webhook while it lasts.`,
     );
   }
 

@@ -59,6 +59,29 @@ test("at debug level every attempt is logged with what came of it", async (t) =>
   assert.match(attempts[1]?.msg ?? "", /attempt 2: delivered \(receiver answered 200 in \d+ ms\)/);
 });
 
+test("a delivery that fails for good is a warning naming the webhook, its receiver's host and where its attempts are listed", async (t) => {
+  const { logger, lines } = capturedLogger("info");
+  const { herald, receiver, id } = await heraldWithWebhook(
+    t,
+    () => true,
+    { HERALD_RETRY_SCHEDULE: "none" },
+    { logger },
+  );
+  await herald.api("POST", "/api/webhooks/trigger", { event: "user.created", data: { n: 1 } });
+  const line = await waitFor(
+    () => lines.find((entry) => entry.webhookId === id && /failed for good/.test(entry.msg)),
+    5000,
+    "the line about the failed delivery",
+  );
+  assert.equal(line.level, "warn");
+  assert.match(
+    line.msg,
+    new RegExp(
+      `^Delivery del_\\S+ to webhook ${id} \\(at ${new URL(receiver.url).host}\\) failed for good: receiver answered 503; .*Every attempt is listed at GET /api/webhooks/${id}/deliveries/del_`,
+    ),
+  );
+});
+
 test("a failing receiver is a warning once a minute per webhook, even when it fails on and off, and its recovery is said", async (t) => {
   const { logger, lines } = capturedLogger("info");
   // Each trigger fails first: the first three times, then once; a success follows each run.
@@ -103,12 +126,12 @@ test("a failing receiver is a warning once a minute per webhook, even when it fa
   assert.match(
     said[0]?.msg ?? "",
     new RegExp(
-      `^Deliveries to webhook ${id} are failing\\. Latest, delivery del_\\S+: receiver answered 503; next attempt in \\d+ ms\\. Failed deliveries are retried on schedule; GET /api/webhooks/${id}/deliveries lists them\\.`,
+      `^Deliveries to webhook ${id} \\(at ${new URL(receiver.url).host}\\) are failing\\. Latest, delivery del_\\S+: receiver answered 503; next attempt in \\d+ ms\\. Failed deliveries are retried on schedule; GET /api/webhooks/${id}/deliveries lists them\\.`,
     ),
   );
   assert.equal(
     said[1]?.msg,
-    `Deliveries to webhook ${id} succeed again: its receiver answered 200.`,
+    `Deliveries to webhook ${id} (at ${new URL(receiver.url).host}) succeed again: its receiver answered 200.`,
   );
   assert.match(said[2]?.msg ?? "", /are failing \(5 failed attempts since the last line\)/);
 });
