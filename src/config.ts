@@ -190,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             : parsed.some((delay) => delay > MAX_RETRY_DELAY_MS)
               ? "a delay is longer than 30 days"
               : undefined;
+    // `why` says it all; the `in` tests tell TypeScript that what is left is a schedule.
     if (why !== undefined || "invalid" in parsed || "ambiguous" in parsed) {
       problems.push(
         `HERALD_RETRY_SCHEDULE=${rawSchedule} is not valid: ${why}. List up to 50 delays of at most 30 days, separated by commas, such as 5s,5m,30m, or none for no retries.`,

@@ -92,17 +92,17 @@ const CREDENTIAL_HEADERS = new Set([
 
 /**
  * Header names that say they carry a credential: a token, secret, password, passphrase,
- * credential, API key, private or signing key, or session, or any `x-auth-…` header. Signature headers (`X-Webhook-Signature`, `Stripe-Signature`,
- * `X-Hub-Signature-256`, `webhook-signature`) name none of these and are kept: a signature is no
- * secret, and shows what was checked.
+ * credential, API key, private or signing key, or session, or any `x-auth-…` header. Signature
+ * headers (`X-Webhook-Signature`, `Stripe-Signature`, `X-Hub-Signature-256`, `webhook-signature`)
+ * name none of these and are kept: a signature is no secret, and shows what was checked.
  */
 const CREDENTIAL_NAME =
   /token|secret|password|passwd|passphrase|credential|api[-_]?key|(?:private|signing)[-_]?key|session|^x-auth-/;
 
 /**
- * Headers worth keeping with an incoming webhook: everything except credentials, which are
- * `Authorization`, `Authentication`, `Proxy-Authorization`, `Cookie`, `Set-Cookie`, `X-API-Key`, any header whose name says it
- * holds a credential (see CREDENTIAL_NAME), and `alsoSecret` (a token source's own header).
+ * Headers worth keeping with an incoming webhook: everything except credentials, which are the
+ * CREDENTIAL_HEADERS, any header whose name says it holds a credential (see CREDENTIAL_NAME), and
+ * `alsoSecret` (a token source's own header).
  */
 export function storableHeaders(
   headers: Headers,

@@ -3,6 +3,20 @@
  * turned them into something else, and serializing the data again would pass that on silently.
  */
 
+/**
+ * How JSON.parse changed `value` in reading it, if it did: `overflow`, beyond a double's range (it
+ * became Infinity, which serializes as null); `rounded`, a whole number written out in digits past
+ * 2^53 (a 64-bit id, say), whose last digits were rounded away. From 1e21 up, numbers are written
+ * with an exponent, as the floats they are.
+ */
+export function changedInReading(value: number): "overflow" | "rounded" | undefined {
+  if (!Number.isFinite(value)) return "overflow";
+  if (Number.isInteger(value) && !Number.isSafeInteger(value) && Math.abs(value) < 1e21) {
+    return "rounded";
+  }
+  return undefined;
+}
+
 /** A number in an event's data that would not arrive as sent: where it is, and what to do. */
 export interface NumberProblem {
   /** Its path, from `data`: `data.a[2].b`. */
@@ -11,13 +25,10 @@ export interface NumberProblem {
 }
 
 /**
- * The first number in `data` that cannot be delivered as sent: one beyond the range of a double
- * (JSON.parse made it Infinity, which serializes as null), or a whole number written out in digits
- * beyond 2^53 (a 64-bit id, say), whose last digits JSON.parse has already rounded away; from 1e21
- * up numbers are written with an exponent, as the floats they are. `serialized` is the data (or
- * the payload holding it) as JSON: an overflow shows there as null and a large whole number as 16
- * digits or more in a row, so most payloads need no walk. Walks without recursion, for deeply
- * nested payloads.
+ * The first number in `data` that cannot be delivered as sent (see `changedInReading`), with its
+ * path. `serialized` is the data (or the payload holding it) as JSON: an overflow shows there as
+ * null and a large whole number as 16 digits or more in a row, so most payloads need no walk.
+ * Walks without recursion, for deeply nested payloads.
  */
 export function undeliverableNumber(data: unknown, serialized: string): NumberProblem | undefined {
   const inexact = /\d{16}/.test(serialized);
@@ -26,18 +37,14 @@ export function undeliverableNumber(data: unknown, serialized: string): NumberPr
   for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
     const { value, path } = next;
     if (typeof value === "number") {
-      if (!Number.isFinite(value)) {
+      const change = changedInReading(value);
+      if (change === "overflow") {
         return {
           path,
           message: `${path} is a number too large to be sent as JSON (it would arrive as null). Send it as a string.`,
         };
       }
-      if (
-        inexact &&
-        !Number.isSafeInteger(value) &&
-        Number.isInteger(value) &&
-        Math.abs(value) < 1e21
-      ) {
+      if (change === "rounded" && inexact) {
         return {
           path,
           message: `${path} is a whole number beyond ${Number.MAX_SAFE_INTEGER}, past which JSON parsers such as JavaScript's round the last digits (it would arrive as ${value}). Send it as a string.`,

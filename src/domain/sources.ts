@@ -5,7 +5,8 @@
  */
 import { type ErrorCode, HeraldError } from "./errors.js";
 import { isKnownEventType } from "./event-types.js";
-import type { RoutingRule } from "./routing.js";
+import { changedInReading } from "./json-numbers.js";
+import type { FieldCondition, RoutingRule } from "./routing.js";
 import { DEFAULT_TOLERANCE_SECONDS, type VerifierSpec } from "./verifier-specs.js";
 import { MASKED_SECRET } from "./webhooks.js";
 
@@ -118,11 +119,20 @@ function badPath(path: string): string | undefined {
 function badValue(value: unknown): string | undefined {
   if (typeof value !== "number") return undefined;
   // JSON.parse has already changed these: a rule would compare against another number.
-  if (!Number.isFinite(value)) return "is a number too large for JSON (it was read as null)";
-  if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
-    return `is a whole number beyond ${Number.MAX_SAFE_INTEGER}, whose last digits were rounded away (it was read as ${value}); compare it as a string`;
+  switch (changedInReading(value)) {
+    case "overflow":
+      return "is a number too large for JSON (it was read as null)";
+    case "rounded":
+      return `is a whole number beyond ${Number.MAX_SAFE_INTEGER}, whose last digits were rounded away (it was read as ${value}); compare it as a string`;
+    default:
+      return undefined;
   }
-  return undefined;
+}
+
+/** The values a condition compares with: the value itself, those of an `in` list, or none. */
+function comparedValues(condition: FieldCondition): unknown[] {
+  if (condition === null || typeof condition !== "object") return [condition];
+  return "in" in condition ? condition.in : [];
 }
 
 /**
@@ -130,43 +140,38 @@ function badValue(value: unknown): string | undefined {
  * a path that addresses nothing, a value that was changed in reading, an empty list of events.
  */
 export function checkRules(rules: readonly RoutingRule[]): void {
-  const refuse = (field: string, message: string, code: ErrorCode = "validation_failed") => {
-    throw new HeraldError(code, message, field.replaceAll("[", ".").replaceAll("]", ""));
-  };
   rules.forEach((rule, i) => {
+    // The message says rules[0].where, as a client writes it; the field is rules.0.where.
+    const refuse = (part: string, problem: string, code: ErrorCode = "validation_failed") => {
+      throw new HeraldError(code, `rules[${i}].${part} ${problem}`, `rules.${i}.${part}`);
+    };
     if (!isKnownEventType(rule.emit)) {
       refuse(
-        `rules[${i}].emit`,
-        `rules[${i}].emit '${rule.emit}' is not a known event type. GET /api/webhooks/events/types lists the valid ones.`,
+        "emit",
+        `'${rule.emit}' is not a known event type. GET /api/webhooks/events/types lists the valid ones.`,
         "unknown_event_type",
       );
     }
     if (Array.isArray(rule.event) && rule.event.length === 0) {
       refuse(
-        `rules[${i}].event`,
-        `rules[${i}].event is an empty list, which no webhook matches. Name at least one event, or leave event out to take any.`,
+        "event",
+        "is an empty list, which no webhook matches. Name at least one event, or leave event out to take any.",
       );
     }
     const names = rule.event === undefined ? [] : [rule.event].flat();
     if (names.some((name) => name.includes("\u0000"))) {
-      refuse(`rules[${i}].event`, `rules[${i}].event holds the NUL character. Remove it.`);
+      refuse("event", "holds the NUL character. Remove it.");
     }
     if (rule.data !== undefined) {
       const why = badPath(rule.data);
-      if (why) refuse(`rules[${i}].data`, `rules[${i}].data ${why}.`);
+      if (why) refuse("data", `${why}.`);
     }
     for (const [path, condition] of Object.entries(rule.where ?? {})) {
       const why = badPath(path);
-      if (why) refuse(`rules[${i}].where`, `rules[${i}].where ${why}.`);
-      const values =
-        condition !== null && typeof condition === "object"
-          ? "in" in condition
-            ? condition.in
-            : []
-          : [condition];
-      for (const value of values) {
+      if (why) refuse("where", `${why}.`);
+      for (const value of comparedValues(condition)) {
         const problem = badValue(value);
-        if (problem) refuse(`rules[${i}].where`, `rules[${i}].where '${path}' ${problem}.`);
+        if (problem) refuse("where", `'${path}' ${problem}.`);
       }
     }
   });
