@@ -333,20 +333,22 @@ export async function createHerald(
           {},
           "Herald is stopping: no new requests are taken; attempts in flight may finish.",
         );
-        const deadline = Date.now() + config.shutdownGraceMs;
         // Requests in flight may finish within the grace; a client that stopped sending halfway
         // would hold its connection (and the shutdown) until it gave up, so it is cut off then.
         const cut = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceMs);
+        // The worker stops taking deliveries now, not once the API has drained: a retry falling
+        // due meanwhile is left to the next worker, as the line above says.
+        const workerStopped = worker?.stop(config.shutdownGraceMs);
         await app.close();
         clearTimeout(cut);
-        const cutOff = (await worker?.stop(Math.max(0, deadline - Date.now()))) ?? 0;
+        const cutOff = (await workerStopped) ?? 0;
         await sender.close();
         await opened.closeWake();
         await store.close();
         if (cutOff > 0) {
           logger.warn(
             { cutOff },
-            `Herald stopped once HERALD_SHUTDOWN_GRACE (${config.shutdownGraceMs / 1000} s) ran out, cutting off ${cutOff === 1 ? "1 attempt" : `${cutOff} attempts`} still waiting for ${cutOff === 1 ? "its receiver" : "their receivers"}. ${cutOff === 1 ? "It stays" : "They stay"} pending and will be sent again by the next worker to run (a receiver may get ${cutOff === 1 ? "it" : "them"} twice).`,
+            `Herald stopped once HERALD_SHUTDOWN_GRACE (${config.shutdownGraceMs / 1000} s) ran out, cutting off ${cutOff === 1 ? "1 attempt" : `${cutOff} attempts`} whose receiver had not finished answering. An attempt cut off before its receiver's status came stays pending and is sent again by the next worker to run (the receiver may get it twice); one whose status had come is recorded with it.`,
           );
         } else {
           logger.info({}, "Herald stopped cleanly.");

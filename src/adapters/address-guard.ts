@@ -17,6 +17,13 @@ const RANGE_WORDS: Record<string, string> = {
   uniqueLocal: "a unique-local IPv6",
   multicast: "a multicast",
   broadcast: "a broadcast",
+  reserved: "a reserved (kept for documentation, testing or future use)",
+  benchmarking: "a benchmarking (198.18.0.0/15 or 2001:2::/48)",
+  ipv4Compatible: "an IPv4-compatible IPv6 (::/96, which wraps an IPv4 address)",
+  rfc6145: "an IPv4-translated IPv6 (::ffff:0:0:0/96, which wraps an IPv4 address)",
+  rfc6052: "a NAT64 (64:ff9b::/96, which reaches an IPv4 address through a gateway)",
+  "6to4": "a 6to4 (2002::/16, which wraps an IPv4 address)",
+  teredo: "a Teredo tunnel (2001::/32)",
   unparseable: "an unreadable",
 };
 
@@ -24,7 +31,7 @@ const RANGE_WORDS: Record<string, string> = {
 export class BlockedAddressError extends Error {
   readonly code = "HERALD_BLOCKED_ADDRESS";
   constructor(host: string, address: string, range: string) {
-    const words = RANGE_WORDS[range] ?? `a reserved (${range})`;
+    const words = RANGE_WORDS[range] ?? `a special-purpose (the ${range} range)`;
     super(
       `refused to connect to ${host} (${address}): it is ${words} address, and deliveries to private networks are off. Use a public URL, or set HERALD_ALLOW_PRIVATE_TARGETS=true to allow it.`,
     );
@@ -40,6 +47,11 @@ export function privateRange(address: string): string | undefined {
     parsed = (parsed as ipaddr.IPv6).toIPv4Address();
   }
   const range = parsed.range();
+  // ::a.b.c.d, deprecated, may still reach the IPv4 address it wraps; ipaddr.js calls it unicast.
+  if (range === "unicast" && parsed.kind() === "ipv6") {
+    const parts = (parsed as ipaddr.IPv6).parts;
+    if (parts.slice(0, 6).every((part) => part === 0)) return "ipv4Compatible";
+  }
   return range === "unicast" ? undefined : range;
 }
 

@@ -18,6 +18,8 @@ export const RESPONSE_BODY_LIMIT = 4096;
 const KEPT_HEADERS = new Set([
   "content-type",
   "content-length",
+  // Herald asks for no compression; a receiver that compresses anyway explains a garbled body.
+  "content-encoding",
   "retry-after",
   "location",
   "x-request-id",
@@ -69,6 +71,13 @@ function describeError(error: unknown, timeoutMs: number): string {
       return "the receiver's answer has more header data than Herald reads (16 KB). Check the server at the webhook URL.";
     case "ECONNREFUSED":
       return `connection refused: nothing is listening at the webhook URL (${message})`;
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return `the receiver's address cannot be reached from this machine: no network route to it (${code}). Check the host in the webhook URL, and that this machine's network and firewall let it through`;
+    case "ETIMEDOUT":
+      return `timed out: the receiver's address did not answer the connection (${code}). Check the host and port in the webhook URL, and that a firewall is not dropping the traffic`;
+    case "EPIPE":
+      return "the receiver closed the connection while the request was being sent. Check that the receiver is running and accepts bodies of this size";
     case "ENOTFOUND":
     case "EAI_AGAIN":
       return `the webhook URL's host name could not be resolved (${message})`;
@@ -76,9 +85,9 @@ function describeError(error: unknown, timeoutMs: number): string {
       if (message === "bad response") {
         return "the receiver sent an interim '100 Continue' that Herald did not ask for (it never sends Expect), or an answer before the request. Make the receiver answer with its final status only.";
       }
-      return `the receiver closed the connection before answering (${message})`;
+      return `the receiver closed the connection before answering (${message}). Check that it is running; if it serves HTTPS, the webhook URL must start with https://`;
     case "ECONNRESET":
-      return `the receiver closed the connection before answering (${message})`;
+      return `the receiver closed the connection before answering (${message}). Check that it is running; if it serves HTTPS, the webhook URL must start with https://`;
     case "UND_ERR_CONNECT_TIMEOUT":
       return `timed out: could not connect within ${timeoutMs} ms`;
     case "UND_ERR_BODY_TIMEOUT":
@@ -86,12 +95,62 @@ function describeError(error: unknown, timeoutMs: number): string {
     case "UND_ERR_DESTROYED":
       return "Herald was stopping, and the shutdown grace (HERALD_SHUTDOWN_GRACE) ran out before the receiver answered. The delivery is sent again.";
     default:
-      return `request failed: ${message}${code ? ` (${code})` : ""}`;
+      return (
+        tlsProblem(code, message) ??
+        `request failed: ${firstLine(message)}${code ? ` (${code})` : ""}`
+      );
   }
+}
+
+/** What a TLS failure means for the webhook's URL, in words; undefined when it is not one. */
+function tlsProblem(code: string | undefined, message: string): string | undefined {
+  switch (code) {
+    case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "SELF_SIGNED_CERT_IN_CHAIN":
+      return `the receiver's TLS certificate is self-signed, so Herald cannot trust it (${code}). Give the receiver a certificate from a public certificate authority (Let's Encrypt, for one), or use http:// on a private network`;
+    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
+    case "UNABLE_TO_GET_ISSUER_CERT":
+    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
+      return `the receiver's TLS certificate is not signed by an authority Herald trusts, or the server does not send its intermediate certificates (${code}). Install the full certificate chain on the receiver`;
+    case "CERT_HAS_EXPIRED":
+      return `the receiver's TLS certificate has expired (${code}). Renew the certificate on the receiver`;
+    case "CERT_NOT_YET_VALID":
+      return `the receiver's TLS certificate is not valid yet (${code}). Check the receiver's certificate dates and this machine's clock`;
+    case "ERR_TLS_CERT_ALTNAME_INVALID":
+      return `the receiver's TLS certificate is for another host name than the one in the webhook URL (${code}). Use the host name the certificate names, or fix the certificate`;
+    case "ERR_SSL_WRONG_VERSION_NUMBER":
+      return `the receiver does not speak TLS on this port (${code}). Use http:// instead of https://, or the port where the receiver serves HTTPS`;
+  }
+  if (
+    code?.startsWith("ERR_SSL_") ||
+    code?.startsWith("ERR_TLS_") ||
+    /certificate/i.test(message)
+  ) {
+    const reason = /:SSL routines:[^:]*:([^:]+):/.exec(message)?.[1] ?? firstLine(message);
+    return `the TLS connection to the receiver failed (${reason}${code ? `, ${code}` : ""}). Check the receiver's HTTPS setup, or use http:// if it does not serve HTTPS`;
+  }
+  return undefined;
+}
+
+/** The first line of a library's message: OpenSSL's add a source path on the next ones. */
+function firstLine(message: string): string {
+  return message.split("\n", 1)[0]?.trim() ?? message;
 }
 
 /** Beyond this much, the rest of a response is not read: the connection is closed instead. */
 const DRAIN_LIMIT = 64 * 1024;
+
+/**
+ * How many bytes of `body` are kept: RESPONSE_BODY_LIMIT, less the start of a UTF-8 character the
+ * limit cuts through, which would otherwise end the kept text with a replacement character.
+ */
+function keptLength(body: Buffer): number {
+  if (body.length <= RESPONSE_BODY_LIMIT) return body.length;
+  let end = RESPONSE_BODY_LIMIT;
+  // Bytes 10xxxxxx continue a character; back up over them to the byte that starts it.
+  while (end > RESPONSE_BODY_LIMIT - 3 && ((body[end] as number) & 0xc0) === 0x80) end--;
+  return end;
+}
 
 /** NUL cannot be stored as text in every database. */
 function cleanText(text: string): string {
@@ -141,7 +200,7 @@ function post(
       resolve({
         status,
         headers,
-        body: cleanText(body.subarray(0, RESPONSE_BODY_LIMIT).toString("utf8")),
+        body: cleanText(body.subarray(0, keptLength(body)).toString("utf8")),
       });
     };
     const fail = (error: Error) => {

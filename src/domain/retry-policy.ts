@@ -45,14 +45,31 @@ export function isRetryable(result: AttemptResult): boolean {
 /** Statuses that send a client elsewhere; 304 and 300 name no single other address. */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
+/** What a refusing status most often means, and where to look. */
+const CLIENT_ERROR_ADVICE: Record<number, string> = {
+  400: "the receiver could not read or accept the payload. Check its logs for what it expected",
+  401: "the receiver wants credentials or refused the signature. Check that it verifies with this webhook's secret and needs no other login",
+  403: "the receiver refused access. Check that it verifies with this webhook's secret and that no firewall or access rule blocks Herald",
+  404: "the receiver has nothing at this URL. Check the webhook's URL (path included), or make the webhook inactive if nothing listens there any more",
+  405: "the receiver does not take POST at this URL. Check the webhook's URL",
+  410: "the receiver says this URL is gone for good. Change the webhook's URL, or delete the webhook",
+  413: "the receiver refused the body as too large. Raise its body size limit, or send less data with the event",
+  415: "the receiver refused the content type. Herald sends application/json: make the receiver accept it",
+  422: "the receiver read the payload but refused its content. Check its logs for the field it objected to",
+};
+
 /** Why an answer that is not retried ends the delivery, and what to do about it. */
 function refusalReason(result: AttemptResult, retry: string): string {
   const status = result.response?.status;
   if (status === undefined) return "not retried, since every attempt would be refused the same way";
   if (REDIRECTS.has(status)) {
     const location = result.response?.headers.location;
-    return `receiver answered ${status}, a redirect${location ? ` to ${location}` : ""}. Herald does not follow redirects: change the webhook's URL to the address the receiver now uses`;
+    const lasting = status === 301 || status === 308;
+    return `receiver answered ${status}, a ${lasting ? "lasting" : "temporary"} redirect${location ? ` to ${location}` : ""}. Herald does not follow redirects: set the webhook's URL to the address that answers directly${lasting ? "" : " (a temporary redirect may mean a login page or a load balancer in the way)"}, then send it again with ${retry}`;
   }
+  const advice = CLIENT_ERROR_ADVICE[status];
+  if (advice)
+    return `receiver answered ${status}, which is not retried: ${advice}, then send it again with ${retry}`;
   if (status >= 400 && status < 500) {
     return `receiver answered ${status}, which is not retried: the receiver refused this delivery. Check its logs, then send it again with ${retry}`;
   }

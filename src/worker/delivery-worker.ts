@@ -146,7 +146,10 @@ function describeOutcome(
   const then = (next: string) =>
     what.endsWith(".") ? `${what} ${next[0]?.toUpperCase()}${next.slice(1)}.` : `${what}; ${next}`;
   let text: string;
-  if (outcome.kind === "retry") text = then(`next attempt in ${formatDelay(outcome.delayMs)}`);
+  if (outcome.kind === "retry") {
+    const asked = result.retryAfterMs === undefined ? "" : ", as its Retry-After header asked";
+    text = then(`next attempt in ${formatDelay(outcome.delayMs)}${asked}`);
+  }
   // A refused status names itself; attempts running out need the last answer said too.
   else if (result.error || outcome.exhausted) text = then(outcome.reason);
   else text = outcome.reason;

@@ -358,6 +358,11 @@ function deliveryTests(threads: string): void {
     assert.equal(delivery.attempts, 2);
     assert.equal(delivery.attemptLog[0].statusCode, 429);
     assert.equal(delivery.attemptLog[0].response.headers["retry-after"], "1");
+    // The wait is the receiver's, not the schedule's, and the attempt's error says so.
+    assert.match(
+      delivery.attemptLog[0].error,
+      /^receiver answered 429; next attempt in 1 s, as its Retry-After header asked$/,
+    );
   });
 
   test("a receiver that never answers fails the attempt with a timeout", async (t) => {
@@ -445,7 +450,10 @@ function deliveryTests(threads: string): void {
     assert.equal(delivery.attempts, 1);
     assert.equal(delivery.attemptLog[0].statusCode, 302);
     assert.equal(delivery.attemptLog[0].response.headers.location, "/elsewhere");
-    assert.match(delivery.error, /redirect to \/elsewhere\. .*change the webhook's URL/);
+    assert.match(
+      delivery.error,
+      /temporary redirect to \/elsewhere\. .*set the webhook's URL to the address that answers directly/,
+    );
     await sleep(500);
     assert.equal(receiver.requests.length, 1);
     assert.equal(receiver.requests[0]?.path, "/start");

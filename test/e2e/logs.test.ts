@@ -418,7 +418,34 @@ test("a stop that cuts off attempts still waiting for their receivers says so, n
   assert.equal(line.cutOff, 1);
   assert.match(
     String(line.msg),
-    /cutting off 1 attempt still waiting for its receiver\. It stays pending/,
+    /cutting off 1 attempt whose receiver had not finished answering\. An attempt cut off before its receiver's status came stays pending/,
   );
   assert.ok(!lines.some((entry) => String(entry.msg).includes("stopped cleanly")));
+});
+
+test("once stopping, Herald sends no retry that falls due while its API drains", async (t) => {
+  const receiver = await startReceiver((_req, _index, res) => res.writeHead(503).end("busy"));
+  t.after(() => receiver.close());
+  const herald = await startHerald({ HERALD_RETRY_SCHEDULE: "300ms,300ms" });
+  let stopping: Promise<void> | undefined;
+  t.after(() => stopping ?? herald.stop());
+  const created = await herald.api("POST", "/api/webhooks", {
+    name: "busy",
+    url: receiver.url,
+    events: ["user.created"],
+  });
+  assert.equal(created.status, 201);
+  await herald.api("POST", "/api/webhooks/trigger", { event: "user.created" });
+  await waitFor(() => receiver.requests[0], 5000, "the first attempt");
+  await sleep(50);
+  stopping = herald.stop();
+  // Requests arriving while the API drains keep its port open for up to a second, long after
+  // the retry (300 ms ± 20 %) falls due.
+  const until = Date.now() + 900;
+  while (Date.now() < until) {
+    await fetch(`${herald.url}/healthz`).catch(() => undefined);
+    await sleep(30);
+  }
+  await stopping;
+  assert.equal(receiver.requests.length, 1, "a retry was sent after the stop began");
 });

@@ -1,10 +1,16 @@
 /** The HTTP sender against a real local server: what it keeps of a response, and how it fails. */
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { gzipSync } from "node:zlib";
 import { createHttpSender, RESPONSE_BODY_LIMIT } from "../../src/adapters/sender.js";
 import type { ClaimedDelivery } from "../../src/domain/deliveries.js";
 
@@ -36,6 +42,11 @@ const routes: Record<string, Route> = {
       })
       .end('{"error":"busy"}'),
   "/nul": (_req, res) => res.writeHead(200).end("a\u0000b"),
+  // "é" is two bytes in UTF-8: the 4 KB limit falls between them.
+  "/split": (_req, res) =>
+    res.writeHead(200).end(`${"a".repeat(RESPONSE_BODY_LIMIT - 1)}é and more`),
+  "/gzip": (_req, res) =>
+    res.writeHead(200, { "content-encoding": "gzip" }).end(gzipSync("compressed anyway")),
   // Answers written on the socket as they are, past Node's own checks.
   "/switching": (req) => req.socket.end("HTTP/1.1 101 Switching Protocols\r\n\r\n"),
   "/status-99": (req) => req.socket.end("HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n"),
@@ -171,6 +182,80 @@ describe("HTTP sender", () => {
       const result = await http.send(delivery("/nul"));
       assert.equal(result.response?.body, "ab");
     });
+  });
+
+  test("a character cut by the 4 KB limit is left out rather than kept broken", async () => {
+    await withSender(async (http) => {
+      const result = await http.send(delivery("/split"));
+      assert.equal(result.response?.body, "a".repeat(RESPONSE_BODY_LIMIT - 1));
+    });
+  });
+
+  test("keeps Content-Encoding, which explains a compressed body", async () => {
+    await withSender(async (http) => {
+      const result = await http.send(delivery("/gzip"));
+      assert.equal(result.response?.headers["content-encoding"], "gzip");
+    });
+  });
+
+  test("https:// to a server without TLS says to use http://, in one line", async () => {
+    await withSender(async (http) => {
+      const result = await http.send({
+        ...delivery("/ok"),
+        url: `${origin.replace("http:", "https:")}/ok`,
+      });
+      assert.match(
+        result.error ?? "",
+        /^the receiver does not speak TLS on this port \(ERR_SSL_WRONG_VERSION_NUMBER\)\. Use http:\/\/ instead of https:\/\//,
+      );
+      assert.doesNotMatch(result.error ?? "", /\n|openssl|\.c:\d/);
+    });
+  });
+
+  test("a self-signed certificate is named, with what to do", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "herald-tls-"));
+    try {
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "rsa:2048",
+          "-nodes",
+          "-days",
+          "2",
+          "-subj",
+          "/CN=127.0.0.1",
+          "-keyout",
+          join(dir, "key.pem"),
+          "-out",
+          join(dir, "cert.pem"),
+        ],
+        { stdio: "ignore" },
+      );
+      const tls = createTlsServer(
+        { key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) },
+        (_req, res) => res.writeHead(200).end("OK"),
+      );
+      await new Promise<void>((resolve) => tls.listen(0, "127.0.0.1", resolve));
+      try {
+        await withSender(async (http) => {
+          const port = (tls.address() as AddressInfo).port;
+          const result = await http.send({ ...delivery("/"), url: `https://127.0.0.1:${port}/` });
+          assert.equal(result.response, undefined);
+          assert.match(
+            result.error ?? "",
+            /^the receiver's TLS certificate is self-signed, so Herald cannot trust it \(DEPTH_ZERO_SELF_SIGNED_CERT\)\. Give the receiver a certificate/,
+          );
+        });
+      } finally {
+        tls.closeAllConnections();
+        await new Promise((resolve) => tls.close(resolve));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a receiver that never answers times out with plain words", async () => {

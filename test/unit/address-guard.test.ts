@@ -42,6 +42,29 @@ describe("private address guard", () => {
     }
   });
 
+  test("refuses IPv4-compatible IPv6 addresses, which wrap an IPv4 one, as URLs write them", () => {
+    // WHATWG URLs write [::127.0.0.1] as [::7f00:1] and [::169.254.169.254] as [::a9fe:a9fe].
+    assert.equal(new URL("http://[::127.0.0.1]/").hostname, "[::7f00:1]");
+    for (const host of ["[::7f00:1]", "[::a9fe:a9fe]", "[::808:808]"]) {
+      assert.throws(() => checkLiteralHost(host), /IPv4-compatible IPv6 \(::\/96/, host);
+    }
+  });
+
+  test("names special-purpose ranges in words, not by library names", () => {
+    const refusal = (host: string) => {
+      try {
+        checkLiteralHost(host);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return "";
+    };
+    assert.match(refusal("[64:ff9b::a00:1]"), /it is a NAT64 \(64:ff9b::\/96/);
+    assert.match(refusal("[2001:db8::1]"), /it is a reserved \(kept for documentation/);
+    assert.match(refusal("[100::1]"), /it is a special-purpose \(the discard range\) address/);
+    assert.doesNotMatch(refusal("198.18.0.1"), /reserved \(reserved\)/);
+  });
+
   test("checks literal IP hosts, including bracketed IPv6", () => {
     assert.throws(() => checkLiteralHost("127.0.0.1"), BlockedAddressError);
     assert.throws(() => checkLiteralHost("[::1]"), BlockedAddressError);

@@ -75,8 +75,28 @@ describe("retry policy", () => {
     const reason = (status: number) =>
       (decideOutcome(answered(status), 1, DEFAULT_RETRY_SCHEDULE, middle) as { reason: string })
         .reason;
-    for (const status of [301, 302, 303, 307, 308]) assert.match(reason(status), /a redirect/);
+    for (const status of [301, 308]) assert.match(reason(status), /a lasting redirect/);
+    for (const status of [302, 303, 307]) assert.match(reason(status), /a temporary redirect/);
     for (const status of [300, 304]) assert.doesNotMatch(reason(status), /redirect/);
+  });
+
+  test("a refusing status says what it most often means and where to look", () => {
+    const reason = (status: number) =>
+      (decideOutcome(answered(status), 1, DEFAULT_RETRY_SCHEDULE, middle) as { reason: string })
+        .reason;
+    assert.match(reason(401), /verifies with this webhook's secret/);
+    assert.match(reason(404), /nothing at this URL\. Check the webhook's URL/);
+    assert.match(reason(410), /gone for good/);
+    assert.match(reason(413), /too large\. Raise its body size limit/);
+    assert.match(reason(415), /Herald sends application\/json/);
+    // Each ends by saying how to send the delivery again.
+    for (const status of [400, 401, 403, 404, 405, 410, 413, 415, 418, 422]) {
+      assert.match(
+        reason(status),
+        /then send it again with POST \/api\/webhooks/,
+        `status ${status}`,
+      );
+    }
   });
 
   test("an attempt refused by policy (a blocked address) gives up at once", () => {
