@@ -18,7 +18,7 @@ import type { IncomingQuery, Logger, PendingEvent, Store } from "./ports.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { type RouteDecision, routeIncoming } from "./routing.js";
 import type { ResolvedSource, SourceRegistry } from "./source-registry.js";
-import { counted, storableText } from "./text.js";
+import { counted, dedupeKeyText } from "./text.js";
 import { webhookReceives } from "./webhooks.js";
 
 /** An incoming request as the HTTP layer hands it over. */
@@ -132,11 +132,22 @@ export function createIncomingService(deps: {
       return { status: "unrouted", outgoingEventId: null, routeError: null };
     if (decision.kind === "failed")
       return { status: "failed", outgoingEventId: null, routeError: decision.reason };
-    const body = JSON.stringify({
-      event: decision.eventType,
-      timestamp: new Date(now).toISOString(),
-      data: decision.data,
-    });
+    let body: string;
+    try {
+      body = JSON.stringify({
+        event: decision.eventType,
+        timestamp: new Date(now).toISOString(),
+        data: decision.data,
+      });
+    } catch (error) {
+      // Nested past the call stack: the webhook is kept (it was verified); only the event fails.
+      if (!(error instanceof RangeError)) throw error;
+      return {
+        status: "failed",
+        outgoingEventId: null,
+        routeError: `rule ${decision.rule + 1} matched, but its data is nested too deeply to be sent as an event. Route a shallower part of the body (the rule's 'data' path), or have the sender send flatter data.`,
+      };
+    }
     // The raw webhook keeps every number as sent; an event would change some without a word.
     const problem = undeliverableNumber(decision.data, body);
     if (problem) {
@@ -280,7 +291,7 @@ export function createIncomingService(deps: {
         (verified ? incomingDedupeKey(sourceName, request.headers, body) : null);
       // A sender's id is kept as every store can keep it, so that a repeat finds the first copy.
       const dedupeKey =
-        (senderKey === null ? null : storableText(senderKey)) ??
+        (senderKey === null ? null : dedupeKeyText(senderKey)) ??
         `sha256:${createHash("sha256")
           .update(eventName ?? "")
           .update("\n")

@@ -138,13 +138,18 @@ export function parseIncomingJson(text: string): unknown {
   }
 }
 
-function field(body: unknown, name: string): string | undefined {
+/** A non-empty string field of a JSON object body, as sent. */
+function textField(body: unknown, name: string): string | undefined {
   if (body === null || typeof body !== "object" || Array.isArray(body)) return undefined;
   const value = (body as Record<string, unknown>)[name];
-  if (typeof value !== "string" || value.length === 0) return undefined;
+  return typeof value === "string" && value.length > 0 ? value : undefined;
+}
+
+function field(body: unknown, name: string): string | undefined {
+  const value = textField(body, name);
   // A sender's NUL (U+0000) would make a verified webhook unstorable on PostgreSQL; it becomes
   // the replacement character on every store alike, as a lone surrogate does.
-  return storableText(value);
+  return value === undefined ? undefined : storableText(value);
 }
 
 /** An XML document's root element, when it holds child elements: `<order><event>…` reads as `order`. */
@@ -182,7 +187,8 @@ export function filledHeader(headers: Headers, name: string): string | undefined
  * `webhook-id` (Standard Webhooks). Null when the sender gave none.
  */
 export function incomingDedupeKey(service: string, headers: Headers, body: unknown): string | null {
-  const fromBody = service === "stripe" ? field(body, "id") : undefined;
+  // As sent: the caller makes it storable without making two ids one.
+  const fromBody = service === "stripe" ? textField(body, "id") : undefined;
   return (
     fromBody ??
     filledHeader(headers, "x-webhook-delivery") ??

@@ -37,6 +37,20 @@ export function storableText(text: string): string {
   return wellFormed.includes("\u0000") ? wellFormed.replaceAll("\u0000", "\uFFFD") : wellFormed;
 }
 
+/** Marks a dedupe key kept escaped; an id that starts with it is escaped too, so none collide. */
+const ESCAPED_KEY_MARK = "\u0001json:";
+
+/**
+ * A sender's id as a dedupe key every store can keep, and told apart from every other id: one
+ * holding NUL or half a surrogate pair is kept JSON-escaped behind a mark (replacing those
+ * characters, as `storableText` does, would make distinct ids one).
+ */
+export function dedupeKeyText(key: string): string {
+  return key.includes("\u0000") || hasLoneSurrogate(key) || key.startsWith(ESCAPED_KEY_MARK)
+    ? `${ESCAPED_KEY_MARK}${JSON.stringify(key)}`
+    : key;
+}
+
 /**
  * True when `text` can travel in an HTTP header exactly as given: printable ASCII without spaces.
  * Node reads header bytes as Latin-1, so anything else would arrive changed.

@@ -299,6 +299,24 @@ describe("broken requests", () => {
       }
     });
 
+    test("a request no route takes is answered 404 (401 without the key) before any 100 Continue", async () => {
+      for (const [line, key, status, message] of [
+        ["POST /api/nope", true, 404, /Route not found: POST \/api\/nope/],
+        ["PUT /api/webhooks", true, 404, /This path takes GET or POST, not PUT/],
+        ["DELETE /api/webhooks", true, 404, /not DELETE/],
+        ["POST /api/webhooks/x/y/z", false, 401, /Authorization/],
+      ] as const) {
+        const raw = await exchange(
+          herald.url,
+          `${line} HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n${key ? `Authorization: Bearer ${TEST_API_KEY}\r\n` : ""}Content-Length: 2\r\n\r\n`,
+        );
+        assert.doesNotMatch(raw, /100 Continue/);
+        const answer = parseAnswer(raw);
+        assert.equal(answer.status, status, raw);
+        assert.match(answer.body.message, message);
+      }
+    });
+
     test("a body in a type or charset the API does not read is refused before any 100 Continue", async () => {
       for (const [type, message] of [
         ["text/plain", /Content-Type 'text\/plain' is not supported/],

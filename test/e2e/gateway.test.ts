@@ -782,6 +782,31 @@ test("numbers the routed event could not carry as sent fail the route, saying wh
   assert.deepEqual(delivery?.json.data, { event: "x", n: 12345678901234, f: 1.5 });
 });
 
+test("a body nested too deeply for an event fails the route, at receipt and on replay; the webhook is kept", async (t) => {
+  const { herald } = await setup(t);
+  const body = `{"event":"x","d":${"[".repeat(20_000)}${"]".repeat(20_000)}}`;
+  const signed = () =>
+    post(herald, "xano", body, {
+      "x-webhook-signature": digest("sha256", XANO_SECRET, body, "hex"),
+      "x-webhook-delivery": `deep-${Math.random()}`,
+    });
+  // Without rules it is stored as it came; with a rule that emits it, the route fails.
+  const plain = await signed();
+  assertAccepted(plain);
+  assert.equal(plain.body.status, "received");
+  const put = await herald.api("PUT", "/api/sources/xano", { rules: [{ emit: "user.created" }] });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  const routed = await signed();
+  assertAccepted(routed);
+  assert.equal(routed.body.status, "failed");
+  const stored = await detail(herald, routed.body.eventId);
+  assert.match(stored.routeError, /^rule 1 matched, but its data is nested too deeply/);
+  assert.equal(stored.body, body);
+  const replay = await herald.api("POST", `/api/incoming-events/${plain.body.eventId}/replay`);
+  assert.equal(replay.status, 200, JSON.stringify(replay.body));
+  assert.match(JSON.stringify(replay.body), /nested too deeply to be sent as an event/);
+});
+
 test("headers named as credentials are not stored; signature headers are", async (t) => {
   const { herald } = await setup(t);
   const body = JSON.stringify({ event: "ping" });

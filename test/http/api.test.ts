@@ -593,6 +593,33 @@ function registerApiTests() {
       }
     });
 
+    test("Stripe event ids that differ only in NUL, half surrogates or U+FFFD are different events", async () => {
+      const ids = [
+        "evt_x\u0000X",
+        "evt_x\ud800X",
+        "evt_x\udfffX",
+        "evt_x\ufffdX",
+        '\u0001json:"evt_x"',
+      ];
+      const eventIds = new Set<string>();
+      for (const id of [...ids, 'evt_x"']) {
+        const body = JSON.stringify({ id, type: "invoice.paid" });
+        const answer = await call({
+          method: "POST",
+          url: "/api/incoming-webhooks/stripe",
+          payload: body,
+          headers: {
+            "content-type": "application/json",
+            "x-webhook-signature": createHmac("sha256", STRIPE_SECRET).update(body).digest("hex"),
+          },
+        });
+        assert.equal(answer.status, 200, JSON.stringify(answer.body));
+        assert.equal(answer.body.duplicate, false, JSON.stringify(id));
+        eventIds.add(answer.body.eventId);
+      }
+      assert.equal(eventIds.size, ids.length + 1);
+    });
+
     test("a signed incoming webhook whose event name holds a NUL is stored, the NUL replaced", async () => {
       const body = JSON.stringify({ event: "odd\u0000name", id: "nul-1" });
       const answer = await call({

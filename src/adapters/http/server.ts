@@ -117,7 +117,7 @@ function answerConnect(app: FastifyInstance): void {
  * the source, the declared size and the content type have been checked. A request refused before
  * then is answered at once and its body never uploaded. (Node would send 100 Continue on arrival.)
  */
-function answerExpectContinueLate(app: FastifyInstance): void {
+function answerExpectContinueLate(app: FastifyInstance, unrouted: Answer): void {
   const waiting = new WeakSet<IncomingMessage>();
   app.server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
     waiting.add(req);
@@ -138,7 +138,13 @@ function answerExpectContinueLate(app: FastifyInstance): void {
       .end(text);
   });
   app.addHook("preParsing", (request, reply, payload, done) => {
-    if (waiting.has(request.raw) && !request.is404) {
+    // No route takes it: answered now (404, or 401 without the key), since the body it waits to
+    // send is never read.
+    if (waiting.has(request.raw) && request.is404) {
+      void unrouted(request, reply);
+      return;
+    }
+    if (waiting.has(request.raw)) {
       const limit = request.routeOptions.bodyLimit;
       if (limit !== undefined && Number(request.headers["content-length"]) > limit) {
         done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
@@ -447,7 +453,9 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     keepOrCloseConnection(request, reply, closing && reply.statusCode === 503);
     done(null, payload);
   });
-  answerExpectContinueLate(app);
+  const { methodsFor, namingMethods } = routeMethods(app);
+  const unrouted = keyFirst(deps.api?.apiKey, notFoundHandler(methodsFor));
+  answerExpectContinueLate(app, unrouted);
   // Node keeps the first 2,000 header lines and drops the rest without a word, a delivery id among
   // them; the 16 KB limit on headers (431 past it) is bound enough.
   app.server.maxHeadersCount = 0;
@@ -475,8 +483,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     }
     done();
   });
-  const { methodsFor, namingMethods } = routeMethods(app);
-  app.setNotFoundHandler(keyFirst(deps.api?.apiKey, notFoundHandler(methodsFor)));
+  app.setNotFoundHandler(unrouted);
   // A path that a route names word for word is that route's alone: asked with another method, it
   // is not taken as a parameter by a route with a pattern (GET /api/webhooks/trigger is no lookup
   // of a webhook named 'trigger'), but told which methods it takes.
