@@ -14,10 +14,11 @@ export function createMetrics(): HeraldMetrics {
   collectDefaultMetrics({ register: registry, prefix: "herald_" });
   const attempts = new Counter({
     name: "herald_delivery_attempts_total",
-    help: "Delivery attempts by outcome: delivered, retry or give-up.",
+    help: "Delivery attempts by outcome: delivered (the receiver answered 2xx), retry (it failed and another attempt is scheduled) or give-up (it failed and the delivery is now failed for good).",
     labelNames: ["outcome"] as const,
     registers: [registry],
   });
+  for (const outcome of ["delivered", "retry", "give-up"] as const) attempts.inc({ outcome }, 0);
   const duration = new Histogram({
     name: "herald_delivery_attempt_duration_seconds",
     help: "Time from sending a delivery attempt to its complete response.",

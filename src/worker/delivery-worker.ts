@@ -460,7 +460,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       );
       return;
     }
-    if (outcome.kind !== "retry") return;
+    // An attempt ended by this worker's own stop says nothing of the receiver; the stop's line
+    // counts the attempts it cut off.
+    if (outcome.kind !== "retry" || !running) return;
     const count = failingLog.due(webhookId);
     if (count === undefined) return;
     if (failing.size >= 100_000) failing.clear();

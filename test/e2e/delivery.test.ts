@@ -841,6 +841,9 @@ test("/metrics counts attempts by outcome, and deliveries by how the worker took
   const value = (line: string) =>
     Number(new RegExp(`^${line.replace(/[{}]/g, "\\$&")} (\\d+)$`, "m").exec(metrics)?.[1]);
   assert.equal(value('herald_delivery_attempts_total{outcome="delivered"}'), 1);
+  // Outcomes not met yet show at 0, so a dashboard can tell none from unknown.
+  assert.equal(value('herald_delivery_attempts_total{outcome="retry"}'), 0);
+  assert.equal(value('herald_delivery_attempts_total{outcome="give-up"}'), 0);
   // A process that commits a trigger hands its deliveries to its own worker; nothing to claim.
   assert.equal(value('herald_deliveries_taken_total{via="own_commit"}'), 1);
   assert.equal(value('herald_deliveries_taken_total{via="claim"}'), 0);

@@ -8,8 +8,9 @@ import { test } from "node:test";
 import pg from "pg";
 import { startHerald, TEST_API_KEY, waitFor } from "../support/herald.js";
 import { capturedLogger } from "../support/log-capture.js";
-import { TEST_PG_URL } from "../support/postgres.js";
+import { createTestSchema, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
 import { spawnHerald } from "../support/process.js";
+import { startSilenceableProxy } from "../support/tcp-proxy.js";
 
 /**
  * A PostgreSQL role and schema for one test, so that cutting the role's connections touches no
@@ -72,7 +73,10 @@ for (const { how, refuse, allow } of REFUSALS) {
     assert.equal(body.success, false);
     assert.equal(body.error, "Service Unavailable");
     assert.match(String(body.message), /cannot reach its database.*Send the request again/);
-    assert.equal((await herald.api("GET", "/api/webhooks")).status, 503);
+    const read = await herald.api("GET", "/api/webhooks");
+    assert.equal(read.status, 503);
+    // A read is not told that "nothing was stored".
+    assert.match(read.body.message, /cannot reach its database right now, so it cannot read what was asked/);
     // Alive, not ready: a load balancer sends it no work meanwhile, and restarts nothing.
     assert.equal((await fetch(`${herald.url}/healthz`)).status, 200);
     const notReady = await fetch(`${herald.url}/readyz`);
@@ -82,6 +86,14 @@ for (const { how, refuse, allow } of REFUSALS) {
       String(((await notReady.json()) as Record<string, unknown>).message),
       /database does not answer.*Check that the database is running/,
     );
+
+    // The seed's incoming health says whether webhooks can be stored now: they cannot.
+    const sick = await fetch(`${herald.url}/api/incoming-webhooks/health`);
+    assert.equal(sick.status, 503);
+    assert.equal(sick.headers.get("retry-after"), "5");
+    const sickBody = (await sick.json()) as Record<string, unknown>;
+    assert.equal(sickBody.success, false);
+    assert.match(String(sickBody.message), /^Incoming webhooks cannot be stored right now/);
 
     await admin.query(`ALTER ROLE ${role} ${allow}`);
     await waitFor(
@@ -93,6 +105,12 @@ for (const { how, refuse, allow } of REFUSALS) {
     assert.equal(list.status, 200);
     assert.equal(list.body.webhooks.length, 1);
     assert.equal((await fetch(`${herald.url}/readyz`)).status, 200);
+    const healthy = await fetch(`${herald.url}/api/incoming-webhooks/health`);
+    assert.equal(healthy.status, 200);
+    assert.equal(
+      ((await healthy.json()) as Record<string, unknown>).message,
+      "Incoming webhook endpoint is healthy",
+    );
     const outage = lines.filter((line) => line.msg.startsWith("The database could not serve"));
     assert.ok(outage.length >= 1 && outage[0]?.level === "error", JSON.stringify(outage));
     const back = lines.find((line) => line.msg.startsWith("The database serves again"));
@@ -153,4 +171,42 @@ test("connections cut while requests use them fail those requests, never the pro
   assert.ok((statuses.get(200) ?? 0) > 0);
   const after = await call("/api/webhooks/trigger", { event: "user.created", data: {} });
   assert.equal(after.status, 200);
+});
+
+test("a database that goes silent is reported not ready within about 2 s, not after the driver's timeouts", {
+  timeout: 60_000,
+}, async (t) => {
+  const target = new URL(TEST_PG_URL);
+  const proxy = await startSilenceableProxy(target.hostname, Number(target.port || 5432));
+  t.after(() => proxy.close());
+  const { schema, drop } = await createTestSchema();
+  t.after(drop);
+  const url = new URL(urlWithSchema(schema));
+  url.hostname = "127.0.0.1";
+  url.port = String(proxy.port);
+  const herald = await startHerald({ DATABASE_URL: url.toString() });
+  t.after(async () => {
+    proxy.resume();
+    await herald.stop();
+  });
+  assert.equal((await fetch(`${herald.url}/readyz`)).status, 200);
+
+  proxy.silence();
+  for (const path of ["/readyz", "/api/incoming-webhooks/health"]) {
+    const started = Date.now();
+    const answer = await fetch(`${herald.url}${path}`, { signal: AbortSignal.timeout(5000) });
+    const took = Date.now() - started;
+    assert.equal(answer.status, 503, path);
+    assert.ok(took >= 1500 && took < 3500, `${path} answered after ${took} ms`);
+    assert.match(
+      String(((await answer.json()) as Record<string, unknown>).message),
+      /no answer within 2 s/,
+    );
+  }
+  proxy.resume();
+  await waitFor(
+    async () => ((await fetch(`${herald.url}/readyz`)).status === 200 ? true : undefined),
+    15_000,
+    "ready again once the network is back",
+  );
 });

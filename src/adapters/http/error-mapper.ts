@@ -246,15 +246,19 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
   const outage = storageOutage(error);
   if (outage !== undefined) {
     logOutage(request, error, outage);
+    // A read stores nothing either way: it is told only to ask again.
+    const reading = request.method === "GET" || request.method === "HEAD";
     const unavailable = new HeraldError(
       "unavailable",
-      {
-        full: "Herald's database has no room left (its disk is full), so nothing was stored. Send the request again in a few seconds; if this keeps happening, the operator must free disk space where the database lives.",
-        no_answer:
-          "Herald's database did not answer (in time, or before the connection to it broke), so the request may have been stored or not. Send it again in a few seconds (an event sent twice may be delivered twice); if this keeps happening, check that the database is running and reachable.",
-        unavailable:
-          "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
-      }[outage],
+      reading
+        ? `Herald ${outage === "no_answer" ? "did not get an answer from" : "cannot reach"} its database right now, so it cannot read what was asked. Send the request again in a few seconds; if this keeps happening, check that the database is running and reachable.`
+        : {
+            full: "Herald's database has no room left (its disk is full), so nothing was stored. Send the request again in a few seconds; if this keeps happening, the operator must free disk space where the database lives.",
+            no_answer:
+              "Herald's database did not answer (in time, or before the connection to it broke), so the request may have been stored or not. Send it again in a few seconds (an event sent twice may be delivered twice); if this keeps happening, check that the database is running and reachable.",
+            unavailable:
+              "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
+          }[outage],
     );
     unavailable.retryAfterSeconds = 5;
     return sendError(reply, unavailable);

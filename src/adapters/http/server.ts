@@ -294,6 +294,30 @@ function replaceNul(values: unknown): void {
   }
 }
 
+/**
+ * How long a readiness check waits for the database: a probe (or an operator) with a short timeout
+ * must get an answer, not silence, from a database that stalls.
+ */
+const READY_WAIT_MS = 2_000;
+
+/** Resolves when `check` succeeds within `ms`; rejects with its error, or with the wait's. */
+function answersWithin(check: (() => Promise<void>) | undefined, ms: number): Promise<void> {
+  if (!check) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+    check().then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
 /** At shutdown, the server closes once no request has come for this long... */
 const SHUTDOWN_QUIET_MS = 100;
 /** ...or after this long, however busy its clients. */
@@ -498,9 +522,10 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   app.get("/healthz", async () => ({ success: true, message: "Herald is running" }));
   // Readiness, beside liveness: a load balancer sends no work to a process whose database does
   // not answer, and restarts none for it (the process itself is fine, and serves once it is back).
+  const databaseReady = () => answersWithin(deps.databaseAnswers, READY_WAIT_MS);
   app.get("/readyz", async (_request, reply) => {
     try {
-      await deps.databaseAnswers?.();
+      await databaseReady();
       return { success: true, message: "Herald is ready: its database answers" };
     } catch (error) {
       return reply
@@ -556,7 +581,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
 
   app.register(
     async (incoming) => {
-      registerIncomingRoutes(incoming, api.incoming, deps.clock);
+      registerIncomingRoutes(incoming, api.incoming, deps.clock, databaseReady);
     },
     { prefix: INCOMING_PREFIX },
   );

@@ -11,6 +11,7 @@ import { createLogThrottle } from "../../../domain/log-throttle.js";
 import { LARGEST_BODY_BYTES } from "../../../domain/sources.js";
 import { counted } from "../../../domain/text.js";
 import { encodedBodyRefusal } from "../../utf8-text.js";
+import { errorBody } from "../error-mapper.js";
 
 /** The largest body any source may accept; each source's own limit is checked first. */
 const INCOMING_BODY_CEILING = LARGEST_BODY_BYTES;
@@ -88,6 +89,8 @@ export function registerIncomingRoutes(
   app: FastifyInstance,
   service: IncomingService,
   clock: { now(): number },
+  /** Resolves when the database answers (within a bound), rejects when it does not. */
+  databaseReady: () => Promise<void>,
 ): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(
@@ -129,11 +132,27 @@ export function registerIncomingRoutes(
     done(null, payload);
   });
 
-  app.get("/health", async () => ({
-    success: true,
-    message: "Incoming webhook endpoint is healthy",
-    timestamp: new Date(clock.now()).toISOString(),
-  }));
+  // Healthy means webhooks can be stored: a sender's webhook is acknowledged only once it is.
+  app.get("/health", async (_request, reply) => {
+    try {
+      await databaseReady();
+    } catch (error) {
+      return reply
+        .status(503)
+        .header("retry-after", "5")
+        .send(
+          errorBody(
+            "unavailable",
+            `Incoming webhooks cannot be stored right now: Herald's database does not answer (${(error as Error).message.split("\n", 1)[0]}). Senders are answered 503 and asked to send again later. Check that the database is running and reachable; this endpoint says healthy again as soon as it answers.`,
+          ),
+        );
+    }
+    return {
+      success: true,
+      message: "Incoming webhook endpoint is healthy",
+      timestamp: new Date(clock.now()).toISOString(),
+    };
+  });
 
   app.post<{ Params: { service: string } }>(
     "/:service",
