@@ -29,14 +29,23 @@ function verifyWebhook(rawBody, signature) {
 }
 
 /**
- * Standard Webhooks: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, with the same key. The
- * timestamp lets a receiver refuse a delivery replayed later: here, over 5 minutes off.
+ * The Standard Webhooks key: the secret as text, as above, unless it is in the standard's own form,
+ * whsec_ and base64, which stands for the key the base64 encodes.
+ */
+const whsec = /^whsec_((?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?)$/.exec(
+  secret,
+);
+const standardKey = whsec?.[1] ? Buffer.from(whsec[1], "base64") : secret;
+
+/**
+ * Standard Webhooks: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`. The timestamp lets a
+ * receiver refuse a delivery replayed later: here, over 5 minutes off.
  */
 function verifyStandardWebhook(rawBody, headers) {
   const id = headers["webhook-id"];
   const timestamp = headers["webhook-timestamp"];
   if (!id || !timestamp || Math.abs(Date.now() / 1000 - Number(timestamp)) > 300) return false;
-  const expected = createHmac("sha256", secret)
+  const expected = createHmac("sha256", standardKey)
     .update(`${id}.${timestamp}.`)
     .update(rawBody)
     .digest("base64");

@@ -47,7 +47,7 @@ export function undeliverableNumber(data: unknown, serialized: string): NumberPr
       if (change === "rounded" && inexact) {
         return {
           path,
-          message: `${path} is a whole number beyond ${Number.MAX_SAFE_INTEGER}, past which JSON parsers such as JavaScript's round the last digits (it would arrive as ${value}). Send it as a string.`,
+          message: `${path} is a number of more digits than a JSON parser such as JavaScript's keeps: beyond ${Number.MAX_SAFE_INTEGER}, the last digits are rounded (it would arrive as ${value}). Send it as a string.`,
         };
       }
     } else if (Array.isArray(value)) {

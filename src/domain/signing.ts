@@ -30,10 +30,45 @@ export function signHex(secret: string, body: string | Buffer): string {
   return createHmac("sha256", hmacKey(secret)).update(body).digest("hex");
 }
 
+const WHSEC_PREFIX = "whsec_";
+const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** True when `text` is non-empty, padded base64 of the standard alphabet. */
+export function isStrictBase64(text: string): boolean {
+  return text.length > 0 && STRICT_BASE64.test(text);
+}
+
 /**
- * The Standard Webhooks signature `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
- * The key is the secret's UTF-8 bytes, the same key as `X-Webhook-Signature`; with the
- * `standardwebhooks` library that is `new Webhook(Buffer.from(secret).toString("base64"))`.
+ * The key a secret in Standard Webhooks form (`whsec_` and the key's base64) stands for, or
+ * undefined for a secret in any other form.
+ */
+export function whsecKey(secret: string): Buffer | undefined {
+  if (!secret.startsWith(WHSEC_PREFIX)) return undefined;
+  const encoded = secret.slice(WHSEC_PREFIX.length);
+  return isStrictBase64(encoded) ? Buffer.from(encoded, "base64") : undefined;
+}
+
+const standardKeys = new Map<string, KeyObject>();
+
+/**
+ * The Standard Webhooks key of a webhook's secret: what a `whsec_<base64>` secret stands for, as
+ * the standard's libraries read it (`new Webhook(secret)`); for any other secret its UTF-8 bytes,
+ * the same key as `X-Webhook-Signature` (`new Webhook(Buffer.from(secret).toString("base64"))`).
+ */
+export function standardWebhooksKey(secret: string): KeyObject {
+  let key = standardKeys.get(secret);
+  if (!key) {
+    const decoded = whsecKey(secret);
+    key = decoded ? createSecretKey(decoded) : hmacKey(secret);
+    if (standardKeys.size >= 10_000) standardKeys.clear();
+    standardKeys.set(secret, key);
+  }
+  return key;
+}
+
+/**
+ * The Standard Webhooks signature `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, keyed with
+ * `standardWebhooksKey(secret)`.
  */
 export function signStandardWebhooks(
   secret: string,
@@ -41,7 +76,7 @@ export function signStandardWebhooks(
   timestampSeconds: number,
   body: string,
 ): string {
-  const digest = createHmac("sha256", hmacKey(secret))
+  const digest = createHmac("sha256", standardWebhooksKey(secret))
     .update(`${messageId}.${timestampSeconds}.`)
     .update(body)
     .digest("base64");

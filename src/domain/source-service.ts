@@ -3,6 +3,7 @@ import type { Clock } from "./clock.js";
 import { HeraldError } from "./errors.js";
 import type { Store } from "./ports.js";
 import type { ResolvedSource, SourceRegistry } from "./source-registry.js";
+import { isStrictBase64 } from "./signing.js";
 import {
   checkRules,
   checkSourceName,
@@ -39,6 +40,21 @@ function generateSecret(spec: VerifierSpec): string {
   return randomBytes(32).toString("hex");
 }
 
+/** Refuses a secret no sender of the scheme could sign with. */
+function checkSecretForm(spec: VerifierSpec, secret: string | undefined) {
+  if (
+    spec.type === "standard-webhooks" &&
+    secret?.startsWith("whsec_") &&
+    !isStrictBase64(secret.slice("whsec_".length))
+  ) {
+    throw new HeraldError(
+      "validation_failed",
+      "secret starts with whsec_, but what follows is not base64, so no sender could sign with it as Standard Webhooks does. Copy the whole secret the sender shows (whsec_ and its base64), or leave secret out to have one generated.",
+      "secret",
+    );
+  }
+}
+
 function checkVerifier(
   spec: VerifierSpec,
   allowUnverified: boolean | undefined,
@@ -58,6 +74,7 @@ function checkVerifier(
       "secret",
     );
   }
+  checkSecretForm(spec, secret);
   if (spec.type === "hmac" && spec.signedContent === "timestamp.body" && !spec.timestampHeader) {
     throw new HeraldError(
       "validation_failed",
@@ -176,6 +193,7 @@ export function createSourceService(deps: {
       }
       if (patch.secret !== undefined) checkSecret(patch.secret);
       const verifier = patch.verifier ?? current.source.verifier;
+      if (patch.secret !== undefined) checkSecretForm(verifier, patch.secret);
       if (patch.verifier !== undefined) {
         checkVerifier(
           verifier,

@@ -83,6 +83,14 @@ export function checkWebhookName(name: string): string {
     );
   }
   if (hasLoneSurrogate(trimmed)) throw loneSurrogate("name");
+  // A name is shown in lists, logs and dashboards: a line break or escape code would garble them.
+  if (hasControlCharacter(trimmed)) {
+    throw new HeraldError(
+      "validation_failed",
+      "name contains a control character (a line break, tab or escape code, for example). Use printable characters only.",
+      "name",
+    );
+  }
   return trimmed;
 }
 

@@ -83,3 +83,21 @@ test("the example receiver verifies a real delivery, ignores its repeat, and ref
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 });
+
+test("the example receiver verifies a delivery for a secret chosen in whsec_ form", async (t) => {
+  const herald = await startHerald({ HERALD_RETRY_SCHEDULE: "none" });
+  t.after(() => herald.stop());
+  const port = await freePort();
+  const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  const registered = await herald.api("POST", "/api/webhooks", {
+    name: "Standard form",
+    url: `http://localhost:${port}/webhook`,
+    events: ["user.created"],
+    secret,
+  });
+  assert.equal(registered.status, 201, JSON.stringify(registered.body));
+  const receiver = await startReceiver(secret, port);
+  t.after(() => receiver.stop());
+  await herald.api("POST", "/api/webhooks/trigger", { event: "user.created", data: { n: 1 } });
+  await receiver.saw(/Verified delivery del_\S+: user\.created \{"n":1\}/);
+});

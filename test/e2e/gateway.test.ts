@@ -764,7 +764,7 @@ test("numbers the routed event could not carry as sent fail the route, saying wh
     });
   for (const [body, path] of [
     ['{"event":"x","n":1e400}', /data\.n is a number too large/],
-    ['{"event":"x","ids":[1,12345678901234567890]}', /data\.ids\[1\] is a whole number beyond/],
+    ['{"event":"x","ids":[1,12345678901234567890]}', /data\.ids\[1\] is a number of more digits than/],
   ] as const) {
     const answer = await send(body);
     assertAccepted(answer);
@@ -1228,4 +1228,16 @@ test("a source request is checked whole: unknown fields, options of another veri
   });
   assert.equal(closed.status, 200, JSON.stringify(closed.body));
   assert.equal(closed.body.source.verifier.type, "hmac");
+
+  // A Standard Webhooks secret no sender could sign with, at creation and in a change.
+  for (const secret of ["whsec_", "whsec_!!!", "whsec_abc"]) {
+    await refusedField(
+      create({ name: "std-bad", verifier: { type: "standard-webhooks" }, secret }),
+      "secret",
+      /starts with whsec_, but what follows is not base64/,
+    );
+  }
+  const std = await create({ name: "std", verifier: { type: "standard-webhooks" } });
+  assert.equal(std.status, 201, JSON.stringify(std.body));
+  await refusedField(herald.api("PUT", "/api/sources/std", { secret: "whsec_%%%%" }), "secret");
 });

@@ -540,6 +540,9 @@ function registerApiTests() {
   describe("not found", () => {
     test("a NUL character in a name is 400 and in an id not found, on every store alike", async () => {
       assertNameRefused(await registerNamed("nul\u0000name"), /NUL/);
+      for (const name of ["bell\u0007", "two\nlines", "esc\u001b[31m", "del\u007f"]) {
+        assertNameRefused(await registerNamed(name), /control character/);
+      }
       const webhook = await registerNamed("holds deliveries");
       assert.equal(webhook.status, 201);
       for (const [method, url, code] of [

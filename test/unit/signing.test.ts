@@ -68,3 +68,22 @@ test("Herald's own deliveries pass its Standard Webhooks and Xano verifiers with
     false,
   );
 });
+
+test("a secret in Standard Webhooks form (whsec_ and base64) signs as the standard's libraries read it", () => {
+  const whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+  const headers = signDelivery(whsec, "del_7_w", body, Date.now());
+  // The library takes the secret as it stands; the hex signature keeps the seed's key, the text.
+  assert.deepEqual(new Webhook(whsec).verify(body, headers), JSON.parse(body));
+  assert.equal(
+    headers["x-webhook-signature"],
+    createHmac("sha256", whsec).update(body).digest("hex"),
+  );
+  // Herald's own Standard Webhooks source with the same secret takes it.
+  const request = { rawBody: Buffer.from(body), headers: { ...headers } };
+  assert.equal(createStandardWebhooksVerifier(whsec).verify(request, Date.now()).ok, true);
+  // whsec_ followed by something that is not base64 is a plain-text key, like any other secret.
+  const odd = "whsec_not base64!";
+  const plain = signDelivery(odd, "del_7_w", body, Date.now());
+  const verifier = new Webhook(Buffer.from(odd, "utf8").toString("base64"));
+  assert.deepEqual(verifier.verify(body, plain), JSON.parse(body));
+});

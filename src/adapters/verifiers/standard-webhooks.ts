@@ -7,6 +7,7 @@
  * the dedupe key is `webhook-id`. Limits: only the symmetric v1 scheme is checked.
  */
 import { headerValue, type Verifier } from "../../domain/incoming.js";
+import { isStrictBase64 } from "../../domain/signing.js";
 import {
   accepted,
   hmacDigest,
@@ -20,7 +21,6 @@ const ID_HEADER = "webhook-id";
 const TIMESTAMP_HEADER = "webhook-timestamp";
 const SIGNATURE_HEADER = "webhook-signature";
 const SECRET_PREFIX = "whsec_";
-const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 const HOW_TO_SIGN =
   'Send webhook-id, webhook-timestamp (Unix time in seconds) and webhook-signature: "v1," followed by the base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>", keyed with the base64-decoded secret (without "whsec_").';
@@ -37,7 +37,7 @@ function listed(names: string[]): string {
  */
 export function standardWebhooksKey(secret: string): Buffer {
   const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
-  if (encoded.length > 0 && STRICT_BASE64.test(encoded)) return Buffer.from(encoded, "base64");
+  if (isStrictBase64(encoded)) return Buffer.from(encoded, "base64");
   // A secret that is not base64 cannot be the encoded key the standard describes, so it is taken to
   // be a plain-text key, as senders that hand out plain-text secrets use it.
   return Buffer.from(secret, "utf8");

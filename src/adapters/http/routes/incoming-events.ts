@@ -149,7 +149,7 @@ export function registerIncomingEventRoutes(app: FastifyInstance, service: Incom
           event.status === "routed"
             ? `Incoming webhook routed again as event ${event.outgoingEventId}; ${deliveries} deliveries queued.`
             : event.status === "failed"
-              ? `Routing failed: ${event.routeError}.`
+              ? `Routing failed: ${event.routeError?.replace(/\.$/, "")}.`
               : "No routing rule of the source matched; nothing was sent.",
         // The event this replay made, beside the incoming webhook's own record of it.
         outgoingEventId: event.status === "routed" ? event.outgoingEventId : null,

@@ -126,7 +126,8 @@ export function registerSourceRoutes(app: FastifyInstance, service: SourceServic
           required: ["name", "verifier"],
           additionalProperties: false,
           properties: {
-            name: { type: "string", minLength: 1, maxLength: 100 },
+            // 63 at most, as the name check says; the schema only bounds what is read.
+            name: { type: "string", minLength: 1, maxLength: 63 },
             verifier,
             ...settings,
             ...shownOnly,
