@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import type { Clock } from "./clock.js";
 import { HeraldError } from "./errors.js";
 import type { Store } from "./ports.js";
-import type { ResolvedSource, SourceRegistry } from "./source-registry.js";
 import { isStrictBase64 } from "./signing.js";
+import type { ResolvedSource, SourceRegistry } from "./source-registry.js";
 import {
   checkRules,
   checkSourceName,

@@ -764,7 +764,10 @@ test("numbers the routed event could not carry as sent fail the route, saying wh
     });
   for (const [body, path] of [
     ['{"event":"x","n":1e400}', /data\.n is a number too large/],
-    ['{"event":"x","ids":[1,12345678901234567890]}', /data\.ids\[1\] is a number of more digits than/],
+    [
+      '{"event":"x","ids":[1,12345678901234567890]}',
+      /data\.ids\[1\] is a number of more digits than/,
+    ],
   ] as const) {
     const answer = await send(body);
     assertAccepted(answer);

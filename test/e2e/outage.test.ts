@@ -76,7 +76,10 @@ for (const { how, refuse, allow } of REFUSALS) {
     const read = await herald.api("GET", "/api/webhooks");
     assert.equal(read.status, 503);
     // A read is not told that "nothing was stored".
-    assert.match(read.body.message, /cannot reach its database right now, so it cannot read what was asked/);
+    assert.match(
+      read.body.message,
+      /cannot reach its database right now, so it cannot read what was asked/,
+    );
     // Alive, not ready: a load balancer sends it no work meanwhile, and restarts nothing.
     assert.equal((await fetch(`${herald.url}/healthz`)).status, 200);
     const notReady = await fetch(`${herald.url}/readyz`);
