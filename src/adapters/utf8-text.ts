@@ -75,11 +75,27 @@ export function readUtf8(
   return bytes.toString("utf8");
 }
 
-/** The 415 for a body sent with a `Content-Encoding` other than identity, or undefined. */
-export function encodedBodyRefusal(encoding: string | undefined): HeraldError | undefined {
-  if (encoding === undefined || encoding.trim().toLowerCase() === "identity") return undefined;
-  return new HeraldError(
-    "unsupported_media_type",
-    `The request body is encoded (Content-Encoding: ${encoding}), and Herald reads bodies only as they are. Send the body uncompressed, without a Content-Encoding header.`,
-  );
+/** The 415 for a body sent compressed (a Content-Encoding, or a transfer coding past chunked), or undefined. */
+export function encodedBodyRefusal(headers: {
+  "content-encoding"?: string | undefined;
+  "transfer-encoding"?: string | undefined;
+}): HeraldError | undefined {
+  const content = headers["content-encoding"]?.trim();
+  if (content && content.toLowerCase() !== "identity") {
+    return new HeraldError(
+      "unsupported_media_type",
+      `The request body is encoded (Content-Encoding: ${content}), and Herald reads bodies only as they are. Send the body uncompressed, without a Content-Encoding header.`,
+    );
+  }
+  // Node reads chunked framing itself, but leaves any other transfer coding (gzip, chunked) on the
+  // bytes it hands over.
+  const transfer = headers["transfer-encoding"];
+  const codings = transfer?.split(",").map((coding) => coding.trim().toLowerCase()) ?? [];
+  if (codings.some((coding) => coding !== "chunked" && coding !== "identity")) {
+    return new HeraldError(
+      "unsupported_media_type",
+      `The request body is encoded (Transfer-Encoding: ${transfer}), and Herald reads bodies only as they are. Send it uncompressed, with Transfer-Encoding: chunked at most.`,
+    );
+  }
+  return undefined;
 }

@@ -2,7 +2,9 @@
 
 import assert from "node:assert/strict";
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { request as httpRequest } from "node:http";
 import { type TestContext, test } from "node:test";
+import { gzipSync } from "node:zlib";
 import { sign as githubSign } from "@octokit/webhooks-methods";
 import { Webhook } from "standardwebhooks";
 import Stripe from "stripe";
@@ -469,6 +471,40 @@ test("an incoming body with a Content-Encoding is 415, signed or not, in any con
     );
     assertRefused(refused, 415, "unsupported_media_type");
     assert.match(refused.body.message, /uncompressed/);
+  }
+});
+
+test("an incoming or API body in a transfer coding past chunked (gzip, chunked) is 415", async (t) => {
+  const { herald } = await setup(t);
+  const { hostname, port } = new URL(herald.url);
+  for (const path of ["/api/incoming-webhooks/custom", "/api/webhooks/trigger"]) {
+    const answer = await new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: hostname,
+          port,
+          path,
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "transfer-encoding": "gzip, chunked",
+            authorization: `Bearer ${TEST_API_KEY}`,
+          },
+        },
+        (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (chunk: string) => {
+            text += chunk;
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+        },
+      );
+      req.on("error", reject);
+      req.end(gzipSync('{"event":"user.created"}'));
+    });
+    assert.equal(answer.status, 415, `${path}: ${JSON.stringify(answer.body)}`);
+    assert.match(answer.body.message, /Transfer-Encoding: gzip, chunked/);
   }
 });
 

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { connect } from "node:net";
 import { test } from "node:test";
 import { waitingDeliveriesMessage } from "../../src/herald.js";
 import { plainWebhook } from "../support/fixtures.js";
@@ -251,6 +252,32 @@ test("every kind of refused incoming webhook is a warning, once per interval per
   assert.match(
     refused().at(-1)?.msg ?? "",
     /^Refused an incoming webhook for 'xano' .*with 415: The request body is encoded \(Content-Encoding: gzip\)/,
+  );
+});
+
+test("an incoming webhook whose sender leaves before its body arrives is logged as such, with where from", async (t) => {
+  const { logger, lines } = capturedLogger("info");
+  const herald = await startHerald({ HERALD_INCOMING_SECRET_XANO: "xano-secret" }, { logger });
+  t.after(() => herald.stop());
+  const { hostname, port } = new URL(herald.url);
+  await new Promise<void>((resolve) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(
+        'POST /api/incoming-webhooks/xano HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"event":',
+      );
+      setTimeout(() => socket.destroy(), 100);
+    });
+    socket.on("close", () => resolve());
+  });
+  const line = await waitFor(
+    () => lines.find((entry) => String(entry.msg).startsWith("Refused")),
+    5000,
+    "the refusal's line",
+  );
+  assert.equal(line.reason, "incomplete_body");
+  assert.match(
+    String(line.msg),
+    /^Refused an incoming webhook for 'xano' \(the latest from (127\.0\.0\.1|a sender that has disconnected)\) with 408: The sender did not send its whole body: it disconnected, or took longer than HERALD_REQUEST_TIMEOUT\./,
   );
 });
 

@@ -466,7 +466,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       done();
       return;
     }
-    const encoded = encodedBodyRefusal(request.headers["content-encoding"]);
+    const encoded = encodedBodyRefusal(request.headers);
     if (encoded) {
       sendError(reply, encoded);
       return;

@@ -121,13 +121,26 @@ export function registerIncomingRoutes(
       } catch {
         answer = { code: "unknown", message: "(the answer was not in the error format)" };
       }
-      refusals.refused({
-        source,
-        code: answer.code,
-        message: answer.message,
-        status: reply.statusCode,
-        from: request.ip,
-      });
+      // A sender gone before its body arrived hears no answer: Node has already closed the
+      // connection (with a 408 of its own, when the request ran out of time).
+      const cutShort = request.raw.socket?.destroyed === true || request.raw.aborted;
+      refusals.refused(
+        cutShort
+          ? {
+              source,
+              code: "incomplete_body",
+              message: `The sender did not send its whole body: it disconnected, or took longer than HERALD_REQUEST_TIMEOUT. Nothing was stored; a sender that retries will send it again.`,
+              status: 408,
+              from: request.ip ?? "a sender that has disconnected",
+            }
+          : {
+              source,
+              code: answer.code,
+              message: answer.message,
+              status: reply.statusCode,
+              from: request.ip,
+            },
+      );
     }
     done(null, payload);
   });
@@ -180,7 +193,7 @@ export function registerIncomingRoutes(
           // A compressed body is refused once the source is known, so that it is logged as one;
           // an empty one has nothing compressed in it.
           const encoded = () =>
-            length === 0 ? undefined : encodedBodyRefusal(headers["content-encoding"]);
+            length === 0 ? undefined : encodedBodyRefusal(headers);
           if (pending) pending.then(() => done(encoded()), done);
           else done(encoded());
         } catch (error) {
