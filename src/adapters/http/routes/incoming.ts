@@ -192,8 +192,7 @@ export function registerIncomingRoutes(
           const pending = service.admit(source, length, headers["content-type"]);
           // A compressed body is refused once the source is known, so that it is logged as one;
           // an empty one has nothing compressed in it.
-          const encoded = () =>
-            length === 0 ? undefined : encodedBodyRefusal(headers);
+          const encoded = () => (length === 0 ? undefined : encodedBodyRefusal(headers));
           if (pending) pending.then(() => done(encoded()), done);
           else done(encoded());
         } catch (error) {
