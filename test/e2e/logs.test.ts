@@ -481,3 +481,24 @@ test("once stopping, Herald sends no retry that falls due while its API drains",
   await stopping;
   assert.equal(receiver.requests.length, 1, "a retry was sent after the stop began");
 });
+
+test("refused API requests are a warning once a minute per reason, saying why, never with the key sent", async (t) => {
+  const { logger, lines } = capturedLogger("info");
+  const herald = await startHerald({}, { logger });
+  t.after(() => herald.stop());
+  const get = (headers: Record<string, string>) =>
+    fetch(`${herald.url}/api/webhooks?page=1`, { headers }).then((answer) => answer.status);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(await get({ authorization: "Bearer guessed-key-123" }), 401);
+  }
+  assert.equal(await get({}), 401);
+  const refused = lines.filter((line) => String(line.msg).startsWith("Refused an API request"));
+  assert.equal(refused.length, 2, JSON.stringify(refused));
+  assert.ok(refused.every((line) => line.level === "warn" && line.from === "127.0.0.1"));
+  assert.match(
+    String(refused[0]?.msg),
+    /^Refused an API request \(GET \/api\/webhooks\) from 127\.0\.0\.1 with 401: its API key is not the one Herald uses\. A client of yours needs HERALD_API_KEY/,
+  );
+  assert.match(String(refused[1]?.msg), /with 401: it sent no API key\./);
+  assert.ok(!JSON.stringify(lines).includes("guessed-key-123"));
+});

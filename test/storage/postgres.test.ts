@@ -815,3 +815,33 @@ test("workers in one schema are never handed deliveries of another schema of the
     await other.drop();
   }
 });
+
+test("an api process that hears no delivery worker says nothing is delivered, and says when one is heard", () =>
+  onFreshSchema(async (open, connect, schema) => {
+    const { logger, lines } = capturedLogger("info");
+    await open({ handOverToWorkers: true, logger, noWorkerWarningMs: 300 });
+    const said = (start: string) => lines.find((line) => String(line.msg).startsWith(start));
+    const deadline = Date.now() + 5000;
+    while (!said("No delivery worker has been heard from")) {
+      assert.ok(Date.now() < deadline, "no warning that no worker is heard");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const warning = said("No delivery worker has been heard from");
+    assert.equal(warning?.level, "warn");
+    assert.match(
+      String(warning?.msg),
+      new RegExp(
+        `for \\d+ s on this database \\(schema ${schema}\\)\\. .*HERALD_ROLE=worker \\(or all\\)`,
+      ),
+    );
+    // A worker tells its room: the api process says deliveries are sent again.
+    const worker = await connect();
+    await worker.query("SELECT pg_notify($1, $2)", [
+      roomChannel(schema),
+      JSON.stringify({ worker: "worker-back", room: roomy(), carried: true }),
+    ]);
+    while (!said("A delivery worker is running again")) {
+      assert.ok(Date.now() < deadline + 5000, "no line that a worker is heard again");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }));

@@ -60,9 +60,8 @@ type Answer = (request: FastifyRequest, reply: FastifyReply) => unknown;
  * Under the key's prefixes, what a path or method is not (a 404, a broken URL) is told only to a
  * caller with the key; without it, the answer is the 401, as for any route there.
  */
-function keyFirst(apiKey: string | undefined, answer: Answer): Answer {
-  if (apiKey === undefined) return answer;
-  const checkKey = requireApiKey(apiKey);
+function keyFirst(checkKey: Answer | undefined, answer: Answer): Answer {
+  if (checkKey === undefined) return answer;
   return async (request, reply) => {
     if (underManagedPrefix(request.url)) {
       await checkKey(request, reply);
@@ -363,6 +362,9 @@ function afterBody(request: FastifyRequest, limit: number, answer: () => void): 
 
 /** Creates the HTTP app. Call `listen` or `inject` on the result. */
 export function buildServer(deps: ServerDeps): FastifyInstance {
+  // The API key check, made once the app (and its logger) exists; URLs the router cannot read
+  // meet it too.
+  let checkKey: Answer | undefined;
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -375,10 +377,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     forceCloseConnections: "idle",
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     frameworkErrors: (error, request, reply) =>
-      keyFirst(deps.api?.apiKey, (req, rep) => handleFrameworkError(error, req, rep))(
-        request,
-        reply,
-      ),
+      keyFirst(checkKey, (req, rep) => handleFrameworkError(error, req, rep))(request, reply),
     clientErrorHandler: handleClientError,
     // A client that stops sending halfway through its request is answered 408 and let go, instead
     // of holding its connection for ever.
@@ -478,7 +477,9 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     done(null, payload);
   });
   const { methodsFor, namingMethods } = routeMethods(app);
-  const unrouted = keyFirst(deps.api?.apiKey, notFoundHandler(methodsFor));
+  // One check, so that its log lines are held back across every route it guards.
+  checkKey = deps.api ? requireApiKey(deps.api.apiKey, app.log, () => deps.clock.now()) : undefined;
+  const unrouted = keyFirst(checkKey, notFoundHandler(methodsFor));
   answerExpectContinueLate(app, unrouted);
   // Node keeps the first 2,000 header lines and drops the rest without a word, a delivery id among
   // them; the 16 KB limit on headers (431 past it) is bound enough.
@@ -572,7 +573,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     const register = managed[prefix];
     app.register(
       async (scope) => {
-        scope.addHook("onRequest", requireApiKey(api.apiKey));
+        if (checkKey) scope.addHook("onRequest", checkKey);
         register(scope);
       },
       { prefix },

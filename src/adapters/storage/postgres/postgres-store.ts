@@ -96,6 +96,8 @@ export interface PostgresStoreOptions {
    * no worker of its own: the `api` role), instead of leaving them all to be claimed.
    */
   handOverToWorkers?: boolean;
+  /** With handOverToWorkers: how long no worker may be heard before a warning (default 30 s). */
+  noWorkerWarningMs?: number;
 }
 
 const UPKEEP_INTERVAL_MS = 10_000;
@@ -657,7 +659,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   );
   const schema = where[0]?.schema ?? "";
   const rooms = options.handOverToWorkers
-    ? await listenToWorkerRooms(postgresClientConfig(options), schema, options.logger)
+    ? await listenToWorkerRooms(
+        postgresClientConfig(options),
+        schema,
+        options.logger,
+        options.noWorkerWarningMs,
+      )
     : undefined;
   const takers: Takers = { local: undefined, remote: rooms };
   /** Hands this process's worker the deliveries other processes lease to it. */

@@ -98,14 +98,41 @@ interface HeardRoom {
   carried: boolean;
 }
 
-/** Listens on the room channel of `schema`; resolves once listening. */
+/** How long an api process hears from no worker before it says nothing is being delivered. */
+export const NO_WORKER_WARNING_MS = 30_000;
+/** How often that line repeats while no worker is heard. */
+const NO_WORKER_REPEAT_MS = 10 * 60_000;
+
+/**
+ * Listens on the room channel of `schema`; resolves once listening. Every delivering process tells
+ * its room at least once a second, so an api process that hears none for `noWorkerWarningMs` says
+ * that what it stores is not being delivered, and says so again when a worker is heard.
+ */
 export async function listenToWorkerRooms(
   config: pg.ClientConfig,
   schema: string,
   logger: Logger | undefined,
+  noWorkerWarningMs = NO_WORKER_WARNING_MS,
 ): Promise<WorkerRooms> {
   const channel = roomChannel(schema);
   const rooms = new Map<string, HeardRoom>();
+  let lastHeard = Date.now();
+  let warnedAt: number | undefined;
+  const watch = setInterval(
+    () => {
+      const now = Date.now();
+      const silent = now - lastHeard;
+      if (silent < noWorkerWarningMs) return;
+      if (warnedAt !== undefined && now - warnedAt < NO_WORKER_REPEAT_MS) return;
+      warnedAt = now;
+      logger?.warn(
+        { silentMs: silent },
+        `No delivery worker has been heard from for ${Math.round(silent / 1000)} s on this database (schema ${schema}). This api process still accepts triggers and incoming webhooks and stores them, but nothing is delivered until a process with HERALD_ROLE=worker (or all) runs with the same DATABASE_URL. This line repeats every ${NO_WORKER_REPEAT_MS / 60_000} min while none is heard.`,
+      );
+    },
+    Math.min(5_000, Math.max(50, noWorkerWarningMs / 2)),
+  );
+  watch.unref();
   const session = await holdSession(
     config,
     async (client) => {
@@ -113,6 +140,14 @@ export async function listenToWorkerRooms(
         if (message.channel !== channel) return;
         const notice = parseRoomNotice(message.payload);
         if (!notice) return;
+        lastHeard = Date.now();
+        if (warnedAt !== undefined) {
+          warnedAt = undefined;
+          logger?.info(
+            { worker: notice.worker },
+            `A delivery worker is running again (${notice.worker}): stored deliveries are being sent.`,
+          );
+        }
         const { room } = notice;
         rooms.set(notice.worker, {
           deliveries: room.deliveries,
@@ -156,7 +191,10 @@ export async function listenToWorkerRooms(
       best.bodyLength -= bodyLength;
       return { workerId: bestId, carried: best.carried, leaseUntil: now + best.leaseMs, taken };
     },
-    close: () => session.close(),
+    close: () => {
+      clearInterval(watch);
+      return session.close();
+    },
   };
 }
 
