@@ -407,16 +407,58 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   /** Failed claims, attempt records and lease sweeps, which an outage repeats: one line per 30 s. */
   const storeFailureLog = createLogThrottle(30_000, () => clock.now());
   /**
-   * Attempts that failed and will be retried: one line per webhook per minute, kept through
-   * successes, so a receiver that fails on and off is one line a minute too. Keyed by webhook, and
-   * bounded far above the webhooks that fail at once in an outage.
+   * Attempts that failed and will be retried: one line per receiving host per minute, kept through
+   * successes, so a receiver that fails on and off is one line a minute too, and a host that is
+   * down for many webhooks one line, not one per webhook. Bounded far above the hosts that fail
+   * at once in an outage.
    */
   const failingLog = createLogThrottle(60_000, () => clock.now(), 100_000);
-  /** Webhooks last said to be failing, so that their next success is said too. */
+  /** Hosts last said to be failing, so that their next success is said too. */
   const failing = new Set<string>();
+  /** Per host, the webhooks whose attempts failed since its last line, counted in that line. */
+  const failedWebhooks = new Map<string, Set<string>>();
 
-  /** Deliveries that failed for good: one line per webhook per minute, as an outage ends many. */
+  /** Deliveries that failed for good: one line per host per minute, as an outage ends many. */
   const gaveUpLog = createLogThrottle(60_000, () => clock.now(), 100_000);
+  const gaveUpWebhooks = new Map<string, Set<string>>();
+
+  /** The receiving host of a delivery, or its webhook when the URL cannot be read. */
+  function hostOf(delivery: ClaimedDelivery): string {
+    try {
+      return new URL(delivery.url).host;
+    } catch {
+      return `webhook ${delivery.webhookId}`;
+    }
+  }
+
+  /**
+   * Notes `webhookId` among those failing at `host` since its last line; returns how many others
+   * there were, and starts the count over, when a line is due.
+   */
+  function othersAtHost(
+    seen: Map<string, Set<string>>,
+    host: string,
+    webhookId: string,
+    due: boolean,
+  ): number {
+    let webhooks = seen.get(host);
+    if (!webhooks) {
+      if (seen.size >= 10_000) seen.clear();
+      webhooks = new Set();
+      seen.set(host, webhooks);
+    }
+    if (webhooks.size < 100_000) webhooks.add(webhookId);
+    if (!due) return 0;
+    seen.delete(host);
+    return webhooks.size - 1;
+  }
+
+  /** ", and to 3 other webhooks at the same host,", or nothing. */
+  function andOthers(others: number): string {
+    return others === 0
+      ? ""
+      : `, and to ${others === 1 ? "1 other webhook" : `${others} other webhooks`} at the same host,`;
+  }
 
   /**
    * "webhook wh_… (at host)": the host says whose receiver it is at a glance; the rest of the URL
@@ -434,14 +476,22 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
 
   function logGaveUp(delivery: ClaimedDelivery, update: DeliveryUpdate): void {
     const { webhookId } = delivery;
-    const count = gaveUpLog.due(webhookId);
+    const host = hostOf(delivery);
+    const count = gaveUpLog.due(host);
+    const others = othersAtHost(gaveUpWebhooks, host, webhookId, count !== undefined);
     if (count === undefined) return;
     const address = `GET /api/webhooks/${webhookId}/deliveries/${delivery.id}`;
     logger.warn(
-      { deliveryId: delivery.id, webhookId, attempts: update.attempts, failedDeliveries: count },
+      {
+        deliveryId: delivery.id,
+        webhookId,
+        attempts: update.attempts,
+        failedDeliveries: count,
+        otherWebhooks: others,
+      },
       count === 1
-        ? `Delivery ${delivery.id} to ${webhookNamed(delivery)} failed for good: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at ${address}. This line repeats at most once a minute for this webhook.`
-        : `${count} deliveries to ${webhookNamed(delivery)} failed for good since the last line. The latest, ${delivery.id}: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at ${address}; GET /api/webhooks/${webhookId}/deliveries lists the others. This line repeats at most once a minute for this webhook.`,
+        ? `Delivery ${delivery.id} to ${webhookNamed(delivery)} failed for good: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at ${address}. This line repeats at most once a minute for this host.`
+        : `${count} deliveries to ${webhookNamed(delivery)}${andOthers(others)} failed for good since the last line. The latest, ${delivery.id}: ${withFullStop(update.attempt.error ?? "")} Every attempt is listed at ${address}; GET /api/webhooks/<id>/deliveries?status=failed lists the others of each webhook. This line repeats at most once a minute for this host.`,
     );
   }
 
@@ -452,8 +502,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     outcome: AttemptOutcome,
   ): void {
     const { webhookId } = delivery;
+    const host = hostOf(delivery);
     if (outcome.kind === "delivered") {
-      if (!failing.delete(webhookId)) return;
+      if (!failing.delete(host)) return;
       logger.info(
         { webhookId, deliveryId: delivery.id },
         `Deliveries to ${webhookNamed(delivery)} succeed again: its receiver answered ${update.attempt.statusCode}.`,
@@ -463,13 +514,14 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     // An attempt ended by this worker's own stop says nothing of the receiver; the stop's line
     // counts the attempts it cut off.
     if (outcome.kind !== "retry" || !running) return;
-    const count = failingLog.due(webhookId);
+    const count = failingLog.due(host);
+    const others = othersAtHost(failedWebhooks, host, webhookId, count !== undefined);
     if (count === undefined) return;
     if (failing.size >= 100_000) failing.clear();
-    failing.add(webhookId);
+    failing.add(host);
     logger.warn(
-      { webhookId, deliveryId: delivery.id, failedAttempts: count },
-      `Deliveries to ${webhookNamed(delivery)} are failing${count > 1 ? ` (${count} failed attempts since the last line)` : ""}. Latest, delivery ${delivery.id}: ${withFullStop(update.attempt.error ?? "")} Failed deliveries are retried on schedule; GET /api/webhooks/${webhookId}/deliveries lists them. This line repeats at most once a minute for this webhook while it lasts.`,
+      { webhookId, deliveryId: delivery.id, failedAttempts: count, otherWebhooks: others },
+      `Deliveries to ${webhookNamed(delivery)}${andOthers(others)} are failing${count > 1 ? ` (${count} failed attempts since the last line)` : ""}. Latest, delivery ${delivery.id}: ${withFullStop(update.attempt.error ?? "")} Failed deliveries are retried on schedule; GET /api/webhooks/${webhookId}/deliveries lists them. This line repeats at most once a minute for this host while it lasts.`,
     );
   }
 

@@ -83,7 +83,7 @@ test("a delivery that fails for good is a warning naming the webhook, its receiv
   );
 });
 
-test("a failing receiver is a warning once a minute per webhook, even when it fails on and off, and its recovery is said", async (t) => {
+test("a failing receiver is a warning once a minute per receiving host, even when it fails on and off, and its recovery is said", async (t) => {
   const { logger, lines } = capturedLogger("info");
   // Each trigger fails first: the first three times, then once; a success follows each run.
   const failures = new Set([0, 1, 2, 4, 6, 8]);
@@ -135,6 +135,41 @@ test("a failing receiver is a warning once a minute per webhook, even when it fa
     `Deliveries to webhook ${id} (at ${new URL(receiver.url).host}) succeed again: its receiver answered 200.`,
   );
   assert.match(said[2]?.msg ?? "", /are failing \(5 failed attempts since the last line\)/);
+});
+
+test("many webhooks failing at one host are one line a minute, counting the others", async (t) => {
+  const { logger, lines } = capturedLogger("info");
+  let offset = 0;
+  const clock = { now: () => Date.now() + offset };
+  const receiver = await startReceiver((_req, _index, res) => res.writeHead(503).end("down"));
+  t.after(() => receiver.close());
+  const herald = await startHerald({ HERALD_RETRY_SCHEDULE: "1h" }, { logger, clock });
+  t.after(() => herald.stop());
+  for (let i = 0; i < 5; i++) {
+    const created = await herald.api("POST", "/api/webhooks", {
+      name: `down-${i}`,
+      url: `${receiver.url}/hook-${i}`,
+      events: ["user.created"],
+    });
+    assert.equal(created.status, 201);
+  }
+  const failingLines = () => lines.filter((line) => / are failing/.test(String(line.msg)));
+  await herald.api("POST", "/api/webhooks/trigger", { event: "user.created" });
+  await waitFor(() => (receiver.requests.length >= 5 ? true : undefined), 5000, "5 attempts");
+  await sleep(200);
+  assert.equal(failingLines().length, 1, JSON.stringify(failingLines()));
+  offset += 61_000;
+  await herald.api("POST", "/api/webhooks/trigger", { event: "user.created" });
+  await waitFor(() => (receiver.requests.length >= 10 ? true : undefined), 5000, "10 attempts");
+  await sleep(200);
+  const said = failingLines();
+  assert.equal(said.length, 2, JSON.stringify(said));
+  assert.match(
+    String(said[1]?.msg),
+    new RegExp(
+      `^Deliveries to webhook wh_\\S+ \\(at ${new URL(receiver.url).host}\\), and to 4 other webhooks at the same host, are failing \\(\\d+ failed attempts since the last line\\)\\.`,
+    ),
+  );
 });
 
 test("forged incoming webhooks are logged once per interval, with how many and from where", async (t) => {
