@@ -249,16 +249,23 @@ export async function createHerald(
   });
 
   if (servesApi) {
+    const setting = (name: string) => `HERALD_INCOMING_SECRET_${name.toUpperCase()}`;
+    const unset: string[] = [];
     for (const name of INCOMING_SERVICES) {
-      if (builtIns.secret(name) === undefined) {
-        const setting = `HERALD_INCOMING_SECRET_${name.toUpperCase()}`;
+      if (builtIns.secret(name) !== undefined) continue;
+      // A blank secret is a mistake to fix; an unset one is the normal state of a source not used.
+      if (config.blankIncomingSecrets.includes(name)) {
         logger.warn(
           { source: name },
-          config.blankIncomingSecrets.includes(name)
-            ? `Incoming webhooks for '${name}' will be refused: ${setting} is blank. Set it to the secret the sender signs with.`
-            : `Incoming webhooks for '${name}' will be refused until ${setting} is set.`,
+          `Incoming webhooks for '${name}' will be refused: ${setting(name)} is blank. Set it to the secret the sender signs with.`,
         );
-      }
+      } else unset.push(name);
+    }
+    if (unset.length > 0) {
+      logger.info(
+        { sources: unset },
+        `Incoming webhooks for ${listed(unset.map((name) => `'${name}'`))} will be refused until ${listed(unset.map(setting))} ${unset.length === 1 ? "is" : "are"} set (only needed for a sender that posts to ${unset.length === 1 ? "that source" : "those sources"}).`,
+      );
     }
     if (config.corsOrigins.length > 0) {
       logger.info(
@@ -374,4 +381,11 @@ export function waitingDeliveriesMessage(due: number, later: number, held = 0): 
       : `${plural(later, "retry waits", "retries wait")} in the database for ${later === 1 ? "its" : "their"} time.`,
   ].filter(Boolean);
   return parts.length === 0 ? undefined : parts.join(" ");
+}
+
+/** "a", "a and b", "a, b and c". */
+function listed(items: string[]): string {
+  return items.length > 1
+    ? `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`
+    : (items[0] ?? "");
 }
