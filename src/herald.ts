@@ -74,6 +74,14 @@ function resolveApiKey(config: Config, logger: PinoLogger): string {
         "HERALD_API_KEY is shorter than 16 characters, which is easy to guess. Use 32 random characters or more, for example from: openssl rand -hex 24",
       );
     }
+    const saved = join(config.dataDir, "api-key");
+    // A client still holding the saved key would be refused without a word otherwise.
+    if (existsSync(saved)) {
+      logger.info(
+        { path: saved },
+        `Using HERALD_API_KEY; the key saved earlier in ${saved} is not accepted while it is set.`,
+      );
+    }
     return config.apiKey;
   }
   const path = join(config.dataDir, "api-key");
@@ -336,9 +344,12 @@ export async function createHerald(
 
     stop() {
       stopped ??= (async () => {
+        const inFlight = worker?.inFlight() ?? 0;
         logger.info(
-          {},
-          "Herald is stopping: no new requests are taken; attempts in flight may finish.",
+          { inFlight },
+          inFlight === 0
+            ? "Herald is stopping: no new requests are taken; attempts in flight may finish."
+            : `Herald is stopping: no new requests are taken; it waits up to ${config.shutdownGraceMs / 1000} s (HERALD_SHUTDOWN_GRACE) for the ${inFlight === 1 ? "1 attempt" : `${inFlight} attempts`} in flight to finish.`,
         );
         // Requests in flight may finish within the grace; a client that stopped sending halfway
         // would hold its connection (and the shutdown) until it gave up, so it is cut off then.

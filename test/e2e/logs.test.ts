@@ -4,7 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { waitingDeliveriesMessage } from "../../src/herald.js";
 import { plainWebhook } from "../support/fixtures.js";
@@ -478,6 +481,14 @@ test("a stop that cuts off attempts still waiting for their receivers says so, n
     "the attempt reached the receiver",
   );
   await herald.stop();
+  assert.ok(
+    lines.some((entry) =>
+      /^Herald is stopping: no new requests are taken; it waits up to 0\.2 s \(HERALD_SHUTDOWN_GRACE\) for the 1 attempt in flight to finish\.$/.test(
+        String(entry.msg),
+      ),
+    ),
+    JSON.stringify(lines),
+  );
   const line = lines.find((entry) => String(entry.msg).includes("cutting off"));
   assert.ok(line, "no line about attempts cut off");
   assert.equal(line.level, "warn");
@@ -540,4 +551,19 @@ test("refused API requests are a warning once a minute per reason, saying why, n
   );
   assert.match(String(refused[1]?.msg), /with 401: it sent no API key\./);
   assert.ok(!JSON.stringify(lines).includes("guessed-key-123"));
+});
+
+test("with HERALD_API_KEY set, a key saved earlier in the data directory is said not to be accepted", async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "herald-key-"));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  writeFileSync(join(dataDir, "api-key"), "hk_saved_earlier_key_123456\n", { mode: 0o600 });
+  const { logger, lines } = capturedLogger("info");
+  const herald = await startHerald({ HERALD_DATA_DIR: dataDir }, { logger });
+  t.after(() => herald.stop());
+  const line = lines.find((entry) => String(entry.msg).startsWith("Using HERALD_API_KEY"));
+  assert.equal(
+    line?.msg,
+    `Using HERALD_API_KEY; the key saved earlier in ${join(dataDir, "api-key")} is not accepted while it is set.`,
+  );
+  assert.ok(!JSON.stringify(lines).includes("hk_saved_earlier_key_123456"));
 });
