@@ -56,6 +56,8 @@ export interface Config {
   /** Origins whose browser pages may call the API ("*": any); empty, none may. */
   corsOrigins: string[];
   logLevel: LogLevel;
+  /** One warning per HERALD_ variable Herald does not read (a misspelt setting, most often). */
+  unknownSettings: string[];
 }
 
 /** Thrown when settings are wrong; `problems` has one plain sentence per bad setting. */
@@ -69,10 +71,16 @@ export class ConfigError extends Error {
 /** The longest wait between two attempts: a retry further off is not a retry anyone waits for. */
 const MAX_RETRY_DELAY_MS = 30 * 24 * 3_600_000;
 
+/** HERALD_ variables that Herald's own tests and bench read: they pass their environment on. */
+const TOOLING_SETTINGS = ["HERALD_TEST_PG_URL"];
+
 /** Reads and validates settings from `env` (process.env by default). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
+  // Every setting is read on every start, so the names read are the names Herald knows.
+  const read = new Set<string>();
   const text = (name: string): string | undefined => {
+    read.add(name);
     const value = env[name]?.trim();
     return value ? value : undefined;
   };
@@ -111,10 +119,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 
   const boolean = (name: string, fallback: boolean): boolean => {
-    const raw = text(name)?.toLowerCase();
+    const raw = text(name);
     if (raw === undefined) return fallback;
-    if (["true", "1", "yes", "on"].includes(raw)) return true;
-    if (["false", "0", "no", "off"].includes(raw)) return false;
+    if (["true", "1", "yes", "on"].includes(raw.toLowerCase())) return true;
+    if (["false", "0", "no", "off"].includes(raw.toLowerCase())) return false;
     problems.push(`${name}=${raw} is not valid: use true or false.`);
     return fallback;
   };
@@ -123,9 +131,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const host = text("HOST") ?? "0.0.0.0";
   const dataDir = resolve(text("HERALD_DATA_DIR") ?? "./data");
 
-  const role = (text("HERALD_ROLE")?.toLowerCase() ?? "all") as Role;
+  // Compared in lower case, echoed as written.
+  const rawRole = text("HERALD_ROLE");
+  const role = (rawRole?.toLowerCase() ?? "all") as Role;
   if (!ROLES.includes(role)) {
-    problems.push(`HERALD_ROLE=${role} is not valid: use all, api or worker.`);
+    problems.push(`HERALD_ROLE=${rawRole} is not valid: use all, api or worker.`);
   }
   // A worker needs few connections (claims and batched writes); the API needs more for concurrent reads.
   const poolSize = integer("HERALD_DB_POOL_SIZE", role === "worker" ? 4 : 10, 2, 500);
@@ -143,7 +153,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         );
       } else database = { kind: "sqlite", path: resolve(path) };
     } else if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
-      database = { kind: "postgres", url: databaseUrl, poolSize };
+      const problem = postgresUrlProblem(databaseUrl);
+      if (problem === undefined) database = { kind: "postgres", url: databaseUrl, poolSize };
+      else problems.push(problem);
+    } else if (/^postgres(ql)?:/.test(databaseUrl) || hasNoScheme(databaseUrl)) {
+      problems.push(schemelessDatabaseUrlProblem(databaseUrl));
     } else {
       // Only the scheme is echoed: the rest of a URL may hold a password.
       const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(databaseUrl)?.[0];
@@ -198,9 +212,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     } else retrySchedule = parsed;
   }
 
-  const logLevel = (text("LOG_LEVEL")?.toLowerCase() ?? "info") as LogLevel;
+  const rawLogLevel = text("LOG_LEVEL");
+  const logLevel = (rawLogLevel?.toLowerCase() ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) {
-    problems.push(`LOG_LEVEL=${logLevel} is not valid: use one of ${LOG_LEVELS.join(", ")}.`);
+    problems.push(`LOG_LEVEL=${rawLogLevel} is not valid: use one of ${LOG_LEVELS.join(", ")}.`);
   }
 
   const rawCorsOrigins = text("HERALD_CORS_ORIGINS");
@@ -212,7 +227,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   // Read before the config is built: the per-webhook limit defaults to a share of it.
+  const problemsBefore = problems.length;
   const deliveryConcurrency = integer("HERALD_DELIVERY_CONCURRENCY", 64, 1, 10_000);
+  // A limit refused above bounds nothing: quoting the default in its place would mislead.
+  const perWebhookMax = problems.length === problemsBefore ? deliveryConcurrency : 10_000;
   const config: Config = {
     role: ROLES.includes(role) ? role : "all",
     port,
@@ -231,7 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       "HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK",
       Math.ceil(deliveryConcurrency / 4),
       1,
-      deliveryConcurrency,
+      perWebhookMax,
       "attempts, at most HERALD_DELIVERY_CONCURRENCY,",
     ),
     // A delivery thread pays off when it has a core of its own; on two cores or fewer, the main
@@ -242,9 +260,153 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: duration("HERALD_SHUTDOWN_GRACE", 10_000, 0, 300_000),
     corsOrigins: cors.origins,
     logLevel: LOG_LEVELS.includes(logLevel) ? logLevel : "info",
+    unknownSettings: [],
   };
   if (problems.length > 0) throw new ConfigError(problems);
+  config.unknownSettings = unknownSettingWarnings(env, [...read, ...TOOLING_SETTINGS]);
   return config;
+}
+
+/**
+ * A warning for each variable named HERALD_… that is not in `known`: a misspelt setting is
+ * otherwise ignored without a word, and its default taken. Only the built-in sources take their
+ * secret from the environment; a secret for another source name is said to go through the API.
+ */
+function unknownSettingWarnings(env: NodeJS.ProcessEnv, known: string[]): string[] {
+  return Object.keys(env)
+    .filter((name) => name.startsWith("HERALD_") && !known.includes(name))
+    .sort()
+    .map((name) => {
+      const meant = closestSetting(name, known);
+      if (meant) return `${name} is not a Herald setting, so it is ignored. Did you mean ${meant}?`;
+      const source = /^HERALD_INCOMING_SECRET_(\w+)$/.exec(name)?.[1]?.toLowerCase();
+      if (source) {
+        return `${name} is not a Herald setting, so it is ignored: only the built-in sources (${INCOMING_SERVICES.join(", ")}) take their secret from the environment. Create the source '${source}' with its secret through POST /api/sources.`;
+      }
+      return `${name} is not a Herald setting, so it is ignored. The settings are listed in the README's configuration table.`;
+    });
+}
+
+/** The known setting `name` is most likely a misspelling of, if one is close enough to tell. */
+function closestSetting(name: string, known: string[]): string | undefined {
+  // HERALD_PORT for PORT: a setting of its own with the prefix added.
+  const bare = name.slice("HERALD_".length);
+  if (known.includes(bare)) return bare;
+  let best: { setting: string; distance: number } | undefined;
+  for (const setting of known) {
+    const distance = editDistance(name, setting);
+    // A few slips in a long name; any more and the suggestion would be a guess.
+    const allowed = Math.max(2, Math.floor(setting.length / 8));
+    if (distance <= allowed && (best === undefined || distance < best.distance)) {
+      best = { setting, distance };
+    }
+  }
+  return best?.setting;
+}
+
+/** Letters to add, remove, change or swap with a neighbour to turn `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  const at = (i: number, j: number): number => rows[i]?.[j] ?? Number.POSITIVE_INFINITY;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let distance = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        distance = Math.min(distance, at(i - 2, j - 2) + 1);
+      }
+      (rows[i] as number[])[j] = distance;
+    }
+  }
+  return at(a.length, b.length);
+}
+
+/** Example of the URL form, with the operator's host and port when they can be told apart safely. */
+function postgresUrlExample(hostAndPort = "localhost:5432"): string {
+  return `postgres://user:password@${hostAndPort}/dbname`;
+}
+
+/** True when `value` has no scheme, though a URL parser would read one in "localhost:5432". */
+function hasNoScheme(value: string): boolean {
+  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(value)?.[0];
+  if (scheme === undefined) return true;
+  // After a scheme comes // or a path, not a port ("localhost:5432") or a password ("user:pw@db").
+  return !value.includes("://") && /^\d|@/.test(value.slice(scheme.length));
+}
+
+/**
+ * Why a DATABASE_URL without a scheme (or with postgres: but no //) names no database. Echoes no
+ * more than a host and port.
+ */
+function schemelessDatabaseUrlProblem(value: string): string {
+  // What stands before an @ may be a password; what follows it, up to a /, is the host and port.
+  // A word alone may be a password too: a host is taken only after an @ or before a port.
+  const at = value.lastIndexOf("@");
+  const host = /^([a-z0-9.-]+)(?::(\d{1,5}))?(?:[/?]|$)/i.exec(value.slice(at + 1));
+  const hostKnown = host?.[1] !== undefined && (at !== -1 || host[2] !== undefined);
+  const example = postgresUrlExample(hostKnown ? `${host?.[1]}:${host?.[2] ?? 5432}` : undefined);
+  const echoed = at === -1 && host?.[2] !== undefined && value === host[0] ? `=${value}` : "";
+  if (/^postgres(ql)?:/.test(value)) {
+    return `DATABASE_URL must start with postgres:// (two slashes after the colon). Write it as ${example}.`;
+  }
+  return `DATABASE_URL${echoed} has no scheme, so Herald cannot tell which database it names. Write it as ${example} (with your user, password and database name), or sqlite:<path> for a SQLite file.`;
+}
+
+const SSL_MODES = ["disable", "prefer", "require", "verify-ca", "verify-full", "no-verify"];
+
+/**
+ * What is wrong with a postgres:// URL, naming the part at fault, or undefined if it can be used.
+ * Checked here rather than left to the driver, whose "Invalid URL" names no part of it.
+ */
+function postgresUrlProblem(value: string): string | undefined {
+  const rest = value.slice(value.indexOf("://") + 3);
+  const authority = rest.split(/[/?#]/, 1)[0] ?? "";
+  const at = authority.lastIndexOf("@");
+  const userInfo = at === -1 ? "" : authority.slice(0, at);
+  const hostAndPort = authority.slice(at + 1);
+  try {
+    for (const part of userInfo.split(":")) decodeURIComponent(part);
+  } catch {
+    return "DATABASE_URL has a user name or password with a % not followed by two hexadecimal digits: write % itself as %25.";
+  }
+  let port: string | undefined;
+  if (hostAndPort.startsWith("[")) {
+    const close = hostAndPort.indexOf("]");
+    if (close === -1) {
+      return "DATABASE_URL has an IPv6 address without its closing ]: write it as [::1]:5432.";
+    }
+    const after = hostAndPort.slice(close + 1);
+    if (after !== "" && !after.startsWith(":")) {
+      return `DATABASE_URL has '${after}' after the IPv6 address ${hostAndPort.slice(0, close + 1)}: only a port may follow it, as in [::1]:5432.`;
+    }
+    port = after === "" ? undefined : after.slice(1);
+  } else {
+    const colons = hostAndPort.split(":").length - 1;
+    if (colons > 1) {
+      return `DATABASE_URL has the host ${hostAndPort}, which has too many colons: write an IPv6 address in brackets, as [::1]:5432.`;
+    }
+    port = colons === 1 ? hostAndPort.slice(hostAndPort.indexOf(":") + 1) : undefined;
+  }
+  if (
+    port !== undefined &&
+    port !== "" &&
+    !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)
+  ) {
+    return `DATABASE_URL has port ${port}, which is not a port: use a whole number from 1 to 65535, such as 5432.`;
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `DATABASE_URL is not a URL Herald can read: check it against the form ${postgresUrlExample()}, and write characters such as @ : / ? # in the user name or password as %40 %3A %2F %3F %23.`;
+  }
+  const sslmode = url.searchParams.get("sslmode");
+  if (sslmode !== null && !SSL_MODES.includes(sslmode)) {
+    return `DATABASE_URL has sslmode=${sslmode}, which is not an sslmode: use ${SSL_MODES.slice(0, -1).join(", ")} or ${SSL_MODES.at(-1)}.`;
+  }
+  return undefined;
 }
 
 /**

@@ -208,9 +208,170 @@ describe("configuration", () => {
       } catch (error) {
         assert.ok(error instanceof ConfigError);
         const text = error.problems.join(" ");
-        assert.match(text, /DATABASE_URL must start with sqlite: or postgres:\/\//);
+        assert.match(text, /DATABASE_URL (must start with sqlite: or postgres:\/\/|has no scheme)/);
         assert.doesNotMatch(text, /hunter2/);
       }
     }
+  });
+
+  test("a DATABASE_URL without a scheme says so and shows the form to write, with its host and port", () => {
+    assert.throws(
+      () => loadConfig({ DATABASE_URL: "localhost:5432" }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(error.problems, [
+          "DATABASE_URL=localhost:5432 has no scheme, so Herald cannot tell which database it names. Write it as postgres://user:password@localhost:5432/dbname (with your user, password and database name), or sqlite:<path> for a SQLite file.",
+        ]);
+        return true;
+      },
+    );
+    // Whatever stands before the host may be a password: only a host and port are echoed.
+    for (const url of ["postgres:hunter2@db:5432/herald", "user:hunter2@db:5432/herald"]) {
+      assert.throws(
+        () => loadConfig({ DATABASE_URL: url }),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError);
+          const text = error.problems.join(" ");
+          assert.match(text, /postgres:\/\/user:password@db:5432\/dbname/);
+          assert.doesNotMatch(text, /hunter2|not supported/);
+          return true;
+        },
+        url,
+      );
+    }
+  });
+
+  test("a malformed postgres:// URL is a setting problem naming the part at fault, listed with the others", () => {
+    const problemsOf = (env: Record<string, string>): string[] => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        assert.ok(error instanceof ConfigError);
+        return error.problems;
+      }
+      assert.fail(`${JSON.stringify(env)} was accepted`);
+    };
+    const cases: Array<[string, RegExp]> = [
+      [
+        "postgres://herald:hunter2@db:99999/herald",
+        /^DATABASE_URL has port 99999, which is not a port: use a whole number from 1 to 65535, such as 5432\.$/,
+      ],
+      [
+        "postgres://herald:hunter2@db:abc/herald",
+        /^DATABASE_URL has port abc, which is not a port: use a whole number from 1 to 65535, such as 5432\.$/,
+      ],
+      [
+        "postgres://herald:hunter2@[::1/herald",
+        /^DATABASE_URL has an IPv6 address without its closing \]: write it as \[::1\]:5432\.$/,
+      ],
+      [
+        "postgres://herald:hunter2@::1:5432/herald",
+        /^DATABASE_URL has the host ::1:5432, which has too many colons: write an IPv6 address in brackets, as \[::1\]:5432\.$/,
+      ],
+      [
+        "postgres://herald:100%hunter2@db/herald",
+        /^DATABASE_URL has a user name or password with a % not followed by two hexadecimal digits: write % itself as %25\.$/,
+      ],
+      [
+        "postgres://herald:hunter2@db/herald?sslmode=requir",
+        /^DATABASE_URL has sslmode=requir, which is not an sslmode: use disable, prefer, require, verify-ca, verify-full or no-verify\.$/,
+      ],
+    ];
+    for (const [url, expected] of cases) {
+      const problems = problemsOf({ DATABASE_URL: url, PORT: "http" });
+      assert.equal(problems.length, 2, problems.join(" | "));
+      assert.ok(problems[0]?.startsWith("PORT=http"), problems.join(" | "));
+      assert.match(problems[1] ?? "", expected);
+      assert.doesNotMatch(problems.join(" "), /hunter2|Invalid URL/);
+    }
+    for (const url of [
+      "postgres://herald:hunter2@db:5432/herald",
+      "postgresql://[::1]:5432/herald?sslmode=disable",
+      "postgres:///herald?host=/var/run/postgresql",
+      "postgres://herald:p%40ss@db/herald",
+    ]) {
+      assert.equal(loadConfig({ DATABASE_URL: url }).database.kind, "postgres", url);
+    }
+  });
+
+  test("values are echoed as the operator wrote them", () => {
+    assert.throws(
+      () =>
+        loadConfig({
+          HERALD_ROLE: "Workr",
+          LOG_LEVEL: "Loud",
+          HERALD_ALLOW_PRIVATE_TARGETS: "Maybe",
+        }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(error.problems, [
+          "HERALD_ROLE=Workr is not valid: use all, api or worker.",
+          "LOG_LEVEL=Loud is not valid: use one of fatal, error, warn, info, debug, trace, silent.",
+          "HERALD_ALLOW_PRIVATE_TARGETS=Maybe is not valid: use true or false.",
+        ]);
+        return true;
+      },
+    );
+    assert.equal(loadConfig({ HERALD_ROLE: "All", LOG_LEVEL: "WARN" }).logLevel, "warn");
+  });
+
+  test("the per-webhook limit quotes no bound taken from an invalid HERALD_DELIVERY_CONCURRENCY", () => {
+    const problemsOf = (env: Record<string, string>): string[] => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        assert.ok(error instanceof ConfigError);
+        return error.problems;
+      }
+      assert.fail(`${JSON.stringify(env)} was accepted`);
+    };
+    // 100 may well fit the limit the operator means to give: only the limit itself is told.
+    assert.deepEqual(
+      problemsOf({
+        HERALD_DELIVERY_CONCURRENCY: "0",
+        HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "100",
+      }),
+      ["HERALD_DELIVERY_CONCURRENCY=0 is not valid: use a whole number from 1 to 10000."],
+    );
+    const both = problemsOf({
+      HERALD_DELIVERY_CONCURRENCY: "many",
+      HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "some",
+    });
+    assert.equal(both.length, 2);
+    assert.equal(
+      both[1],
+      "HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK=some is not valid: use a whole number of attempts, at most HERALD_DELIVERY_CONCURRENCY, from 1 to 10000.",
+    );
+    assert.doesNotMatch(both.join(" "), /\b64\b/);
+  });
+
+  test("a HERALD_ variable Herald does not read is a warning, with the setting it most likely means", () => {
+    const config = loadConfig({
+      HERALD_API_KEYS: "k",
+      HERALD_RETRY_SCHEDUL: "5s",
+      HERALD_ALLOW_PRIVATE_TARGET: "true",
+      HERALD_PORT: "8080",
+      HERALD_INCOMING_SECRETS_XANO: "s",
+      HERALD_FROBNICATE: "1",
+      // Only the built-in sources take a secret from the environment.
+      HERALD_INCOMING_SECRET_GITHUB: "g",
+      // Read by Herald, or by its tests and bench: no warning.
+      HERALD_API_KEY: "0123456789abcdef0123",
+      HERALD_INCOMING_SECRET_XANO: "x",
+      HERALD_TEST_PG_URL: "postgres://postgres@127.0.0.1:5432/test",
+      HERALD_DB_POOL_SIZE: "4",
+      HERALD_SHUTDOWN_GRACE: "1s",
+      PATH: "/usr/bin",
+    });
+    assert.deepEqual(config.unknownSettings, [
+      "HERALD_ALLOW_PRIVATE_TARGET is not a Herald setting, so it is ignored. Did you mean HERALD_ALLOW_PRIVATE_TARGETS?",
+      "HERALD_API_KEYS is not a Herald setting, so it is ignored. Did you mean HERALD_API_KEY?",
+      "HERALD_FROBNICATE is not a Herald setting, so it is ignored. The settings are listed in the README's configuration table.",
+      "HERALD_INCOMING_SECRETS_XANO is not a Herald setting, so it is ignored. Did you mean HERALD_INCOMING_SECRET_XANO?",
+      "HERALD_INCOMING_SECRET_GITHUB is not a Herald setting, so it is ignored: only the built-in sources (xano, stripe, custom) take their secret from the environment. Create the source 'github' with its secret through POST /api/sources.",
+      "HERALD_PORT is not a Herald setting, so it is ignored. Did you mean PORT?",
+      "HERALD_RETRY_SCHEDUL is not a Herald setting, so it is ignored. Did you mean HERALD_RETRY_SCHEDULE?",
+    ]);
+    assert.deepEqual(loadConfig({}).unknownSettings, []);
   });
 });
