@@ -17,7 +17,7 @@ import { postgresStartupFailure } from "../../src/adapters/storage/postgres/conn
 import { CONNECT_TIMEOUT_MS } from "../../src/adapters/storage/postgres/postgres-store.js";
 import { TEST_API_KEY } from "../support/herald.js";
 import { TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
-import { freePort, spawnHerald } from "../support/process.js";
+import { freePort, logLines, spawnHerald } from "../support/process.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -77,11 +77,7 @@ test("a HERALD_ variable Herald does not read is a warning at start naming the s
   });
   t.after(() => herald.stop());
   // Only the settings set here: the shell that runs the tests may hold others.
-  const warnings = herald
-    .output()
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as { level: string; msg: string })
+  const warnings = logLines(herald.output())
     .filter((line) => /^HERALD_(API_KEYS|RETRY_SCHEDUL|INCOMING_SECRET_XANO) /.test(line.msg))
     .map(({ level, msg }) => ({ level, msg }));
   assert.deepEqual(warnings, [

@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { spawnHerald } from "../support/process.js";
+import { logLines, spawnHerald } from "../support/process.js";
 
 test("a generated API key is printed even when LOG_LEVEL hides warnings, and its file is made private", async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), "herald-startup-"));
@@ -65,11 +65,7 @@ test("a saved API key others can read, and a Stripe secret not from Stripe, are 
     LOG_LEVEL: "warn",
   });
   t.after(() => herald.stop());
-  const warnings = herald
-    .output()
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as { level: string; time: string; msg: string });
+  const warnings = logLines(herald.output());
   const said = (pattern: RegExp) => warnings.find((line) => pattern.test(line.msg));
   assert.equal(said(/can be read by other users/)?.msg.endsWith(`chmod 600 ${keyFile}`), true);
   // Readable as it stands: the level as a word, the time as a date.

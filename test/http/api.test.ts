@@ -72,6 +72,17 @@ const postRaw = (url: string, contentType: string, payload: string) =>
 const put = (url: string, payload: unknown) =>
   call({ method: "PUT", url, payload: payload as object, headers: auth });
 const get = (url: string) => call({ method: "GET", url, headers: auth });
+/** An incoming JSON webhook to `source`, signed with X-Webhook-Signature. */
+const postSigned = (source: string, secret: string, body: string) =>
+  call({
+    method: "POST",
+    url: `/api/incoming-webhooks/${source}`,
+    payload: body,
+    headers: {
+      "content-type": "application/json",
+      "x-webhook-signature": createHmac("sha256", secret).update(body).digest("hex"),
+    },
+  });
 const del = (url: string) => call({ method: "DELETE", url, headers: auth });
 
 function assertError(response: { status: number; body: any }, status: number, pattern?: RegExp) {
@@ -576,16 +587,7 @@ function registerApiTests() {
     test("a Stripe event id holding NUL or half a surrogate pair is stored, and a repeat found, on every store alike", async () => {
       for (const id of ["evt_a\u0000b", "evt_c\ud800d"]) {
         const body = JSON.stringify({ id, type: "invoice.paid" });
-        const send = () =>
-          call({
-            method: "POST",
-            url: "/api/incoming-webhooks/stripe",
-            payload: body,
-            headers: {
-              "content-type": "application/json",
-              "x-webhook-signature": createHmac("sha256", STRIPE_SECRET).update(body).digest("hex"),
-            },
-          });
+        const send = () => postSigned("stripe", STRIPE_SECRET, body);
         const first = await send();
         assert.equal(first.status, 200, JSON.stringify(first.body));
         assert.equal(first.body.duplicate, false);
@@ -607,15 +609,7 @@ function registerApiTests() {
       const eventIds = new Set<string>();
       for (const id of [...ids, 'evt_x"']) {
         const body = JSON.stringify({ id, type: "invoice.paid" });
-        const answer = await call({
-          method: "POST",
-          url: "/api/incoming-webhooks/stripe",
-          payload: body,
-          headers: {
-            "content-type": "application/json",
-            "x-webhook-signature": createHmac("sha256", STRIPE_SECRET).update(body).digest("hex"),
-          },
-        });
+        const answer = await postSigned("stripe", STRIPE_SECRET, body);
         assert.equal(answer.status, 200, JSON.stringify(answer.body));
         assert.equal(answer.body.duplicate, false, JSON.stringify(id));
         eventIds.add(answer.body.eventId);
@@ -625,15 +619,7 @@ function registerApiTests() {
 
     test("a signed incoming webhook whose event name holds a NUL is stored, the NUL replaced", async () => {
       const body = JSON.stringify({ event: "odd\u0000name", id: "nul-1" });
-      const answer = await call({
-        method: "POST",
-        url: "/api/incoming-webhooks/custom",
-        payload: body,
-        headers: {
-          "content-type": "application/json",
-          "x-webhook-signature": createHmac("sha256", CUSTOM_SECRET).update(body).digest("hex"),
-        },
-      });
+      const answer = await postSigned("custom", CUSTOM_SECRET, body);
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
       const stored = await get(`/api/incoming-events/${answer.body.eventId}`);
       assert.equal(stored.status, 200, JSON.stringify(stored.body));

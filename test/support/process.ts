@@ -17,6 +17,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** The JSON log lines in what a Herald process printed (plain lines on stderr left out). */
+export function logLines(output: string): Array<{ level: string; time: string; msg: string }> {
+  return output
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as { level: string; time: string; msg: string });
+}
+
 export interface HeraldProcess {
   process: ChildProcess;
   port: number;

@@ -4,6 +4,17 @@ import { describe, test } from "node:test";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { DEFAULT_RETRY_SCHEDULE } from "../../src/domain/retry-policy.js";
 
+/** The problems loadConfig refuses `env` for; fails the test when it accepts it. */
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.problems;
+  }
+  assert.fail(`${JSON.stringify(env)} was accepted`);
+}
+
 describe("configuration", () => {
   test("has documented defaults", () => {
     const config = loadConfig({});
@@ -242,15 +253,6 @@ describe("configuration", () => {
   });
 
   test("a malformed postgres:// URL is a setting problem naming the part at fault, listed with the others", () => {
-    const problemsOf = (env: Record<string, string>): string[] => {
-      try {
-        loadConfig(env);
-      } catch (error) {
-        assert.ok(error instanceof ConfigError);
-        return error.problems;
-      }
-      assert.fail(`${JSON.stringify(env)} was accepted`);
-    };
     const cases: Array<[string, RegExp]> = [
       [
         "postgres://herald:hunter2@db:99999/herald",
@@ -316,15 +318,6 @@ describe("configuration", () => {
   });
 
   test("the per-webhook limit quotes no bound taken from an invalid HERALD_DELIVERY_CONCURRENCY", () => {
-    const problemsOf = (env: Record<string, string>): string[] => {
-      try {
-        loadConfig(env);
-      } catch (error) {
-        assert.ok(error instanceof ConfigError);
-        return error.problems;
-      }
-      assert.fail(`${JSON.stringify(env)} was accepted`);
-    };
     // 100 may well fit the limit the operator means to give: only the limit itself is told.
     assert.deepEqual(
       problemsOf({

@@ -33,6 +33,13 @@ export function sendError(reply: FastifyReply, error: HeraldError): FastifyReply
   return reply.status(error.status).send(errorBody(error.code, error.message, error.field));
 }
 
+/** A 503 asking the client to come back in 5 s: the database does not answer. */
+export function sendUnavailable(reply: FastifyReply, message: string): FastifyReply {
+  const error = new HeraldError("unavailable", message);
+  error.retryAfterSeconds = 5;
+  return sendError(reply, error);
+}
+
 interface AjvError {
   instancePath: string;
   keyword: string;

@@ -32,6 +32,7 @@ import {
   noteStoredWrite,
   notFoundHandler,
   sendError,
+  sendUnavailable,
 } from "./error-mapper.js";
 import { refusedContentType, useJsonBodyParser } from "./json-body.js";
 import { registerIncomingRoutes } from "./routes/incoming.js";
@@ -529,15 +530,10 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
       await databaseReady();
       return { success: true, message: "Herald is ready: its database answers" };
     } catch (error) {
-      return reply
-        .status(503)
-        .header("retry-after", "5")
-        .send(
-          errorBody(
-            "unavailable",
-            `Herald is running, but its database does not answer (${(error as Error).message}), so this process cannot take work now. Check that the database is running and reachable; requests are served again as soon as it answers.`,
-          ),
-        );
+      return sendUnavailable(
+        reply,
+        `Herald is running, but its database does not answer (${(error as Error).message.split("\n", 1)[0]}), so this process cannot take work now. Check that the database is running and reachable; requests are served again as soon as it answers.`,
+      );
     }
   });
   app.get("/metrics", async (_request, reply) =>

@@ -11,7 +11,7 @@ import { createLogThrottle } from "../../../domain/log-throttle.js";
 import { LARGEST_BODY_BYTES } from "../../../domain/sources.js";
 import { counted } from "../../../domain/text.js";
 import { encodedBodyRefusal } from "../../utf8-text.js";
-import { errorBody } from "../error-mapper.js";
+import { sendUnavailable } from "../error-mapper.js";
 
 /** The largest body any source may accept; each source's own limit is checked first. */
 const INCOMING_BODY_CEILING = LARGEST_BODY_BYTES;
@@ -150,15 +150,10 @@ export function registerIncomingRoutes(
     try {
       await databaseReady();
     } catch (error) {
-      return reply
-        .status(503)
-        .header("retry-after", "5")
-        .send(
-          errorBody(
-            "unavailable",
-            `Incoming webhooks cannot be stored right now: Herald's database does not answer (${(error as Error).message.split("\n", 1)[0]}). Senders are answered 503 and asked to send again later. Check that the database is running and reachable; this endpoint says healthy again as soon as it answers.`,
-          ),
-        );
+      return sendUnavailable(
+        reply,
+        `Incoming webhooks cannot be stored right now: Herald's database does not answer (${(error as Error).message.split("\n", 1)[0]}). Senders are answered 503 and asked to send again later. Check that the database is running and reachable; this endpoint says healthy again as soon as it answers.`,
+      );
     }
     return {
       success: true,
