@@ -43,7 +43,10 @@ async function main(): Promise<void> {
     herald.stop().then(
       () => process.exit(0),
       (error: unknown) => {
-        herald.logger.error({ err: error }, "Herald did not stop cleanly.");
+        herald.logger.error(
+          { err: error, stack: (error as Error).stack },
+          "Herald did not stop cleanly.",
+        );
         process.exit(1);
       },
     );

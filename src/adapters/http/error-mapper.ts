@@ -271,7 +271,8 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
     return sendError(reply, unavailable);
   }
   request.log.error(
-    { err: error, method: request.method, url: request.url },
+    // A fault in Herald: the stack is what a report of it needs.
+    { err: error, stack: (error as Error).stack, method: request.method, url: request.url },
     "Request failed with an unexpected error; it was not the client's fault.",
   );
   return reply
