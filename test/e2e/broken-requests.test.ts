@@ -206,6 +206,21 @@ describe("broken requests", () => {
     assert.equal(answers[1]?.body.code, "malformed_json");
   });
 
+  test("an error answer to a request without a body keeps the connection for the next request", async () => {
+    const ask = (line: string, last = false) =>
+      `${line} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${TEST_API_KEY}\r\n${last ? "Connection: close\r\n" : ""}\r\n`;
+    const answers = parseAnswers(
+      await exchange(
+        herald.url,
+        ask("GET /api/nope") + ask("GET /") + ask("DELETE /healthz") + ask("GET /healthz", true),
+      ),
+    );
+    assert.deepEqual(
+      answers.map((answer) => answer.status),
+      [404, 404, 404, 200],
+    );
+  });
+
   test("a large body refused before it is read is not read: the connection is closed", async () => {
     for (const [path, key] of [
       ["/api/webhooks/trigger", "wrong-key"],

@@ -272,9 +272,14 @@ function keepOrCloseConnection(
   refusedForShutdown: boolean,
 ): void {
   // A request refused because the server is shutting down is the connection's last.
+  const { headers } = request;
+  // A request that declares no body has none left to read, whether or not it was read.
+  const bodyless =
+    (headers["content-length"] === undefined || headers["content-length"] === "0") &&
+    headers["transfer-encoding"] === undefined;
   if (refusedForShutdown) {
     reply.header("connection", "close");
-  } else if (request.raw.complete) {
+  } else if (request.raw.complete || bodyless) {
     if (reply.getHeader("connection") === "close") reply.removeHeader("connection");
   } else if (reply.statusCode >= 400) {
     reply.header("connection", "close");
