@@ -13,6 +13,7 @@ import { buildServer } from "./adapters/http/server.js";
 import { createLogger } from "./adapters/logging.js";
 import { createMetrics } from "./adapters/metrics.js";
 import { createHttpSender } from "./adapters/sender.js";
+import { postgresTarget } from "./adapters/storage/postgres/connection-errors.js";
 import { openPostgresStore } from "./adapters/storage/postgres/postgres-store.js";
 import { createPostgresWakeSignal } from "./adapters/storage/postgres/postgres-wake-signal.js";
 import { openSqliteStore } from "./adapters/storage/sqlite/sqlite-store.js";
@@ -336,7 +337,7 @@ export async function createHerald(
           : `the API is at ${address}/api${worker ? "" : " (this process does not deliver)"}`;
       logger.info(
         { address, role: config.role, database: config.database.kind },
-        `Herald is ready as role '${config.role}': ${what}; database: ${config.database.kind}.`,
+        `Herald is ready as role '${config.role}': ${what}; database: ${describeDatabase(config)}.`,
       );
       if (waiting) void reportWaitingDeliveries(waiting);
       return address;
@@ -399,4 +400,12 @@ function listed(items: string[]): string {
   return items.length > 1
     ? `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`
     : (items[0] ?? "");
+}
+
+/** Which database this process uses, for the start line: never its password. */
+function describeDatabase(config: Config): string {
+  const { database } = config;
+  if (database.kind === "sqlite") return `SQLite file ${database.path}`;
+  const target = postgresTarget(database.url);
+  return `PostgreSQL database ${target.database} at ${target.where}, schema ${target.schema ?? "from the user's default search_path"}`;
 }

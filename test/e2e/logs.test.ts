@@ -440,14 +440,18 @@ test("deliveries leased to a worker that may have stopped are said apart from th
   assert.equal(waitingDeliveriesMessage(0, 0, 0), undefined);
 });
 
-test("a start with nothing waiting says nothing about waiting deliveries", async (t) => {
+test("a start with nothing waiting says nothing about waiting deliveries; the ready line names the database", async (t) => {
   const { logger, lines } = capturedLogger("info");
   const herald = await startHerald({}, { logger });
   t.after(() => herald.stop());
-  await waitFor(
+  const ready = await waitFor(
     () => lines.find((entry) => String(entry.msg).startsWith("Herald is ready")),
     3000,
     "the ready line",
+  );
+  assert.match(
+    String(ready.msg),
+    new RegExp(`; database: SQLite file ${herald.dataDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/herald\\.db\\.$`),
   );
   await sleep(200);
   assert.equal(lines.filter((entry) => String(entry.msg).includes("waiting")).length, 0);
