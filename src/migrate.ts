@@ -1,4 +1,5 @@
 /** `npm run migrate`: brings the configured database's schema up to date, then exits. */
+import { existsSync } from "node:fs";
 import pg from "pg";
 import { migratePostgres } from "./adapters/storage/postgres/migrations.js";
 import { postgresClientConfig } from "./adapters/storage/postgres/postgres-store.js";
@@ -8,9 +9,15 @@ import { ConfigError, loadConfig } from "./config.js";
 async function main(): Promise<void> {
   const config = loadConfig();
   if (config.database.kind === "sqlite") {
+    const created = !existsSync(config.database.path);
     // Opening the store applies its migrations.
     await openSqliteStore(config.database.path).close();
-    process.stdout.write(`The SQLite database ${config.database.path} is up to date.\n`);
+    // Without DATABASE_URL this is the default file: say so, in case another database was meant.
+    process.stdout.write(
+      created
+        ? `There was no SQLite database at ${config.database.path}, so a new one was created, up to date.${process.env.DATABASE_URL ? "" : " DATABASE_URL is not set: set it to migrate another database, such as postgres://user:password@host:5432/db."}\n`
+        : `The SQLite database ${config.database.path} is up to date.\n`,
+    );
     return;
   }
   const pool = new pg.Pool({ ...postgresClientConfig({ url: config.database.url }), max: 1 });

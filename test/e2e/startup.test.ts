@@ -1,11 +1,13 @@
 /** End-to-end: what Herald does at start, as a child process, with the data directory it is given. */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { logLines, spawnHerald } from "../support/process.js";
 
 test("a generated API key is printed even when LOG_LEVEL hides warnings, and its file is made private", async (t) => {
@@ -101,4 +103,22 @@ test("a port already in use stops Herald at start with one plain sentence naming
       return true;
     },
   );
+});
+
+test("npm run migrate without DATABASE_URL says it made a new SQLite file, then that it is up to date", async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "herald-migrate-"));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HERALD_DATA_DIR: dataDir };
+  const migrate = () =>
+    execFileSync(process.execPath, ["--import", "tsx", "src/migrate.ts"], {
+      cwd: fileURLToPath(new URL("../..", import.meta.url)),
+      env,
+      encoding: "utf8",
+    });
+  const path = join(dataDir, "herald.db");
+  assert.equal(
+    migrate(),
+    `There was no SQLite database at ${path}, so a new one was created, up to date. DATABASE_URL is not set: set it to migrate another database, such as postgres://user:password@host:5432/db.\n`,
+  );
+  assert.equal(migrate(), `The SQLite database ${path} is up to date.\n`);
 });
