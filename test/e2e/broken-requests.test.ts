@@ -4,9 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type RunningHerald, startHerald, TEST_API_KEY, waitFor } from "../support/herald.js";
+import { spawnHerald } from "../support/process.js";
 
 /** Writes `raw` on a fresh connection and returns everything the server sent before closing. */
 function exchange(url: string, raw: string): Promise<string> {
@@ -470,4 +474,42 @@ test("clients sending on keep-alive connections while Herald shuts down get an a
   for (const what of outcomes.keys()) {
     assert.ok(["200", "503", "not connected"].includes(what), JSON.stringify(seen));
   }
+});
+
+test("fetch sending a body refused before it is read gets the answer, not a broken pipe", async (t) => {
+  // A process of its own: in this one, the client could not send while the server answers.
+  const dataDir = mkdtempSync(join(tmpdir(), "herald-linger-"));
+  const child = await spawnHerald({
+    HERALD_API_KEY: TEST_API_KEY,
+    HERALD_DATA_DIR: dataDir,
+    HERALD_INCOMING_SECRET_CUSTOM: "custom-secret",
+  });
+  t.after(async () => {
+    await child.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const big = JSON.stringify({ event: "user.created", data: { pad: "x".repeat(5_000_000) } });
+  const send = (path: string, key: string) =>
+    fetch(`${child.url}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: big,
+    }).then(
+      async (answer) => `${answer.status} ${((await answer.json()) as { error: string }).error}`,
+      (error: Error) => `failed: ${(error.cause as Error | undefined)?.message ?? error.message}`,
+    );
+  const outcomes = new Map<string, number>();
+  for (let i = 0; i < 10; i++) {
+    for (const outcome of await Promise.all([
+      send("/api/webhooks/trigger", TEST_API_KEY),
+      send("/api/webhooks/trigger", "wrong-key"),
+      send("/api/incoming-webhooks/custom", TEST_API_KEY),
+    ])) {
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+  }
+  assert.deepEqual(Object.fromEntries(outcomes), {
+    "413 Payload Too Large": 20,
+    "401 Unauthorized": 10,
+  });
 });

@@ -283,7 +283,36 @@ function keepOrCloseConnection(
     if (reply.getHeader("connection") === "close") reply.removeHeader("connection");
   } else if (reply.statusCode >= 400) {
     reply.header("connection", "close");
+    lingerBeforeClosing(request);
   }
+}
+
+/** How long a connection answered before its body was read goes on reading it, at most. */
+const LINGER_MS = 5_000;
+/** Bodies declared larger than this are not waited for: the connection closes at once. */
+const LINGER_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A connection answered (and to be closed) before its request's body was read goes on reading and
+ * dropping that body for a while, after the answer and a FIN, before it closes. Closed with the
+ * body still arriving, it would be reset, and a client still sending (fetch sends the body after
+ * the headers) would get a broken pipe instead of the answer. A client that declared more than
+ * LINGER_BYTES, or sends for longer than LINGER_MS, is cut off as before.
+ */
+function lingerBeforeClosing(request: FastifyRequest): void {
+  const socket = request.raw.socket as
+    | (typeof request.raw.socket & { destroySoon?: () => void })
+    | null;
+  if (!socket || Number(request.headers["content-length"] ?? 0) > LINGER_BYTES) return;
+  // A client waiting for 100 Continue sends no body: there is nothing to wait for.
+  if (request.headers.expect !== undefined) return;
+  // Node calls destroySoon once the answer is written (the request's body is then being dropped).
+  socket.destroySoon = () => {
+    socket.end();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once("close", () => clearTimeout(timer));
+  };
 }
 
 /** Replaces NUL in the string values of a parsed path or query, in place. */
