@@ -262,21 +262,22 @@ function queryChecks(validate: ValidateFunction) {
  * Decides whether the connection outlives an answer. Fastify closes it after any body it could not
  * parse; but a body read to its end leaves the connection clean, and closing it would leave the
  * requests a client pipelined behind it unanswered although Node goes on to run them. An error
- * answered before the body was read closes the connection: otherwise Node would read the rest of
- * the body only to drop it (gigabytes, if the client says so), and a client that then stops sending
- * would get a second answer, a 408, to the same request.
+ * answered before the body was read closes the connection (after a linger, see
+ * lingerBeforeClosing): kept open, Node would read the rest of the body however long (gigabytes,
+ * if the client says so), and a client that then stops sending would get a second answer, a 408,
+ * to the same request.
  */
 function keepOrCloseConnection(
   request: FastifyRequest,
   reply: FastifyReply,
   refusedForShutdown: boolean,
 ): void {
-  // A request refused because the server is shutting down is the connection's last.
   const { headers } = request;
   // A request that declares no body has none left to read, whether or not it was read.
   const bodyless =
     (headers["content-length"] === undefined || headers["content-length"] === "0") &&
     headers["transfer-encoding"] === undefined;
+  // A request refused because the server is shutting down is the connection's last.
   if (refusedForShutdown) {
     reply.header("connection", "close");
   } else if (request.raw.complete || bodyless) {
