@@ -118,21 +118,6 @@ export async function listenToWorkerRooms(
   const rooms = new Map<string, HeardRoom>();
   let lastHeard = Date.now();
   let warnedAt: number | undefined;
-  const watch = setInterval(
-    () => {
-      const now = Date.now();
-      const silent = now - lastHeard;
-      if (silent < noWorkerWarningMs) return;
-      if (warnedAt !== undefined && now - warnedAt < NO_WORKER_REPEAT_MS) return;
-      warnedAt = now;
-      logger?.warn(
-        { silentMs: silent },
-        `No delivery worker has been heard from for ${Math.round(silent / 1000)} s on this database (schema ${schema}). This api process still accepts triggers and incoming webhooks and stores them, but nothing is delivered until a process with HERALD_ROLE=worker (or all) runs with the same DATABASE_URL. This line repeats every ${NO_WORKER_REPEAT_MS / 60_000} min while none is heard.`,
-      );
-    },
-    Math.min(5_000, Math.max(50, noWorkerWarningMs / 2)),
-  );
-  watch.unref();
   const session = await holdSession(
     config,
     async (client) => {
@@ -167,6 +152,22 @@ export async function listenToWorkerRooms(
       () => rooms.clear(),
     ),
   );
+  // Watched once listening: a failed start leaves no timer behind.
+  const watch = setInterval(
+    () => {
+      const now = Date.now();
+      const silent = now - lastHeard;
+      if (silent < noWorkerWarningMs) return;
+      if (warnedAt !== undefined && now - warnedAt < NO_WORKER_REPEAT_MS) return;
+      warnedAt = now;
+      logger?.warn(
+        { silentMs: silent },
+        `No delivery worker has been heard from for ${Math.round(silent / 1000)} s on this database (schema ${schema}). This api process still accepts triggers and incoming webhooks and stores them, but nothing is delivered until a process with HERALD_ROLE=worker (or all) runs with the same DATABASE_URL. This line repeats every ${NO_WORKER_REPEAT_MS / 60_000} min while none is heard.`,
+      );
+    },
+    Math.min(5_000, Math.max(50, noWorkerWarningMs / 2)),
+  );
+  watch.unref();
   return {
     reserve(webhookIds, bodyLength) {
       const now = Date.now();
