@@ -362,12 +362,14 @@ export async function createHerald(
         clearTimeout(cut);
         const cutOff = (await workerStopped) ?? 0;
         await sender.close();
+        // What the close cut off is given back (uncounted) before the store closes.
+        await worker?.settle(CUT_OFF_SETTLE_MS);
         await opened.closeWake();
         await store.close();
         if (cutOff > 0) {
           logger.warn(
             { cutOff },
-            `Herald stopped once HERALD_SHUTDOWN_GRACE (${config.shutdownGraceMs / 1000} s) ran out, cutting off ${cutOff === 1 ? "1 attempt" : `${cutOff} attempts`} whose receiver had not finished answering. An attempt cut off before its receiver's status came stays pending and is sent again by the next worker to run (the receiver may get it twice); one whose status had come is recorded with it.`,
+            `Herald stopped once HERALD_SHUTDOWN_GRACE (${config.shutdownGraceMs / 1000} s) ran out, cutting off ${cutOff === 1 ? "1 attempt" : `${cutOff} attempts`} whose receiver had not finished answering. An attempt cut off before its receiver's status came is not counted: the delivery stays pending and is sent again at once by the next worker to run (the receiver may get it twice). One whose status had come is recorded with it.`,
           );
         } else {
           logger.info({}, "Herald stopped cleanly.");
@@ -377,6 +379,9 @@ export async function createHerald(
     },
   };
 }
+
+/** How long a stop waits for the attempts it cut off to be given back. */
+const CUT_OFF_SETTLE_MS = 2_000;
 
 /** The start line about deliveries left waiting, or undefined when there are none. */
 export function waitingDeliveriesMessage(due: number, later: number, held = 0): string | undefined {

@@ -39,6 +39,12 @@ function blockedAddress(error: unknown): { message?: string } | undefined {
   return [err, err.cause].find((e) => e?.code === "HERALD_BLOCKED_ADDRESS");
 }
 
+/** True for an attempt ended by `close()` (Herald stopping) before the receiver answered. */
+function cutOffByClose(error: unknown): boolean {
+  const err = error as { code?: string; cause?: { code?: string } };
+  return (err.code ?? err.cause?.code) === "UND_ERR_DESTROYED";
+}
+
 function describeError(error: unknown, timeoutMs: number): string {
   const err = error as {
     code?: string;
@@ -343,6 +349,7 @@ export function createHttpSender(options: SenderOptions): Sender {
           error: describeError(error, timeoutMs),
           retryAfterMs: undefined,
           ...(blockedAddress(error) ? { refused: true } : {}),
+          ...(cutOffByClose(error) ? { cutOff: true } : {}),
         };
       }
     },

@@ -65,6 +65,11 @@ export interface AttemptResult {
   retryAfterMs: number | undefined;
   /** True when trying again cannot help: the target's address is one deliveries may not reach. */
   refused?: boolean;
+  /**
+   * True when Herald's own stop ended the attempt before the receiver had answered: it says nothing
+   * of the receiver, so it is not counted; the delivery is sent again.
+   */
+  cutOff?: boolean;
 }
 
 /** One attempt, as stored and shown in the history. */

@@ -88,6 +88,11 @@ export interface DeliveryWorker {
    * still waiting for their receivers then (cut off: they stay pending and are sent again).
    */
   stop(graceMs: number): Promise<number>;
+  /**
+   * After the sender has cut off what was still in flight: waits up to `ms` for those attempts to
+   * be recorded or given back, so that nothing is written to a closed store.
+   */
+  settle(ms: number): Promise<void>;
   /** Attempts in flight now. */
   inFlight(): number;
 }
@@ -550,8 +555,10 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   async function attempt(
     delivery: ClaimedDelivery,
     leaseUntil: number,
-  ): Promise<{ update: DeliveryUpdate; outcome: AttemptOutcome }> {
+  ): Promise<{ update: DeliveryUpdate; outcome: AttemptOutcome } | "cut off"> {
     const result = await sender.send(delivery);
+    // Ended by this worker's own stop: no attempt to count, only a delivery to send again.
+    if (result.cutOff && !running) return "cut off";
     const leaseLapsed = clock.now() > leaseUntil;
     const attemptNumber = delivery.attempts + 1;
     const outcome = decideOutcome(
@@ -658,7 +665,13 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       started(delivery.webhookId);
       // The slot is free once the receiver has answered; recording goes on beside the next sends.
       void attempt(delivery, leaseUntil).then(
-        ({ update, outcome }) => {
+        (done) => {
+          if (done === "cut off") {
+            finished(delivery.webhookId);
+            letGo(body);
+            return releaseCutOff({ id: delivery.id, leaseUntil });
+          }
+          const { update, outcome } = done;
           noteAnswer(delivery.webhookId, update.attempt);
           finished(delivery.webhookId);
           letGo(body);
@@ -973,6 +986,34 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   };
 
   /** Hands back leases on deliveries this worker will not send, so others need not wait them out. */
+  /**
+   * Gives back a delivery whose attempt the stop cut off, unrecorded: its attempt count and due
+   * time stay as they were, so the next worker to run sends it at once. Counted as recording, so
+   * that the stop waits for it before the store closes.
+   */
+  async function releaseCutOff(lease: HeldLease): Promise<void> {
+    recording++;
+    try {
+      await giveBack([lease]);
+    } finally {
+      recording--;
+      if (inFlight === 0 && recording === 0) drained?.();
+    }
+  }
+
+  /** Resolves once no attempt is in flight or being recorded, or after `ms`. */
+  async function settled(ms: number): Promise<void> {
+    if (inFlight === 0 && recording === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      drained = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    drained = undefined;
+  }
+
   function giveBack(leases: HeldLease[]): Promise<void> {
     if (leases.length === 0) return Promise.resolve();
     return store.releaseLeases(leases, workerId).catch((error: unknown) => {
@@ -1022,17 +1063,11 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       if (sleepTimer) clearTimeout(sleepTimer);
       if (sweepTimer) clearInterval(sweepTimer);
       await unsent;
-      if (inFlight === 0 && recording === 0) return 0;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        drained = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      drained = undefined;
+      await settled(graceMs);
       return inFlight;
     },
+
+    settle: settled,
 
     inFlight: () => inFlight,
   };

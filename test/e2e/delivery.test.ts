@@ -2,10 +2,14 @@
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
 import { type RunningHerald, startHerald, waitFor } from "../support/herald.js";
-import { type Receiver, type startReceiver, withReceiver } from "../support/receiver.js";
+import { createTestSchema, urlWithSchema } from "../support/postgres.js";
+import { type Receiver, startReceiver, withReceiver } from "../support/receiver.js";
 import { changedStore, tempSqliteStore } from "../support/store.js";
 
 const FAST_RETRIES = { HERALD_RETRY_SCHEDULE: "200ms,200ms" };
@@ -849,3 +853,42 @@ test("/metrics counts attempts by outcome, and deliveries by how the worker took
   assert.equal(value('herald_deliveries_taken_total{via="claim"}'), 0);
   assert.equal(value('herald_deliveries_taken_total{via="handed_over"}'), 0);
 });
+
+for (const store of ["SQLite", "PostgreSQL"] as const) {
+  test(`${store}: an attempt cut off by a stop is not counted, even the last one: the delivery is sent after the restart`, async (t) => {
+    let holding = true;
+    const held: Array<() => void> = [];
+    const receiver = await startReceiver((_req, _index, res) => {
+      if (holding) held.push(() => res.writeHead(200).end("late"));
+      else res.writeHead(200).end("OK");
+    });
+    t.after(async () => {
+      for (const answer of held) answer();
+      await receiver.close();
+    });
+    const dataDir = mkdtempSync(join(tmpdir(), "herald-cutoff-"));
+    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+    const schema = store === "PostgreSQL" ? await createTestSchema() : undefined;
+    if (schema) t.after(schema.drop);
+    // One attempt in all: a cut-off counted as one would fail the delivery for good.
+    const env = {
+      HERALD_DATA_DIR: dataDir,
+      HERALD_RETRY_SCHEDULE: "none",
+      HERALD_SHUTDOWN_GRACE: "200ms",
+      ...(schema ? { DATABASE_URL: urlWithSchema(schema.schema) } : {}),
+    };
+    const first = await startHerald(env);
+    const webhook = await createWebhook(first, receiver.url);
+    await trigger(first, "user.created", { n: 1 });
+    await waitFor(() => held[0], 5000, "the attempt to reach the receiver");
+    await first.herald.stop();
+
+    holding = false;
+    const second = await startHerald(env);
+    t.after(() => second.stop());
+    const delivery = await settledDelivery(second, webhook.id);
+    assert.equal(delivery.status, "success");
+    assert.equal(delivery.attempts, 1, JSON.stringify(delivery.attemptLog));
+    assert.equal(receiver.requests.length, 2);
+  });
+}

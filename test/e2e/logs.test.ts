@@ -451,7 +451,9 @@ test("a start with nothing waiting says nothing about waiting deliveries; the re
   );
   assert.match(
     String(ready.msg),
-    new RegExp(`; database: SQLite file ${herald.dataDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/herald\\.db\\.$`),
+    new RegExp(
+      `; database: SQLite file ${herald.dataDir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/herald\\.db\\.$`,
+    ),
   );
   await sleep(200);
   assert.equal(lines.filter((entry) => String(entry.msg).includes("waiting")).length, 0);
@@ -499,7 +501,7 @@ test("a stop that cuts off attempts still waiting for their receivers says so, n
   assert.equal(line.cutOff, 1);
   assert.match(
     String(line.msg),
-    /cutting off 1 attempt whose receiver had not finished answering\. An attempt cut off before its receiver's status came stays pending/,
+    /cutting off 1 attempt whose receiver had not finished answering\. An attempt cut off before its receiver's status came is not counted: the delivery stays pending and is sent again at once/,
   );
   assert.ok(!lines.some((entry) => String(entry.msg).includes("stopped cleanly")));
   // The receiver did nothing wrong: the cut-off attempt is not reported as its failure.
