@@ -315,6 +315,19 @@ export async function createHerald(
     }
   }
 
+  /** " 12 deliveries wait in the database…", or nothing: a count that takes over a second is skipped. */
+  async function leftWaiting(): Promise<string> {
+    const counted = store.countPendingDeliveries(clock.now());
+    counted.catch(() => {});
+    const timeout = new Promise<undefined>((resolve) => {
+      setTimeout(() => resolve(undefined), 1_000).unref();
+    });
+    const count = await Promise.race([counted, timeout]).catch(() => undefined);
+    const waiting = count ? count.due + count.later + count.held : 0;
+    if (waiting === 0) return "";
+    return ` ${waiting === 1 ? "1 delivery waits" : `${waiting} deliveries wait`} in the database (${count?.later ?? 0} of them retries waiting for their time): the running workers, or the next to start, send ${waiting === 1 ? "it" : "them"}.`;
+  }
+
   return {
     app,
     store,
@@ -364,15 +377,17 @@ export async function createHerald(
         await sender.close();
         // What the close cut off is given back (uncounted) before the store closes.
         await worker?.settle(CUT_OFF_SETTLE_MS);
+        // Said at the stop, not only at the next start: what this process leaves to be sent.
+        const left = worker ? await leftWaiting() : "";
         await opened.closeWake();
         await store.close();
         if (cutOff > 0) {
           logger.warn(
             { cutOff },
-            `Herald stopped once HERALD_SHUTDOWN_GRACE (${config.shutdownGraceMs / 1000} s) ran out, cutting off ${cutOff === 1 ? "1 attempt" : `${cutOff} attempts`} whose receiver had not finished answering. An attempt cut off before its receiver's status came is not counted: the delivery stays pending and is sent again at once by the next worker to run (the receiver may get it twice). One whose status had come is recorded with it.`,
+            `Herald stopped once HERALD_SHUTDOWN_GRACE (${config.shutdownGraceMs / 1000} s) ran out, cutting off ${cutOff === 1 ? "1 attempt" : `${cutOff} attempts`} whose receiver had not finished answering. An attempt cut off before its receiver's status came is not counted: the delivery stays pending and is sent again at once by the next worker to run (the receiver may get it twice). One whose status had come is recorded with it.${left}`,
           );
         } else {
-          logger.info({}, "Herald stopped cleanly.");
+          logger.info({}, `Herald stopped cleanly.${left}`);
         }
       })();
       return stopped;

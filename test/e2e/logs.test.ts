@@ -503,6 +503,11 @@ test("a stop that cuts off attempts still waiting for their receivers says so, n
     String(line.msg),
     /cutting off 1 attempt whose receiver had not finished answering\. An attempt cut off before its receiver's status came is not counted: the delivery stays pending and is sent again at once/,
   );
+  // What is left to send is said at the stop, not only at the next start.
+  assert.match(
+    String(line.msg),
+    / 1 delivery waits in the database \(0 of them retries waiting for their time\): the running workers, or the next to start, send it\.$/,
+  );
   assert.ok(!lines.some((entry) => String(entry.msg).includes("stopped cleanly")));
   // The receiver did nothing wrong: the cut-off attempt is not reported as its failure.
   assert.ok(
