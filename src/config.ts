@@ -11,7 +11,7 @@ import {
   type RetrySchedule,
 } from "./domain/retry-policy.js";
 import { BUILT_IN_SOURCES, LARGEST_BODY_BYTES } from "./domain/sources.js";
-import { isHeaderToken } from "./domain/text.js";
+import { isHeaderToken, listed } from "./domain/text.js";
 
 /** Where Herald keeps its data. */
 export type DatabaseConfig =
@@ -404,7 +404,7 @@ function postgresUrlProblem(value: string): string | undefined {
   }
   const sslmode = url.searchParams.get("sslmode");
   if (sslmode !== null && !SSL_MODES.includes(sslmode)) {
-    return `DATABASE_URL has sslmode=${sslmode}, which is not an sslmode: use ${SSL_MODES.slice(0, -1).join(", ")} or ${SSL_MODES.at(-1)}.`;
+    return `DATABASE_URL has sslmode=${sslmode}, which is not an sslmode: use ${listed(SSL_MODES, "or")}.`;
   }
   return undefined;
 }

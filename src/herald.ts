@@ -18,6 +18,7 @@ import { openPostgresStore } from "./adapters/storage/postgres/postgres-store.js
 import { createPostgresWakeSignal } from "./adapters/storage/postgres/postgres-wake-signal.js";
 import { openSqliteStore } from "./adapters/storage/sqlite/sqlite-store.js";
 import { createThreadedSender } from "./adapters/threaded-sender.js";
+import { within } from "./adapters/time-limit.js";
 import { createFirstPresentVerifier } from "./adapters/verifiers/first-present.js";
 import { createVerifier } from "./adapters/verifiers/index.js";
 import {
@@ -33,7 +34,7 @@ import type { Sender, Store, WakeSignal } from "./domain/ports.js";
 import { RateLimiter } from "./domain/rate-limit.js";
 import { type BuiltInSources, createSourceRegistry } from "./domain/source-registry.js";
 import { createSourceService } from "./domain/source-service.js";
-import { isHeaderToken } from "./domain/text.js";
+import { isHeaderToken, listed } from "./domain/text.js";
 import { createWebhookService } from "./domain/webhook-service.js";
 import { createDeliveryWorker } from "./worker/delivery-worker.js";
 import { createLocalWakeSignal } from "./worker/wake-signal.js";
@@ -317,15 +318,12 @@ export async function createHerald(
 
   /** " 12 deliveries wait in the database…", or nothing: a count that takes over a second is skipped. */
   async function leftWaiting(): Promise<string> {
-    const counted = store.countPendingDeliveries(clock.now());
-    counted.catch(() => {});
-    const timeout = new Promise<undefined>((resolve) => {
-      setTimeout(() => resolve(undefined), 1_000).unref();
-    });
-    const count = await Promise.race([counted, timeout]).catch(() => undefined);
+    const count = await within(store.countPendingDeliveries(clock.now()), 1_000).catch(
+      () => undefined,
+    );
     const waiting = count ? count.due + count.later + count.held : 0;
-    if (waiting === 0) return "";
-    return ` ${waiting === 1 ? "1 delivery waits" : `${waiting} deliveries wait`} in the database (${count?.later ?? 0} of them retries waiting for their time): the running workers, or the next to start, send ${waiting === 1 ? "it" : "them"}.`;
+    if (!count || waiting === 0) return "";
+    return ` ${waiting === 1 ? "1 delivery waits" : `${waiting} deliveries wait`} in the database (${count.later} of them retries waiting for their time): the running workers, or the next to start, send ${waiting === 1 ? "it" : "them"}.`;
   }
 
   return {
@@ -413,13 +411,6 @@ export function waitingDeliveriesMessage(due: number, later: number, held = 0): 
       : `${plural(later, "retry waits", "retries wait")} in the database for ${later === 1 ? "its" : "their"} time.`,
   ].filter(Boolean);
   return parts.length === 0 ? undefined : parts.join(" ");
-}
-
-/** "a", "a and b", "a, b and c". */
-function listed(items: string[]): string {
-  return items.length > 1
-    ? `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`
-    : (items[0] ?? "");
 }
 
 /** Which database this process uses, for the start line: never its password. */

@@ -10,6 +10,7 @@ import type { AttemptResult, ClaimedDelivery } from "../domain/deliveries.js";
 import type { Sender } from "../domain/ports.js";
 import { parseRetryAfter } from "../domain/retry-policy.js";
 import { signDelivery } from "../domain/signing.js";
+import { firstLine } from "../domain/text.js";
 import { checkLiteralHost, guardedLookup } from "./address-guard.js";
 
 /** How much of a response body is kept. */
@@ -136,11 +137,6 @@ function tlsProblem(code: string | undefined, message: string): string | undefin
     return `the TLS connection to the receiver failed (${reason}${code ? `, ${code}` : ""}). Check the receiver's HTTPS setup, or use http:// if it does not serve HTTPS`;
   }
   return undefined;
-}
-
-/** The first line of a library's message: OpenSSL's add a source path on the next ones. */
-function firstLine(message: string): string {
-  return message.split("\n", 1)[0]?.trim() ?? message;
 }
 
 /** Beyond this much, the rest of a response is not read: the connection is closed instead. */

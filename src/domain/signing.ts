@@ -6,20 +6,30 @@ import {
   timingSafeEqual,
 } from "node:crypto";
 
-const keys = new Map<string, KeyObject>();
-
 /**
- * The HMAC key of a secret (its UTF-8 bytes), imported once: importing a key costs more than
- * signing a small body. Secrets are few (one per webhook or source).
+ * The key `bytes` gives for `secret`, imported once per cache: importing a key costs more than
+ * signing a small body. Secrets are few (one per webhook or source); past 10,000 it starts over.
  */
-export function hmacKey(secret: string): KeyObject {
-  let key = keys.get(secret);
+function importedKey(
+  cache: Map<string, KeyObject>,
+  secret: string,
+  bytes: (secret: string) => Buffer,
+): KeyObject {
+  let key = cache.get(secret);
   if (!key) {
-    key = createSecretKey(Buffer.from(secret, "utf8"));
-    if (keys.size >= 10_000) keys.clear();
-    keys.set(secret, key);
+    key = createSecretKey(bytes(secret));
+    if (cache.size >= 10_000) cache.clear();
+    cache.set(secret, key);
   }
   return key;
+}
+
+const textKeys = new Map<string, KeyObject>();
+const utf8 = (text: string): Buffer => Buffer.from(text, "utf8");
+
+/** The HMAC key of a secret: its UTF-8 bytes. */
+export function hmacKey(secret: string): KeyObject {
+  return importedKey(textKeys, secret, utf8);
 }
 
 /**
@@ -56,14 +66,11 @@ const standardKeys = new Map<string, KeyObject>();
  * the same key as `X-Webhook-Signature` (`new Webhook(Buffer.from(secret).toString("base64"))`).
  */
 export function standardWebhooksKey(secret: string): KeyObject {
-  let key = standardKeys.get(secret);
-  if (!key) {
-    const decoded = whsecKey(secret);
-    key = decoded ? createSecretKey(decoded) : hmacKey(secret);
-    if (standardKeys.size >= 10_000) standardKeys.clear();
-    standardKeys.set(secret, key);
-  }
-  return key;
+  return importedKey(standardKeys, secret, standardWebhooksBytes);
+}
+
+function standardWebhooksBytes(secret: string): Buffer {
+  return whsecKey(secret) ?? utf8(secret);
 }
 
 /**

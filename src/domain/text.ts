@@ -3,6 +3,18 @@
  * the wording of counts in messages.
  */
 
+/** The first line of a message: libraries' (OpenSSL's, a driver's) go on with details on the next. */
+export function firstLine(message: string): string {
+  return message.split("\n", 1)[0]?.trim() ?? message;
+}
+
+/** "a", "a and b", "a, b and c". */
+export function listed(items: readonly string[], and = "and"): string {
+  return items.length > 1
+    ? `${items.slice(0, -1).join(", ")} ${and} ${items.at(-1)}`
+    : (items[0] ?? "");
+}
+
 /** "1 second", "2 seconds": a count with its noun (which takes an s in the plural). */
 export function counted(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;

@@ -427,13 +427,18 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   const gaveUpLog = createLogThrottle(60_000, () => clock.now(), 100_000);
   const gaveUpWebhooks = new Map<string, Set<string>>();
 
-  /** The receiving host of a delivery, or its webhook when the URL cannot be read. */
-  function hostOf(delivery: ClaimedDelivery): string {
+  /** The receiving host of a delivery, or undefined when its URL cannot be read. */
+  function receiverHost(delivery: ClaimedDelivery): string | undefined {
     try {
       return new URL(delivery.url).host;
     } catch {
-      return `webhook ${delivery.webhookId}`;
+      return undefined;
     }
+  }
+
+  /** What failing lines are held back by: the receiving host, else the webhook. */
+  function hostOf(delivery: ClaimedDelivery): string {
+    return receiverHost(delivery) ?? `webhook ${delivery.webhookId}`;
   }
 
   /**
@@ -470,13 +475,10 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
    * is left out, as its path or query may hold a token.
    */
   function webhookNamed(delivery: ClaimedDelivery): string {
-    let host: string;
-    try {
-      host = new URL(delivery.url).host;
-    } catch {
-      return `webhook ${delivery.webhookId}`;
-    }
-    return `webhook ${delivery.webhookId} (at ${host})`;
+    const host = receiverHost(delivery);
+    return host === undefined
+      ? `webhook ${delivery.webhookId}`
+      : `webhook ${delivery.webhookId} (at ${host})`;
   }
 
   function logGaveUp(delivery: ClaimedDelivery, update: DeliveryUpdate): void {
@@ -638,8 +640,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         );
       }
     } finally {
-      recording--;
-      if (inFlight === 0 && recording === 0 && drained) drained();
+      doneRecording();
     }
   }
 
@@ -996,9 +997,14 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     try {
       await giveBack([lease]);
     } finally {
-      recording--;
-      if (inFlight === 0 && recording === 0) drained?.();
+      doneRecording();
     }
+  }
+
+  /** One record (or give-back) fewer; a stop waiting for the worker to settle hears of the last. */
+  function doneRecording(): void {
+    recording--;
+    if (inFlight === 0 && recording === 0) drained?.();
   }
 
   /** Resolves once no attempt is in flight or being recorded, or after `ms`. */

@@ -5,56 +5,21 @@
  * rather than skip when it cannot be reached.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { postgresStartupFailure } from "../../src/adapters/storage/postgres/connection-errors.js";
 import { CONNECT_TIMEOUT_MS } from "../../src/adapters/storage/postgres/postgres-store.js";
 import { TEST_API_KEY } from "../support/herald.js";
 import { TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
-import { freePort, logLines, spawnHerald } from "../support/process.js";
+import { freePort, logLines, runHeraldToExit, spawnHerald } from "../support/process.js";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-
-/** Runs Herald until it exits (it is expected to refuse to start) and returns what it printed. */
-async function startRefused(
-  env: Record<string, string>,
-  options: { uid?: number; gid?: number } = {},
-): Promise<{ code: number | null; output: string }> {
-  // Herald settings from the shell that runs the tests would add lines of their own.
-  const inherited = Object.entries(process.env).filter(
-    ([name]) => !name.startsWith("HERALD_") || name === "HERALD_TEST_PG_URL",
-  );
-  const childEnv: NodeJS.ProcessEnv = {
-    ...Object.fromEntries(inherited),
-    HOST: "127.0.0.1",
-    PORT: String(await freePort()),
-    HERALD_API_KEY: TEST_API_KEY,
-    ...env,
-  };
-  delete childEnv.NODE_TEST_CONTEXT;
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    cwd: ROOT,
-    env: childEnv,
-    stdio: ["ignore", "pipe", "pipe"],
-    ...options,
-  });
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    output += chunk.toString("utf8");
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    output += chunk.toString("utf8");
-  });
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-  clearTimeout(timer);
-  return { code, output };
+/** Runs Herald, with the test key unless `env` gives one, until it exits; returns what it printed. */
+function startRefused(env: Record<string, string>, options: { uid?: number; gid?: number } = {}) {
+  return runHeraldToExit({ HERALD_API_KEY: TEST_API_KEY, ...env }, options);
 }
 
 /** No stack trace, no raw driver text such as "Invalid URL", no password. */

@@ -1,5 +1,5 @@
 /** Runs Herald as a separate process (`src/main.ts`), as a user would, for crash and scale-out tests. */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
 import { type AddressInfo, createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 
@@ -38,21 +38,47 @@ export interface HeraldProcess {
   stop(): Promise<void>;
 }
 
+/**
+ * Starts `src/main.ts` on 127.0.0.1:`port` with `env` over this process's environment, less the
+ * Herald settings of the shell that runs the tests (they would add lines and behaviour of their
+ * own), but for the test database's URL.
+ */
+function spawnMain(env: Record<string, string>, port: number, options: SpawnOptions = {}) {
+  const inherited = Object.entries(process.env).filter(
+    ([name]) =>
+      name !== "NODE_TEST_CONTEXT" &&
+      (!name.startsWith("HERALD_") || name === "HERALD_TEST_PG_URL"),
+  );
+  return spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: ROOT,
+    env: { ...Object.fromEntries(inherited), HOST: "127.0.0.1", PORT: String(port), ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    ...options,
+  });
+}
+
+/** Runs Herald until it exits (it is expected to refuse to start); resolves with what it printed. */
+export async function runHeraldToExit(
+  env: Record<string, string>,
+  options: { uid?: number; gid?: number } = {},
+): Promise<{ code: number | null; output: string }> {
+  const child = spawnMain(env, await freePort(), options);
+  let output = "";
+  const keep = (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  clearTimeout(timer);
+  return { code, output };
+}
+
 /** Spawns Herald with `env` (on a free port unless `env.PORT` names one) and resolves once /healthz answers. */
 export async function spawnHerald(env: Record<string, string>): Promise<HeraldProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const childEnv: NodeJS.ProcessEnv = {
-    ...process.env,
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    ...env,
-  };
-  delete childEnv.NODE_TEST_CONTEXT;
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    cwd: ROOT,
-    env: childEnv,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const proc = spawnMain(env, port);
   let output = "";
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString("utf8")).slice(-20_000);

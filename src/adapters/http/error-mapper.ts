@@ -33,6 +33,25 @@ export function sendError(reply: FastifyReply, error: HeraldError): FastifyReply
   return reply.status(error.status).send(errorBody(error.code, error.message, error.field));
 }
 
+/** What a write refused in a database outage is told, by kind of outage. */
+const WRITE_REFUSED: Record<OutageKind, string> = {
+  full: "Herald's database has no room left (its disk is full), so nothing was stored. Send the request again in a few seconds; if this keeps happening, the operator must free disk space where the database lives.",
+  no_answer:
+    "Herald's database did not answer (in time, or before the connection to it broke), so the request may have been stored or not. Send it again in a few seconds (an event sent twice may be delivered twice); if this keeps happening, check that the database is running and reachable.",
+  unavailable:
+    "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
+};
+
+const READ_AGAIN =
+  "its database right now, so it cannot read what was asked. Send the request again in a few seconds; if this keeps happening, check that the database is running and reachable.";
+
+/** What a read refused in a database outage is told: it stores nothing either way. */
+const READ_REFUSED: Record<OutageKind, string> = {
+  full: `Herald cannot reach ${READ_AGAIN}`,
+  no_answer: `Herald did not get an answer from ${READ_AGAIN}`,
+  unavailable: `Herald cannot reach ${READ_AGAIN}`,
+};
+
 /** A 503 asking the client to come back in 5 s: the database does not answer. */
 export function sendUnavailable(reply: FastifyReply, message: string): FastifyReply {
   const error = new HeraldError("unavailable", message);
@@ -255,20 +274,7 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
     logOutage(request, error, outage);
     // A read stores nothing either way: it is told only to ask again.
     const reading = request.method === "GET" || request.method === "HEAD";
-    const unavailable = new HeraldError(
-      "unavailable",
-      reading
-        ? `Herald ${outage === "no_answer" ? "did not get an answer from" : "cannot reach"} its database right now, so it cannot read what was asked. Send the request again in a few seconds; if this keeps happening, check that the database is running and reachable.`
-        : {
-            full: "Herald's database has no room left (its disk is full), so nothing was stored. Send the request again in a few seconds; if this keeps happening, the operator must free disk space where the database lives.",
-            no_answer:
-              "Herald's database did not answer (in time, or before the connection to it broke), so the request may have been stored or not. Send it again in a few seconds (an event sent twice may be delivered twice); if this keeps happening, check that the database is running and reachable.",
-            unavailable:
-              "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
-          }[outage],
-    );
-    unavailable.retryAfterSeconds = 5;
-    return sendError(reply, unavailable);
+    return sendUnavailable(reply, reading ? READ_REFUSED[outage] : WRITE_REFUSED[outage]);
   }
   request.log.error(
     // A fault in Herald: the stack is what a report of it needs.

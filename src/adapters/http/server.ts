@@ -19,8 +19,9 @@ import type { Logger as PinoLogger } from "pino";
 import type { Registry } from "prom-client";
 import type { IncomingService } from "../../domain/incoming-service.js";
 import type { SourceService } from "../../domain/source-service.js";
-import { storableText } from "../../domain/text.js";
+import { firstLine, storableText } from "../../domain/text.js";
 import type { WebhookService } from "../../domain/webhook-service.js";
+import { within } from "../time-limit.js";
 import { encodedBodyRefusal } from "../utf8-text.js";
 import { requireApiKey } from "./api-key.js";
 import { useCors } from "./cors.js";
@@ -335,24 +336,6 @@ function replaceNul(values: unknown): void {
  */
 const READY_WAIT_MS = 2_000;
 
-/** Resolves when `check` succeeds within `ms`; rejects with its error, or with the wait's. */
-function answersWithin(check: (() => Promise<void>) | undefined, ms: number): Promise<void> {
-  if (!check) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
-    check().then(
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
-}
-
 /** At shutdown, the server closes once no request has come for this long... */
 const SHUTDOWN_QUIET_MS = 100;
 /** ...or after this long, however busy its clients. */
@@ -559,7 +542,9 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   app.get("/healthz", async () => ({ success: true, message: "Herald is running" }));
   // Readiness, beside liveness: a load balancer sends no work to a process whose database does
   // not answer, and restarts none for it (the process itself is fine, and serves once it is back).
-  const databaseReady = () => answersWithin(deps.databaseAnswers, READY_WAIT_MS);
+  const databaseReady = async () => {
+    if (deps.databaseAnswers) await within(deps.databaseAnswers(), READY_WAIT_MS);
+  };
   app.get("/readyz", async (_request, reply) => {
     try {
       await databaseReady();
@@ -567,7 +552,7 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
     } catch (error) {
       return sendUnavailable(
         reply,
-        `Herald is running, but its database does not answer (${(error as Error).message.split("\n", 1)[0]}), so this process cannot take work now. Check that the database is running and reachable; requests are served again as soon as it answers.`,
+        `Herald is running, but its database does not answer (${firstLine((error as Error).message)}), so this process cannot take work now. Check that the database is running and reachable; requests are served again as soon as it answers.`,
       );
     }
   });

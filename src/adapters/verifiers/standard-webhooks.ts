@@ -7,7 +7,8 @@
  * the dedupe key is `webhook-id`. Limits: only the symmetric v1 scheme is checked.
  */
 import { headerValue, type Verifier } from "../../domain/incoming.js";
-import { isStrictBase64 } from "../../domain/signing.js";
+import { isStrictBase64, whsecKey } from "../../domain/signing.js";
+import { listed } from "../../domain/text.js";
 import {
   accepted,
   hmacDigest,
@@ -25,19 +26,14 @@ const SECRET_PREFIX = "whsec_";
 const HOW_TO_SIGN =
   'Send webhook-id, webhook-timestamp (Unix time in seconds) and webhook-signature: "v1," followed by the base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<raw body>", keyed with the base64-decoded secret (without "whsec_").';
 
-function listed(names: string[]): string {
-  return names.length > 1
-    ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`
-    : (names[0] ?? "");
-}
-
 /**
  * The HMAC key of a Standard Webhooks secret: the base64 decoding of the secret once an optional
  * `whsec_` prefix is removed, or the whole secret's UTF-8 bytes when that is not valid base64.
  */
 export function standardWebhooksKey(secret: string): Buffer {
-  const encoded = secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret;
-  if (isStrictBase64(encoded)) return Buffer.from(encoded, "base64");
+  const prefixed = whsecKey(secret);
+  if (prefixed) return prefixed;
+  if (isStrictBase64(secret)) return Buffer.from(secret, "base64");
   // A secret that is not base64 cannot be the encoded key the standard describes, so it is taken to
   // be a plain-text key, as senders that hand out plain-text secrets use it.
   return Buffer.from(secret, "utf8");

@@ -9,7 +9,7 @@ import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { IncomingService } from "../../../domain/incoming-service.js";
 import { createLogThrottle } from "../../../domain/log-throttle.js";
 import { LARGEST_BODY_BYTES } from "../../../domain/sources.js";
-import { counted } from "../../../domain/text.js";
+import { counted, firstLine } from "../../../domain/text.js";
 import { encodedBodyRefusal } from "../../utf8-text.js";
 import { sendUnavailable } from "../error-mapper.js";
 
@@ -152,7 +152,7 @@ export function registerIncomingRoutes(
     } catch (error) {
       return sendUnavailable(
         reply,
-        `Incoming webhooks cannot be stored right now: Herald's database does not answer (${(error as Error).message.split("\n", 1)[0]}). Senders are answered 503 and asked to send again later. Check that the database is running and reachable; this endpoint says healthy again as soon as it answers.`,
+        `Incoming webhooks cannot be stored right now: Herald's database does not answer (${firstLine((error as Error).message)}). Senders are answered 503 and asked to send again later. Check that the database is running and reachable; this endpoint says healthy again as soon as it answers.`,
       );
     }
     return {
