@@ -29,6 +29,7 @@ export const ERROR_CATALOGUE = {
   expectation_failed: { status: 417, error: "Expectation Failed" },
   uri_too_long: { status: 414, error: "URI Too Long" },
   request_timeout: { status: 408, error: "Request Timeout" },
+  incomplete_body: { status: 408, error: "Request Timeout" },
   headers_too_large: { status: 431, error: "Request Header Fields Too Large" },
   rate_limited: { status: 429, error: "Too Many Requests" },
   internal: { status: 500, error: "Internal Server Error" },

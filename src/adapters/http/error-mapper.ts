@@ -247,6 +247,17 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
   }
   const status = error.statusCode ?? 500;
   if (status >= 400 && status < 500) {
+    // The client left (or ran out of time, and Node closed the connection) before its body had
+    // come: the answer reaches nobody, but what is logged of it says what happened.
+    if (request.raw.aborted || request.raw.socket?.destroyed === true) {
+      return sendError(
+        reply,
+        new HeraldError(
+          "incomplete_body",
+          "The sender did not send its whole body: it disconnected, or took longer than HERALD_REQUEST_TIMEOUT. Nothing was stored; a sender that retries will send it again.",
+        ),
+      );
+    }
     return reply.status(status).send(errorBody("bad_request", error.message));
   }
   if (isUnstorableText(error)) {

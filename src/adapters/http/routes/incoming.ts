@@ -121,26 +121,14 @@ export function registerIncomingRoutes(
       } catch {
         answer = { code: "unknown", message: "(the answer was not in the error format)" };
       }
-      // A sender gone before its body arrived hears no answer: Node has already closed the
-      // connection (with a 408 of its own, when the request ran out of time).
-      const cutShort = request.raw.socket?.destroyed === true || request.raw.aborted;
-      refusals.refused(
-        cutShort
-          ? {
-              source,
-              code: "incomplete_body",
-              message: `The sender did not send its whole body: it disconnected, or took longer than HERALD_REQUEST_TIMEOUT. Nothing was stored; a sender that retries will send it again.`,
-              status: 408,
-              from: request.ip ?? "a sender that has disconnected",
-            }
-          : {
-              source,
-              code: answer.code,
-              message: answer.message,
-              status: reply.statusCode,
-              from: request.ip,
-            },
-      );
+      refusals.refused({
+        source,
+        code: answer.code,
+        message: answer.message,
+        status: reply.statusCode,
+        // Gone with its connection, for a sender that left before its body had come.
+        from: request.ip ?? "a sender that has disconnected",
+      });
     }
     done(null, payload);
   });
