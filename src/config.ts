@@ -11,7 +11,7 @@ import {
   type RetrySchedule,
 } from "./domain/retry-policy.js";
 import { BUILT_IN_SOURCES, LARGEST_BODY_BYTES } from "./domain/sources.js";
-import { isHeaderToken, listed } from "./domain/text.js";
+import { closestName, isHeaderToken, listed } from "./domain/text.js";
 
 /** Where Herald keeps its data. */
 export type DatabaseConfig =
@@ -292,35 +292,7 @@ function closestSetting(name: string, known: string[]): string | undefined {
   // HERALD_PORT for PORT: a setting of its own with the prefix added.
   const bare = name.slice("HERALD_".length);
   if (known.includes(bare)) return bare;
-  let best: { setting: string; distance: number } | undefined;
-  for (const setting of known) {
-    const distance = editDistance(name, setting);
-    // A few slips in a long name; any more and the suggestion would be a guess.
-    const allowed = Math.max(2, Math.floor(setting.length / 8));
-    if (distance <= allowed && (best === undefined || distance < best.distance)) {
-      best = { setting, distance };
-    }
-  }
-  return best?.setting;
-}
-
-/** Letters to add, remove, change or swap with a neighbour to turn `a` into `b`. */
-function editDistance(a: string, b: string): number {
-  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
-  const at = (i: number, j: number): number => rows[i]?.[j] ?? Number.POSITIVE_INFINITY;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let distance = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        distance = Math.min(distance, at(i - 2, j - 2) + 1);
-      }
-      (rows[i] as number[])[j] = distance;
-    }
-  }
-  return at(a.length, b.length);
+  return closestName(name, known);
 }
 
 /** Example of the URL form, with the operator's host and port when they can be told apart safely. */

@@ -46,7 +46,15 @@ function cutOffByClose(error: unknown): boolean {
   return (err.code ?? err.cause?.code) === "UND_ERR_DESTROYED";
 }
 
-function describeError(error: unknown, timeoutMs: number): string {
+/**
+ * What a dropped connection means. Over http:// it may be a server that speaks only TLS; over
+ * https:// that cannot be the reason.
+ */
+function closedBeforeAnswer(how: string, plainHttp: boolean): string {
+  return `the receiver ${how} before answering. Check that it is running and that it did not fail on this request (its logs say why)${plainHttp ? "; if it serves HTTPS on this port, the webhook URL must start with https://" : ""}`;
+}
+
+function describeError(error: unknown, timeoutMs: number, plainHttp: boolean): string {
   const err = error as {
     code?: string;
     message?: string;
@@ -92,9 +100,9 @@ function describeError(error: unknown, timeoutMs: number): string {
       if (message === "bad response") {
         return "the receiver sent an interim '100 Continue' that Herald did not ask for (it never sends Expect), or an answer before the request. Make the receiver answer with its final status only.";
       }
-      return `the receiver closed the connection before answering (${message}). Check that it is running; if it serves HTTPS, the webhook URL must start with https://`;
+      return closedBeforeAnswer("closed the connection", plainHttp);
     case "ECONNRESET":
-      return `the receiver closed the connection before answering (${message}). Check that it is running; if it serves HTTPS, the webhook URL must start with https://`;
+      return closedBeforeAnswer("reset the connection (ECONNRESET)", plainHttp);
     case "UND_ERR_CONNECT_TIMEOUT":
       return `timed out: could not connect within ${timeoutMs} ms`;
     case "UND_ERR_BODY_TIMEOUT":
@@ -342,7 +350,7 @@ export function createHttpSender(options: SenderOptions): Sender {
           startedAt,
           durationMs: Math.round(performance.now() - started),
           response: undefined,
-          error: describeError(error, timeoutMs),
+          error: describeError(error, timeoutMs, /^http:/i.test(delivery.url)),
           retryAfterMs: undefined,
           ...(blockedAddress(error) ? { refused: true } : {}),
           ...(cutOffByClose(error) ? { cutOff: true } : {}),

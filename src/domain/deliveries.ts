@@ -136,8 +136,9 @@ export interface DeliveryPage {
 }
 
 /**
- * Marks the pending deliveries of an inactive webhook as held, saying how to release them, so a
- * `nextAttemptAt` in the past does not read as a stalled queue.
+ * Marks the pending deliveries of an inactive webhook as held, saying how to release them. A held
+ * delivery has no time for its next attempt (it goes once the webhook is active again), so
+ * `nextAttemptAt` is null rather than a time gone by that would read as a stalled queue.
  */
 export function withHoldReason<D extends DeliverySummary>(
   delivery: D,
@@ -146,6 +147,7 @@ export function withHoldReason<D extends DeliverySummary>(
   if (delivery.status !== "pending" || webhook.active) return delivery;
   return {
     ...delivery,
+    nextAttemptAt: null,
     heldBecause: `Webhook '${webhook.id}' is inactive, so this delivery waits. It is sent once the webhook is active again: PUT /api/webhooks/${webhook.id} with {"active": true}.`,
   };
 }

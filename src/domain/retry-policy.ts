@@ -18,8 +18,10 @@ export const DEFAULT_RETRY_SCHEDULE: RetrySchedule = [
   10 * HOUR,
 ];
 
-/** Retry-After values are held within these bounds, so a receiver can neither spin us nor park a delivery forever. */
-export const RETRY_AFTER_MIN_MS = 1 * SECOND;
+/**
+ * The longest wait a Retry-After header can ask for. It can only lengthen the schedule's wait, so a
+ * receiver can neither use up a delivery's attempts in seconds nor park it forever.
+ */
 export const RETRY_AFTER_MAX_MS = 24 * HOUR;
 
 /** Jitter spreads retries by ±20 % so that receivers coming back up are not hit all at once. */
@@ -28,7 +30,15 @@ export const JITTER = 0.2;
 /** How one attempt ends for its delivery. */
 export type AttemptOutcome =
   | { kind: "delivered" }
-  | { kind: "retry"; delayMs: number }
+  /**
+   * `retryAfter`: the receiver's Retry-After header set the wait (`honoured`), or asked for more
+   * than the longest wait and was held to it (`capped`, with what it asked).
+   */
+  | {
+      kind: "retry";
+      delayMs: number;
+      retryAfter?: { held: "honoured" } | { held: "capped"; askedMs: number };
+    }
   /** `exhausted`: the schedule ran out, so the reason does not say what the last answer was. */
   | { kind: "give-up"; reason: string; exhausted?: true };
 
@@ -101,14 +111,20 @@ export function decideOutcome(
       exhausted: true,
     };
   }
-  if (result.retryAfterMs !== undefined) {
+  const factor = 1 - JITTER + 2 * JITTER * random();
+  const delayMs = Math.round(scheduled * factor);
+  const asked = result.retryAfterMs;
+  if (asked === undefined || Math.min(asked, RETRY_AFTER_MAX_MS) <= delayMs) {
+    return { kind: "retry", delayMs };
+  }
+  if (asked > RETRY_AFTER_MAX_MS) {
     return {
       kind: "retry",
-      delayMs: Math.min(Math.max(result.retryAfterMs, RETRY_AFTER_MIN_MS), RETRY_AFTER_MAX_MS),
+      delayMs: RETRY_AFTER_MAX_MS,
+      retryAfter: { held: "capped", askedMs: asked },
     };
   }
-  const factor = 1 - JITTER + 2 * JITTER * random();
-  return { kind: "retry", delayMs: Math.round(scheduled * factor) };
+  return { kind: "retry", delayMs: asked, retryAfter: { held: "honoured" } };
 }
 
 /** The delivery status an outcome leads to. */

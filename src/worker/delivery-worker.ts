@@ -127,12 +127,21 @@ const RECORD_RETRY_MAX_MS = 2_000;
 /** Payload a worker holds at most by default, in body characters: 64 deliveries of 1 MB. */
 export const DEFAULT_HOLD_BODY_LENGTH = 64 * 1024 * 1024;
 
-/** A delay in the largest unit that keeps it readable: 250 ms, 5 s, 30 min, 10 h. */
+/** A delay in the largest unit that keeps it readable: 250 ms, 5 s, 30 min, 10 h, 3 days. */
 export function formatDelay(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
   if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min`;
-  return `${Math.round(ms / 3_600_000)} h`;
+  if (ms < 48 * 3_600_000) return `${Math.round(ms / 3_600_000)} h`;
+  return `${Math.round(ms / 86_400_000)} days`;
+}
+
+/** Why a retry waits as long as it does, when the receiver had a say. */
+function retryAfterNote(outcome: AttemptOutcome & { kind: "retry" }): string {
+  const held = outcome.retryAfter;
+  if (!held) return "";
+  if (held.held === "honoured") return ", as its Retry-After header asked";
+  return `, the longest Herald waits (its Retry-After header asked for ${formatDelay(held.askedMs)})`;
 }
 
 /** `text` ending as a sentence does, so another can follow it. */
@@ -152,8 +161,7 @@ function describeOutcome(
     what.endsWith(".") ? `${what} ${next[0]?.toUpperCase()}${next.slice(1)}.` : `${what}; ${next}`;
   let text: string;
   if (outcome.kind === "retry") {
-    const asked = result.retryAfterMs === undefined ? "" : ", as its Retry-After header asked";
-    text = then(`next attempt in ${formatDelay(outcome.delayMs)}${asked}`);
+    text = then(`next attempt in ${formatDelay(outcome.delayMs)}${retryAfterNote(outcome)}`);
   }
   // A refused status names itself; attempts running out need the last answer said too.
   else if (result.error || outcome.exhausted) text = then(outcome.reason);

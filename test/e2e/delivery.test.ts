@@ -83,7 +83,6 @@ async function deliverOne(
   return { herald, receiver, webhook, delivery };
 }
 
-/** Every test runs with attempts sent from the main thread and from a delivery thread. */
 /** A receiver's answers: the first request gets `status` with `headers` and `text`, the rest 200. */
 function firstAnswered(
   status: number,
@@ -96,6 +95,7 @@ function firstAnswered(
   };
 }
 
+/** Every test runs with attempts sent from the main thread and from a delivery thread. */
 function deliveryTests(threads: string): void {
   test("a delivery carries the JSON body, the event headers and signatures that verify with the webhook secret", async (t) => {
     const { herald, receiver } = await setup(threads, t, FAST_RETRIES);
@@ -366,6 +366,53 @@ function deliveryTests(threads: string): void {
     assert.match(
       delivery.attemptLog[0].error,
       /^receiver answered 429; next attempt in 1 s, as its Retry-After header asked$/,
+    );
+  });
+
+  test("a Retry-After shorter than the schedule's wait does not shorten it", async (t) => {
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      { HERALD_RETRY_SCHEDULE: "2500ms" },
+      firstAnswered(503, { "retry-after": "0" }, "down for maintenance"),
+    );
+    const webhook = await createWebhook(herald, receiver.url);
+    await trigger(herald, "user.created", { n: 1 });
+
+    await waitFor(() => receiver.requests[1], 8000, "the retry");
+    const gap = receiver.requests[1]!.receivedAt - receiver.requests[0]!.receivedAt;
+    // 2.5 s less its 20 % jitter at most.
+    assert.ok(gap >= 1900, `retry came ${gap} ms after the 503, before the schedule's wait`);
+    const delivery = await settledDelivery(herald, webhook.id);
+    assert.equal(delivery.status, "success");
+    assert.match(delivery.attemptLog[0].error, /^receiver answered 503; next attempt in [23] s$/);
+  });
+
+  test("a Retry-After beyond 24 h is held to 24 h, and the attempt's error says what it asked", async (t) => {
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      FAST_RETRIES,
+      firstAnswered(503, { "retry-after": "99999999" }, "come back in three years"),
+    );
+    const webhook = await createWebhook(herald, receiver.url);
+    await trigger(herald, "user.created", { n: 1 });
+
+    const waiting = await waitFor(
+      async () => {
+        const list = await herald.api("GET", `/api/webhooks/${webhook.id}/deliveries`);
+        const first = list.body.deliveries?.[0];
+        return first?.attempts === 1 ? first : undefined;
+      },
+      5000,
+      "the first attempt to be recorded",
+    );
+    assert.equal(waiting.status, "pending");
+    const wait = Date.parse(waiting.nextAttemptAt) - Date.parse(waiting.lastAttemptAt);
+    assert.ok(Math.abs(wait - 86_400_000) < 60_000, `next attempt ${wait} ms after the first`);
+    assert.equal(
+      waiting.error,
+      "receiver answered 503; next attempt in 24 h, the longest Herald waits (its Retry-After header asked for 1157 days)",
     );
   });
 

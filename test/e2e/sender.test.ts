@@ -52,6 +52,8 @@ const routes: Record<string, Route> = {
   "/status-99": (req) => req.socket.end("HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n"),
   "/not-http": (req) => req.socket.end("hello, this is not HTTP\r\n\r\n"),
   "/hang": () => undefined,
+  "/drop": (req) => req.socket.destroy(),
+  "/reset": (req) => req.socket.resetAndDestroy(),
   "/echo": (req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -286,6 +288,23 @@ describe("HTTP sender", () => {
         /not HTTP\/1\.1 \(it does not begin with an HTTP status line\)/,
       );
       assert.doesNotMatch(result.error ?? "", /RTSP|ICE/);
+    });
+  });
+
+  test("a connection dropped before the answer is told in plain words, without the client's", async () => {
+    await withSender(async (http) => {
+      for (const [path, how] of [
+        ["/drop", /^the receiver closed the connection before answering\. /],
+        ["/reset", /^the receiver reset the connection \(ECONNRESET\) before answering\. /],
+      ] as const) {
+        const result = await http.send(delivery(path));
+        assert.equal(result.response, undefined, path);
+        assert.match(result.error ?? "", how, path);
+        assert.match(result.error ?? "", /its logs say why/, path);
+        // Over http://, a server that speaks only TLS drops the connection too.
+        assert.match(result.error ?? "", /webhook URL must start with https:\/\/$/, path);
+        assert.doesNotMatch(result.error ?? "", /other side closed|socket hang up/, path);
+      }
     });
   });
 

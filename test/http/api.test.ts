@@ -496,6 +496,9 @@ function registerApiTests() {
       for (const query of ["limit=0", "limit=501", "limit=abc", "cursor=bogus"]) {
         assertError(await get(`/api/webhooks/${webhook.id}/deliveries?${query}`), 400);
       }
+      const url = `/api/webhooks/${webhook.id}/deliveries`;
+      assertError(await get(`${url}?limit=0`), 400, /^limit must be at least 1\.$/);
+      assertError(await get(`${url}?limit=501`), 400, /^limit must be at most 500\.$/);
     });
 
     test("deliveries can be read in one status; an unknown status is refused, naming the ones there are", async () => {
@@ -935,6 +938,8 @@ function registerApiTests() {
         const [delivery] = list.body.deliveries;
         const detail = await get(`/api/webhooks/${w.id}/deliveries/${delivery.id}`);
         assert.equal(detail.body.delivery.heldBecause, delivery.heldBecause);
+        // A held delivery has no time set for its next attempt.
+        assert.equal(delivery.nextAttemptAt === null, delivery.heldBecause !== null);
         return delivery.heldBecause as string | null;
       };
 
@@ -949,6 +954,58 @@ function registerApiTests() {
       assert.ok(retry.body.message.includes(`PUT /api/webhooks/${w.id} with "active": true`));
       assert.equal((await setActive(true)).status, 200);
       assert.equal(await held(), null);
+    });
+
+    test("fields a route does not read are ignored with a warning naming them, and only then", async () => {
+      const plain = await post("/api/webhooks", {
+        name: "Plain",
+        url: "https://example.com/hook",
+        events: ["user.created"],
+      });
+      assert.equal(plain.status, 201);
+      assert.equal("warnings" in plain.body, false);
+
+      const typo = await post("/api/webhooks", {
+        name: "Typo",
+        url: "https://example.com/hook",
+        events: ["user.created"],
+        actve: false,
+      });
+      assert.equal(typo.status, 201);
+      assert.equal(typo.body.webhook.active, true);
+      assert.equal(typo.body.warnings.length, 1);
+      assert.match(
+        typo.body.warnings[0],
+        /^Field "actve" is not read for a webhook and was ignored\. Did you mean "active"\?/,
+      );
+
+      // What a GET shows can be sent back as it is.
+      const shown = (await get(`/api/webhooks/${plain.body.webhook.id}`)).body.webhook;
+      const echoed = await put(`/api/webhooks/${shown.id}`, { ...shown, name: "Renamed" });
+      assert.equal(echoed.status, 200);
+      assert.equal("warnings" in echoed.body, false);
+      const paused = await put(`/api/webhooks/${shown.id}`, { name: "Paused?", acitve: false });
+      assert.equal(paused.status, 200);
+      assert.equal(paused.body.webhook.active, true);
+      assert.match(paused.body.warnings[0], /"acitve".*Did you mean "active"\?/);
+      // With nothing else to change, the body is refused, naming the field it could not read.
+      assertError(
+        await put(`/api/webhooks/${shown.id}`, { acitve: false }),
+        400,
+        /no field that can be changed .*"acitve".*Did you mean "active"\?/,
+      );
+
+      const misplaced = await post("/api/webhooks/trigger", {
+        event: "user.created",
+        payload: { id: 1 },
+      });
+      assert.equal(misplaced.status, 200);
+      assert.deepEqual(misplaced.body.warnings, [
+        'Field "payload" was ignored: the event\'s data goes in "data".',
+        'No "data" was given, so the event was sent with "data": {}.',
+      ]);
+      const sent = await post("/api/webhooks/trigger", { event: "user.created", data: {} });
+      assert.equal("warnings" in sent.body, false);
     });
 
     test("a number too large for JSON in data is 400 naming where it is", async () => {

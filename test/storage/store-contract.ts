@@ -941,6 +941,56 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       assert.equal(await store.requeueDelivery("wh_other", claimed.id, 70), "not_found");
     });
 
+    test("a failed delivery queued again keeps its attempt in the history and drops its stale error", async () => {
+      const w = webhook();
+      const claimed = await claimOneFor(w, "evt_refused");
+      const refused = "receiver answered 400, which is not retried: send it again with the retry";
+      await store.recordAttempt(
+        {
+          deliveryId: claimed.id,
+          status: "failed",
+          attempts: 1,
+          nextAttemptAt: null,
+          attempt: {
+            deliveryId: claimed.id,
+            attempt: 1,
+            startedAt: 20,
+            durationMs: 5,
+            statusCode: 400,
+            error: refused,
+            responseHeaders: { "content-type": "text/plain" },
+            responseBody: "bad field",
+          },
+        },
+        "w",
+      );
+      assert.equal(await store.requeueDelivery(w.id, claimed.id, 60), "requeued");
+      const queued = await store.getDelivery(w.id, claimed.id);
+      assert.equal(queued?.status, "pending");
+      assert.equal(queued?.lastError, null);
+      assert.equal(queued?.lastStatusCode, 400);
+      assert.equal(queued?.lastResponseBody, "bad field");
+      assert.equal(queued?.lastAttemptAt, 20);
+      assert.deepEqual(
+        queued?.attemptLog.map((a) => [a.attempt, a.statusCode, a.error, a.responseBody]),
+        [[1, 400, refused, "bad field"]],
+      );
+
+      // The next attempt takes the row; the first stays in the history once, error and all.
+      const [again] = await claim("w2", 60, 200, 10);
+      assert.equal(again?.id, claimed.id);
+      await store.recordAttempt(success(claimed.id, 2, 70), "w2");
+      const delivered = await store.getDelivery(w.id, claimed.id);
+      assert.equal(delivered?.status, "success");
+      assert.deepEqual(
+        delivered?.attemptLog.map((a) => [a.attempt, a.statusCode, a.error]),
+        [
+          [1, 400, refused],
+          [2, 200, null],
+        ],
+      );
+    });
+
     test("a delivery waiting for a later attempt can be brought forward; one due, leased or done cannot", async () => {
       const w = webhook();
       const claimed = await claimOneFor(w, "evt_forward");

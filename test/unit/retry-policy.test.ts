@@ -123,18 +123,31 @@ describe("retry policy", () => {
     assert.equal(high.kind === "retry" && high.delayMs > 359_000 && high.delayMs <= 360_000, true);
   });
 
-  test("Retry-After replaces the scheduled delay, held within 1 s and 24 h", () => {
+  test("Retry-After lengthens the scheduled wait, up to 24 h, and never shortens it", () => {
+    // The schedule's first wait is 5 s (jitter pinned to none by `middle`).
     assert.deepEqual(decideOutcome(answered(429, 120_000), 1, DEFAULT_RETRY_SCHEDULE, middle), {
       kind: "retry",
       delayMs: 120_000,
+      retryAfter: { held: "honoured" },
     });
+    // A receiver asking for less than the schedule cannot spend the attempts in seconds.
     assert.deepEqual(decideOutcome(answered(503, 0), 1, DEFAULT_RETRY_SCHEDULE, middle), {
       kind: "retry",
-      delayMs: 1000,
+      delayMs: 5000,
+    });
+    assert.deepEqual(decideOutcome(answered(503, 60_000), 2, DEFAULT_RETRY_SCHEDULE, middle), {
+      kind: "retry",
+      delayMs: 300_000,
     });
     assert.deepEqual(decideOutcome(answered(503, 1e12), 1, DEFAULT_RETRY_SCHEDULE, middle), {
       kind: "retry",
       delayMs: 86_400_000,
+      retryAfter: { held: "capped", askedMs: 1e12 },
+    });
+    // A schedule's own wait beyond 24 h stays, whatever the header asks.
+    assert.deepEqual(decideOutcome(answered(503, 1e12), 1, [3 * 86_400_000], middle), {
+      kind: "retry",
+      delayMs: 3 * 86_400_000,
     });
   });
 

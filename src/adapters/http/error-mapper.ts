@@ -132,8 +132,10 @@ function describeValidation(
       };
     }
     case "minimum":
-    case "maximum":
-      return { field: path, message: `${path} ${first.message ?? "is out of range"}.` };
+    case "maximum": {
+      const bound = first.keyword === "minimum" ? "at least" : "at most";
+      return { field: path, message: `${path} must be ${bound} ${first.params.limit}.` };
+    }
     default:
       return { field: path, message: `${path} ${first.message ?? "is not valid"}.` };
   }

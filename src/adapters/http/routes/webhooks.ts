@@ -1,9 +1,11 @@
 /** The outgoing webhook API: `/api/webhooks…`, every route behind the API key. */
 import type { FastifyInstance } from "fastify";
 import type { DeliveryStatus } from "../../../domain/deliveries.js";
+import { HeraldError } from "../../../domain/errors.js";
 import { EVENT_TYPES } from "../../../domain/event-types.js";
 import type { WebhookService } from "../../../domain/webhook-service.js";
 import { viewWebhook, type WebhookInput, type WebhookPatch } from "../../../domain/webhooks.js";
+import { type BodyFields, ignoredFieldWarnings, withWarnings } from "../ignored-fields.js";
 import { viewDelivery, viewDeliveryDetail, viewEvent } from "../views.js";
 
 const name = { type: "string", minLength: 1, maxLength: 200 } as const;
@@ -45,6 +47,32 @@ const triggerBody = {
     data: { type: "object" },
   },
 } as const;
+
+const WEBHOOK_FIELDS: BodyFields = {
+  what: "a webhook",
+  reads: ["name", "url", "events", "secret", "active"],
+  echoed: ["id", "createdAt", "updatedAt"],
+};
+
+const TRIGGER_FIELDS: BodyFields = {
+  what: "a trigger",
+  reads: ["event", "data"],
+  advice: Object.fromEntries(
+    ["payload", "body", "record", "params"].map((name) => [
+      name,
+      `the event's data goes in "data".`,
+    ]),
+  ),
+};
+
+/** What a trigger's answer warns of: fields it did not read, and so data it did not send. */
+function triggerWarnings(body: { data?: unknown }): string[] {
+  const warnings = ignoredFieldWarnings(body, TRIGGER_FIELDS);
+  if (warnings.length > 0 && body.data === undefined) {
+    warnings.push('No "data" was given, so the event was sent with "data": {}.');
+  }
+  return warnings;
+}
 
 /** Items on a page when a list is paged without a limit. */
 const DEFAULT_PAGE = 50;
@@ -101,12 +129,15 @@ export function registerWebhookRoutes(app: FastifyInstance, service: WebhookServ
     { schema: { body: triggerBody } },
     async (request) => {
       const result = await service.trigger(request.body.event, request.body.data ?? {});
-      return {
-        success: true,
-        message: "Webhook event triggered successfully",
-        eventId: result.eventId,
-        deliveries: result.deliveries,
-      };
+      return withWarnings(
+        {
+          success: true,
+          message: "Webhook event triggered successfully",
+          eventId: result.eventId,
+          deliveries: result.deliveries,
+        },
+        triggerWarnings(request.body),
+      );
     },
   );
 
@@ -115,11 +146,16 @@ export function registerWebhookRoutes(app: FastifyInstance, service: WebhookServ
     { schema: { body: createBody } },
     async (request, reply) => {
       const webhook = await service.register(request.body);
-      return reply.status(201).send({
-        success: true,
-        message: "Webhook registered successfully",
-        webhook: viewWebhook(webhook, true),
-      });
+      return reply.status(201).send(
+        withWarnings(
+          {
+            success: true,
+            message: "Webhook registered successfully",
+            webhook: viewWebhook(webhook, true),
+          },
+          ignoredFieldWarnings(request.body, { ...WEBHOOK_FIELDS, echoed: [] }),
+        ),
+      );
     },
   );
 
@@ -135,11 +171,24 @@ export function registerWebhookRoutes(app: FastifyInstance, service: WebhookServ
   app.put<{ Params: { id: string }; Body: WebhookPatch }>(
     "/:id",
     { schema: { params: idParams, body: updateBody } },
-    async (request) => ({
-      success: true,
-      message: "Webhook updated successfully",
-      webhook: viewWebhook(await service.update(request.params.id, request.body)),
-    }),
+    async (request) => {
+      const warnings = ignoredFieldWarnings(request.body, WEBHOOK_FIELDS);
+      const { name, url, events, active } = request.body;
+      if (warnings.length > 0 && [name, url, events, active].every((f) => f === undefined)) {
+        throw new HeraldError(
+          "validation_failed",
+          `The request body has no field that can be changed (name, url, events or active). ${warnings.join(" ")}`,
+        );
+      }
+      return withWarnings(
+        {
+          success: true,
+          message: "Webhook updated successfully",
+          webhook: viewWebhook(await service.update(request.params.id, request.body)),
+        },
+        warnings,
+      );
+    },
   );
 
   app.delete<{ Params: { id: string } }>(

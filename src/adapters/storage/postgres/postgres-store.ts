@@ -990,10 +990,24 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
 
     async requeueDelivery(webhookId, deliveryId, now) {
+      // The latest attempt moves to the history, and the row keeps only what the receiver answered:
+      // the attempt's error told what to do next, which no longer applies.
       const requeued = await pool.query(
-        `UPDATE deliveries SET status = 'pending', next_attempt_at = $3, updated_at = $3,
-           locked_by = NULL, locked_until = NULL
-         WHERE id = $1 AND webhook_id = $2 AND status <> 'pending'`,
+        `WITH settled AS (
+           SELECT id FROM deliveries WHERE id = $1 AND webhook_id = $2 AND status <> 'pending'
+           FOR UPDATE
+         ), kept AS (
+           INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code,
+             error, response_headers, response_body)
+           SELECT d.id, d.attempts, d.last_attempt_at, d.last_duration_ms, d.last_status_code,
+             d.last_error, d.last_response_headers, d.last_response_body
+           FROM deliveries d JOIN settled USING (id)
+           WHERE d.attempts > 0 AND d.last_duration_ms IS NOT NULL
+           ON CONFLICT DO NOTHING
+         )
+         UPDATE deliveries d SET status = 'pending', next_attempt_at = $3, updated_at = $3,
+           locked_by = NULL, locked_until = NULL, last_error = NULL, last_duration_ms = NULL
+         FROM settled WHERE d.id = settled.id`,
         [deliveryId, webhookId, now],
       );
       if ((requeued.rowCount ?? 0) > 0) {

@@ -127,8 +127,19 @@ export function createWriteStatements(db: Database.Database) {
        error, response_headers, response_body)
        SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?)`,
     ),
+    // A delivery queued again keeps its latest attempt in the history, and in its row only what the
+    // receiver answered: that attempt's error told what to do next, which no longer applies.
+    keepAttemptOfSettled: db.prepare(
+      `INSERT OR IGNORE INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code,
+       error, response_headers, response_body)
+       SELECT id, attempts, last_attempt_at, last_duration_ms, last_status_code, last_error,
+         last_response_headers, last_response_body
+       FROM deliveries WHERE id = ? AND webhook_id = ? AND status <> 'pending' AND attempts > 0
+         AND last_duration_ms IS NOT NULL`,
+    ),
     requeueDelivery: db.prepare(
-      `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+      `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?, last_error = NULL,
+       last_duration_ms = NULL
        WHERE id = ? AND webhook_id = ? AND status <> 'pending'`,
     ),
     bringDeliveryForward: db.prepare(
@@ -242,6 +253,7 @@ export function applyWriteOp(q: WriteStatements, op: WriteOp): WriteResult {
       return null;
     }
     case "requeueDelivery":
+      q.keepAttemptOfSettled.run(op.id, op.webhookId);
       return q.requeueDelivery.run(op.now, op.now, op.id, op.webhookId).changes > 0;
     case "bringDeliveryForward":
       return q.bringDeliveryForward.run(op.now, op.now, op.id, op.webhookId, op.now).changes > 0;
