@@ -28,6 +28,7 @@ import type { LocalDeliveryTaker, Store, WorkerRoom } from "../../src/domain/por
 import { plainWebhook, storeOneDelivery } from "../support/fixtures.js";
 import { capturedLogger } from "../support/log-capture.js";
 import { createTestSchema, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
+import { startSilenceableProxy } from "../support/tcp-proxy.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
 import { describeStoreContract } from "./store-contract.js";
 
@@ -610,6 +611,38 @@ async function handoversSettled(worker: ReturnType<typeof remoteWorker>) {
     await new Promise((resolve) => setTimeout(resolve, 300));
   }
 }
+
+test("deliveries an api process leases to a worker elsewhere are named to it even when the process is gone right after the commit", () =>
+  onFreshSchema(async (open) => {
+    const target = new URL(TEST_PG_URL);
+    const proxy = await startSilenceableProxy(target.hostname, Number(target.port || 5432));
+    try {
+      const proxied = new URL(TEST_PG_URL);
+      proxied.hostname = "127.0.0.1";
+      proxied.port = String(proxy.port);
+      const workerStore = await open();
+      const api = await open({ handOverToWorkers: true, url: proxied.toString() });
+      await api.insertWebhook(plainWebhook("wh_gone"));
+      const worker = remoteWorker("worker-left-behind", roomy);
+      workerStore.setLocalTaker(worker.taker);
+      await triggerUntil(api, "warm", () => worker.handed.length > 0);
+      await handoversSettled(worker);
+
+      // The connection that stores the event is dropped at its next message after the insert, as
+      // if the api process were killed once its trigger was committed.
+      proxy.cutAfter("herald_insert_outgoing");
+      await api.enqueueEvent(
+        { id: "evt_gone", type: "user.created", body: "{}", createdAt: 1 },
+        (active) => [...active],
+        () => "del_gone",
+      );
+      // Within a second or two, not when the 30 s lease runs out.
+      const [delivery] = await handedDeliveries(worker, ["del_gone"]);
+      assert.equal(delivery?.eventId, "evt_gone");
+    } finally {
+      await proxy.close();
+    }
+  }));
 
 test("a worker reads a webhook's secret once: later notices carry its deliveries whole, with the URL as it is now", () =>
   onFreshSchema(async (open, connect, schema) => {

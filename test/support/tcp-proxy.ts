@@ -1,7 +1,7 @@
 /**
  * A TCP proxy in front of a server that can go silent: while silenced it forwards nothing either
  * way and closes nothing, as a network that drops packets does; resumed, what waited flows on. It
- * can also cut every connection at once.
+ * can also cut every connection at once, or one connection right after a given message.
  */
 import { createConnection, createServer, type Socket } from "node:net";
 
@@ -11,6 +11,11 @@ export interface SilenceableProxy {
   resume(): void;
   /** Drops every connection open now, as a restarted router or pooler does; new ones pass. */
   cut(): void;
+  /**
+   * Once: the connection whose client sends bytes holding `marker` is dropped when that client
+   * sends anything more, as a process killed right after that request was answered would be.
+   */
+  cutAfter(marker: string): void;
   close(): Promise<void>;
 }
 
@@ -19,8 +24,20 @@ export async function startSilenceableProxy(host: string, port: number): Promise
   /** What arrived while silent, per destination, sent on when resumed. */
   const held = new Map<Socket, Buffer[]>();
   let silent = false;
+  let cutMarker: string | undefined;
+  /** The client connection to drop at its next message. */
+  let marked: Socket | undefined;
   const forward = (from: Socket, to: Socket) =>
     from.on("data", (chunk: Buffer) => {
+      if (from === marked) {
+        from.destroy();
+        to.destroy();
+        return;
+      }
+      if (cutMarker !== undefined && chunk.includes(cutMarker)) {
+        cutMarker = undefined;
+        marked = from;
+      }
       if (silent) held.get(to)?.push(chunk);
       else to.write(chunk);
     });
@@ -56,6 +73,9 @@ export async function startSilenceableProxy(host: string, port: number): Promise
     },
     cut() {
       for (const socket of sockets) socket.destroy();
+    },
+    cutAfter(marker) {
+      cutMarker = marker;
     },
     async close() {
       for (const socket of sockets) socket.destroy();

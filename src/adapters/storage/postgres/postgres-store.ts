@@ -383,24 +383,42 @@ async function insertOutgoing(
       leased.push({ taker, deliveries: handed, leaseUntil: reserved.leaseUntil });
     }
   });
+  // Workers are woken to claim what nobody holds, and told what was leased to them, by notices
+  // the insert itself sends: PostgreSQL delivers them when it commits, so a process that dies
+  // right after the commit cannot leave a worker holding leases it never heard of. They go only
+  // if every delivery was stored (a webhook made inactive meanwhile stores none); otherwise the
+  // notices for what was stored follow in a statement of their own.
+  const intended = handoverNotices(groupedByWorker(remoteOf.values()));
+  if (deliveries.lockedBy.includes(null)) {
+    intended.channels.push(DELIVERY_CHANNEL);
+    intended.payloads.push("");
+  }
   // Outside a transaction this statement commits itself: once sent, a broken connection leaves it
   // perhaps stored.
   const insert = () =>
-    client.query<{ id: string; locked: boolean }>({
+    client.query<{ id: string | null; locked: boolean | null }>({
       name: "herald_insert_outgoing",
       text: `WITH e AS (
        INSERT INTO events (id, type, body, created_at, incoming_event_id)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])
+     ), stored AS (
+       INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
+         created_at, updated_at, locked_by, locked_until)
+       SELECT u.id, u.webhook_id, u.event_id, u.event_type, 'pending', 0, u.at, u.at, u.at, u.locked_by,
+         u.locked_until
+       FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::bigint[])
+         AS u(id, webhook_id, event_id, event_type, at, locked_by, locked_until)
+       JOIN webhooks w ON w.id = u.webhook_id AND w.active
+       FOR KEY SHARE OF w
+       RETURNING id, locked_by IS NOT NULL AS locked
+     ), notified AS (
+       SELECT pg_notify(n.channel, n.payload) FROM unnest($13::text[], $14::text[]) AS n(channel, payload)
+       WHERE (SELECT count(*) FROM stored) = $15
      )
-     INSERT INTO deliveries (id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,
-       created_at, updated_at, locked_by, locked_until)
-     SELECT u.id, u.webhook_id, u.event_id, u.event_type, 'pending', 0, u.at, u.at, u.at, u.locked_by,
-       u.locked_until
-     FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::bigint[])
-       AS u(id, webhook_id, event_id, event_type, at, locked_by, locked_until)
-     JOIN webhooks w ON w.id = u.webhook_id AND w.active
-     FOR KEY SHARE OF w
-     RETURNING id, locked_by IS NOT NULL AS locked`,
+     SELECT id, locked FROM stored
+     UNION ALL
+     -- The count makes the notices go; its row is told apart by its null id.
+     SELECT NULL, NULL FROM (SELECT count(*) FROM notified) AS sent`,
       values: [
         events.id,
         events.type,
@@ -414,6 +432,9 @@ async function insertOutgoing(
         deliveries.at,
         deliveries.lockedBy,
         deliveries.lockedUntil,
+        intended.channels,
+        intended.payloads,
+        deliveries.id.length,
       ],
     });
   const inserted = await (insideTransaction ? insert() : committing(insert));
@@ -422,6 +443,7 @@ async function insertOutgoing(
   let unleased = 0;
   const handedOver = new Map<string, HandedOver[]>();
   for (const row of inserted.rows) {
+    if (row.id === null) continue;
     stored.add(row.id);
     const item = itemOf.get(row.id) as number;
     counts[item] = (counts[item] ?? 0) + 1;
@@ -434,8 +456,7 @@ async function insertOutgoing(
     if (kept.length > 0) handover.lease({ ...handoff, deliveries: kept });
   }
   if (unleased > 0 && taker) handover.left(taker);
-  // Delivered to listeners once the rows are committed: workers are woken to claim what nobody
-  // holds, and told what was leased to them.
+  if (stored.size === deliveries.id.length) return counts;
   const notices = handoverNotices(handedOver);
   if (unleased > 0) {
     notices.channels.push(DELIVERY_CHANNEL);
@@ -453,6 +474,13 @@ async function insertOutgoing(
     else await notify.catch(() => undefined);
   }
   return counts;
+}
+
+/** Deliveries handed to workers elsewhere, by worker, in the order they come. */
+function groupedByWorker(handed: Iterable<RemoteHandoff>): Map<string, HandedOver[]> {
+  const byWorker = new Map<string, HandedOver[]>();
+  for (const remote of handed) addToGroup(byWorker, remote.workerId, remote);
+  return byWorker;
 }
 
 /** Runs `work` on a pooled connection, outside any transaction. */
