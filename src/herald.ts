@@ -405,7 +405,7 @@ export function waitingDeliveriesMessage(due: number, later: number, held = 0): 
       : `${plural(due, "delivery was", "deliveries were")} waiting in the database to be sent; Herald is sending ${due === 1 ? "it" : "them"} now.`,
     held === 0
       ? ""
-      : `${plural(held, "delivery is", "deliveries are")} leased to a worker that may have stopped: ${held === 1 ? "it is" : "they are"} sent once that worker is found stopped (within about 10 s) or the lease runs out.`,
+      : `${plural(held, "delivery is", "deliveries are")} leased to a worker that no longer runs: ${held === 1 ? "it is" : "they are"} sent again within about 10 s.`,
     later === 0
       ? ""
       : `${plural(later, "retry waits", "retries wait")} in the database for ${later === 1 ? "its" : "their"} time.`,

@@ -3,6 +3,7 @@ import { type Stats, statSync } from "node:fs";
 import { constants, userInfo } from "node:os";
 import { dirname, sep } from "node:path";
 import { createLogger } from "./adapters/logging.js";
+import { storageOutage } from "./adapters/storage/outage.js";
 import { postgresStartupFailure } from "./adapters/storage/postgres/connection-errors.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createHerald } from "./herald.js";
@@ -60,9 +61,13 @@ async function main(): Promise<void> {
     const hint =
       err.code === "EADDRINUSE"
         ? `Port ${config.port} is already in use. Stop the other program or set PORT to a free port.`
-        : err.code === "ENOTFOUND" || err.code === "EADDRNOTAVAIL" || err.code === "EAI_AGAIN"
+        : (err.code === "ENOTFOUND" || err.code === "EADDRNOTAVAIL" || err.code === "EAI_AGAIN") &&
+            [undefined, config.host].includes((err as { hostname?: string }).hostname)
           ? `HOST '${config.host}' is not an address of this machine (${err.code}). Set HOST to 0.0.0.0 (every interface), 127.0.0.1, or one of this machine's addresses.`
-          : `Herald could not start: ${err.message}`;
+          : config.database.kind === "postgres" && storageOutage(error) !== undefined
+            ? // The sessions a worker holds (its wake-ups, its liveness lock) open at start.
+              postgresStartupFailure(config.database.url, error)
+            : `Herald could not start: ${err.message}`;
     // Told as the other start failures are: plain text on standard error. Nothing was started, so
     // the shutdown's own lines ("stopped cleanly") would only blur it.
     process.stderr.write(`${hint}\n`);

@@ -1,10 +1,12 @@
 /** `npm run migrate`: brings the configured database's schema up to date, then exits. */
 import { existsSync } from "node:fs";
 import pg from "pg";
-import { migratePostgres } from "./adapters/storage/postgres/migrations.js";
+import { postgresStartupFailure } from "./adapters/storage/postgres/connection-errors.js";
+import { migratePostgres, schemaAheadNotice } from "./adapters/storage/postgres/migrations.js";
 import { postgresClientConfig } from "./adapters/storage/postgres/postgres-store.js";
 import { openSqliteStore } from "./adapters/storage/sqlite/sqlite-store.js";
 import { ConfigError, loadConfig } from "./config.js";
+import { counted } from "./domain/text.js";
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -20,22 +22,35 @@ async function main(): Promise<void> {
     );
     return;
   }
-  const pool = new pg.Pool({ ...postgresClientConfig({ url: config.database.url }), max: 1 });
+  const { url } = config.database;
+  const pool = new pg.Pool({ ...postgresClientConfig({ url }), max: 1 });
+  pool.on("error", () => undefined);
   try {
-    const applied = await migratePostgres(pool);
+    const result = await migratePostgres(pool).catch((error: unknown) => {
+      throw new MigrationFailure(postgresStartupFailure(url, error, "run the migration again"));
+    });
+    const { applied, schemaVersion } = result;
     process.stdout.write(
-      applied === 0
-        ? "The PostgreSQL database is already up to date.\n"
-        : `Applied ${applied} migration${applied === 1 ? "" : "s"} to the PostgreSQL database.\n`,
+      `${
+        schemaAheadNotice(result) ??
+        (applied === 0
+          ? `The PostgreSQL database is already up to date (schema version ${schemaVersion}).`
+          : `Applied ${counted(applied, "migration")} to the PostgreSQL database (schema version ${schemaVersion} now).`)
+      }\n`,
     );
   } finally {
     await pool.end();
   }
 }
 
+/** A failure already told in words. */
+class MigrationFailure extends Error {}
+
 main().catch((error: unknown) => {
   const message =
-    error instanceof ConfigError ? error.message : `Migration failed: ${(error as Error).message}`;
+    error instanceof ConfigError || error instanceof MigrationFailure
+      ? error.message
+      : `Migration failed: ${(error as Error).message}`;
   process.stderr.write(`${message}\n`);
   process.exit(1);
 });

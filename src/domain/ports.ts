@@ -170,9 +170,10 @@ export interface Store {
    */
   nextDueAt(after: number): Promise<number | undefined>;
   /**
-   * How many deliveries of active webhooks wait to be sent: `due` at `now`, `later` (retries
-   * waiting for their time), and `held`, leased to a worker of another process (one that may have
-   * stopped), counted apart. Leases that live in a process's memory (SQLite) count as due.
+   * How many deliveries of active webhooks wait to be sent: `due` at `now` (a delivery never tried
+   * is due whatever its time), `later` (retries waiting for their time), and `held`, leased to a
+   * worker that no longer runs or whose lease ran out, counted apart; leases of running workers are
+   * not counted. Leases that live in a process's memory (SQLite) count as due.
    */
   countPendingDeliveries(now: number): Promise<{ due: number; later: number; held: number }>;
   /** A webhook's history, newest first; only deliveries in `status`, when given. */

@@ -1093,7 +1093,7 @@ function deadWorkersLine(workers: string[], released: number): string {
   const who = one ? `Worker ${workers[0]} has` : `Workers ${workers.join(", ")} have`;
   const held =
     released === 0
-      ? `${one ? "It" : "They"} held no deliveries.`
+      ? `${one ? "It" : "They"} held no deliveries whose lease was still running (any whose lease had run out were back in the queue already).`
       : `${released === 1 ? "The 1 delivery" : `The ${released} deliveries`} ${one ? "it" : "they"} held ${released === 1 ? "is" : "are"} back in the queue and will be sent by the running workers; one that was mid-attempt may arrive twice.`;
   return `${who} stopped without signing off (a crash, a kill, or a lost connection that did not come back). ${held}`;
 }

@@ -3,43 +3,36 @@
  * Retry-After and plain words, and Herald serves again once the database is back.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { test } from "node:test";
-import pg from "pg";
 import { startHerald, TEST_API_KEY, waitFor } from "../support/herald.js";
 import { capturedLogger } from "../support/log-capture.js";
-import { createTestSchema, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
+import {
+  createTestSchema,
+  dedicatedRole,
+  TEST_PG_URL,
+  urlWithSchema,
+} from "../support/postgres.js";
 import { spawnHerald } from "../support/process.js";
 import { startSilenceableProxy } from "../support/tcp-proxy.js";
 
-/**
- * A PostgreSQL role and schema for one test, so that cutting the role's connections touches no
- * other test; dropped when the test ends. Returns an admin connection, the role and its URL.
- */
-async function dedicatedRole(t: { after(fn: () => Promise<void>): void }, prefix: string) {
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
-  await admin.connect();
-  const role = `${prefix}_${randomBytes(4).toString("hex")}`;
-  await admin.query(`CREATE ROLE ${role} LOGIN`);
-  await admin.query(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`);
-  t.after(async () => {
-    await admin.query(`DROP SCHEMA IF EXISTS ${role} CASCADE`);
-    await admin.query(`DROP ROLE IF EXISTS ${role}`);
-    await admin.end();
-  });
-  const url = new URL(TEST_PG_URL);
-  url.username = role;
-  url.searchParams.set("options", `-c search_path=${role}`);
-  return { admin, role, url };
-}
-
 /** Ways a database refuses a role's connections, each with how to let it in again. */
 const REFUSALS = [
-  { how: "out of connections", refuse: "CONNECTION LIMIT 0", allow: "CONNECTION LIMIT -1" },
-  { how: "the login refused", refuse: "NOLOGIN", allow: "LOGIN" },
+  {
+    how: "out of connections",
+    refuse: "CONNECTION LIMIT 0",
+    allow: "CONNECTION LIMIT -1",
+    advice:
+      /^PostgreSQL has no connection left for Herald \(53300\): raise max_connections .* lower HERALD_DB_POOL_SIZE .* The database said: too many connections for role/,
+  },
+  {
+    how: "the login refused",
+    refuse: "NOLOGIN",
+    allow: "LOGIN",
+    advice: /^PostgreSQL refused Herald's login \(28000\): check the user in DATABASE_URL/,
+  },
 ];
 
-for (const { how, refuse, allow } of REFUSALS) {
+for (const { how, refuse, allow, advice } of REFUSALS) {
   test(`while the database refuses connections (${how}) the API answers 503, and recovers after`, async (t) => {
     const { admin, role, url } = await dedicatedRole(t, "herald_outage");
     const { logger, lines } = capturedLogger("info");
@@ -72,13 +65,16 @@ for (const { how, refuse, allow } of REFUSALS) {
     const body = (await refused.json()) as Record<string, unknown>;
     assert.equal(body.success, false);
     assert.equal(body.error, "Service Unavailable");
-    assert.match(String(body.message), /cannot reach its database.*Send the request again/);
+    assert.match(
+      String(body.message),
+      /cannot use its database right now.*nothing was stored\. Send the request again.*Herald's log says what is wrong/,
+    );
     const read = await herald.api("GET", "/api/webhooks");
     assert.equal(read.status, 503);
     // A read is not told that "nothing was stored".
     assert.match(
       read.body.message,
-      /cannot reach its database right now, so it cannot read what was asked/,
+      /cannot use its database right now, so it cannot read what was asked/,
     );
     // Alive, not ready: a load balancer sends it no work meanwhile, and restarts nothing.
     assert.equal((await fetch(`${herald.url}/healthz`)).status, 200);
@@ -114,8 +110,10 @@ for (const { how, refuse, allow } of REFUSALS) {
       ((await healthy.json()) as Record<string, unknown>).message,
       "Incoming webhook endpoint is healthy",
     );
-    const outage = lines.filter((line) => line.msg.startsWith("The database could not serve"));
-    assert.ok(outage.length >= 1 && outage[0]?.level === "error", JSON.stringify(outage));
+    // The operator is told what is wrong and what to do, by the database's own error code.
+    const outage = lines.filter((line) => /answered 503/.test(line.msg) && line.level === "error");
+    assert.ok(outage.length >= 1, JSON.stringify(lines));
+    assert.match(String(outage[0]?.msg), advice);
     const back = lines.find((line) => line.msg.startsWith("The database serves again"));
     assert.match(String(back?.msg), /While it could not, \d+ requests? (was|were) answered 503\.$/);
   });

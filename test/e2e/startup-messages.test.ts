@@ -14,7 +14,7 @@ import pg from "pg";
 import { postgresStartupFailure } from "../../src/adapters/storage/postgres/connection-errors.js";
 import { CONNECT_TIMEOUT_MS } from "../../src/adapters/storage/postgres/postgres-store.js";
 import { TEST_API_KEY } from "../support/herald.js";
-import { TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
+import { dedicatedRole, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
 import { freePort, logLines, runHeraldToExit, spawnHerald } from "../support/process.js";
 
 /** Runs Herald, with the test key unless `env` gives one, until it exits; returns what it printed. */
@@ -125,6 +125,22 @@ test("a database that does not exist is named, with the statement that creates i
     new RegExp(
       `^PostgreSQL at ${url.hostname}:${url.port || 5432} has no database named ${database} \\(3D000\\)\\.\\nCreate it \\(CREATE DATABASE ${database};\\) or correct the database name in DATABASE_URL`,
     ),
+  );
+});
+
+test("a worker that gets no connection for its sessions at start says so in words, naming the limit to raise", async (t) => {
+  const { admin, role, url } = await dedicatedRole(t, "herald_limited");
+  // Enough to open the store and run its migrations, not for the sessions a worker holds.
+  await admin.query(`ALTER ROLE ${role} CONNECTION LIMIT 2`);
+  const { code, output } = await startRefused({
+    DATABASE_URL: url.toString(),
+    HERALD_ROLE: "worker",
+    LOG_LEVEL: "fatal",
+  });
+  assert.equal(code, 1);
+  assert.match(
+    output,
+    /^PostgreSQL at \S+ has no connection left for Herald \(53300\): too many connections for role "herald_limited_\w+"\.\nRaise max_connections on the server \(or the connection limit of Herald's role\), or lower HERALD_DB_POOL_SIZE or the number of Herald processes, then start Herald again\.\n$/,
   );
 });
 

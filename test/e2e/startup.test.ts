@@ -1,6 +1,6 @@
 /** End-to-end: what Herald does at start, as a child process, with the data directory it is given. */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { createTestSchema, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
 import { logLines, spawnHerald } from "../support/process.js";
 
 test("a generated API key is printed even when LOG_LEVEL hides warnings, and its file is made private", async (t) => {
@@ -121,4 +122,44 @@ test("npm run migrate without DATABASE_URL says it made a new SQLite file, then 
     `There was no SQLite database at ${path}, so a new one was created, up to date. DATABASE_URL is not set: set it to migrate another database, such as postgres://user:password@host:5432/db.\n`,
   );
   assert.equal(migrate(), `The SQLite database ${path} is up to date.\n`);
+});
+
+test("npm run migrate on PostgreSQL says what it applied, and a failure in words with what to do", async (t) => {
+  const { schema, drop } = await createTestSchema();
+  t.after(drop);
+  const migrate = (url: string) =>
+    spawnSync(process.execPath, ["--import", "tsx", "src/migrate.ts"], {
+      cwd: fileURLToPath(new URL("../..", import.meta.url)),
+      env: { PATH: process.env.PATH, DATABASE_URL: url },
+      encoding: "utf8",
+    });
+  const first = migrate(urlWithSchema(schema));
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(
+    first.stdout,
+    /^Applied \d+ migrations to the PostgreSQL database \(schema version \d+ now\)\.\n$/,
+  );
+  const again = migrate(urlWithSchema(schema));
+  assert.match(
+    again.stdout,
+    /^The PostgreSQL database is already up to date \(schema version \d+\)\.\n$/,
+  );
+
+  const missing = migrate(urlWithSchema(`${schema}_missing`));
+  assert.equal(missing.status, 1);
+  assert.match(
+    missing.stderr,
+    new RegExp(
+      `^The schema ${schema}_missing named in search_path does not exist .*\\nCreate it .* then run the migration again\\.\\n$`,
+    ),
+  );
+  const closed = new URL(TEST_PG_URL);
+  closed.port = "9";
+  const refused = migrate(closed.toString());
+  assert.equal(refused.status, 1);
+  assert.match(
+    refused.stderr,
+    /^Nothing answers at \S+:9 \(ECONNREFUSED\).*\n.*then run the migration again\.\n$/,
+  );
+  assert.doesNotMatch(refused.stderr, /Migration failed|\n\s+at /);
 });

@@ -4,6 +4,7 @@ import pg from "pg";
 import {
   migratePostgres,
   POSTGRES_MIGRATIONS,
+  schemaAheadNotice,
 } from "../../src/adapters/storage/postgres/migrations.js";
 import {
   DELIVERY_CHANNEL,
@@ -85,11 +86,35 @@ test("ten processes migrating one database at once apply each migration exactly 
     () => new pg.Pool({ ...postgresClientConfig({ url: TEST_PG_URL, schema }), max: 1 }),
   );
   try {
-    const applied = await Promise.all(pools.map((pool) => migratePostgres(pool)));
+    const results = await Promise.all(pools.map((pool) => migratePostgres(pool)));
     assert.equal(
-      applied.reduce((sum, n) => sum + n, 0),
+      results.reduce((sum, { applied }) => sum + applied, 0),
       POSTGRES_MIGRATIONS.length,
     );
+    for (const result of results) {
+      assert.equal(result.schemaVersion, POSTGRES_MIGRATIONS.length);
+      assert.equal(schemaAheadNotice(result), undefined);
+    }
+    // A newer release has upgraded the schema: nothing is applied, and the notice says so.
+    const pool = pools[0] as pg.Pool;
+    await pool.query("INSERT INTO herald_schema_migrations (version) VALUES ($1)", [
+      POSTGRES_MIGRATIONS.length + 1,
+    ]);
+    const ahead = await migratePostgres(pool);
+    assert.deepEqual(ahead, {
+      applied: 0,
+      schemaVersion: POSTGRES_MIGRATIONS.length + 1,
+      releaseVersion: POSTGRES_MIGRATIONS.length,
+    });
+    assert.match(
+      schemaAheadNotice(ahead) ?? "",
+      new RegExp(
+        `^The database's schema is at version ${POSTGRES_MIGRATIONS.length + 1}, newer than this release of Herald knows \\(${POSTGRES_MIGRATIONS.length}\\): a newer Herald has upgraded it`,
+      ),
+    );
+    await pool.query("DELETE FROM herald_schema_migrations WHERE version > $1", [
+      POSTGRES_MIGRATIONS.length,
+    ]);
     const { rows } = await (pools[0] as pg.Pool).query<{ version: number }>(
       "SELECT version FROM herald_schema_migrations ORDER BY version",
     );
@@ -206,6 +231,17 @@ test("deliveries leased to a worker are counted apart from those due, for the st
     }
     await store.claimDueDeliveries({ now: 10, limit: 1, workerId: "w", leaseUntil: 10 ** 12 });
     assert.deepEqual(await store.countPendingDeliveries(10), { due: 2, later: 0, held: 1 });
+    // A running worker's leases are its own business: not counted as left behind.
+    await store.markWorkerAlive("w-running");
+    await store.claimDueDeliveries({
+      now: 10,
+      limit: 1,
+      workerId: "w-running",
+      leaseUntil: 10 ** 12,
+    });
+    assert.deepEqual(await store.countPendingDeliveries(10), { due: 1, later: 0, held: 1 });
+    // A lease that ran out is left behind, whoever held it.
+    assert.deepEqual(await store.countPendingDeliveries(10 ** 12), { due: 1, later: 0, held: 2 });
   }));
 
 test("a worker that stops holding no leases signs off: no other process takes it for dead", () =>

@@ -36,3 +36,24 @@ export function urlWithSchema(schema: string): string {
   url.searchParams.set("options", `-c search_path=${schema}`);
   return url.toString();
 }
+
+/**
+ * A PostgreSQL role and schema for one test, so that cutting the role's connections touches no
+ * other test; dropped when the test ends. Returns an admin connection, the role and its URL.
+ */
+export async function dedicatedRole(t: { after(fn: () => Promise<void>): void }, prefix: string) {
+  const admin = new pg.Client({ connectionString: TEST_PG_URL });
+  await admin.connect();
+  const role = `${prefix}_${randomBytes(4).toString("hex")}`;
+  await admin.query(`CREATE ROLE ${role} LOGIN`);
+  await admin.query(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`);
+  t.after(async () => {
+    await admin.query(`DROP SCHEMA IF EXISTS ${role} CASCADE`);
+    await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    await admin.end();
+  });
+  const url = new URL(TEST_PG_URL);
+  url.username = role;
+  url.searchParams.set("options", `-c search_path=${role}`);
+  return { admin, role, url };
+}

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { storageOutage } from "../../src/adapters/storage/outage.js";
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { createErrorHandler, createOutageLog } from "../../src/adapters/http/error-mapper.js";
+import { outageAdvice, storageOutage } from "../../src/adapters/storage/outage.js";
+import { capturedLogger } from "../support/log-capture.js";
 
 const isStorageOutage = (error: unknown) => storageOutage(error) !== undefined;
 
@@ -49,4 +52,56 @@ test("constraint violations, bugs and non-errors are not outages", () => {
   assert.equal(isStorageOutage(new TypeError("cannot read properties of undefined")), false);
   assert.equal(isStorageOutage(undefined), false);
   assert.equal(isStorageOutage("ECONNREFUSED"), false);
+});
+
+test("an outage is told with what its code means and what to do; codes that say no more, plainly", () => {
+  const tooMany = Object.assign(new Error("sorry, too many clients already"), { code: "53300" });
+  assert.match(
+    outageAdvice(tooMany),
+    /^PostgreSQL has no connection left for Herald \(53300\): raise max_connections .* The database said: sorry, too many clients already\.$/,
+  );
+  const standby = Object.assign(new Error("cannot execute INSERT in a read-only transaction"), {
+    code: "25006",
+  });
+  assert.match(outageAdvice(standby), /read-only standby.*points at a standby/);
+  // An extended SQLite code is told as its primary one.
+  const busy = Object.assign(new Error("database is locked"), { code: "SQLITE_BUSY_SNAPSHOT" });
+  assert.match(outageAdvice(busy), /^The SQLite file is locked by another program/);
+  assert.equal(
+    outageAdvice(new Error("Connection terminated unexpectedly")),
+    "The database could not serve: check that it is running and reachable.",
+  );
+});
+
+test("a database that comes and goes is told at most twice a 10 s, not at every failure", () => {
+  const { logger, lines } = capturedLogger("info");
+  const request = {
+    log: logger,
+    method: "POST",
+    url: "/api/webhooks/trigger",
+    raw: { aborted: false, socket: { destroyed: false } },
+  } as unknown as FastifyRequest;
+  const answers: number[] = [];
+  const reply = {
+    header: () => reply,
+    status(code: number) {
+      answers.push(code);
+      return reply;
+    },
+    send: () => reply,
+  } as unknown as FastifyReply;
+  const tooMany = Object.assign(new Error("sorry, too many clients already"), { code: "53300" });
+  const outages = createOutageLog();
+  const handleError = createErrorHandler(outages);
+  for (let i = 0; i < 25; i++) {
+    handleError(tooMany as unknown as FastifyError, request, reply);
+    outages.stored(request);
+  }
+  assert.deepEqual(new Set(answers), new Set([503]));
+  const failing = lines.filter((line) => line.level === "error");
+  const back = lines.filter((line) => line.msg.startsWith("The database serves again"));
+  // The first failure, once more after the first recovery, then nothing within the 10 s.
+  assert.equal(failing.length, 2, JSON.stringify(lines));
+  assert.equal(back.length, 2, JSON.stringify(lines));
+  assert.match(String(failing[0]?.msg), /no connection left for Herald \(53300\)/);
 });

@@ -7,7 +7,7 @@ import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ERROR_CATALOGUE, type ErrorCode, HeraldError } from "../../domain/errors.js";
 import { createLogThrottle } from "../../domain/log-throttle.js";
-import { type OutageKind, storageOutage } from "../storage/outage.js";
+import { type OutageKind, outageAdvice, storageOutage } from "../storage/outage.js";
 import { isUnstorableText } from "../storage/refused-text.js";
 
 /** The body of every error answer. */
@@ -39,17 +39,17 @@ const WRITE_REFUSED: Record<OutageKind, string> = {
   no_answer:
     "Herald's database did not answer (in time, or before the connection to it broke), so the request may have been stored or not. Send it again in a few seconds (an event sent twice may be delivered twice); if this keeps happening, check that the database is running and reachable.",
   unavailable:
-    "Herald cannot reach its database right now, so nothing was stored. Send the request again in a few seconds; if this keeps happening, check that the database is running.",
+    "Herald cannot use its database right now (it may be down, restarting or out of connections), so nothing was stored. Send the request again in a few seconds; if this keeps happening, tell Herald's operator: Herald's log says what is wrong.",
 };
 
 const READ_AGAIN =
-  "its database right now, so it cannot read what was asked. Send the request again in a few seconds; if this keeps happening, check that the database is running and reachable.";
+  "its database right now, so it cannot read what was asked. Send the request again in a few seconds; if this keeps happening, tell Herald's operator: Herald's log says what is wrong.";
 
 /** What a read refused in a database outage is told: it stores nothing either way. */
 const READ_REFUSED: Record<OutageKind, string> = {
-  full: `Herald cannot reach ${READ_AGAIN}`,
+  full: `Herald cannot use ${READ_AGAIN}`,
   no_answer: `Herald did not get an answer from ${READ_AGAIN}`,
-  unavailable: `Herald cannot reach ${READ_AGAIN}`,
+  unavailable: `Herald cannot use ${READ_AGAIN}`,
 };
 
 /** A 503 asking the client to come back in 5 s: the database does not answer. */
@@ -155,47 +155,82 @@ function articled(type: string): string {
 
 /** An outage answers every request 503 at once: one log line per 10 s says so, with a count. */
 const OUTAGE_LOG_INTERVAL_MS = 10_000;
-const outageLog = createLogThrottle(OUTAGE_LOG_INTERVAL_MS, Date.now);
 
-/** Requests answered 503 since the database last failed; 0 while it serves. */
-let answeredUnavailable = 0;
+/** What a server logs of a database outage: its error lines, and the line that says it ended. */
+export interface OutageLog {
+  /** A request was answered 503 for `outage`. */
+  refused(request: FastifyRequest, error: unknown, outage: OutageKind): void;
+  /** A write was stored (a 2xx to a request that writes). */
+  stored(request: FastifyRequest): void;
+}
 
 /**
- * Hears that a write was stored (a 2xx to a request that writes): after an outage, one line says
- * the database serves again, so the operator who read the error lines sees it end.
+ * The outage log of one server. After an outage, one line says the database serves again, so the
+ * operator who read the error lines sees it end. A database that comes and goes gets one such line
+ * for each error line, and its error lines keep to the throttle; the next outage after a steady
+ * spell is told at its first failure.
  */
-export function noteStoredWrite(request: FastifyRequest): void {
-  if (answeredUnavailable === 0) return;
-  const count = answeredUnavailable;
-  answeredUnavailable = 0;
-  outageLog.forget("full");
-  outageLog.forget("no_answer");
-  outageLog.forget("unavailable");
-  request.log.info(
-    { requestsAnswered503: count },
-    `The database serves again: requests are stored as usual. While it could not, ${count === 1 ? "1 request was" : `${count} requests were`} answered 503.`,
-  );
+export function createOutageLog(now: () => number = Date.now): OutageLog {
+  const throttle = createLogThrottle(OUTAGE_LOG_INTERVAL_MS, now);
+  /** Requests answered 503 since the last "serves again" line. */
+  let answeredUnavailable = 0;
+  /** An error line was logged that no "serves again" line has answered yet. */
+  let outageLogged = false;
+  let servedAgainAt = Number.NEGATIVE_INFINITY;
+  return {
+    refused(request, error, outage) {
+      answeredUnavailable++;
+      const count = throttle.due(outage);
+      if (count === undefined) return;
+      outageLogged = true;
+      const what = {
+        full: "The database's disk is full: free space where the database lives (HERALD_DATA_DIR for SQLite).",
+        no_answer:
+          "The database did not answer a write (in time, or before the connection to it broke): check that it is running and that the network to it works.",
+        unavailable: outageAdvice(error),
+      }[outage];
+      const stored = outage === "no_answer" ? "perhaps not stored" : "nothing stored";
+      request.log.error(
+        { err: error, method: request.method, url: request.url, requestsAnswered503: count },
+        `${what} ${count === 1 ? "A request was" : `${count} requests were`} answered 503 (${stored}; clients are asked to send again); while this lasts, this line repeats at most every ${OUTAGE_LOG_INTERVAL_MS / 1000} s.`,
+      );
+    },
+    stored(request) {
+      if (!outageLogged) return;
+      const count = answeredUnavailable;
+      answeredUnavailable = 0;
+      outageLogged = false;
+      const at = now();
+      if (at - servedAgainAt >= OUTAGE_LOG_INTERVAL_MS) {
+        throttle.forget("full");
+        throttle.forget("no_answer");
+        throttle.forget("unavailable");
+      }
+      servedAgainAt = at;
+      request.log.info(
+        { requestsAnswered503: count },
+        `The database serves again: requests are stored as usual. While it could not, ${count === 1 ? "1 request was" : `${count} requests were`} answered 503.`,
+      );
+    },
+  };
 }
 
-function logOutage(request: FastifyRequest, error: unknown, outage: OutageKind): void {
-  answeredUnavailable++;
-  const count = outageLog.due(outage);
-  if (count === undefined) return;
-  const what = {
-    full: "The database's disk is full: free space where the database lives (HERALD_DATA_DIR for SQLite).",
-    no_answer:
-      "The database did not answer a write (in time, or before the connection to it broke): check that it is running and that the network to it works.",
-    unavailable: "The database could not serve: check that it is running and reachable.",
-  }[outage];
-  const stored = outage === "no_answer" ? "perhaps not stored" : "nothing stored";
-  request.log.error(
-    { err: error, method: request.method, url: request.url, requestsAnswered503: count },
-    `${what} ${count === 1 ? "A request was" : `${count} requests were`} answered 503 (${stored}; clients are asked to send again); while this lasts, this line repeats at most every ${OUTAGE_LOG_INTERVAL_MS / 1000} s.`,
-  );
+/**
+ * Fastify's error handler: every error, expected or not, answers in the contract's format;
+ * database outages are logged to `outages`.
+ */
+export function createErrorHandler(outages: OutageLog) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply) =>
+    handleError(error, request, reply, outages);
 }
 
-/** Fastify's error handler: every error, expected or not, answers in the contract's format. */
-export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+function handleError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  /** Where database outages are logged; framework errors (a bad URL) meet no database. */
+  outages?: OutageLog,
+) {
   if (error instanceof HeraldError) return sendError(reply, error);
   if (error.validation) {
     const { field, message } = describeValidation(
@@ -284,7 +319,7 @@ export function handleError(error: FastifyError, request: FastifyRequest, reply:
   }
   const outage = storageOutage(error);
   if (outage !== undefined) {
-    logOutage(request, error, outage);
+    outages?.refused(request, error, outage);
     // A read stores nothing either way: it is told only to ask again.
     const reading = request.method === "GET" || request.method === "HEAD";
     return sendUnavailable(reply, reading ? READ_REFUSED[outage] : WRITE_REFUSED[outage]);

@@ -26,11 +26,11 @@ import { encodedBodyRefusal } from "../utf8-text.js";
 import { requireApiKey } from "./api-key.js";
 import { useCors } from "./cors.js";
 import {
+  createErrorHandler,
+  createOutageLog,
   errorBody,
   handleClientError,
-  handleError,
   handleFrameworkError,
-  noteStoredWrite,
   notFoundHandler,
   sendError,
   sendUnavailable,
@@ -520,10 +520,11 @@ export function buildServer(deps: ServerDeps): FastifyInstance {
   // JSON only: a text/plain body is refused with 415 rather than read as a string.
   app.removeContentTypeParser("text/plain");
   useJsonBodyParser(app);
-  app.setErrorHandler(handleError);
+  const outages = createOutageLog();
+  app.setErrorHandler(createErrorHandler(outages));
   app.addHook("onResponse", (request, reply, done) => {
     if (reply.statusCode < 300 && !["GET", "HEAD", "OPTIONS"].includes(request.method)) {
-      noteStoredWrite(request);
+      outages.stored(request);
     }
     done();
   });

@@ -112,3 +112,56 @@ export function storageOutage(error: unknown): OutageKind | undefined {
   }
   return undefined;
 }
+
+/** What an operator can do about an outage, by the error's code, where the code tells more. */
+const OUTAGE_ADVICE: Record<string, string> = {
+  "53300":
+    "PostgreSQL has no connection left for Herald (53300): raise max_connections on the server (or the connection limit of Herald's role), or lower HERALD_DB_POOL_SIZE or the number of Herald processes.",
+  "53000":
+    "PostgreSQL is out of a resource it needs (53000): check the server's log and its limits.",
+  "53200": "PostgreSQL ran out of memory (53200): check the server's memory and its log.",
+  "57P01":
+    "PostgreSQL is shutting down or was restarted (57P01): wait until it accepts connections again.",
+  "57P02":
+    "PostgreSQL is shutting down or was restarted (57P02): wait until it accepts connections again.",
+  "57P03": "PostgreSQL is starting up or shutting down (57P03): wait until it accepts connections.",
+  "28P01":
+    "PostgreSQL refused Herald's login (28P01, wrong password): check the user and password in DATABASE_URL.",
+  "28000":
+    "PostgreSQL refused Herald's login (28000): check the user in DATABASE_URL and the server's pg_hba.conf.",
+  "3D000":
+    "The database named in DATABASE_URL does not exist on the server any more (3D000): check that it was not dropped or renamed.",
+  "25006":
+    "PostgreSQL takes no writes (25006, a read-only standby): a failover may be under way, or DATABASE_URL points at a standby instead of the primary.",
+  "40001":
+    "A write met a conflict with another session (40001); it clears on its own. If it keeps happening, look for long transactions on the server.",
+  "40P01":
+    "A write met a deadlock with another session (40P01); it clears on its own. If it keeps happening, look for long transactions on the server.",
+  "55P03":
+    "A write waited too long for a lock another session holds (55P03). If it keeps happening, look for long transactions on the server.",
+  ECONNREFUSED:
+    "Nothing listens at the database's address (ECONNREFUSED): check that the database server is running and DATABASE_URL's host and port.",
+  ENOTFOUND: "The database's host name does not resolve (ENOTFOUND): check DATABASE_URL's host.",
+  EHOSTUNREACH:
+    "The database's host cannot be reached (EHOSTUNREACH): check the network between Herald and the database.",
+  SQLITE_BUSY:
+    "The SQLite file is locked by another program (SQLITE_BUSY): check that no other process writes to it.",
+  SQLITE_READONLY:
+    "The SQLite file cannot be written (SQLITE_READONLY): check the file's and HERALD_DATA_DIR's permissions.",
+};
+
+/**
+ * What the operator is told about an outage of kind `unavailable`: what the code says is wrong and
+ * what to do, or, for codes that say no more, to check that the database runs and can be reached.
+ */
+export function outageAdvice(error: unknown): string {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  // Extended SQLite codes (SQLITE_BUSY_SNAPSHOT) are told as their primary code.
+  const primary = typeof code === "string" ? code.replace(/^(SQLITE_\w+?)_.*$/, "$1") : undefined;
+  const known = primary === undefined ? undefined : OUTAGE_ADVICE[primary];
+  if (known === undefined) {
+    return "The database could not serve: check that it is running and reachable.";
+  }
+  const said = typeof message === "string" ? message.split("\n", 1)[0]?.trim() : undefined;
+  return said ? `${known} The database said: ${said}.` : known;
+}

@@ -60,16 +60,20 @@ interface ConnectionError {
 
 /**
  * What went wrong opening the PostgreSQL database at `url`, as two lines: what happened (its code
- * in parentheses) and what to do next.
+ * in parentheses) and what to do next, ending with `then` ("start Herald again").
  */
-export function postgresStartupFailure(url: string, error: unknown): string {
+export function postgresStartupFailure(
+  url: string,
+  error: unknown,
+  then = "start Herald again",
+): string {
   const target = postgresTarget(url);
   const { where, database, user, schema, ssl } = target;
   const failure = (error ?? {}) as ConnectionError;
   // Connecting to each address of a name can fail as a whole, with a code only on each part.
   const code = failure.code ?? failure.errors?.[0]?.code;
   const serverSaid = failure.message ?? "";
-  const told = (what: string, next: string) => `${what}\n${next}, then start Herald again.`;
+  const told = (what: string, next: string) => `${what}\n${next}, then ${then}.`;
 
   switch (code) {
     case "ECONNREFUSED":
@@ -134,7 +138,7 @@ export function postgresStartupFailure(url: string, error: unknown): string {
     case "53300":
       return told(
         `PostgreSQL at ${where} has no connection left for Herald (53300): ${serverSaid}.`,
-        "Raise max_connections on the server, or lower HERALD_DB_POOL_SIZE",
+        "Raise max_connections on the server (or the connection limit of Herald's role), or lower HERALD_DB_POOL_SIZE or the number of Herald processes",
       );
     case "57P03":
       return told(

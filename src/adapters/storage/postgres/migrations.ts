@@ -171,8 +171,28 @@ const MIGRATION_TIMEOUT_MS = 24 * 60 * 60_000;
 /** An arbitrary constant naming Herald's migration lock among the database's advisory locks. */
 const MIGRATION_LOCK_KEY = 4_242_017_001;
 
-/** Applies pending migrations under an advisory lock; returns how many ran. */
-export async function migratePostgres(pool: Pool): Promise<number> {
+/** What migrating found and did. */
+export interface MigrationResult {
+  /** Migrations applied now. */
+  applied: number;
+  /** The schema's version afterwards, and the latest this release knows. */
+  schemaVersion: number;
+  releaseVersion: number;
+}
+
+/**
+ * Words for a schema a newer release has upgraded, or undefined when it is not ahead. An older
+ * process keeps working on it while a rolling upgrade replaces it (migrations only add), but its
+ * operator should know.
+ */
+export function schemaAheadNotice(result: MigrationResult): string | undefined {
+  const { schemaVersion, releaseVersion } = result;
+  if (schemaVersion <= releaseVersion) return undefined;
+  return `The database's schema is at version ${schemaVersion}, newer than this release of Herald knows (${releaseVersion}): a newer Herald has upgraded it, and nothing was changed. Older processes keep working during a rolling upgrade; upgrade this one too.`;
+}
+
+/** Applies pending migrations under an advisory lock. */
+export async function migratePostgres(pool: Pool): Promise<MigrationResult> {
   const client = await pool.connect();
   try {
     await client.query(
@@ -203,7 +223,12 @@ export async function migratePostgres(pool: Pool): Promise<number> {
         throw error;
       }
     }
-    return POSTGRES_MIGRATIONS.length - current;
+    const releaseVersion = POSTGRES_MIGRATIONS.length;
+    return {
+      applied: Math.max(0, releaseVersion - current),
+      schemaVersion: Math.max(current, releaseVersion),
+      releaseVersion,
+    };
   } finally {
     await client
       .query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY])

@@ -55,7 +55,7 @@ import {
 } from "../rows.js";
 import { answeredWithin } from "./answered-within.js";
 import { describeOutage, type HeldSession } from "./held-session.js";
-import { migratePostgres } from "./migrations.js";
+import { migratePostgres, schemaAheadNotice } from "./migrations.js";
 import { startTableUpkeep } from "./table-upkeep.js";
 import {
   type HandedOver,
@@ -67,6 +67,7 @@ import {
 } from "./worker-handover.js";
 import {
   DEAD_WORKERS,
+  HOLDS_LOCK,
   holdWorkerLiveness,
   NOTE_MISSING_WORKERS,
   WORKER_GRACE_MS,
@@ -670,7 +671,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   // listener of its own, and the query in flight fails with the error instead.
   pool.on("error", () => undefined);
   pool.on("connect", (client) => client.on("error", () => undefined));
-  if (options.migrate !== false) await migratePostgres(pool);
+  if (options.migrate !== false) {
+    const ahead = schemaAheadNotice(await migratePostgres(pool));
+    if (ahead !== undefined) options.logger?.warn({}, ahead);
+  }
   const upkeep = await startTableUpkeep(
     pool,
     options.upkeepIntervalMs ?? UPKEEP_INTERVAL_MS,
@@ -980,10 +984,15 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
 
     async countPendingDeliveries(now) {
+      // A delivery never tried is due whatever its time; leases of running workers are theirs.
       const { rows } = await pool.query<{ due: number; later: number; held: number }>(
-        `SELECT (count(*) FILTER (WHERE d.locked_by IS NULL AND d.next_attempt_at <= $1))::int AS due,
-                (count(*) FILTER (WHERE d.locked_by IS NULL AND d.next_attempt_at > $1))::int AS later,
-                (count(*) FILTER (WHERE d.locked_by IS NOT NULL))::int AS held
+        `WITH alive AS (SELECT w.id FROM herald_workers w WHERE ${HOLDS_LOCK})
+         SELECT (count(*) FILTER (WHERE d.locked_by IS NULL
+                   AND (d.next_attempt_at <= $1 OR d.attempts = 0)))::int AS due,
+                (count(*) FILTER (WHERE d.locked_by IS NULL AND d.next_attempt_at > $1
+                   AND d.attempts > 0))::int AS later,
+                (count(*) FILTER (WHERE d.locked_by IS NOT NULL AND (d.locked_until <= $1
+                   OR d.locked_by NOT IN (SELECT id FROM alive))))::int AS held
          FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
          WHERE d.status = 'pending' AND w.active`,
         [now],

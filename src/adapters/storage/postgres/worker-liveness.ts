@@ -16,7 +16,7 @@ export const WORKER_LOCK_CLASS = 0x48524c44;
 export const WORKER_GRACE_MS = 3_000;
 
 /** True when the worker of row `w` holds its lock, i.e. its session is up. */
-const HOLDS_LOCK = `EXISTS (
+export const HOLDS_LOCK = `EXISTS (
     SELECT 1 FROM pg_locks l
     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
       AND l.classid = ${WORKER_LOCK_CLASS}::oid

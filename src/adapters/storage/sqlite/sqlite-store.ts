@@ -202,7 +202,8 @@ export function openSqliteStore(path: string): Store {
        ORDER BY d.next_attempt_at LIMIT 1`,
     ),
     pendingCounts: db.prepare<[number, number], { due: number | null; later: number | null }>(
-      `SELECT SUM(d.next_attempt_at <= ?) AS due, SUM(d.next_attempt_at > ?) AS later
+      `SELECT SUM(d.next_attempt_at <= ? OR d.attempts = 0) AS due,
+         SUM(d.next_attempt_at > ? AND d.attempts > 0) AS later
        FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
        WHERE d.status = 'pending' AND w.active = 1`,
     ),
