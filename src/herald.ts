@@ -220,6 +220,8 @@ export async function createHerald(
       })
     : undefined;
   if (worker) metrics.trackInFlight(() => worker.inFlight());
+  const workersHeard = store.deliveryWorkersHeard?.bind(store);
+  if (workersHeard) metrics.trackWorkersHeard(workersHeard);
   const builtIns = builtInSources(config);
   const registry = createSourceRegistry({
     store,

@@ -6,6 +6,8 @@ export interface HeraldMetrics extends DeliveryObserver {
   registry: Registry;
   /** Reports attempts in flight when scraped. */
   trackInFlight(read: () => number): void;
+  /** Reports, when scraped, how many delivery workers an `api` process hears from. */
+  trackWorkersHeard(read: () => number): void;
 }
 
 /** Creates a registry with process metrics and Herald's delivery metrics. */
@@ -53,6 +55,16 @@ export function createMetrics(): HeraldMetrics {
     },
     trackInFlight(read) {
       readInFlight = read;
+    },
+    trackWorkersHeard(read) {
+      new Gauge({
+        name: "herald_delivery_workers_heard",
+        help: "Delivery workers in other processes this api process heard from in the last 2.5 s. At 0, what it stores is not being delivered: start a process with HERALD_ROLE=worker (or all) on the same database.",
+        registers: [registry],
+        collect() {
+          this.set(read());
+        },
+      });
     },
   };
 }

@@ -148,6 +148,11 @@ export interface Store {
   /** Hands the deliveries this process commits to `taker` from now on; undefined stops it. */
   setLocalTaker(taker: LocalDeliveryTaker | undefined): void;
   /**
+   * How many delivery workers in other processes told their room within the last few seconds,
+   * for a store that hands them new deliveries (PostgreSQL, `api` role); undefined otherwise.
+   */
+  deliveryWorkersHeard?(): number;
+  /**
    * Gives back leases `workerId` holds on deliveries it will not send (it is stopping, or they
    * waited too long). Each names the end of the lease it gives back: a lease that ran out and was
    * taken again, even by the same worker, is not the one given back, and is kept.

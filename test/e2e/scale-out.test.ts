@@ -261,6 +261,10 @@ test("three processes on one database lose nothing when a worker is killed mid-r
   assert.ok(taken("handed_over") > 0, "the api process handed the surviving worker nothing");
   assert.ok(taken("claim") > 0, "the surviving worker claimed nothing");
   assert.equal(taken("own_commit"), 0, "a worker process commits no deliveries of its own");
+  // The api process shows how many workers it hears: the survivor alone now.
+  const apiMetrics = await (await fetch(`${api.url}/metrics`)).text();
+  assert.match(apiMetrics, /^herald_delivery_workers_heard 1$/m);
+  assert.doesNotMatch(metrics, /herald_delivery_workers_heard/);
   t.diagnostic(
     `killed a worker after ${arrivalsAtKill} of ${expected} deliveries, holding ${orphaned.length} (leases ending ${leaseEnds} ms after the kill); the other worker had sent them ${recoveredAfter} ms later (lease ${LEASE_MS} ms); ${repeated.length} arrived twice; the survivor took ${taken("handed_over")} handed over and ${taken("claim")} by claims`,
   );

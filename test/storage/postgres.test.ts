@@ -888,7 +888,8 @@ test("workers in one schema are never handed deliveries of another schema of the
 test("an api process that hears no delivery worker says nothing is delivered, and says when one is heard", () =>
   onFreshSchema(async (open, connect, schema) => {
     const { logger, lines } = capturedLogger("info");
-    await open({ handOverToWorkers: true, logger, noWorkerWarningMs: 300 });
+    const api = await open({ handOverToWorkers: true, logger, noWorkerWarningMs: 300 });
+    assert.equal(api.deliveryWorkersHeard?.(), 0);
     const said = (start: string) => lines.find((line) => String(line.msg).startsWith(start));
     const deadline = Date.now() + 5000;
     while (!said("No delivery worker has been heard from")) {
@@ -913,4 +914,8 @@ test("an api process that hears no delivery worker says nothing is delivered, an
       assert.ok(Date.now() < deadline + 5000, "no line that a worker is heard again");
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    // The count a metric shows.
+    assert.equal(api.deliveryWorkersHeard?.(), 1);
+    // A store that hands nothing over has no such count.
+    assert.equal((await open()).deliveryWorkersHeard, undefined);
   }));

@@ -890,6 +890,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return rows.map(toClaimedDelivery);
     },
 
+    ...(rooms ? { deliveryWorkersHeard: () => rooms.heard() } : {}),
+
     setLocalTaker(next) {
       takers.local = next;
       if (!next) {

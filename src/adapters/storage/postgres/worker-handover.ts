@@ -86,6 +86,8 @@ export interface RemoteReservation {
 export interface WorkerRooms {
   /** A worker with room for one event's deliveries, or undefined (they wait to be claimed). */
   reserve(webhookIds: readonly string[], bodyLength: number): RemoteReservation | undefined;
+  /** How many workers told their room lately (within 2.5 s), full ones included. */
+  heard(): number;
   close(): Promise<void>;
 }
 
@@ -191,6 +193,12 @@ export async function listenToWorkerRooms(
       best.deliveries -= taken.size;
       best.bodyLength -= bodyLength;
       return { workerId: bestId, carried: best.carried, leaseUntil: now + best.leaseMs, taken };
+    },
+    heard() {
+      const now = Date.now();
+      let fresh = 0;
+      for (const room of rooms.values()) if (now - room.heardAt <= ROOM_FRESH_MS) fresh++;
+      return fresh;
     },
     close: () => {
       clearInterval(watch);
