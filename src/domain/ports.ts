@@ -250,8 +250,13 @@ export interface Sender {
 
 /** Wakes idle delivery workers when new deliveries are committed. */
 export interface WakeSignal {
-  notify(): void;
-  subscribe(listener: () => void): () => void;
+  /**
+   * Wakes the delivery workers; with `changedWebhook`, also tells them that webhook changed (its
+   * URL, made inactive or active, deleted), so that they give back what they hold for it to be
+   * claimed as it now is.
+   */
+  notify(changedWebhook?: string): void;
+  subscribe(listener: (changedWebhook?: string) => void): () => void;
 }
 
 /** Structured log lines, written in plain words. */

@@ -134,13 +134,17 @@ export function createWebhookService(deps: {
         updatedAt: Math.max(clock.now(), current.updatedAt),
       };
       if (!(await store.updateWebhook(next))) throw webhookNotFound(id);
-      // Reactivating a webhook may make waiting deliveries due.
-      if (next.active && !current.active) wake.notify();
+      // What a worker holds for the webhook was claimed as it was: once its URL changed or it was
+      // made inactive, that goes back to be claimed as it now is (at once, by the new URL; once
+      // active again, when paused). Reactivating it may make waiting deliveries due.
+      if (next.url !== current.url || next.active !== current.active) wake.notify(id);
       return next;
     },
 
     async remove(id) {
       if (!(await store.deleteWebhook(id))) throw webhookNotFound(id);
+      // Its deliveries are deleted: a worker drops what it holds for it.
+      wake.notify(id);
     },
 
     async trigger(eventType, data) {

@@ -387,6 +387,20 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   }
 
   /**
+   * A webhook changed (its URL, made inactive, deleted): what waits for it here was claimed as it
+   * was, and goes back to the store, to be claimed as it now is (by its new URL; not while it is
+   * inactive; not at all once deleted). Attempts already in flight go on.
+   */
+  function giveBackWaitingFor(webhookId: string): void {
+    const leases: HeldLease[] = [];
+    for (const { delivery, leaseUntil, body } of ready.takeAllOf(webhookId)) {
+      letGo(body);
+      leases.push({ id: delivery.id, leaseUntil });
+    }
+    if (leases.length > 0) void giveBack(leases).then(scheduleClaim);
+  }
+
+  /**
    * Webhooks with enough deliveries waiting already: a full round (a share for a slow one, the
    * limit for others) that may not start now, or two rounds of a slow one. Claims skip them, and
    * what waits for them does not count against the room for claiming the others' deliveries. A
@@ -1054,7 +1068,10 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       running = true;
       // Alive before it holds any lease, so that no sweep takes this worker for a dead one.
       await store.markWorkerAlive(workerId);
-      unsubscribe = wake.subscribe(scheduleClaim);
+      unsubscribe = wake.subscribe((changedWebhook) => {
+        if (changedWebhook !== undefined) giveBackWaitingFor(changedWebhook);
+        scheduleClaim();
+      });
       store.setLocalTaker(taker);
       // A process started after a crash frees what its dead predecessor held, at once.
       sweep();

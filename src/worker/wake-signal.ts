@@ -3,10 +3,10 @@ import type { WakeSignal } from "../domain/ports.js";
 
 /** An in-process wake signal. */
 export function createLocalWakeSignal(): WakeSignal {
-  const listeners = new Set<() => void>();
+  const listeners = new Set<(changedWebhook?: string) => void>();
   return {
-    notify() {
-      for (const listener of listeners) listener();
+    notify(changedWebhook) {
+      for (const listener of listeners) listener(changedWebhook);
     },
     subscribe(listener) {
       listeners.add(listener);

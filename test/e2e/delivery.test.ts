@@ -628,6 +628,70 @@ function deliveryTests(threads: string): void {
     );
   });
 
+  /**
+   * Herald with two slots per webhook and a receiver that answers after 100 ms; a webhook at /old
+   * with 60 events queued, some of them delivered. Answers the requests that reached /old after
+   * `change` was answered, beyond the two attempts in flight then.
+   */
+  async function changedWhileQueued(
+    t: { after(fn: () => Promise<void>): void },
+    change: (herald: RunningHerald, webhookId: string, url: string) => Promise<void>,
+  ) {
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      { HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "2", ...FAST_RETRIES },
+      (_req, _index, res) => {
+        setTimeout(() => res.writeHead(200, { "content-type": "text/plain" }).end("OK"), 100);
+      },
+    );
+    const webhook = await createWebhook(herald, `${receiver.url}/old`);
+    for (let n = 0; n < 60; n++) await trigger(herald, "user.created", { n });
+    const atOld = () => receiver.requests.filter((r) => r.path === "/old").length;
+    await waitFor(() => (atOld() >= 4 ? true : undefined), 5000, "the first deliveries");
+    await change(herald, webhook.id, `${receiver.url}/new`);
+    const changedAt = Date.now();
+    await sleep(700);
+    const late = receiver.requests.filter((r) => r.path === "/old" && r.receivedAt > changedAt);
+    return { herald, receiver, webhook, late: late.length, atOld };
+  }
+
+  test("a webhook given a new URL gets its queued deliveries there: only attempts in flight reach the old one", async (t) => {
+    const { herald, receiver, webhook, late, atOld } = await changedWhileQueued(
+      t,
+      async (herald, id, url) => {
+        assert.equal((await herald.api("PUT", `/api/webhooks/${id}`, { url })).status, 200);
+      },
+    );
+    assert.ok(late <= 2, `${late} deliveries reached the old URL after the change`);
+    const atNew = () => receiver.requests.filter((r) => r.path === "/new").length;
+    await waitFor(() => (atOld() + atNew() >= 60 ? true : undefined), 10_000, "every delivery");
+    const list = await herald.api("GET", `/api/webhooks/${webhook.id}/deliveries?limit=100`);
+    assert.equal(list.body.deliveries.length, 60);
+  });
+
+  test("a webhook made inactive or deleted stops at once: only attempts in flight go on", async (t) => {
+    const paused = await changedWhileQueued(t, async (herald, id) => {
+      assert.equal((await herald.api("PUT", `/api/webhooks/${id}`, { active: false })).status, 200);
+    });
+    assert.ok(paused.late <= 2, `${paused.late} deliveries were sent after the webhook was paused`);
+    // Made active again, it gets every delivery it held.
+    const id = paused.webhook.id;
+    assert.equal(
+      (await paused.herald.api("PUT", `/api/webhooks/${id}`, { active: true })).status,
+      200,
+    );
+    await waitFor(() => (paused.atOld() >= 60 ? true : undefined), 10_000, "every delivery");
+
+    const deleted = await changedWhileQueued(t, async (herald, id) => {
+      assert.equal((await herald.api("DELETE", `/api/webhooks/${id}`)).status, 200);
+    });
+    assert.ok(
+      deleted.late <= 2,
+      `${deleted.late} deliveries were sent after the webhook was deleted`,
+    );
+  });
+
   test("delivery history pages newest first and the cursor walks every delivery once", async (t) => {
     const { herald, receiver } = await setup(threads, t, FAST_RETRIES);
     const webhook = await createWebhook(herald, receiver.url);

@@ -7,6 +7,7 @@ import {
   schemaAheadNotice,
 } from "../../src/adapters/storage/postgres/migrations.js";
 import {
+  changedWebhookOf,
   DELIVERY_CHANNEL,
   openPostgresStore,
   type PostgresStoreOptions,
@@ -379,7 +380,7 @@ test("a worker whose liveness connection is cut keeps its leases: its own sweep 
     );
   }));
 
-test("a webhook made active again wakes the workers of every process, naming itself", () =>
+test("a webhook whose URL or state changes, or that is deleted, is named to the workers of every process", () =>
   onFreshSchema(async (open, connect) => {
     const store = await open();
     const listener = await connect();
@@ -392,15 +393,24 @@ test("a webhook made active again wakes the workers of every process, naming its
     await store.insertWebhook(webhook);
     await store.updateWebhook({ ...webhook, name: "still paused", updatedAt: 2 });
     await store.updateWebhook({ ...webhook, active: true, updatedAt: 3 });
+    await store.updateWebhook({ ...webhook, active: true, events: ["user.updated"], updatedAt: 4 });
+    await store.updateWebhook({
+      ...webhook,
+      active: true,
+      url: "https://example.org",
+      updatedAt: 5,
+    });
+    await store.deleteWebhook(id);
     const deadline = Date.now() + 5000;
-    while (!payloads.includes(`webhook ${id} is active`) && Date.now() < deadline) {
+    const named = () => payloads.filter((payload) => payload.includes(id));
+    while (named().length < 3 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    assert.deepEqual(
-      payloads.filter((payload) => payload.includes(id)),
-      [`webhook ${id} is active`],
-      "exactly one wake, from the update that made the webhook active",
-    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Made active, given a new URL, deleted: a new name or events changes nothing held.
+    assert.deepEqual(named(), Array(3).fill(`webhook ${id} changed`));
+    assert.equal(changedWebhookOf(`webhook ${id} changed`), id);
+    assert.equal(changedWebhookOf(""), undefined);
   }));
 
 test("upgrading links the events that incoming webhooks were already routed to", async () => {

@@ -76,6 +76,16 @@ import {
 /** The channel a committed trigger notifies. */
 export const DELIVERY_CHANNEL = "herald_deliveries";
 
+/** The payload on DELIVERY_CHANNEL that says webhook `id` changed or was deleted. */
+export function webhookChangeNotice(id: string): string {
+  return `webhook ${id} changed`;
+}
+
+/** The webhook a DELIVERY_CHANNEL payload says changed, if it says so. */
+export function changedWebhookOf(payload: string | undefined): string | undefined {
+  return /^webhook (\S+) changed$/.exec(payload ?? "")?.[1];
+}
+
 const INT8_OID = 20;
 
 export interface PostgresStoreOptions {
@@ -796,9 +806,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
 
     async updateWebhook(webhook) {
-      const result = await pool.query(
-        `UPDATE webhooks SET name = $2, url = $3, events = $4, active = $5, updated_at = $6
-         WHERE id = $1`,
+      // Whether the URL or the state changed, read from the row as it was (under its lock).
+      const result = await pool.query<{ moved: boolean }>(
+        `WITH before AS (SELECT id, url, active FROM webhooks WHERE id = $1 FOR UPDATE)
+         UPDATE webhooks w SET name = $2, url = $3, events = $4, active = $5, updated_at = $6
+         FROM before WHERE w.id = before.id
+         RETURNING before.url <> $3 OR before.active <> $5 AS moved`,
         [
           webhook.id,
           webhook.name,
@@ -809,13 +822,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         ],
       );
       const updated = (result.rowCount ?? 0) > 0;
-      if (updated && webhook.active) {
-        // An update that leaves the webhook active may have released deliveries it held while
-        // paused: workers in every process are woken for them, as for a trigger, instead of
-        // finding them at their next poll (a needless wake costs one claim query). The payload
-        // names the webhook, for whoever watches the channel.
+      if (result.rows[0]?.moved) {
+        // Workers in every process give back what they hold for the webhook, to be claimed as it
+        // now is (its new URL; nothing while inactive), and are woken for deliveries a paused
+        // webhook held, instead of finding them at their next poll.
         await pool
-          .query("SELECT pg_notify($1, $2)", [DELIVERY_CHANNEL, `webhook ${webhook.id} is active`])
+          .query("SELECT pg_notify($1, $2)", [DELIVERY_CHANNEL, webhookChangeNotice(webhook.id)])
           .catch(() => undefined);
       }
       return updated;
@@ -827,6 +839,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return inTransaction(pool, async (client) => {
         const result = await client.query("DELETE FROM webhooks WHERE id = $1", [id]);
         if ((result.rowCount ?? 0) === 0) return false;
+        // Told on commit: workers drop what they hold for it.
+        await client.query("SELECT pg_notify($1, $2)", [DELIVERY_CHANNEL, webhookChangeNotice(id)]);
         await client.query(
           answeredWithin(
             LONG_STATEMENT_TIMEOUT_MS,

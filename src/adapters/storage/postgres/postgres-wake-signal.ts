@@ -5,7 +5,7 @@
  */
 import type { Logger, WakeSignal } from "../../../domain/ports.js";
 import { holdSession, sessionLines } from "./held-session.js";
-import { DELIVERY_CHANNEL, postgresClientConfig } from "./postgres-store.js";
+import { changedWebhookOf, DELIVERY_CHANNEL, postgresClientConfig } from "./postgres-store.js";
 
 export interface PostgresWakeSignal extends WakeSignal {
   close(): Promise<void>;
@@ -17,14 +17,15 @@ export async function createPostgresWakeSignal(options: {
   schema?: string;
   logger: Logger;
 }): Promise<PostgresWakeSignal> {
-  const listeners = new Set<() => void>();
-  const wakeAll = () => {
-    for (const listener of listeners) listener();
+  const listeners = new Set<(changedWebhook?: string) => void>();
+  const wakeAll = (changedWebhook?: string) => {
+    for (const listener of listeners) listener(changedWebhook);
   };
   const session = await holdSession(
     postgresClientConfig(options),
     async (client) => {
-      client.on("notification", wakeAll);
+      // A webhook changed in any process is named (see webhookChangeNotice).
+      client.on("notification", ({ payload }) => wakeAll(changedWebhookOf(payload)));
       await client.query(`LISTEN ${DELIVERY_CHANNEL}`);
       // Work committed while nobody was listening is picked up now.
       wakeAll();
