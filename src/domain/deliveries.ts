@@ -136,6 +136,12 @@ export interface DeliveryPage {
 }
 
 /**
+ * A delivery due within this long counts as due: bringing it forward would send nothing sooner,
+ * and two retries of one delivery a moment apart must not both count as sent.
+ */
+export const DUE_SOON_MS = 1000;
+
+/**
  * Marks the pending deliveries of an inactive webhook as held, saying how to release them. A held
  * delivery has no time for its next attempt (it goes once the webhook is active again), so
  * `nextAttemptAt` is null rather than a time gone by that would read as a stalled queue.

@@ -195,7 +195,8 @@ export interface Store {
   ): Promise<"requeued" | "pending" | "not_found">;
   /**
    * Makes a pending delivery that waits for a later attempt due at `now`. False when it waits for
-   * no later time: already due, being sent (leased), done, or not found.
+   * no later time: already due or due within DUE_SOON_MS (queued again by a request a moment
+   * before, whose clock may run a little ahead), being sent (leased), done, or not found.
    */
   bringDeliveryForward(webhookId: string, deliveryId: string, now: number): Promise<boolean>;
   /** An outgoing event as it was stored: its type and the exact body every delivery sends. */

@@ -340,6 +340,28 @@ function deliveryTests(threads: string): void {
     );
   });
 
+  test("retries of one delivery sent at once: each one accepted is sent once more, the others are 409", async (t) => {
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      FAST_RETRIES,
+      firstAnswered(400, { "content-type": "text/plain" }, "not yet"),
+    );
+    const webhook = await createWebhook(herald, receiver.url);
+    await trigger(herald, "user.created", { n: 1 });
+    const failed = await settledDelivery(herald, webhook.id);
+    assert.equal(failed.status, "failed");
+    const retryUrl = `/api/webhooks/${webhook.id}/deliveries/${failed.id}/retry`;
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => herald.api("POST", retryUrl)),
+    );
+    const accepted = answers.filter((answer) => answer.status === 200).length;
+    assert.ok(accepted >= 1, JSON.stringify(answers.map((answer) => answer.status)));
+    for (const answer of answers) assert.ok([200, 409].includes(answer.status), answer.status);
+    await sleep(1000);
+    assert.equal(receiver.requests.length, 1 + accepted, `${accepted} retries accepted`);
+  });
+
   test("a 429 answer with Retry-After: 1 is retried after about one second", async (t) => {
     const { herald, receiver } = await setup(
       threads,

@@ -1,7 +1,11 @@
 /** The behaviour every store must show; each store's test file runs it against a real database. */
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
-import type { ClaimedDelivery, DeliveryUpdate } from "../../src/domain/deliveries.js";
+import {
+  type ClaimedDelivery,
+  type DeliveryUpdate,
+  DUE_SOON_MS,
+} from "../../src/domain/deliveries.js";
 import type { IncomingEvent } from "../../src/domain/incoming.js";
 import type { Store } from "../../src/domain/ports.js";
 import type { Source } from "../../src/domain/sources.js";
@@ -1017,6 +1021,8 @@ export function describeStoreContract(name: string, open: () => Promise<StoreFix
       );
       assert.equal(await store.bringDeliveryForward("wh_other", claimed.id, 100), false);
       assert.equal(await store.bringDeliveryForward(w.id, "del_none", 100), false);
+      // Due within a second counts as due.
+      assert.equal(await store.bringDeliveryForward(w.id, claimed.id, 7000 - DUE_SOON_MS), false);
       assert.equal((await claim("w2", 100, 200, 10)).length, 0);
       assert.equal(await store.bringDeliveryForward(w.id, claimed.id, 100), true);
       const detail = await store.getDelivery(w.id, claimed.id);

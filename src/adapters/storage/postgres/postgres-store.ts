@@ -15,6 +15,7 @@ import {
   type DeliveryDetail,
   type DeliveryPage,
   type DeliveryUpdate,
+  DUE_SOON_MS,
   freshDelivery,
 } from "../../../domain/deliveries.js";
 import { addToGroup } from "../../../domain/grouping.js";
@@ -1084,9 +1085,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       // A leased delivery is being sent (or handed to a worker): it is left to its worker.
       const brought = await pool.query(
         `UPDATE deliveries SET next_attempt_at = $3, updated_at = $3
-         WHERE id = $1 AND webhook_id = $2 AND status = 'pending' AND next_attempt_at > $3
+         WHERE id = $1 AND webhook_id = $2 AND status = 'pending' AND next_attempt_at > $4
            AND (locked_until IS NULL OR locked_until <= $3)`,
-        [deliveryId, webhookId, now],
+        [deliveryId, webhookId, now, now + DUE_SOON_MS],
       );
       if ((brought.rowCount ?? 0) === 0) return false;
       await pool.query(`NOTIFY ${DELIVERY_CHANNEL}`).catch(() => undefined);

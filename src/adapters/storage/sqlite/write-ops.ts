@@ -4,7 +4,11 @@
  * runs one.
  */
 import type Database from "better-sqlite3";
-import type { DeliveryUpdate, OutgoingEvent } from "../../../domain/deliveries.js";
+import {
+  type DeliveryUpdate,
+  DUE_SOON_MS,
+  type OutgoingEvent,
+} from "../../../domain/deliveries.js";
 
 type Columns = Record<string, string | number | bigint | Buffer | null>;
 
@@ -256,7 +260,10 @@ export function applyWriteOp(q: WriteStatements, op: WriteOp): WriteResult {
       q.keepAttemptOfSettled.run(op.id, op.webhookId);
       return q.requeueDelivery.run(op.now, op.now, op.id, op.webhookId).changes > 0;
     case "bringDeliveryForward":
-      return q.bringDeliveryForward.run(op.now, op.now, op.id, op.webhookId, op.now).changes > 0;
+      return (
+        q.bringDeliveryForward.run(op.now, op.now, op.id, op.webhookId, op.now + DUE_SOON_MS)
+          .changes > 0
+      );
     case "incoming": {
       const id = op.row.id as string;
       const dedupeKey = op.row.dedupe_key as string | null;
