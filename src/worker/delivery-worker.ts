@@ -397,6 +397,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       letGo(body);
       leases.push({ id: delivery.id, leaseUntil });
     }
+    // Claimed again as it now is, even if its slow receiver had it left out of claims.
+    shed.delete(webhookId);
     if (leases.length > 0) void giveBack(leases).then(scheduleClaim);
   }
 

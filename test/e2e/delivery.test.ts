@@ -357,7 +357,8 @@ function deliveryTests(threads: string): void {
     );
     const accepted = answers.filter((answer) => answer.status === 200).length;
     assert.ok(accepted >= 1, JSON.stringify(answers.map((answer) => answer.status)));
-    for (const answer of answers) assert.ok([200, 409].includes(answer.status), answer.status);
+    for (const answer of answers)
+      assert.ok([200, 409].includes(answer.status), String(answer.status));
     await sleep(1000);
     assert.equal(receiver.requests.length, 1 + accepted, `${accepted} retries accepted`);
   });
