@@ -121,7 +121,7 @@ const OUTAGE_ADVICE: Record<string, string> = {
     "PostgreSQL is out of a resource it needs (53000): check the server's log and its limits.",
   "53200": "PostgreSQL ran out of memory (53200): check the server's memory and its log.",
   "57P01":
-    "PostgreSQL is shutting down or was restarted (57P01): wait until it accepts connections again.",
+    "PostgreSQL ended Herald's connection (57P01: an administrator ended it, or the server is shutting down or restarting): Herald connects again by itself; if this keeps happening, read the server's log.",
   "57P02":
     "PostgreSQL is shutting down or was restarted (57P02): wait until it accepts connections again.",
   "57P03": "PostgreSQL is starting up or shutting down (57P03): wait until it accepts connections.",
