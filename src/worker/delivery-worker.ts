@@ -241,7 +241,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   let slowInFlight: number | undefined;
   /**
    * What a webhook whose receiver has not answered lately may have in flight: an equal share of
-   * the slots among the webhooks with work (attempts in flight or deliveries waiting), at least
+   * `slowLimit` among the webhooks with work (attempts in flight or deliveries waiting), at least
    * one. Set as dispatch() begins.
    */
   let share = perWebhook;
@@ -676,7 +676,9 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     slowInFlight = undefined;
     let busy = inFlightTo.size;
     for (const webhookId of ready.keys()) if (!inFlightTo.has(webhookId)) busy++;
-    share = Math.max(1, Math.floor(concurrency / Math.max(1, busy)));
+    // Shares of what slow receivers may hold together, so that however many hang, each of them
+    // (a slow one that answers in the end too) still finds its share free.
+    share = Math.max(1, Math.floor(slowLimit / Math.max(1, busy)));
     while (running && inFlight < concurrency) {
       const next = ready.take(mayStart);
       if (!next) break;

@@ -633,11 +633,12 @@ function deliveryTests(threads: string): void {
       HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "8",
       HERALD_DELIVERY_TIMEOUT: "4s",
     });
-    // Two hanging webhooks alone: an equal share is four slots each, all eight.
+    // Two hanging webhooks alone: an equal share of the seven slots slow receivers may hold
+    // together is three each; the last two slots stay free.
     for (let i = 0; i < 2; i++) await createWebhook(herald, `${receiver.url}/hang${i}`);
     for (let n = 0; n < 10; n++) await trigger(herald, "user.created", { n });
     await waitFor(
-      () => (receiver.requests.length >= 7 ? true : undefined),
+      () => (receiver.requests.length >= 6 ? true : undefined),
       2000,
       "the hanging receivers to hold their slots",
     );
@@ -648,6 +649,35 @@ function deliveryTests(threads: string): void {
       () => (healthy() >= 10 ? true : undefined),
       2500,
       "the later webhook's 10 deliveries, before the hanging attempts time out",
+    );
+  });
+
+  test("a slow receiver beside many hanging ones keeps its share of the slots and goes on", async (t) => {
+    const { herald, receiver } = await setup(
+      threads,
+      t,
+      {
+        HERALD_DELIVERY_CONCURRENCY: "16",
+        HERALD_DELIVERY_CONCURRENCY_PER_WEBHOOK: "16",
+        HERALD_DELIVERY_TIMEOUT: "5s",
+        HERALD_RETRY_SCHEDULE: "none",
+        HERALD_SHUTDOWN_GRACE: "1s",
+      },
+      (request, _index, res) => {
+        if (request.path.startsWith("/hang")) return;
+        setTimeout(() => res.writeHead(200, { "content-type": "text/plain" }).end("OK"), 1200);
+      },
+    );
+    // Seven hanging webhooks at two slots each would hold the 14 slots slow receivers may have.
+    for (let i = 0; i < 7; i++) await createWebhook(herald, `${receiver.url}/hang${i}`);
+    await createWebhook(herald, `${receiver.url}/slow`);
+    const triggeredAt = Date.now();
+    for (let n = 0; n < 10; n++) await trigger(herald, "user.created", { n });
+    const slow = () => receiver.requests.filter((r) => r.path === "/slow");
+    await waitFor(
+      () => (slow().length >= 3 ? true : undefined),
+      4500 - (Date.now() - triggeredAt),
+      `three requests at the slow receiver (1.2 s each) before the hanging attempts time out`,
     );
   });
 
