@@ -13,6 +13,7 @@ import { buildServer } from "./adapters/http/server.js";
 import { createLogger } from "./adapters/logging.js";
 import { createMetrics } from "./adapters/metrics.js";
 import { createHttpSender } from "./adapters/sender.js";
+import { storeFailureAdvice } from "./adapters/storage/outage.js";
 import { postgresTarget } from "./adapters/storage/postgres/connection-errors.js";
 import { openPostgresStore } from "./adapters/storage/postgres/postgres-store.js";
 import { createPostgresWakeSignal } from "./adapters/storage/postgres/postgres-wake-signal.js";
@@ -208,6 +209,7 @@ export async function createHerald(
         clock,
         wake,
         logger,
+        storeFailureAdvice,
         schedule: config.retrySchedule,
         concurrency: config.deliveryConcurrency,
         concurrencyPerWebhook: config.deliveryConcurrencyPerWebhook,

@@ -51,6 +51,11 @@ export interface DeliveryWorkerOptions {
   clock: Clock;
   wake: WakeSignal;
   logger: Logger;
+  /**
+   * What an operator can do about a database failure, by the error, for the lines that report
+   * failed claims, attempt records and lease sweeps.
+   */
+  storeFailureAdvice?: (error: unknown) => string;
   schedule: RetrySchedule;
   /** Most attempts in flight at once. */
   concurrency: number;
@@ -189,6 +194,8 @@ interface Held {
 /** Creates the delivery loop; it does nothing until started. */
 export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWorker {
   const { store, sender, clock, wake, logger, schedule, concurrency, timeoutMs } = options;
+  const adviceFor =
+    options.storeFailureAdvice ?? (() => "Check that the database is running and reachable.");
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const batchSize = options.batchSize ?? 100;
   const holdLimit = options.holdLimit ?? 20_000;
@@ -660,7 +667,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       if (count !== undefined) {
         logger.error(
           { err: error, deliveryId: delivery.id, failedRecords: count },
-          `Could not record ${count === 1 ? "an attempt" : `${count} attempts`} (the latest of delivery ${delivery.id}); ${count === 1 ? "it stays" : "they stay"} pending and will be sent again. Check that the database is running and has disk space; this line repeats at most every 30 s.`,
+          `Could not record ${count === 1 ? "an attempt" : `${count} attempts`} (the latest of delivery ${delivery.id}); ${count === 1 ? "it stays" : "they stay"} pending and will be sent again. ${adviceFor(error)} This line repeats at most every 30 s.`,
         );
       }
     } finally {
@@ -770,7 +777,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       if (count !== undefined) {
         logger.error(
           { err: error, failedClaims: count },
-          `Could not read due deliveries from the database${count > 1 ? ` (${count} tries since the last line)` : ""}; trying again every second. Check that the database is running and reachable; this line repeats at most every 30 s while it lasts.`,
+          `Could not read due deliveries from the database${count > 1 ? ` (${count} tries since the last line)` : ""}; trying again every second. ${adviceFor(error)} This line repeats at most every 30 s while it lasts.`,
         );
       }
       claiming = false;
@@ -851,7 +858,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         if (storeFailureLog.due("sweep") === undefined) return;
         logger.error(
           { err: error },
-          "Could not free expired delivery leases; trying again every 5 s. This line repeats at most every 30 s, and a line says when it works again.",
+          `Could not free expired delivery leases; trying again every 5 s. ${adviceFor(error)} This line repeats at most every 30 s, and a line says when it works again.`,
         );
       },
     );
@@ -1051,7 +1058,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     return store.releaseLeases(leases, workerId).catch((error: unknown) => {
       logger.error(
         { err: error, deliveries: leases.length },
-        `Could not give back ${leases.length} deliveries this worker will not send; they will be sent once their lease runs out.`,
+        `Could not give back ${leases.length} deliveries this worker will not send; they will be sent once their lease runs out. ${adviceFor(error)}`,
       );
     });
   }

@@ -346,7 +346,9 @@ test("a database the worker cannot read is one error line for a run of failures,
     claimDueDeliveries: (real) => (options) => {
       if (!down) return real(options);
       failedClaims++;
-      return Promise.reject(new Error("database is locked"));
+      return Promise.reject(
+        Object.assign(new Error("database is locked"), { code: "SQLITE_BUSY" }),
+      );
     },
   });
   const herald = await startHerald({}, { logger, store });
@@ -366,7 +368,7 @@ test("a database the worker cannot read is one error line for a run of failures,
   assert.equal(failures[0]?.level, "error");
   assert.match(
     String(failures[0]?.msg),
-    /Check that the database is running and reachable; this line repeats at most every 30 s/,
+    /locked by another program \(SQLITE_BUSY\): check that no other process writes to it\. The database said: database is locked\. This line repeats at most every 30 s/,
   );
   assert.match(String(back.msg), new RegExp(`works again, after ${failedClaims} failed tries\\.$`));
 });

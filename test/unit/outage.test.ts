@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { createErrorHandler, createOutageLog } from "../../src/adapters/http/error-mapper.js";
-import { outageAdvice, storageOutage } from "../../src/adapters/storage/outage.js";
+import {
+  outageAdvice,
+  storageOutage,
+  storeFailureAdvice,
+} from "../../src/adapters/storage/outage.js";
 import { capturedLogger } from "../support/log-capture.js";
 
 const isStorageOutage = (error: unknown) => storageOutage(error) !== undefined;
@@ -70,6 +74,21 @@ test("an outage is told with what its code means and what to do; codes that say 
   assert.equal(
     outageAdvice(new Error("Connection terminated unexpectedly")),
     "The database could not serve: check that it is running and reachable.",
+  );
+});
+
+test("a worker's database failure is told by what it is: a full disk, a lost answer, a code's meaning, else the error", () => {
+  assert.match(storeFailureAdvice({ code: "SQLITE_FULL" }), /disk is full: free space/);
+  assert.match(storeFailureAdvice(new Error("Query read timeout")), /did not answer a write/);
+  assert.match(
+    storeFailureAdvice(
+      Object.assign(new Error("password authentication failed"), { code: "28P01" }),
+    ),
+    /refused Herald's login \(28P01, wrong password\).*The database said: password authentication failed\./,
+  );
+  assert.match(
+    storeFailureAdvice(new Error("no such column: x")),
+    /^Check that the database is running and reachable; the error in this line says what it refused\.$/,
   );
 });
 

@@ -7,7 +7,13 @@ import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ERROR_CATALOGUE, type ErrorCode, HeraldError } from "../../domain/errors.js";
 import { createLogThrottle } from "../../domain/log-throttle.js";
-import { type OutageKind, outageAdvice, storageOutage } from "../storage/outage.js";
+import {
+  FULL_ADVICE,
+  NO_ANSWER_ADVICE,
+  type OutageKind,
+  outageAdvice,
+  storageOutage,
+} from "../storage/outage.js";
 import { isUnstorableText } from "../storage/refused-text.js";
 
 /** The body of every error answer. */
@@ -184,9 +190,8 @@ export function createOutageLog(now: () => number = Date.now): OutageLog {
       if (count === undefined) return;
       outageLogged = true;
       const what = {
-        full: "The database's disk is full: free space where the database lives (HERALD_DATA_DIR for SQLite).",
-        no_answer:
-          "The database did not answer a write (in time, or before the connection to it broke): check that it is running and that the network to it works.",
+        full: FULL_ADVICE,
+        no_answer: NO_ANSWER_ADVICE,
         unavailable: outageAdvice(error),
       }[outage];
       const stored = outage === "no_answer" ? "perhaps not stored" : "nothing stored";

@@ -165,3 +165,24 @@ export function outageAdvice(error: unknown): string {
   const said = typeof message === "string" ? message.split("\n", 1)[0]?.trim() : undefined;
   return said ? `${known} The database said: ${said}.` : known;
 }
+
+/** What the operator is told of a database whose disk is full. */
+export const FULL_ADVICE =
+  "The database's disk is full: free space where the database lives (HERALD_DATA_DIR for SQLite).";
+
+/** What the operator is told of a write the database did not answer. */
+export const NO_ANSWER_ADVICE =
+  "The database did not answer a write (in time, or before the connection to it broke): check that it is running and that the network to it works.";
+
+/**
+ * What the operator is told of a database failure outside a request (a delivery worker's claim,
+ * attempt record or lease sweep): the outage's advice, or, for an error that is no outage, to
+ * read the error the line carries.
+ */
+export function storeFailureAdvice(error: unknown): string {
+  const outage = storageOutage(error);
+  if (outage === "full") return FULL_ADVICE;
+  if (outage === "no_answer") return NO_ANSWER_ADVICE;
+  if (outage === "unavailable") return outageAdvice(error);
+  return "Check that the database is running and reachable; the error in this line says what it refused.";
+}

@@ -17,6 +17,7 @@ import type pg from "pg";
 import type { ClaimedDelivery } from "../../../domain/deliveries.js";
 import { addToGroup, consecutiveRuns } from "../../../domain/grouping.js";
 import type { HeldLease, LocalDeliveryTaker, Logger, WorkerRoom } from "../../../domain/ports.js";
+import { storeFailureAdvice } from "../outage.js";
 import { type ClaimRow, toClaimedDelivery } from "../rows.js";
 import { holdSession, sessionLines } from "./held-session.js";
 
@@ -477,7 +478,7 @@ export async function receiveHandovers(
         takeHanded(message.payload).catch((error: unknown) =>
           logger?.error(
             { err: error },
-            "Could not read deliveries handed to this worker; they are sent once their lease runs out. Check that the database is running and reachable.",
+            `Could not read deliveries handed to this worker; they are sent once their lease runs out. ${storeFailureAdvice(error)}`,
           ),
         );
       });
