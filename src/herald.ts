@@ -150,7 +150,7 @@ async function openStore(
 ): Promise<{ store: Store; wake: WakeSignal; closeWake(): Promise<void> }> {
   if (config.database.kind === "sqlite") {
     return {
-      store: openSqliteStore(config.database.path),
+      store: openSqliteStore(config.database.path, { logger }),
       wake: createLocalWakeSignal(),
       closeWake: async () => {},
     };

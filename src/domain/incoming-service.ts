@@ -346,7 +346,11 @@ export function createIncomingService(deps: {
         store.routedEvents(id, ROUTED_EVENTS_SHOWN),
       ]);
       if (!event) throw notFound(id);
-      return { ...event, routedEvents };
+      // Headers stored before credentials were kept out as they are now are masked on the way
+      // out too: what is shown never holds a credential.
+      const source = sources.cached(event.service)?.value ?? (await sources.resolve(event.service));
+      const headers = storableHeaders(event.headers, source ? secretHeaders(source) : []);
+      return { ...event, headers, routedEvents };
     },
 
     async replay(id) {

@@ -10,6 +10,7 @@ import { Webhook } from "standardwebhooks";
 import Stripe from "stripe";
 import { type RunningHerald, startHerald, TEST_API_KEY, waitFor } from "../support/herald.js";
 import { type Receiver, withReceiver } from "../support/receiver.js";
+import { tempSqliteStore } from "../support/store.js";
 
 const XANO_SECRET = "xano-gateway-secret-0123456789";
 const ENV = {
@@ -888,6 +889,50 @@ test("headers named as credentials are not stored; signature headers are", async
   assert.equal(headers["x-webhook-signature"], signature);
   for (const [name, value] of Object.entries(signatures)) assert.equal(headers[name], value);
   assert.equal(headers["x-request-id"], "kept");
+});
+
+test("credential headers stored before they were kept out are not shown either", async (t) => {
+  const store = tempSqliteStore(t, "herald-gateway-");
+  const herald = await startHerald(ENV, { store });
+  t.after(() => herald.stop());
+  await createSource(herald, {
+    name: "shop",
+    verifier: { type: "token", header: "X-Shop-Access" },
+    secret: "shop-token-0123456789",
+  });
+  // As an earlier release stored them: every header, credentials included.
+  const headers = {
+    "x-shop-access": "cred-token",
+    "x-session-id": "cred-session",
+    authentication: "Bearer cred-auth",
+    "x-request-id": "kept",
+  };
+  for (const [id, service] of [
+    ["in_earlier_shop", "shop"],
+    ["in_earlier_gone", "gone"],
+  ] as const) {
+    await store.saveIncoming({
+      id,
+      service,
+      eventName: "ping",
+      dedupeKey: null,
+      headers,
+      rawBody: Buffer.from("{}"),
+      contentType: "application/json",
+      verifiedBy: "token",
+      verified: true,
+      status: "received",
+      outgoingEventId: null,
+      routeError: null,
+      receivedAt: Date.now(),
+    });
+  }
+  assert.deepEqual((await detail(herald, "in_earlier_shop")).headers, { "x-request-id": "kept" });
+  // A source deleted since: its token header is not known, the rest is still kept out.
+  assert.deepEqual((await detail(herald, "in_earlier_gone")).headers, {
+    "x-shop-access": "cred-token",
+    "x-request-id": "kept",
+  });
 });
 
 test("received webhooks can be listed, inspected without credentials, and replayed", async (t) => {

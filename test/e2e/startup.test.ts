@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { SQLITE_MIGRATIONS } from "../../src/adapters/storage/sqlite/migrations.js";
 import { createTestSchema, TEST_PG_URL, urlWithSchema } from "../support/postgres.js";
 import { logLines, spawnHerald } from "../support/process.js";
 
@@ -106,7 +108,7 @@ test("a port already in use stops Herald at start with one plain sentence naming
   );
 });
 
-test("npm run migrate without DATABASE_URL says it made a new SQLite file, then that it is up to date", async (t) => {
+test("npm run migrate without DATABASE_URL says it made a new SQLite file, then that it is up to date, what it applied, or that the file is newer", async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), "herald-migrate-"));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HERALD_DATA_DIR: dataDir };
@@ -121,7 +123,28 @@ test("npm run migrate without DATABASE_URL says it made a new SQLite file, then 
     migrate(),
     `There was no SQLite database at ${path}, so a new one was created, up to date. DATABASE_URL is not set: set it to migrate another database, such as postgres://user:password@host:5432/db.\n`,
   );
-  assert.equal(migrate(), `The SQLite database ${path} is up to date.\n`);
+  const release = SQLITE_MIGRATIONS.length;
+  assert.equal(
+    migrate(),
+    `The SQLite database ${path} is already up to date (schema version ${release}).\n`,
+  );
+  const setVersion = (version: number) => {
+    const db = new Database(path);
+    db.pragma(`user_version = ${version}`);
+    db.close();
+  };
+  setVersion(release - 1);
+  assert.equal(
+    migrate(),
+    `Applied 1 migration to the SQLite database ${path} (schema version ${release} now).\n`,
+  );
+  setVersion(release + 1);
+  assert.match(
+    migrate(),
+    new RegExp(
+      `^The database's schema is at version ${release + 1}, newer than this release of Herald knows \\(${release}\\)`,
+    ),
+  );
 });
 
 test("npm run migrate on PostgreSQL says what it applied, and a failure in words with what to do", async (t) => {

@@ -4,7 +4,6 @@ import pg from "pg";
 import {
   migratePostgres,
   POSTGRES_MIGRATIONS,
-  schemaAheadNotice,
 } from "../../src/adapters/storage/postgres/migrations.js";
 import {
   changedWebhookOf,
@@ -25,6 +24,10 @@ import {
   WORKER_GRACE_MS,
   WORKER_LOCK_CLASS,
 } from "../../src/adapters/storage/postgres/worker-liveness.js";
+import {
+  schemaAheadNotice,
+  schemaUpgradeNotice,
+} from "../../src/adapters/storage/schema-version.js";
 import type { ClaimedDelivery } from "../../src/domain/deliveries.js";
 import type { LocalDeliveryTaker, Store, WorkerRoom } from "../../src/domain/ports.js";
 import { plainWebhook, storeOneDelivery } from "../support/fixtures.js";
@@ -103,6 +106,7 @@ test("ten processes migrating one database at once apply each migration exactly 
     ]);
     const ahead = await migratePostgres(pool);
     assert.deepEqual(ahead, {
+      fromVersion: POSTGRES_MIGRATIONS.length + 1,
       applied: 0,
       schemaVersion: POSTGRES_MIGRATIONS.length + 1,
       releaseVersion: POSTGRES_MIGRATIONS.length,
@@ -125,6 +129,50 @@ test("ten processes migrating one database at once apply each migration exactly 
     );
   } finally {
     await Promise.all(pools.map((pool) => pool.end()));
+    await drop();
+  }
+});
+
+test("a schema made by an earlier release with other indexes is brought to a new schema's indexes", async () => {
+  const { schema, drop } = await createTestSchema();
+  const pool = new pg.Pool({ ...postgresClientConfig({ url: TEST_PG_URL, schema }), max: 1 });
+  const indexes = async () =>
+    Object.fromEntries(
+      (
+        await pool.query<{ indexname: string; indexdef: string }>(
+          "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1",
+          [schema],
+        )
+      ).rows.map((row) => [row.indexname, row.indexdef]),
+    );
+  try {
+    await migratePostgres(pool);
+    const fresh = await indexes();
+    const last = POSTGRES_MIGRATIONS.length;
+    // As such a release left it: leftover indexes, the claim index without seq.
+    await pool.query(`
+      DELETE FROM herald_schema_migrations WHERE version = ${last};
+      CREATE INDEX incoming_by_time ON incoming_events (received_at);
+      CREATE INDEX incoming_by_status ON incoming_events (status, seq);
+      DROP INDEX deliveries_claimable_by_webhook;
+      CREATE INDEX deliveries_claimable_by_webhook ON deliveries (webhook_id, next_attempt_at)
+        WHERE status = 'pending' AND locked_by IS NULL;
+    `);
+    assert.notDeepEqual(await indexes(), fresh);
+    const result = await migratePostgres(pool);
+    assert.deepEqual(result, {
+      fromVersion: last - 1,
+      applied: 1,
+      schemaVersion: last,
+      releaseVersion: last,
+    });
+    assert.deepEqual(await indexes(), fresh);
+    assert.equal(
+      schemaUpgradeNotice(result),
+      `Upgraded the database's schema from version ${last - 1} to ${last} (1 migration applied); what it held is kept.`,
+    );
+  } finally {
+    await pool.end();
     await drop();
   }
 });

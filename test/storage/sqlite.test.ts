@@ -13,6 +13,7 @@ import {
 } from "../../src/adapters/storage/sqlite/sqlite-store.js";
 import type { Webhook } from "../../src/domain/webhooks.js";
 import { plainWebhook, storeOneDelivery } from "../support/fixtures.js";
+import { capturedLogger } from "../support/log-capture.js";
 import { checkEarlierAttemptsShow } from "./earlier-attempts.js";
 import { describeStoreContract } from "./store-contract.js";
 
@@ -77,6 +78,62 @@ test("a restart frees every SQLite lease at once, since only one process uses th
     assert.deepEqual(
       claimed.map((d) => d.id),
       ["del_1"],
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a file made by an earlier release with other indexes is brought to a new file's indexes, and the upgrade is told", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "herald-store-"));
+  const path = join(dir, "herald.db");
+  const indexes = () => {
+    const db = new Database(path, { readonly: true });
+    const rows = db
+      .prepare<[], { name: string; sql: string }>(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+      )
+      .all();
+    db.close();
+    return rows;
+  };
+  try {
+    await openSqliteStore(path).close();
+    const fresh = indexes();
+    const release = SQLITE_MIGRATIONS.length;
+    // As such a release left it: no due-time index, two leftover indexes of incoming webhooks.
+    const db = new Database(path);
+    db.exec(`
+      DROP INDEX deliveries_due;
+      CREATE INDEX incoming_by_time ON incoming_events(received_at);
+      CREATE INDEX incoming_by_status ON incoming_events(status, seq);
+    `);
+    db.pragma(`user_version = ${release - 1}`);
+    db.close();
+    assert.notDeepEqual(indexes(), fresh);
+    const { logger, lines } = capturedLogger("info");
+    await openSqliteStore(path, { logger }).close();
+    assert.deepEqual(indexes(), fresh);
+    assert.deepEqual(
+      lines.map((line) => [line.level, line.msg]),
+      [
+        [
+          "info",
+          `Upgraded the database's schema from version ${release - 1} to ${release} (1 migration applied); what it held is kept.`,
+        ],
+      ],
+    );
+    // A newer release's file: nothing changes, and the warning says so.
+    const newer = new Database(path);
+    newer.pragma(`user_version = ${release + 1}`);
+    newer.close();
+    const told = capturedLogger("info");
+    await openSqliteStore(path, { logger: told.logger }).close();
+    assert.equal(told.lines.length, 1);
+    assert.equal(told.lines[0]?.level, "warn");
+    assert.match(
+      String(told.lines[0]?.msg),
+      new RegExp(`^The database's schema is at version ${release + 1}, newer than this release`),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

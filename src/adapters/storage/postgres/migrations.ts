@@ -4,6 +4,7 @@
  * Times are Unix milliseconds (bigint). Entries are never edited once released: add a new one.
  */
 import type { Pool } from "pg";
+import { type MigrationResult, migrationResult } from "../schema-version.js";
 import { answeredWithin } from "./answered-within.js";
 
 export const POSTGRES_MIGRATIONS: readonly string[] = [
@@ -160,6 +161,25 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   -- it only when it fails for good, so sending costs nothing more.
   CREATE INDEX deliveries_failed_by_webhook ON deliveries (webhook_id, seq) WHERE status = 'failed';
   `,
+  `
+  -- Schemas created by some earlier releases differ from new ones: two indexes of incoming
+  -- webhooks that no query reads were left over, and the index of claimable deliveries by webhook
+  -- may lack the row's seq. Both now match a new schema.
+  DROP INDEX IF EXISTS incoming_by_time;
+  DROP INDEX IF EXISTS incoming_by_status;
+  DO $$
+  BEGIN
+    IF EXISTS (
+      SELECT 1 FROM pg_indexes
+      WHERE schemaname = current_schema() AND indexname = 'deliveries_claimable_by_webhook'
+        AND indexdef NOT LIKE '%INCLUDE (seq)%'
+    ) THEN
+      DROP INDEX deliveries_claimable_by_webhook;
+      CREATE INDEX deliveries_claimable_by_webhook ON deliveries (webhook_id, next_attempt_at)
+        INCLUDE (seq) WHERE status = 'pending' AND locked_by IS NULL;
+    END IF;
+  END $$;
+  `,
 ];
 
 /**
@@ -170,26 +190,6 @@ const MIGRATION_TIMEOUT_MS = 24 * 60 * 60_000;
 
 /** An arbitrary constant naming Herald's migration lock among the database's advisory locks. */
 const MIGRATION_LOCK_KEY = 4_242_017_001;
-
-/** What migrating found and did. */
-export interface MigrationResult {
-  /** Migrations applied now. */
-  applied: number;
-  /** The schema's version afterwards, and the latest this release knows. */
-  schemaVersion: number;
-  releaseVersion: number;
-}
-
-/**
- * Words for a schema a newer release has upgraded, or undefined when it is not ahead. An older
- * process keeps working on it while a rolling upgrade replaces it (migrations only add), but its
- * operator should know.
- */
-export function schemaAheadNotice(result: MigrationResult): string | undefined {
-  const { schemaVersion, releaseVersion } = result;
-  if (schemaVersion <= releaseVersion) return undefined;
-  return `The database's schema is at version ${schemaVersion}, newer than this release of Herald knows (${releaseVersion}): a newer Herald has upgraded it, and nothing was changed. Older processes keep working during a rolling upgrade; upgrade this one too.`;
-}
 
 /** Applies pending migrations under an advisory lock. */
 export async function migratePostgres(pool: Pool): Promise<MigrationResult> {
@@ -223,12 +223,7 @@ export async function migratePostgres(pool: Pool): Promise<MigrationResult> {
         throw error;
       }
     }
-    const releaseVersion = POSTGRES_MIGRATIONS.length;
-    return {
-      applied: Math.max(0, releaseVersion - current),
-      schemaVersion: Math.max(current, releaseVersion),
-      releaseVersion,
-    };
+    return migrationResult(current, POSTGRES_MIGRATIONS.length);
   } finally {
     await client
       .query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY])

@@ -54,9 +54,10 @@ import {
   toWebhook,
   type WebhookRow,
 } from "../rows.js";
+import { schemaAheadNotice, schemaUpgradeNotice } from "../schema-version.js";
 import { answeredWithin } from "./answered-within.js";
 import { describeOutage, type HeldSession } from "./held-session.js";
-import { migratePostgres, schemaAheadNotice } from "./migrations.js";
+import { migratePostgres } from "./migrations.js";
 import { startTableUpkeep } from "./table-upkeep.js";
 import {
   type HandedOver,
@@ -683,8 +684,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   pool.on("error", () => undefined);
   pool.on("connect", (client) => client.on("error", () => undefined));
   if (options.migrate !== false) {
-    const ahead = schemaAheadNotice(await migratePostgres(pool));
+    const migrated = await migratePostgres(pool);
+    const ahead = schemaAheadNotice(migrated);
     if (ahead !== undefined) options.logger?.warn({}, ahead);
+    const upgraded = schemaUpgradeNotice(migrated);
+    if (upgraded !== undefined) options.logger?.info({}, upgraded);
   }
   const upkeep = await startTableUpkeep(
     pool,

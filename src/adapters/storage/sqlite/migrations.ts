@@ -136,4 +136,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- it only when it fails for good, so sending costs nothing more.
   CREATE INDEX deliveries_failed_by_webhook ON deliveries(webhook_id, seq) WHERE status = 'failed';
   `,
+  `
+  -- Databases created by some earlier releases differ from new ones: the due-time index of
+  -- pending deliveries may be missing (every claim would then read all of them), and two indexes
+  -- of incoming webhooks that no query reads were left over. Both now match a new database.
+  CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
+  DROP INDEX IF EXISTS incoming_by_time;
+  DROP INDEX IF EXISTS incoming_by_status;
+  `,
 ];

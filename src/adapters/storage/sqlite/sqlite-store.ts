@@ -17,7 +17,7 @@ import {
   freshDelivery,
 } from "../../../domain/deliveries.js";
 import type { IncomingEvent } from "../../../domain/incoming.js";
-import type { LocalDeliveryTaker, PendingEvent, Store } from "../../../domain/ports.js";
+import type { LocalDeliveryTaker, Logger, PendingEvent, Store } from "../../../domain/ports.js";
 import type { Webhook } from "../../../domain/webhooks.js";
 import { decodeCursor, decodeWebhookCursor, encodeCursor } from "../cursor.js";
 import {
@@ -43,6 +43,12 @@ import {
   toWebhook,
   type WebhookRow,
 } from "../rows.js";
+import {
+  type MigrationResult,
+  migrationResult,
+  schemaAheadNotice,
+  schemaUpgradeNotice,
+} from "../schema-version.js";
 import { SQLITE_MIGRATIONS } from "./migrations.js";
 import { SqliteWriter } from "./sqlite-writer.js";
 import { attemptColumns, type OutgoingWrite } from "./write-ops.js";
@@ -79,7 +85,7 @@ function incomingParams(event: IncomingEvent) {
 }
 
 /** Applies the migrations this file has not seen yet. */
-function migrate(db: Database.Database): void {
+function migrate(db: Database.Database): MigrationResult {
   const current = db.pragma("user_version", { simple: true }) as number;
   for (let version = current; version < SQLITE_MIGRATIONS.length; version++) {
     db.transaction(() => {
@@ -87,6 +93,14 @@ function migrate(db: Database.Database): void {
       db.pragma(`user_version = ${version + 1}`);
     })();
   }
+  return migrationResult(current, SQLITE_MIGRATIONS.length);
+}
+
+export interface SqliteStoreOptions {
+  /** Told that the schema is newer than this release, or that it was upgraded. */
+  logger?: Logger;
+  /** Hears what migrating the file did. */
+  migrated?: (result: MigrationResult) => void;
 }
 
 /** Error of a second process opening a SQLite database that another Herald process uses. */
@@ -128,7 +142,7 @@ function claimOwnership(path: string): Database.Database {
 }
 
 /** Opens (creating if needed) the SQLite store at `path`, which this process then owns. */
-export function openSqliteStore(path: string): Store {
+export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Store {
   mkdirSync(dirname(path), { recursive: true });
   // The file holds webhook secrets: a new one is readable by its owner alone (SQLite gives its
   // -wal and -shm files the same mode).
@@ -139,7 +153,12 @@ export function openSqliteStore(path: string): Store {
     db = new Database(path);
     db.pragma("journal_mode = WAL");
     db.pragma("busy_timeout = 5000");
-    migrate(db);
+    const migrated = migrate(db);
+    options.migrated?.(migrated);
+    const ahead = schemaAheadNotice(migrated);
+    if (ahead !== undefined) options.logger?.warn({}, ahead);
+    const upgraded = schemaUpgradeNotice(migrated);
+    if (upgraded !== undefined) options.logger?.info({}, upgraded);
     // A file this user may read but not write opens without complaint and fails at the first
     // write: a write now makes that a start-up error rather than a 503 on every request.
     db.pragma(`user_version = ${db.pragma("user_version", { simple: true }) as number}`);
