@@ -3,7 +3,15 @@
  * starts them in order and stops them in reverse.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -114,9 +122,12 @@ function resolveApiKey(config: Config, logger: PinoLogger): string {
   }
   mkdirSync(config.dataDir, { recursive: true });
   const key = `hk_${randomBytes(24).toString("base64url")}`;
-  writeFileSync(path, `${key}\n`, { mode: 0o600 });
-  // The mode applies only to a new file: one left empty by an earlier run keeps its own.
-  chmodSync(path, 0o600);
+  // Written to a new file only this user can read, then renamed over the key file: a file left
+  // empty by an earlier run keeps its mode, and whoever had it open would read the key.
+  const fresh = `${path}.${process.pid}.new`;
+  rmSync(fresh, { force: true });
+  writeFileSync(fresh, `${key}\n`, { mode: 0o600, flag: "wx" });
+  renameSync(fresh, path);
   // No quotes around the header: in a JSON log line they would be escaped, and copied with it.
   const message = `No HERALD_API_KEY was set, so Herald generated one and saved it in ${path} (readable only by this user). Send it on every /api request (all but /api/incoming-webhooks) as the header Authorization: Bearer ${key} (this is the only time it is printed).`;
   // Printed whatever LOG_LEVEL says: an operator who never sees it could not use the API.

@@ -1,7 +1,16 @@
 /** End-to-end: what Herald does at start, as a child process, with the data directory it is given. */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,6 +27,9 @@ test("a generated API key is printed even when LOG_LEVEL hides warnings, and its
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   // An empty key file left behind with a loose mode.
   writeFileSync(join(dataDir, "api-key"), "", { mode: 0o644 });
+  // Opened before the start, as another user could while its mode let them.
+  const opened = openSync(join(dataDir, "api-key"), "r");
+  t.after(() => closeSync(opened));
   const herald = await spawnHerald({ HERALD_DATA_DIR: dataDir, LOG_LEVEL: "error" });
   t.after(() => herald.stop());
   const key = /Bearer (hk_[\w-]+)/.exec(herald.output())?.[1];
@@ -25,6 +37,7 @@ test("a generated API key is printed even when LOG_LEVEL hides warnings, and its
   // Printed so that the header can be copied as it stands, without escaped quotes around it.
   assert.match(herald.output(), new RegExp(`header Authorization: Bearer ${key} \\(`));
   assert.equal(statSync(join(dataDir, "api-key")).mode & 0o777, 0o600);
+  assert.equal(readFileSync(opened, "utf8"), "", "the key was written into the file opened before");
   const list = await fetch(`${herald.url}/api/webhooks`, {
     headers: { authorization: `Bearer ${key}` },
   });
