@@ -302,7 +302,18 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   function mayStart(webhookId: string): boolean {
     const sending = inFlightOf(webhookId);
     if (sending >= perWebhook) return false;
-    return answering(webhookId) || (sending < share && slowSending() < slowLimit);
+    if (answering(webhookId)) {
+      // A webhook never answered (new, or since a restart) may hang: it starts at once, but not
+      // in the slots kept for receivers that answer, or many new hanging ones would take them all.
+      return answeredAt.has(webhookId) || slowSending() < slowLimit;
+    }
+    return sending < share && slowSending() < slowLimit;
+  }
+
+  /** Whether a webhook's receiver answered quickly within the last SLOW_RECEIVER_MS. */
+  function answeredLately(webhookId: string): boolean {
+    const at = answeredAt.get(webhookId);
+    return at !== undefined && dispatchedAt - at < SLOW_RECEIVER_MS;
   }
 
   /** Body characters of the deliveries waiting in `ready` or in flight. */
@@ -344,7 +355,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   }
 
   function started(webhookId: string): void {
-    if (slowInFlight !== undefined && !answering(webhookId)) slowInFlight++;
+    // Once in flight, a webhook that has not answered lately counts among the slow ones.
+    if (slowInFlight !== undefined && !answeredLately(webhookId)) slowInFlight++;
     inFlight++;
     inFlightTo.set(webhookId, (inFlightTo.get(webhookId) ?? 0) + 1);
   }

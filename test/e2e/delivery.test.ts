@@ -652,6 +652,22 @@ function deliveryTests(threads: string): void {
     );
   });
 
+  test("new webhooks whose receivers hang do not take the slots kept for a receiver that answers", async (t) => {
+    const { herald, receiver } = await withHangingPaths(t, { HERALD_DELIVERY_TIMEOUT: "3s" });
+    await createWebhook(herald, `${receiver.url}/ok`);
+    await trigger(herald, "user.created", { n: 0 });
+    const healthy = () => receiver.requests.filter((r) => r.path === "/ok").length;
+    await waitFor(() => (healthy() >= 1 ? true : undefined), 2000, "the first delivery");
+    // Twelve webhooks never tried: each would start one attempt at once, eight would fill the slots.
+    for (let i = 0; i < 12; i++) await createWebhook(herald, `${receiver.url}/hang${i}`);
+    for (let n = 1; n <= 20; n++) await trigger(herald, "user.created", { n });
+    await waitFor(
+      () => (healthy() >= 21 ? true : undefined),
+      2500,
+      "the healthy webhook's 20 deliveries, before the hanging attempts time out",
+    );
+  });
+
   test("a slow receiver beside many hanging ones keeps its share of the slots and goes on", async (t) => {
     const { herald, receiver } = await setup(
       threads,
