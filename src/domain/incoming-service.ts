@@ -107,12 +107,16 @@ export function createIncomingService(deps: {
     );
   }
 
+  /** The source named `name`, from the cache when it holds it; undefined when there is none. */
+  async function find(name: string): Promise<ResolvedSource | undefined> {
+    return sources.cached(name)?.value ?? (await sources.resolve(name));
+  }
+
   async function resolve(
     name: string,
     missing: (name: string) => Promise<never> = unknown,
   ): Promise<ResolvedSource> {
-    const source = sources.cached(name)?.value ?? (await sources.resolve(name));
-    return source ?? missing(name);
+    return (await find(name)) ?? missing(name);
   }
 
   /** Turns a routing decision into the incoming record's outcome and the event to store with it. */
@@ -348,7 +352,7 @@ export function createIncomingService(deps: {
       if (!event) throw notFound(id);
       // Headers stored before credentials were kept out as they are now are masked on the way
       // out too: what is shown never holds a credential.
-      const source = sources.cached(event.service)?.value ?? (await sources.resolve(event.service));
+      const source = await find(event.service);
       const headers = storableHeaders(event.headers, source ? secretHeaders(source) : []);
       return { ...event, headers, routedEvents };
     },

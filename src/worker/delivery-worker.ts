@@ -254,6 +254,12 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
   let share = perWebhook;
   /** When dispatch() began. */
   let dispatchedAt = 0;
+  /** Whether a webhook's receiver answered quickly within the last SLOW_RECEIVER_MS. */
+  function answeredLately(webhookId: string): boolean {
+    const at = answeredAt.get(webhookId);
+    return at !== undefined && dispatchedAt - at < SLOW_RECEIVER_MS;
+  }
+
   /**
    * Whether a webhook's receiver answers: it answered quickly within the last SLOW_RECEIVER_MS, or
    * it has nothing in flight (so nothing that hangs) and its latest attempt was not slow. A new
@@ -261,8 +267,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
    * held back by the slow receivers around it.
    */
   function answering(webhookId: string): boolean {
-    const at = answeredAt.get(webhookId);
-    if (at !== undefined && dispatchedAt - at < SLOW_RECEIVER_MS) return true;
+    if (answeredLately(webhookId)) return true;
     return !inFlightTo.has(webhookId) && !slowed.has(webhookId);
   }
 
@@ -308,12 +313,6 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       return answeredAt.has(webhookId) || slowSending() < slowLimit;
     }
     return sending < share && slowSending() < slowLimit;
-  }
-
-  /** Whether a webhook's receiver answered quickly within the last SLOW_RECEIVER_MS. */
-  function answeredLately(webhookId: string): boolean {
-    const at = answeredAt.get(webhookId);
-    return at !== undefined && dispatchedAt - at < SLOW_RECEIVER_MS;
   }
 
   /** Body characters of the deliveries waiting in `ready` or in flight. */

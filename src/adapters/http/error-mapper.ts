@@ -7,13 +7,7 @@ import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ERROR_CATALOGUE, type ErrorCode, HeraldError } from "../../domain/errors.js";
 import { createLogThrottle } from "../../domain/log-throttle.js";
-import {
-  FULL_ADVICE,
-  NO_ANSWER_ADVICE,
-  type OutageKind,
-  outageAdvice,
-  storageOutage,
-} from "../storage/outage.js";
+import { type OutageKind, outageKindAdvice, storageOutage } from "../storage/outage.js";
 import { isUnstorableText } from "../storage/refused-text.js";
 
 /** The body of every error answer. */
@@ -189,11 +183,7 @@ export function createOutageLog(now: () => number = Date.now): OutageLog {
       const count = throttle.due(outage);
       if (count === undefined) return;
       outageLogged = true;
-      const what = {
-        full: FULL_ADVICE,
-        no_answer: NO_ANSWER_ADVICE,
-        unavailable: outageAdvice(error),
-      }[outage];
+      const what = outageKindAdvice(outage, error);
       const stored = outage === "no_answer" ? "perhaps not stored" : "nothing stored";
       request.log.error(
         { err: error, method: request.method, url: request.url, requestsAnswered503: count },

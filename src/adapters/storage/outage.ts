@@ -166,13 +166,19 @@ export function outageAdvice(error: unknown): string {
   return said ? `${known} The database said: ${said}.` : known;
 }
 
-/** What the operator is told of a database whose disk is full. */
-export const FULL_ADVICE =
-  "The database's disk is full: free space where the database lives (HERALD_DATA_DIR for SQLite).";
-
-/** What the operator is told of a write the database did not answer. */
-export const NO_ANSWER_ADVICE =
-  "The database did not answer a write (in time, or before the connection to it broke): check that it is running and that the network to it works.";
+/**
+ * What the operator is told of an outage of kind `outage` caused by `error`: what is wrong and
+ * what to do.
+ */
+export function outageKindAdvice(outage: OutageKind, error: unknown): string {
+  if (outage === "full") {
+    return "The database's disk is full: free space where the database lives (HERALD_DATA_DIR for SQLite).";
+  }
+  if (outage === "no_answer") {
+    return "The database did not answer a write (in time, or before the connection to it broke): check that it is running and that the network to it works.";
+  }
+  return outageAdvice(error);
+}
 
 /**
  * What the operator is told of a database failure outside a request (a delivery worker's claim,
@@ -181,8 +187,6 @@ export const NO_ANSWER_ADVICE =
  */
 export function storeFailureAdvice(error: unknown): string {
   const outage = storageOutage(error);
-  if (outage === "full") return FULL_ADVICE;
-  if (outage === "no_answer") return NO_ANSWER_ADVICE;
-  if (outage === "unavailable") return outageAdvice(error);
+  if (outage !== undefined) return outageKindAdvice(outage, error);
   return "Check that the database is running and reachable; the error in this line says what it refused.";
 }
